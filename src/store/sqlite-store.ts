@@ -1,0 +1,552 @@
+import { randomUUID } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import { idempotencyKey } from './idempotency.js';
+import { type SqliteDatabase, openDatabase, type OpenOptions } from './open-database.js';
+import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from './retry-policy.js';
+import { classifySqliteError, toStoreError } from './sqlite-errors.js';
+import { iso } from './time.js';
+import type {
+  AttemptRecord,
+  ChangePolicy,
+  CheckpointStore,
+  Claim,
+  ClaimOptions,
+  ClaimRef,
+  Completion,
+  DiscoverResult,
+  DiscoveredFile,
+  ExpiredClaim,
+  FailResult,
+  Failure,
+  FileRecord,
+  ListQuery,
+  PurgeQuery,
+  RequeueQuery,
+  RetryPolicy,
+  Status,
+  WorkerInfo,
+  WorkerRecord,
+  WriteResult,
+} from './types.js';
+
+export interface SqliteStoreOptions extends OpenOptions {
+  retry?: RetryPolicy;
+  onChange?: ChangePolicy;
+  /**
+   * How long a write keeps retrying SQLITE_BUSY (asynchronously, with backoff, so the event
+   * loop stays free) before it gives up with StoreUnavailableError('locked').
+   */
+  lockTimeoutMs?: number;
+  random?: () => number;
+}
+
+type Row = Record<string, unknown>;
+
+/**
+ * Rows claimed per expired-lease sweep. Expiry is rare (a worker died); a bound keeps one
+ * claim transaction short even after a crash of a worker that held thousands of files.
+ */
+const REAP_BATCH = 256;
+
+/**
+ * The SQLite checkpoint store. Every write runs as an IMMEDIATE transaction (a deferred one that
+ * reads then writes fails at once with SQLITE_BUSY_SNAPSHOT whatever the timeout, measured), and
+ * every write after a claim names the claim token: a worker whose claim was taken over changes
+ * nothing and is told `lost`.
+ *
+ * Legal transitions, all enforced by the WHERE clauses below:
+ *   (new) -> pending                      discover
+ *   pending | failed(due) -> processing   claim
+ *   processing(expired) -> failed | dead  claim (lease sweep)
+ *   processing -> completed               complete (token)
+ *   processing -> failed | dead           fail (token)
+ *   processing -> pending                 release (token; no attempt counted)
+ *   failed | dead -> pending              requeue (operator)
+ *   completed | dead -> pending (v+1)     discover, fingerprint changed, policy reprocess
+ *   completed | dead -> (tombstone)       purge
+ */
+export class SqliteStore implements CheckpointStore {
+  readonly kind = 'sqlite' as const;
+  readonly db: SqliteDatabase;
+  private readonly retry: RetryPolicy;
+  private readonly onChange: ChangePolicy;
+  private readonly lockTimeoutMs: number;
+  private readonly random: () => number;
+  private readonly s: ReturnType<typeof prepare>;
+  private closed = false;
+
+  constructor(readonly file: string, opts: SqliteStoreOptions = {}) {
+    this.retry = opts.retry ?? DEFAULT_RETRY;
+    this.onChange = opts.onChange ?? 'reprocess';
+    this.lockTimeoutMs = opts.lockTimeoutMs ?? 5_000;
+    this.random = opts.random ?? Math.random;
+    this.db = openDatabase(file, opts);
+    try {
+      this.s = prepare(this.db);
+    } catch (err) {
+      this.db.close();
+      throw toStoreError(err, `database ${file}`);
+    }
+  }
+
+  /**
+   * Run `fn` as an IMMEDIATE transaction. SQLITE_BUSY is retried with jittered backoff until
+   * `lockTimeoutMs` has passed; the waits are async so heartbeats and handlers keep running.
+   * Errors come out classified (StoreUnavailableError for locked/broken).
+   */
+  private async write<T>(what: string, fn: () => T): Promise<T> {
+    const tx = this.db.transaction(fn);
+    const started = Date.now();
+    let delay = 2;
+    for (;;) {
+      try {
+        return tx.immediate();
+      } catch (err) {
+        if (classifySqliteError(err) !== 'transient' || Date.now() - started >= this.lockTimeoutMs) {
+          throw toStoreError(err, what);
+        }
+      }
+      await new Promise((r) => setTimeout(r, delay + Math.floor(this.random() * delay)));
+      delay = Math.min(delay * 2, 200);
+    }
+  }
+
+  private read<T>(what: string, fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(toStoreError(err, what));
+    }
+  }
+
+  discover(files: readonly DiscoveredFile[], now: number): Promise<DiscoverResult> {
+    const res: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
+    if (files.length === 0) return Promise.resolve(res);
+    const nowIso = iso(now);
+    return this.write('discover', () => {
+      for (const f of files) this.discoverOne(f, nowIso, res);
+      return res;
+    });
+  }
+
+  private discoverOne(f: DiscoveredFile, nowIso: string, res: DiscoverResult): void {
+    const s = this.s;
+    const ts = iso(f.mtimeMs);
+    const tomb = s.getTombstone.get(f.fileUrl) as { fingerprint: string; version: number } | undefined;
+    let version = 1;
+    if (tomb) {
+      if (tomb.fingerprint === f.fingerprint || this.onChange === 'ignore') {
+        res.tombstoned++;
+        return;
+      }
+      version = tomb.version + 1;
+    }
+    if (s.insert.run(f.fileUrl, f.fileType, ts, f.fingerprint, f.size, nowIso, version, nowIso, nowIso).changes === 1) {
+      if (tomb) s.deleteTombstone.run(f.fileUrl);
+      res.inserted++;
+      return;
+    }
+    const cur = s.getForDiscover.get(f.fileUrl) as { status: Status; fingerprint: string } | undefined;
+    if (!cur || cur.fingerprint === f.fingerprint) {
+      res.unchanged++;
+      return;
+    }
+    if (cur.status === 'completed' || cur.status === 'dead') {
+      if (this.onChange === 'reprocess' && s.reversion.run(f.fileType, ts, f.fingerprint, f.size, nowIso, nowIso, f.fileUrl).changes === 1) {
+        res.reversioned++;
+      } else {
+        res.unchanged++;
+      }
+    } else if (cur.status === 'pending' || cur.status === 'failed') {
+      // Not handled yet in this shape: the next run reads the new content anyway.
+      s.refreshFingerprint.run(ts, f.fingerprint, f.size, nowIso, f.fileUrl);
+      res.unchanged++;
+    } else {
+      // processing: the runner re-discovers the file after its outcome if it changed meanwhile.
+      res.unchanged++;
+    }
+  }
+
+  claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
+    const nowIso = iso(opts.now);
+    const leaseIso = iso(opts.now + opts.leaseMs);
+    // One random prefix per batch; the row id makes each token unique (cheaper than a UUID per row).
+    const prefix = `${randomUUID()}.`;
+    return this.write('claim', () => {
+      this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired);
+      const rows = this.s.claim.all(prefix, opts.workerId, nowIso, leaseIso, nowIso, nowIso, n) as Row[];
+      return rows.map((r) => toClaim(r, opts.now + opts.leaseMs));
+    });
+  }
+
+  claimFile(fileUrl: string, opts: ClaimOptions): Promise<Claim | null> {
+    const nowIso = iso(opts.now);
+    const leaseIso = iso(opts.now + opts.leaseMs);
+    return this.write('claim', () => {
+      this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired);
+      const r = this.s.claimOne.get(`${randomUUID()}.`, opts.workerId, nowIso, leaseIso, nowIso, fileUrl, nowIso) as Row | undefined;
+      return r ? toClaim(r, opts.now + opts.leaseMs) : null;
+    });
+  }
+
+  /** Inside a claim transaction: expired leases become failed (or dead) before anything is claimed. */
+  private sweepExpiredLeases(now: number, nowIso: string, onExpired: ClaimOptions['onExpired']): void {
+    const rows = this.s.expiredLeases.all(nowIso, REAP_BATCH) as Row[];
+    if (rows.length === 0) return;
+    const expired: ExpiredClaim[] = rows.map((r) => {
+      const failures = Number(r.retry_count) + 1;
+      return {
+        fileUrl: String(r.file_url),
+        version: Number(r.version),
+        attempt: Number(r.attempts),
+        token: String(r.claim_token),
+        workerId: (r.processed_by as string | null) ?? null,
+        handlerPid: (r.handler_pid as number | null) ?? null,
+        status: budgetSpent(this.retry, failures) ? 'dead' : 'failed',
+      };
+    });
+    // Orphaned handlers of a dead worker on this host must be gone before the file is claimable.
+    onExpired?.(expired);
+    for (let i = 0; i < expired.length; i++) {
+      const e = expired[i]!;
+      const r = rows[i]!;
+      const failures = Number(r.retry_count) + 1;
+      const dead = e.status === 'dead';
+      const due = dead ? null : iso(now + backoffDelayMs(this.retry, failures, this.random));
+      const error = `lease expired: worker ${e.workerId ?? '?'} stopped renewing its claim`;
+      this.s.expire.run(e.status, failures, due, error, dead ? nowIso : null, nowIso, e.fileUrl, e.token);
+      this.s.insertAttempt.run(e.fileUrl, e.version, e.attempt, e.workerId ?? '?', e.token, r.started_at, nowIso, 'lease_expired', error, durationOf(r.started_at, now), null);
+    }
+  }
+
+  heartbeat(refs: readonly ClaimRef[], leaseMs: number, now: number): Promise<ClaimRef[]> {
+    if (refs.length === 0) return Promise.resolve([]);
+    const leaseIso = iso(now + leaseMs);
+    const nowIso = iso(now);
+    return this.write('heartbeat', () => refs.filter((r) => this.s.extend.run(leaseIso, nowIso, r.fileUrl, r.token).changes === 0));
+  }
+
+  setHandlerPid(ref: ClaimRef, pid: number): Promise<WriteResult> {
+    return this.write('setHandlerPid', () => (this.s.setPid.run(pid, ref.fileUrl, ref.token).changes === 1 ? 'ok' : 'lost'));
+  }
+
+  complete(items: readonly Completion[]): Promise<WriteResult[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    return this.write('complete', () =>
+      items.map((c) => {
+        const nowIso = iso(c.now);
+        const st = c.stats;
+        const r = this.s.complete.get(
+          st.totalRows, st.filteredRows, st.persistedRows, Math.round(st.durationMs), nowIso, c.afterAction ?? null, nowIso, c.fileUrl, c.token,
+        ) as Row | undefined;
+        if (!r) return 'lost';
+        this.s.insertAttempt.run(c.fileUrl, r.version, r.attempts, r.processed_by, c.token, r.started_at, nowIso, 'completed', null, Math.round(st.durationMs), c.afterAction ?? null);
+        return 'ok';
+      }),
+    );
+  }
+
+  fail(f: Failure): Promise<FailResult> {
+    const nowIso = iso(f.now);
+    return this.write('fail', () => {
+      const cur = this.s.heldRow.get(f.fileUrl, f.token) as Row | undefined;
+      if (!cur) return 'lost';
+      const failures = Number(cur.retry_count) + 1;
+      const dead = f.permanent || budgetSpent(this.retry, failures);
+      const due = dead ? null : iso(f.now + backoffDelayMs(this.retry, failures, this.random));
+      const status = dead ? 'dead' : 'failed';
+      this.s.fail.run(status, failures, due, f.error, Math.round(f.durationMs), dead ? nowIso : null, nowIso, f.fileUrl, f.token);
+      const outcome = f.reason ?? (dead ? (f.permanent ? 'dead' : 'failed') : 'failed');
+      this.s.insertAttempt.run(f.fileUrl, cur.version, cur.attempts, cur.processed_by, f.token, cur.started_at, nowIso, outcome, f.error, Math.round(f.durationMs), null);
+      return status;
+    });
+  }
+
+  release(refs: readonly ClaimRef[], now: number): Promise<WriteResult[]> {
+    if (refs.length === 0) return Promise.resolve([]);
+    const nowIso = iso(now);
+    return this.write('release', () =>
+      refs.map((ref) => {
+        const r = this.s.release.get(nowIso, nowIso, ref.fileUrl, ref.token) as Row | undefined;
+        if (!r) return 'lost';
+        this.s.insertAttempt.run(ref.fileUrl, r.version, r.attempts, r.processed_by, ref.token, r.started_at, nowIso, 'released', null, durationOf(r.started_at, now), null);
+        return 'ok';
+      }),
+    );
+  }
+
+  requeue(q: RequeueQuery): Promise<number> {
+    const nowIso = iso(q.now);
+    return this.write('requeue', () => {
+      let n = 0;
+      if (q.files) for (const f of q.files) n += this.s.requeueOne.run(nowIso, nowIso, f).changes;
+      if (q.dead) {
+        n += q.fileType === undefined ? this.s.requeueDead.run(nowIso, nowIso).changes : this.s.requeueDeadType.run(nowIso, nowIso, q.fileType).changes;
+      }
+      return n;
+    });
+  }
+
+  get(fileUrl: string): Promise<FileRecord | null> {
+    return this.read('get', () => {
+      const r = this.s.get.get(fileUrl) as Row | undefined;
+      return r ? toRecord(r) : null;
+    });
+  }
+
+  list(q: ListQuery): Promise<FileRecord[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (q.status) (where.push('status = ?'), args.push(q.status));
+    if (q.fileType) (where.push('file_type = ?'), args.push(q.fileType));
+    if (q.since !== undefined) (where.push('updated_at >= ?'), args.push(iso(q.since)));
+    if (q.after !== undefined) (where.push('file_url > ?'), args.push(q.after));
+    const sql = `SELECT * FROM file_checkpoints ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY file_url LIMIT ?`;
+    args.push(q.limit ?? 100);
+    return this.read('list', () => (this.db.prepare(sql).all(...args) as Row[]).map(toRecord));
+  }
+
+  attempts(fileUrl: string): Promise<AttemptRecord[]> {
+    return this.read('attempts', () => (this.s.attempts.all(fileUrl) as Row[]).map(toAttempt));
+  }
+
+  counts(): Promise<Record<Status, number>> {
+    return this.read('counts', () => {
+      const out: Record<Status, number> = { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 };
+      for (const r of this.s.counts.all() as { status: Status; n: number }[]) out[r.status] = r.n;
+      return out;
+    });
+  }
+
+  purge(q: PurgeQuery): Promise<number> {
+    const statuses = q.statuses.filter((s) => s === 'completed' || s === 'dead');
+    if (statuses.length === 0) return Promise.resolve(0);
+    const cut = iso(q.now - q.olderThanMs);
+    const nowIso = iso(q.now);
+    const marks = statuses.map(() => '?').join(',');
+    const cond = `status IN (${marks}) AND updated_at < ?`;
+    return this.write('purge', () => {
+      this.db.prepare(
+        `INSERT OR REPLACE INTO file_tombstones (file_url, fingerprint, version, status, purged_at)
+         SELECT file_url, fingerprint, version, status, ? FROM file_checkpoints WHERE ${cond}`,
+      ).run(nowIso, ...statuses, cut);
+      this.db.prepare(`DELETE FROM file_attempts WHERE file_url IN (SELECT file_url FROM file_checkpoints WHERE ${cond})`).run(...statuses, cut);
+      return this.db.prepare(`DELETE FROM file_checkpoints WHERE ${cond}`).run(...statuses, cut).changes;
+    });
+  }
+
+  touchWorker(w: WorkerInfo, now: number): Promise<void> {
+    const nowIso = iso(now);
+    return this.write('touchWorker', () => {
+      this.s.touchWorker.run(w.workerId, w.host, w.pid, nowIso, nowIso, w.mode, w.modeSince === null ? null : iso(w.modeSince), w.modeReason);
+    });
+  }
+
+  removeWorker(workerId: string): Promise<void> {
+    return this.write('removeWorker', () => {
+      this.s.removeWorker.run(workerId);
+    });
+  }
+
+  workers(): Promise<WorkerRecord[]> {
+    return this.read('workers', () =>
+      (this.s.workers.all() as Row[]).map((r) => ({
+        workerId: String(r.worker_id),
+        host: String(r.host),
+        pid: Number(r.pid),
+        startedAt: String(r.started_at),
+        heartbeatAt: String(r.heartbeat_at),
+        mode: String(r.mode),
+        modeSince: (r.mode_since as string | null) ?? null,
+        modeReason: (r.mode_reason as string | null) ?? null,
+      })),
+    );
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      try {
+        this.db.close();
+      } catch {
+        // closing a broken database: nothing more to do
+      }
+    }
+    return Promise.resolve();
+  }
+}
+
+function prepare(db: Database.Database) {
+  const p = (sql: string) => db.prepare(sql);
+  return {
+    getTombstone: p('SELECT fingerprint, version FROM file_tombstones WHERE file_url = ?'),
+    deleteTombstone: p('DELETE FROM file_tombstones WHERE file_url = ?'),
+    insert: p(
+      `INSERT INTO file_checkpoints (file_url, file_type, file_timestamp, fingerprint, file_size, due_at, version, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (file_url) DO NOTHING`,
+    ),
+    getForDiscover: p('SELECT status, fingerprint FROM file_checkpoints WHERE file_url = ?'),
+    reversion: p(
+      `UPDATE file_checkpoints SET status = 'pending', version = version + 1, attempts = 0, retry_count = 0,
+         file_type = ?, file_timestamp = ?, fingerprint = ?, file_size = ?, due_at = ?,
+         records_total = 0, records_filtered = 0, records_persisted = 0, processing_time_ms = 0,
+         error_message = NULL, started_at = NULL, completed_at = NULL, claim_token = NULL,
+         handler_pid = NULL, after_action = NULL, updated_at = ?
+       WHERE file_url = ? AND status IN ('completed', 'dead')`,
+    ),
+    refreshFingerprint: p(
+      `UPDATE file_checkpoints SET file_timestamp = ?, fingerprint = ?, file_size = ?, updated_at = ?
+       WHERE file_url = ? AND status IN ('pending', 'failed')`,
+    ),
+    // The inner WHERE repeats fc_ready's condition literally, or SQLite scans the table
+    // (measured: 56 ms per claim at 1M rows instead of 34 us).
+    claim: p(
+      `UPDATE file_checkpoints
+         SET status = 'processing', claim_token = ? || rowid, processed_by = ?, started_at = ?,
+             due_at = ?, attempts = attempts + 1, handler_pid = NULL, updated_at = ?
+       WHERE rowid IN (SELECT rowid FROM file_checkpoints
+                       WHERE status IN ('pending', 'failed') AND due_at <= ?
+                       ORDER BY due_at LIMIT ?)
+       RETURNING file_url, file_type, version, attempts, retry_count, claim_token, fingerprint`,
+    ),
+    claimOne: p(
+      `UPDATE file_checkpoints
+         SET status = 'processing', claim_token = ? || rowid, processed_by = ?, started_at = ?,
+             due_at = ?, attempts = attempts + 1, handler_pid = NULL, updated_at = ?
+       WHERE file_url = ? AND status IN ('pending', 'failed') AND due_at <= ?
+       RETURNING file_url, file_type, version, attempts, retry_count, claim_token, fingerprint`,
+    ),
+    expiredLeases: p(
+      `SELECT file_url, version, attempts, retry_count, claim_token, processed_by, handler_pid, started_at
+         FROM file_checkpoints WHERE status = 'processing' AND due_at <= ? ORDER BY due_at LIMIT ?`,
+    ),
+    expire: p(
+      `UPDATE file_checkpoints SET status = ?, retry_count = ?, due_at = ?, error_message = ?,
+         completed_at = ?, handler_pid = NULL, updated_at = ?
+       WHERE file_url = ? AND claim_token = ? AND status = 'processing'`,
+    ),
+    extend: p(
+      `UPDATE file_checkpoints SET due_at = ?, updated_at = ?
+       WHERE file_url = ? AND claim_token = ? AND status = 'processing'`,
+    ),
+    setPid: p(`UPDATE file_checkpoints SET handler_pid = ? WHERE file_url = ? AND claim_token = ? AND status = 'processing'`),
+    complete: p(
+      `UPDATE file_checkpoints
+         SET status = 'completed', records_total = ?, records_filtered = ?, records_persisted = ?,
+             processing_time_ms = ?, completed_at = ?, after_action = ?, error_message = NULL,
+             due_at = NULL, handler_pid = NULL, updated_at = ?
+       WHERE file_url = ? AND claim_token = ? AND status = 'processing'
+       RETURNING version, attempts, processed_by, started_at`,
+    ),
+    heldRow: p(
+      `SELECT version, attempts, retry_count, processed_by, started_at FROM file_checkpoints
+       WHERE file_url = ? AND claim_token = ? AND status = 'processing'`,
+    ),
+    fail: p(
+      `UPDATE file_checkpoints SET status = ?, retry_count = ?, due_at = ?, error_message = ?,
+         processing_time_ms = ?, completed_at = ?, handler_pid = NULL, updated_at = ?
+       WHERE file_url = ? AND claim_token = ? AND status = 'processing'`,
+    ),
+    release: p(
+      `UPDATE file_checkpoints SET status = 'pending', due_at = ?, handler_pid = NULL, updated_at = ?
+       WHERE file_url = ? AND claim_token = ? AND status = 'processing'
+       RETURNING version, attempts, processed_by, started_at`,
+    ),
+    requeueOne: p(
+      `UPDATE file_checkpoints SET status = 'pending', retry_count = 0, due_at = ?, error_message = NULL,
+         completed_at = NULL, updated_at = ?
+       WHERE file_url = ? AND status IN ('failed', 'dead')`,
+    ),
+    requeueDead: p(
+      `UPDATE file_checkpoints SET status = 'pending', retry_count = 0, due_at = ?, error_message = NULL,
+         completed_at = NULL, updated_at = ?
+       WHERE status = 'dead'`,
+    ),
+    requeueDeadType: p(
+      `UPDATE file_checkpoints SET status = 'pending', retry_count = 0, due_at = ?, error_message = NULL,
+         completed_at = NULL, updated_at = ?
+       WHERE status = 'dead' AND file_type = ?`,
+    ),
+    insertAttempt: p(
+      `INSERT INTO file_attempts (file_url, version, attempt, worker_id, claim_token, started_at, ended_at,
+         outcome, error_message, duration_ms, after_action)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    get: p('SELECT * FROM file_checkpoints WHERE file_url = ?'),
+    attempts: p('SELECT * FROM file_attempts WHERE file_url = ? ORDER BY version, attempt, id'),
+    counts: p('SELECT status, count(*) AS n FROM file_checkpoints GROUP BY status'),
+    touchWorker: p(
+      `INSERT INTO ckpt_workers (worker_id, host, pid, started_at, heartbeat_at, mode, mode_since, mode_reason)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, mode = excluded.mode,
+         mode_since = excluded.mode_since, mode_reason = excluded.mode_reason`,
+    ),
+    removeWorker: p('DELETE FROM ckpt_workers WHERE worker_id = ?'),
+    workers: p('SELECT * FROM ckpt_workers ORDER BY worker_id'),
+  };
+}
+
+function toClaim(r: Row, leaseExpiresAt: number): Claim {
+  const fileUrl = String(r.file_url);
+  const version = Number(r.version);
+  return {
+    fileUrl,
+    fileType: String(r.file_type),
+    version,
+    attempt: Number(r.attempts),
+    retryCount: Number(r.retry_count),
+    token: String(r.claim_token),
+    fingerprint: String(r.fingerprint),
+    leaseExpiresAt,
+    idempotencyKey: idempotencyKey(fileUrl, version),
+  };
+}
+
+function durationOf(startedAt: unknown, now: number): number | null {
+  if (typeof startedAt !== 'string') return null;
+  const t = Date.parse(startedAt);
+  return Number.isNaN(t) ? null : Math.max(0, now - t);
+}
+
+export function toRecord(r: Row): FileRecord {
+  return {
+    fileUrl: String(r.file_url),
+    fileType: String(r.file_type),
+    fileTimestamp: String(r.file_timestamp),
+    status: r.status as Status,
+    recordsTotal: Number(r.records_total),
+    recordsFiltered: Number(r.records_filtered),
+    recordsPersisted: Number(r.records_persisted),
+    processingTimeMs: Number(r.processing_time_ms),
+    errorMessage: (r.error_message as string | null) ?? null,
+    retryCount: Number(r.retry_count),
+    processedBy: (r.processed_by as string | null) ?? null,
+    startedAt: (r.started_at as string | null) ?? null,
+    completedAt: (r.completed_at as string | null) ?? null,
+    createdAt: String(r.created_at),
+    version: Number(r.version),
+    attempts: Number(r.attempts),
+    fingerprint: String(r.fingerprint),
+    fileSize: Number(r.file_size),
+    claimToken: (r.claim_token as string | null) ?? null,
+    dueAt: (r.due_at as string | null) ?? null,
+    handlerPid: (r.handler_pid as number | null) ?? null,
+    afterAction: (r.after_action as string | null) ?? null,
+    updatedAt: String(r.updated_at),
+  };
+}
+
+export function toAttempt(r: Row): AttemptRecord {
+  return {
+    fileUrl: String(r.file_url),
+    version: Number(r.version),
+    attempt: Number(r.attempt),
+    workerId: String(r.worker_id),
+    startedAt: String(r.started_at),
+    endedAt: (r.ended_at as string | null) ?? null,
+    outcome: String(r.outcome),
+    errorMessage: (r.error_message as string | null) ?? null,
+    durationMs: (r.duration_ms as number | null) ?? null,
+    afterAction: (r.after_action as string | null) ?? null,
+  };
+}

@@ -1,0 +1,242 @@
+/**
+ * The store interface: everything above it (watcher, runner, CLI, metrics) talks to a
+ * checkpoint store only through these types. SQLite is the embedded implementation; the
+ * in-memory fallback and PostgreSQL implement the same contract and run the same test suite
+ * (test/contract/).
+ *
+ * Times cross this interface as epoch milliseconds (`now` is always passed in, so tests move
+ * the clock instead of sleeping). Stores persist them as ISO-8601 UTC text so that the
+ * sqlite3 shell shows them readably.
+ */
+
+/** Every status a file can be in. Transitions are drawn in the README and enforced in SQL. */
+export const STATUSES = ['pending', 'processing', 'completed', 'failed', 'dead'] as const;
+export type Status = (typeof STATUSES)[number];
+
+/** What to do when a completed (or dead) file shows up again with a different fingerprint. */
+export type ChangePolicy = 'reprocess' | 'ignore';
+
+/** A file that the watcher found complete and ready to be claimed. */
+export interface DiscoveredFile {
+  /** Absolute path; the primary key. */
+  fileUrl: string;
+  fileType: string;
+  /** The file's mtime, epoch ms. */
+  mtimeMs: number;
+  size: number;
+  /** `size:mtimeMs:dev:ino`; see fingerprintOf(). */
+  fingerprint: string;
+}
+
+export interface DiscoverResult {
+  /** Rows that did not exist before. */
+  inserted: number;
+  /** Completed/dead rows whose fingerprint changed and became a new pending version. */
+  reversioned: number;
+  /** Already known (same fingerprint, or any fingerprint under policy `ignore`). */
+  unchanged: number;
+  /** Skipped because a purge tombstone says this exact version was already handled. */
+  tombstoned: number;
+}
+
+/** What a worker holds after a successful claim. Every later write must present `token`. */
+export interface Claim {
+  fileUrl: string;
+  fileType: string;
+  version: number;
+  /** 1-based run counter for this version; never reused, so (file, version, attempt) is unique. */
+  attempt: number;
+  /** Failed attempts counted against the retry budget (reset by requeue). */
+  retryCount: number;
+  token: string;
+  fingerprint: string;
+  /** Epoch ms when the lease runs out unless extended. */
+  leaseExpiresAt: number;
+  /** Stable for one version of one file: a sink can de-duplicate on it. */
+  idempotencyKey: string;
+}
+
+/** A claim whose lease ran out and was taken away from its worker inside a claim transaction. */
+export interface ExpiredClaim {
+  fileUrl: string;
+  version: number;
+  attempt: number;
+  token: string;
+  workerId: string | null;
+  /** Process group of a command handler, when the worker recorded one (setHandlerPid). */
+  handlerPid: number | null;
+  /** What the row became: retried later, or dead when the retry budget is spent. */
+  status: 'failed' | 'dead';
+}
+
+export interface ClaimOptions {
+  workerId: string;
+  leaseMs: number;
+  now: number;
+  /**
+   * Called synchronously inside the claim transaction, before the expired claims become
+   * claimable, so that the caller can make sure the orphaned handlers of a dead worker on this
+   * host are gone before anyone runs the same file again.
+   */
+  onExpired?: (expired: readonly ExpiredClaim[]) => void;
+}
+
+/** A claim token presented with a write. */
+export interface ClaimRef {
+  fileUrl: string;
+  token: string;
+}
+
+export interface HandlerStats {
+  totalRows: number;
+  filteredRows: number;
+  persistedRows: number;
+  durationMs: number;
+}
+
+export interface Completion extends ClaimRef {
+  stats: HandlerStats;
+  now: number;
+  /** What the after-action will be ("keep", "delete", "move:/dir/name"), recorded with the attempt. */
+  afterAction?: string;
+}
+
+export interface Failure extends ClaimRef {
+  error: string;
+  /** A permanent failure goes to `dead` at once, without retries. */
+  permanent: boolean;
+  now: number;
+  durationMs: number;
+  /** Attempt outcome to record, default 'failed' (e.g. 'vanished', 'timeout'). */
+  reason?: string;
+}
+
+/**
+ * The answer to a token-guarded write. `lost`: the token no longer holds the file (the claim
+ * was taken over, or the file was requeued); nothing was changed.
+ */
+export type WriteResult = 'ok' | 'lost';
+export type FailResult = 'failed' | 'dead' | 'lost';
+
+/** A full row of file_checkpoints, as the CLI and tests see it. */
+export interface FileRecord {
+  fileUrl: string;
+  fileType: string;
+  fileTimestamp: string;
+  status: Status;
+  recordsTotal: number;
+  recordsFiltered: number;
+  recordsPersisted: number;
+  processingTimeMs: number;
+  errorMessage: string | null;
+  retryCount: number;
+  processedBy: string | null;
+  startedAt: string | null;
+  completedAt: string | null;
+  createdAt: string;
+  version: number;
+  attempts: number;
+  fingerprint: string;
+  fileSize: number;
+  claimToken: string | null;
+  /** pending: when it became ready; failed: next attempt; processing: lease expiry. */
+  dueAt: string | null;
+  handlerPid: number | null;
+  afterAction: string | null;
+  updatedAt: string;
+}
+
+export interface AttemptRecord {
+  fileUrl: string;
+  version: number;
+  attempt: number;
+  workerId: string;
+  startedAt: string;
+  endedAt: string | null;
+  /** completed, failed, dead, released, lease_expired, vanished, ... */
+  outcome: string;
+  errorMessage: string | null;
+  durationMs: number | null;
+  afterAction: string | null;
+}
+
+export interface ListQuery {
+  status?: Status;
+  fileType?: string;
+  /** Only rows updated at or after this epoch ms. */
+  since?: number;
+  limit?: number;
+  /** Paging: rows after this file_url (ordered by file_url). */
+  after?: string;
+}
+
+export interface RequeueQuery {
+  files?: readonly string[];
+  /** Requeue every dead file (optionally of one type). */
+  dead?: boolean;
+  fileType?: string;
+  now: number;
+}
+
+export interface PurgeQuery {
+  olderThanMs: number;
+  statuses: readonly ('completed' | 'dead')[];
+  now: number;
+}
+
+export interface RetryPolicy {
+  /** Retries after the first attempt: 3 means at most 4 runs. */
+  maxRetries: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface WorkerInfo {
+  workerId: string;
+  host: string;
+  pid: number;
+  mode: 'normal' | 'degraded';
+  /** Epoch ms the current mode began, or null. */
+  modeSince: number | null;
+  modeReason: string | null;
+}
+
+export interface WorkerRecord {
+  workerId: string;
+  host: string;
+  pid: number;
+  startedAt: string;
+  heartbeatAt: string;
+  mode: string;
+  modeSince: string | null;
+  modeReason: string | null;
+}
+
+export interface CheckpointStore {
+  readonly kind: 'sqlite' | 'memory' | 'postgres';
+  discover(files: readonly DiscoveredFile[], now: number): Promise<DiscoverResult>;
+  claim(n: number, opts: ClaimOptions): Promise<Claim[]>;
+  /** Claim one named file if it is claimable now (pending, or failed and due). */
+  claimFile(fileUrl: string, opts: ClaimOptions): Promise<Claim | null>;
+  /** Extend leases; returns the refs that are no longer held (taken over or requeued). */
+  heartbeat(refs: readonly ClaimRef[], leaseMs: number, now: number): Promise<ClaimRef[]>;
+  setHandlerPid(ref: ClaimRef, pid: number): Promise<WriteResult>;
+  /** Commits many completions in one transaction; one result per item, in order. */
+  complete(items: readonly Completion[]): Promise<WriteResult[]>;
+  fail(item: Failure): Promise<FailResult>;
+  /** Give files back (shutdown) without counting an attempt against the retry budget. */
+  release(refs: readonly ClaimRef[], now: number): Promise<WriteResult[]>;
+  /** Operator action: dead/failed (or named) files back to pending with a fresh budget. */
+  requeue(q: RequeueQuery): Promise<number>;
+  get(fileUrl: string): Promise<FileRecord | null>;
+  list(q: ListQuery): Promise<FileRecord[]>;
+  attempts(fileUrl: string): Promise<AttemptRecord[]>;
+  counts(): Promise<Record<Status, number>>;
+  /** Deletes completed/dead rows older than the cut-off, leaving tombstones; returns how many. */
+  purge(q: PurgeQuery): Promise<number>;
+  /** Record that a ckpt process is alive (and in which mode), for `ckpt status`. */
+  touchWorker(w: WorkerInfo, now: number): Promise<void>;
+  removeWorker(workerId: string): Promise<void>;
+  workers(): Promise<WorkerRecord[]>;
+  close(): Promise<void>;
+}

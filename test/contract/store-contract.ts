@@ -1,0 +1,308 @@
+/**
+ * The contract every CheckpointStore implementation must keep. Each implementation's test file
+ * calls runStoreContract() with a factory; the same assertions then hold for SQLite, the
+ * in-memory fallback and PostgreSQL.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { CheckpointStore, DiscoveredFile, ExpiredClaim, RetryPolicy } from '../../src/store/types.js';
+
+export interface StoreFactoryOptions {
+  retry?: RetryPolicy;
+  onChange?: 'reprocess' | 'ignore';
+  /** Jitter source; the contract pins it so backoff is predictable. */
+  random?: () => number;
+}
+
+export type StoreFactory = (opts: StoreFactoryOptions) => Promise<CheckpointStore>;
+
+const T0 = Date.parse('2026-01-01T00:00:00.000Z');
+const LEASE = 30_000;
+const W1 = 'host-a:1';
+const W2 = 'host-b:2';
+
+export function file(name: string, fp = 'fp1', type = 'csv'): DiscoveredFile {
+  return { fileUrl: `/inbox/${name}`, fileType: type, mtimeMs: T0 - 1000, size: 10, fingerprint: fp };
+}
+
+export function runStoreContract(name: string, make: StoreFactory): void {
+  describe(`store contract: ${name}`, () => {
+    const open: CheckpointStore[] = [];
+    const mk = async (opts: StoreFactoryOptions = {}) => {
+      const s = await make({ random: () => 0.5, ...opts });
+      open.push(s);
+      return s;
+    };
+    afterEach(async () => {
+      for (const s of open.splice(0)) await s.close();
+    });
+    const claimOpts = (now: number, workerId = W1, onExpired?: (e: readonly ExpiredClaim[]) => void) => ({
+      workerId,
+      leaseMs: LEASE,
+      now,
+      ...(onExpired ? { onExpired } : {}),
+    });
+
+    it('discovers idempotently and counts by status', async () => {
+      const s = await mk();
+      const r1 = await s.discover([file('a'), file('b'), file('c')], T0);
+      expect(r1).toEqual({ inserted: 3, reversioned: 0, unchanged: 0, tombstoned: 0 });
+      const r2 = await s.discover([file('a'), file('b')], T0 + 1);
+      expect(r2).toEqual({ inserted: 0, reversioned: 0, unchanged: 2, tombstoned: 0 });
+      expect(await s.counts()).toEqual({ pending: 3, processing: 0, completed: 0, failed: 0, dead: 0 });
+      const rec = await s.get('/inbox/a');
+      expect(rec).toMatchObject({ status: 'pending', fileType: 'csv', version: 1, attempts: 0, retryCount: 0, fingerprint: 'fp1' });
+      expect(rec!.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    });
+
+    it('claims in batches, first in first out, never the same file twice', async () => {
+      const s = await mk();
+      await s.discover([file('1')], T0);
+      await s.discover([file('2')], T0 + 1);
+      await s.discover([file('3')], T0 + 2);
+      const first = await s.claim(2, claimOpts(T0 + 10));
+      expect(first.map((c) => c.fileUrl)).toEqual(['/inbox/1', '/inbox/2']);
+      const second = await s.claim(5, claimOpts(T0 + 11, W2));
+      expect(second.map((c) => c.fileUrl)).toEqual(['/inbox/3']);
+      expect(await s.claim(5, claimOpts(T0 + 12))).toEqual([]);
+      const tokens = new Set([...first, ...second].map((c) => c.token));
+      expect(tokens.size).toBe(3);
+      expect(first[0]).toMatchObject({ attempt: 1, retryCount: 0, version: 1, leaseExpiresAt: T0 + 10 + LEASE });
+      expect(first[0]!.idempotencyKey).toMatch(/^[0-9a-f]{32}$/);
+      const rec = await s.get('/inbox/1');
+      expect(rec).toMatchObject({ status: 'processing', processedBy: W1, attempts: 1 });
+    });
+
+    it('does not hand out a file whose ready time is in the future', async () => {
+      const s = await mk();
+      await s.discover([file('later')], T0 + 5_000);
+      expect(await s.claim(1, claimOpts(T0))).toEqual([]);
+      expect(await s.claim(1, claimOpts(T0 + 5_000))).toHaveLength(1);
+    });
+
+    it('completes once with the token and records stats and the attempt', async () => {
+      const s = await mk();
+      await s.discover([file('a')], T0);
+      const [c] = await s.claim(1, claimOpts(T0));
+      const stats = { totalRows: 10, filteredRows: 2, persistedRows: 8, durationMs: 42 };
+      expect(await s.complete([{ fileUrl: c!.fileUrl, token: c!.token, stats, now: T0 + 50, afterAction: 'keep' }])).toEqual(['ok']);
+      expect(await s.complete([{ fileUrl: c!.fileUrl, token: c!.token, stats, now: T0 + 60 }])).toEqual(['lost']);
+      const rec = await s.get(c!.fileUrl);
+      expect(rec).toMatchObject({ status: 'completed', recordsTotal: 10, recordsFiltered: 2, recordsPersisted: 8, processingTimeMs: 42, errorMessage: null, afterAction: 'keep' });
+      expect(rec!.completedAt).toBe(new Date(T0 + 50).toISOString());
+      const att = await s.attempts(c!.fileUrl);
+      expect(att).toHaveLength(1);
+      expect(att[0]).toMatchObject({ attempt: 1, workerId: W1, outcome: 'completed', durationMs: 42, afterAction: 'keep' });
+      // A completed file is never handed out again.
+      expect(await s.claim(10, claimOpts(T0 + 10 * LEASE))).toEqual([]);
+      expect(await s.claimFile(c!.fileUrl, claimOpts(T0 + 10 * LEASE))).toBeNull();
+    });
+
+    it('a wrong token changes nothing', async () => {
+      const s = await mk();
+      await s.discover([file('a')], T0);
+      const [c] = await s.claim(1, claimOpts(T0));
+      const bad = { fileUrl: c!.fileUrl, token: `${c!.token}x` };
+      const stats = { totalRows: 1, filteredRows: 0, persistedRows: 1, durationMs: 1 };
+      expect(await s.complete([{ ...bad, stats, now: T0 + 1 }])).toEqual(['lost']);
+      expect(await s.fail({ ...bad, error: 'x', permanent: false, now: T0 + 1, durationMs: 1 })).toBe('lost');
+      expect(await s.heartbeat([bad], LEASE, T0 + 1)).toEqual([bad]);
+      expect(await s.release([bad], T0 + 1)).toEqual(['lost']);
+      expect(await s.setHandlerPid(bad, 123)).toBe('lost');
+      expect(await s.get(c!.fileUrl)).toMatchObject({ status: 'processing', claimToken: c!.token, handlerPid: null });
+    });
+
+    it('takes over an expired lease; the old holder can no longer complete, fail, extend, release or record a pid', async () => {
+      const s = await mk({ retry: { maxRetries: 3, baseDelayMs: 1000, maxDelayMs: 60_000 } });
+      await s.discover([file('a')], T0);
+      const [old] = await s.claim(1, claimOpts(T0, W1));
+      expect(await s.setHandlerPid(old!, 4242)).toBe('ok');
+      // Within the lease nobody else gets it.
+      expect(await s.claim(1, claimOpts(T0 + LEASE - 1, W2))).toEqual([]);
+      const seen: ExpiredClaim[] = [];
+      // Past the lease: the sweep marks it failed (counted), with backoff (random 0.5 -> 500 ms).
+      expect(await s.claim(1, claimOpts(T0 + LEASE, W2, (e) => seen.push(...e)))).toEqual([]);
+      expect(seen).toEqual([
+        { fileUrl: '/inbox/a', version: 1, attempt: 1, token: old!.token, workerId: W1, handlerPid: 4242, status: 'failed' },
+      ]);
+      const rec = await s.get('/inbox/a');
+      expect(rec).toMatchObject({ status: 'failed', retryCount: 1 });
+      expect(rec!.errorMessage).toMatch(/lease expired/);
+      const [taken] = await s.claim(1, claimOpts(T0 + LEASE + 500, W2));
+      expect(taken).toMatchObject({ fileUrl: '/inbox/a', attempt: 2, retryCount: 1 });
+      const stats = { totalRows: 1, filteredRows: 0, persistedRows: 1, durationMs: 1 };
+      const t = T0 + LEASE + 600;
+      expect(await s.complete([{ fileUrl: old!.fileUrl, token: old!.token, stats, now: t }])).toEqual(['lost']);
+      expect(await s.fail({ fileUrl: old!.fileUrl, token: old!.token, error: 'late', permanent: true, now: t, durationMs: 1 })).toBe('lost');
+      expect(await s.heartbeat([old!], LEASE, t)).toHaveLength(1);
+      expect(await s.release([old!], t)).toEqual(['lost']);
+      expect(await s.setHandlerPid(old!, 1)).toBe('lost');
+      expect(await s.complete([{ fileUrl: taken!.fileUrl, token: taken!.token, stats, now: t }])).toEqual(['ok']);
+      const att = await s.attempts('/inbox/a');
+      expect(att.map((a) => [a.attempt, a.workerId, a.outcome])).toEqual([
+        [1, W1, 'lease_expired'],
+        [2, W2, 'completed'],
+      ]);
+    });
+
+    it('heartbeats keep a lease alive', async () => {
+      const s = await mk();
+      await s.discover([file('a')], T0);
+      const [c] = await s.claim(1, claimOpts(T0));
+      expect(await s.heartbeat([c!], LEASE, T0 + LEASE - 1)).toEqual([]);
+      expect(await s.claim(1, claimOpts(T0 + LEASE + 1, W2))).toEqual([]);
+      expect(await s.get('/inbox/a')).toMatchObject({ status: 'processing', claimToken: c!.token });
+    });
+
+    it('retries with exponential backoff and full jitter, then dead-letters', async () => {
+      const policy = { maxRetries: 2, baseDelayMs: 1000, maxDelayMs: 3000 };
+      const s = await mk({ retry: policy, random: () => 0.999 });
+      await s.discover([file('a')], T0);
+      let now = T0;
+      const dues: number[] = [];
+      for (let run = 1; run <= 3; run++) {
+        const [c] = await s.claim(1, claimOpts(now));
+        expect(c).toMatchObject({ attempt: run, retryCount: run - 1 });
+        const res = await s.fail({ fileUrl: c!.fileUrl, token: c!.token, error: `boom ${run}`, permanent: false, now, durationMs: 5 });
+        expect(res).toBe(run <= 2 ? 'failed' : 'dead');
+        const rec = await s.get('/inbox/a');
+        if (run <= 2) {
+          const due = Date.parse(rec!.dueAt!);
+          dues.push(due - now);
+          // Not claimable before it is due.
+          expect(await s.claim(1, claimOpts(due - 1))).toEqual([]);
+          now = due;
+        } else {
+          expect(rec).toMatchObject({ status: 'dead', retryCount: 3, errorMessage: 'boom 3', dueAt: null });
+        }
+      }
+      // floor(0.999 * min(3000, 1000 * 2^(n-1))): 999, then 1998.
+      expect(dues).toEqual([999, 1998]);
+      expect(await s.claim(1, claimOpts(now + 10 * 3000))).toEqual([]);
+      expect((await s.attempts('/inbox/a')).map((a) => a.outcome)).toEqual(['failed', 'failed', 'failed']);
+    });
+
+    it('a permanent failure is dead at once; requeue gives it a fresh budget', async () => {
+      const s = await mk();
+      await s.discover([file('a'), file('b', 'fp', 'json')], T0);
+      const cs = await s.claim(2, claimOpts(T0));
+      for (const c of cs) {
+        expect(await s.fail({ fileUrl: c.fileUrl, token: c.token, error: 'bad data', permanent: true, now: T0, durationMs: 1 })).toBe('dead');
+      }
+      expect((await s.counts()).dead).toBe(2);
+      expect(await s.requeue({ dead: true, fileType: 'json', now: T0 + 1 })).toBe(1);
+      expect(await s.get('/inbox/b')).toMatchObject({ status: 'pending', retryCount: 0, errorMessage: null });
+      expect(await s.requeue({ files: ['/inbox/a', '/inbox/nope'], now: T0 + 2 })).toBe(1);
+      const again = await s.claim(5, claimOpts(T0 + 3));
+      expect(again.map((c) => [c.fileUrl, c.attempt]).sort()).toEqual([
+        ['/inbox/a', 2],
+        ['/inbox/b', 2],
+      ]);
+      // Completed files are not requeued: completed at most once.
+      const stats = { totalRows: 0, filteredRows: 0, persistedRows: 0, durationMs: 0 };
+      await s.complete(again.map((c) => ({ fileUrl: c.fileUrl, token: c.token, stats, now: T0 + 4 })));
+      expect(await s.requeue({ files: ['/inbox/a'], dead: true, now: T0 + 5 })).toBe(0);
+    });
+
+    it('release gives a file back without counting an attempt against the budget', async () => {
+      const s = await mk();
+      await s.discover([file('a')], T0);
+      const [c] = await s.claim(1, claimOpts(T0));
+      expect(await s.release([c!], T0 + 5)).toEqual(['ok']);
+      expect(await s.get('/inbox/a')).toMatchObject({ status: 'pending', retryCount: 0 });
+      const [c2] = await s.claim(1, claimOpts(T0 + 6, W2));
+      expect(c2).toMatchObject({ attempt: 2, retryCount: 0 });
+      expect((await s.attempts('/inbox/a')).map((a) => a.outcome)).toEqual(['released']);
+    });
+
+    it('a changed fingerprint makes a handled file a new version (policy reprocess)', async () => {
+      const s = await mk();
+      await s.discover([file('a', 'v1')], T0);
+      const [c] = await s.claim(1, claimOpts(T0));
+      const stats = { totalRows: 3, filteredRows: 0, persistedRows: 3, durationMs: 1 };
+      await s.complete([{ fileUrl: c!.fileUrl, token: c!.token, stats, now: T0 + 1 }]);
+      expect(await s.discover([file('a', 'v1')], T0 + 2)).toMatchObject({ unchanged: 1 });
+      expect(await s.discover([file('a', 'v2')], T0 + 3)).toMatchObject({ reversioned: 1 });
+      const rec = await s.get('/inbox/a');
+      expect(rec).toMatchObject({ status: 'pending', version: 2, attempts: 0, recordsTotal: 0, fingerprint: 'v2' });
+      const [c2] = await s.claim(1, claimOpts(T0 + 4));
+      expect(c2).toMatchObject({ version: 2, attempt: 1 });
+      expect(c2!.idempotencyKey).not.toBe(c!.idempotencyKey);
+    });
+
+    it('policy ignore never re-runs a handled file; a pending file just takes the new fingerprint', async () => {
+      const s = await mk({ onChange: 'ignore' });
+      await s.discover([file('a', 'v1'), file('b', 'v1')], T0);
+      const [c] = await s.claim(1, claimOpts(T0));
+      const stats = { totalRows: 0, filteredRows: 0, persistedRows: 0, durationMs: 0 };
+      await s.complete([{ fileUrl: c!.fileUrl, token: c!.token, stats, now: T0 + 1 }]);
+      expect(await s.discover([file('a', 'v2'), file('b', 'v2')], T0 + 2)).toMatchObject({ reversioned: 0, unchanged: 2 });
+      expect(await s.get('/inbox/a')).toMatchObject({ status: 'completed', version: 1, fingerprint: 'v1' });
+      expect(await s.get('/inbox/b')).toMatchObject({ status: 'pending', version: 1, fingerprint: 'v2' });
+    });
+
+    it('purge leaves tombstones: a purged file still in the folder is not handled again', async () => {
+      const s = await mk();
+      await s.discover([file('old', 'v1'), file('dead', 'v1'), file('new', 'v1')], T0);
+      const cs = await s.claim(3, claimOpts(T0));
+      const stats = { totalRows: 0, filteredRows: 0, persistedRows: 0, durationMs: 0 };
+      for (const c of cs) {
+        if (c.fileUrl === '/inbox/dead') await s.fail({ fileUrl: c.fileUrl, token: c.token, error: 'x', permanent: true, now: T0, durationMs: 0 });
+        else if (c.fileUrl === '/inbox/old') await s.complete([{ fileUrl: c.fileUrl, token: c.token, stats, now: T0 }]);
+        else await s.complete([{ fileUrl: c.fileUrl, token: c.token, stats, now: T0 + 100_000 }]);
+      }
+      const purged = await s.purge({ olderThanMs: 50_000, statuses: ['completed', 'dead'], now: T0 + 100_000 });
+      expect(purged).toBe(2);
+      expect(await s.get('/inbox/old')).toBeNull();
+      expect(await s.attempts('/inbox/old')).toEqual([]);
+      expect(await s.get('/inbox/new')).toMatchObject({ status: 'completed' });
+      expect(await s.discover([file('old', 'v1'), file('dead', 'v1')], T0 + 200_000)).toMatchObject({ tombstoned: 2, inserted: 0 });
+      expect(await s.claim(5, claimOpts(T0 + 200_000))).toEqual([]);
+      // Overwritten after the purge: a new version.
+      expect(await s.discover([file('old', 'v2')], T0 + 300_000)).toMatchObject({ inserted: 1 });
+      expect(await s.get('/inbox/old')).toMatchObject({ status: 'pending', version: 2 });
+    });
+
+    it('claims one named file', async () => {
+      const s = await mk();
+      await s.discover([file('a'), file('b')], T0);
+      const c = await s.claimFile('/inbox/b', claimOpts(T0));
+      expect(c).toMatchObject({ fileUrl: '/inbox/b', attempt: 1 });
+      expect(await s.claimFile('/inbox/b', claimOpts(T0, W2))).toBeNull();
+      expect(await s.claimFile('/inbox/missing', claimOpts(T0))).toBeNull();
+    });
+
+    it('an expired lease with the budget spent goes dead', async () => {
+      const s = await mk({ retry: { maxRetries: 0, baseDelayMs: 10, maxDelayMs: 10 } });
+      await s.discover([file('a')], T0);
+      await s.claim(1, claimOpts(T0));
+      const seen: ExpiredClaim[] = [];
+      await s.claim(1, claimOpts(T0 + LEASE, W2, (e) => seen.push(...e)));
+      expect(seen.map((e) => e.status)).toEqual(['dead']);
+      expect(await s.get('/inbox/a')).toMatchObject({ status: 'dead' });
+    });
+
+    it('lists by status and type, paged', async () => {
+      const s = await mk();
+      await s.discover([file('a'), file('b'), file('c', 'x', 'json')], T0);
+      const [c] = await s.claimFile('/inbox/a', claimOpts(T0)).then((x) => [x]);
+      const stats = { totalRows: 0, filteredRows: 0, persistedRows: 0, durationMs: 0 };
+      await s.complete([{ fileUrl: c!.fileUrl, token: c!.token, stats, now: T0 + 1 }]);
+      expect((await s.list({ status: 'pending' })).map((r) => r.fileUrl)).toEqual(['/inbox/b', '/inbox/c']);
+      expect((await s.list({ fileType: 'json' })).map((r) => r.fileUrl)).toEqual(['/inbox/c']);
+      const page1 = await s.list({ limit: 2 });
+      const page2 = await s.list({ limit: 2, after: page1[1]!.fileUrl });
+      expect([...page1, ...page2].map((r) => r.fileUrl)).toEqual(['/inbox/a', '/inbox/b', '/inbox/c']);
+    });
+
+    it('records live workers and their mode', async () => {
+      const s = await mk();
+      await s.touchWorker({ workerId: W1, host: 'h', pid: 1, mode: 'normal', modeSince: null, modeReason: null }, T0);
+      await s.touchWorker({ workerId: W1, host: 'h', pid: 1, mode: 'degraded', modeSince: T0 + 1, modeReason: 'locked' }, T0 + 2);
+      expect(await s.workers()).toEqual([
+        expect.objectContaining({ workerId: W1, mode: 'degraded', modeReason: 'locked', heartbeatAt: new Date(T0 + 2).toISOString() }),
+      ]);
+      await s.removeWorker(W1);
+      expect(await s.workers()).toEqual([]);
+    });
+  });
+}
