@@ -24,6 +24,7 @@ import type {
   RequeueQuery,
   RetryPolicy,
   Status,
+  StoreStats,
   WorkerInfo,
   WorkerRecord,
   WriteResult,
@@ -318,6 +319,25 @@ export class SqliteStore implements CheckpointStore {
     });
   }
 
+  stats(now: number): Promise<StoreStats> {
+    return this.counts().then((counts) =>
+      this.read('stats', () => {
+        const oldest = this.s.oldestPending.get() as { due_at: string | null } | undefined;
+        const minute = iso(now - 60_000);
+        const hour = iso(now - 3_600_000);
+        const w = this.s.outcomesSince.get(minute, minute, hour) as { cm: number | null; fm: number | null; ch: number | null; fh: number | null };
+        return {
+          counts,
+          oldestPendingAt: oldest?.due_at ?? null,
+          completedLastMinute: w.cm ?? 0,
+          completedLastHour: w.ch ?? 0,
+          failedLastMinute: w.fm ?? 0,
+          failedLastHour: w.fh ?? 0,
+        };
+      }),
+    );
+  }
+
   purge(q: PurgeQuery): Promise<number> {
     const statuses = q.statuses.filter((s) => s === 'completed' || s === 'dead');
     if (statuses.length === 0) return Promise.resolve(0);
@@ -475,6 +495,18 @@ function prepare(db: Database.Database) {
     get: p('SELECT * FROM file_checkpoints WHERE file_url = ?'),
     attempts: p('SELECT * FROM file_attempts WHERE file_url = ? ORDER BY version, attempt, id'),
     counts: p('SELECT status, count(*) AS n FROM file_checkpoints GROUP BY status'),
+    // Same literal condition as fc_ready, so the index answers it.
+    oldestPending: p(
+      `SELECT due_at FROM file_checkpoints WHERE status IN ('pending', 'failed') AND status = 'pending'
+       ORDER BY due_at LIMIT 1`,
+    ),
+    outcomesSince: p(
+      `SELECT sum(outcome = 'completed' AND ended_at >= ?) AS cm,
+              sum(outcome NOT IN ('completed', 'released') AND ended_at >= ?) AS fm,
+              sum(outcome = 'completed') AS ch,
+              sum(outcome NOT IN ('completed', 'released')) AS fh
+         FROM file_attempts WHERE ended_at >= ?`,
+    ),
     touchWorker: p(
       `INSERT INTO ckpt_workers (worker_id, host, pid, started_at, heartbeat_at, mode, mode_since, mode_reason)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)

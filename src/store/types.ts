@@ -191,6 +191,17 @@ export interface RetryPolicy {
   maxDelayMs: number;
 }
 
+export interface StoreStats {
+  counts: Record<Status, number>;
+  /** ISO time since when the oldest waiting (pending) file has been ready, or null. */
+  oldestPendingAt: string | null;
+  /** Attempts that ended completed / in failure (failed, dead, lease_expired, ...) in the window. */
+  completedLastMinute: number;
+  completedLastHour: number;
+  failedLastMinute: number;
+  failedLastHour: number;
+}
+
 export interface WorkerInfo {
   workerId: string;
   host: string;
@@ -232,6 +243,7 @@ export interface CheckpointStore {
   list(q: ListQuery): Promise<FileRecord[]>;
   attempts(fileUrl: string): Promise<AttemptRecord[]>;
   counts(): Promise<Record<Status, number>>;
+  stats(now: number): Promise<StoreStats>;
   /** Deletes completed/dead rows older than the cut-off, leaving tombstones; returns how many. */
   purge(q: PurgeQuery): Promise<number>;
   /** Record that a ckpt process is alive (and in which mode), for `ckpt status`. */

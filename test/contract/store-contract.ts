@@ -294,6 +294,21 @@ export function runStoreContract(name: string, make: StoreFactory): void {
       expect([...page1, ...page2].map((r) => r.fileUrl)).toEqual(['/inbox/a', '/inbox/b', '/inbox/c']);
     });
 
+    it('reports stats: counts, oldest pending, outcomes in the last minute and hour', async () => {
+      const s = await mk();
+      await s.discover([file('a')], T0);
+      await s.discover([file('b')], T0 + 10);
+      await s.discover([file('c')], T0 + 20);
+      const cs = await s.claim(2, claimOpts(T0 + 100));
+      const stats = { totalRows: 0, filteredRows: 0, persistedRows: 0, durationMs: 0 };
+      await s.complete([{ fileUrl: cs[0]!.fileUrl, token: cs[0]!.token, stats, now: T0 + 200 }]);
+      await s.fail({ fileUrl: cs[1]!.fileUrl, token: cs[1]!.token, error: 'x', permanent: true, now: T0 + 120_000, durationMs: 0 });
+      const st = await s.stats(T0 + 150_000);
+      expect(st.counts).toEqual({ pending: 1, processing: 0, completed: 1, failed: 0, dead: 1 });
+      expect(st.oldestPendingAt).toBe(new Date(T0 + 20).toISOString());
+      expect(st).toMatchObject({ completedLastMinute: 0, completedLastHour: 1, failedLastMinute: 1, failedLastHour: 1 });
+    });
+
     it('records live workers and their mode', async () => {
       const s = await mk();
       await s.touchWorker({ workerId: W1, host: 'h', pid: 1, mode: 'normal', modeSince: null, modeReason: null }, T0);
