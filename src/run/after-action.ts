@@ -1,0 +1,312 @@
+/**
+ * What happens to a file once it is finished: keep it, delete it, or move it into another
+ * folder (keeping its path relative to the watched root). The ready-marker file, when the
+ * folder uses one (`a.csv` + `.done` -> `a.csv.done`), follows its data file.
+ *
+ * Safety rules, whatever the file is called:
+ * - nothing is written outside the configured folders: a path with `..` segments, or one that
+ *   does not lie inside the watched root, is refused; so is a move through a symbolic link
+ *   inside the destination folder;
+ * - symbolic links are not followed out of the watched root: a file (or marker) that is a link,
+ *   or that lies in a folder reached through a link leading outside the root, is refused;
+ * - a move never overwrites: a taken name gets a counter before its extension (`b.csv` ->
+ *   `b.1.csv`, `b.2.csv`, ...; `.1` before the extension keeps `*.csv` globs downstream
+ *   matching). Claiming a name is atomic: link(2) fails with EEXIST, so two daemons moving two
+ *   `b.csv` into the same folder at the same moment both keep their file.
+ *
+ * Refusals throw AfterActionError before anything was changed.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * The brief's shape (`'keep' | 'delete' | { moveTo }`) and the resolved configuration's shape
+ * (`{ kind: 'keep' | 'delete' } | { kind: 'move', dir }`, src/config/types.ts) are both accepted.
+ */
+export type AfterAction =
+  | 'keep'
+  | 'delete'
+  | { moveTo: string }
+  | { readonly kind: 'keep' }
+  | { readonly kind: 'delete' }
+  | { readonly kind: 'move'; readonly dir: string };
+
+export interface AfterActionOptions {
+  /** The watched folder the file was found in. */
+  root: string;
+  /** Suffix of the folder's ready-marker files (".done"), or null. */
+  readyMarker: string | null;
+}
+
+export class AfterActionError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'AfterActionError';
+  }
+}
+
+type Normalized = { kind: 'keep' } | { kind: 'delete' } | { kind: 'move'; dir: string };
+
+function normalize(action: AfterAction): Normalized {
+  if (action === 'keep' || action === 'delete') return { kind: action };
+  if ('moveTo' in action) return { kind: 'move', dir: action.moveTo };
+  return action.kind === 'move' ? { kind: 'move', dir: action.dir } : { kind: action.kind };
+}
+
+/** How the store records the action before it runs: "keep", "delete", "move:/dir". */
+export function afterActionLabel(action: AfterAction): string {
+  const a = normalize(action);
+  return a.kind === 'move' ? `move:${path.resolve(a.dir)}` : a.kind;
+}
+
+/** Most counters tried before a move gives up on a name. */
+const MAX_SUFFIX = 10_000;
+
+/**
+ * Applies `action` to the file. Returns what was done: `keep`, `deleted`,
+ * `deleted (already gone)`, or `moved to /done/a/b.1.csv`.
+ */
+export async function applyAfterAction(action: AfterAction, fileUrl: string, opts: AfterActionOptions): Promise<string> {
+  const a = normalize(action);
+  if (a.kind === 'keep') return 'keep';
+  const src = await checkSource(fileUrl, opts);
+
+  if (a.kind === 'delete') {
+    let gone = false;
+    if (src.exists) {
+      try {
+        await fsp.unlink(src.file);
+      } catch (err) {
+        if (codeOf(err) !== 'ENOENT') throw err;
+        gone = true;
+      }
+    } else {
+      gone = true;
+    }
+    if (src.marker !== null) await unlinkIfThere(src.marker);
+    return gone ? 'deleted (already gone)' : 'deleted';
+  }
+
+  if (!src.exists) throw new AfterActionError(`cannot move ${src.file}: the file is gone`);
+  if (typeof a.dir !== 'string' || a.dir === '') throw new AfterActionError('move: the destination folder is empty');
+  const destRoot = path.resolve(a.dir);
+  const target = path.join(destRoot, src.rel);
+  if (!isInside(destRoot, target)) throw new AfterActionError(`refusing to move ${src.file}: ${target} is outside ${destRoot}`);
+  await ensureDirInside(destRoot, path.dirname(src.rel));
+
+  const moved = await moveNoClobber(src.file, target);
+  if (src.marker !== null) {
+    try {
+      await moveNoClobber(src.marker, `${moved}${opts.readyMarker ?? ''}`);
+    } catch (err) {
+      if (codeOf(err) !== 'ENOENT') {
+        throw new AfterActionError(`moved to ${moved}, but its marker ${src.marker} could not follow: ${messageOf(err)}`, { cause: err });
+      }
+    }
+  }
+  return `moved to ${moved}`;
+}
+
+interface Source {
+  file: string;
+  /** Path relative to the root, with no `..` segment. */
+  rel: string;
+  /** False when the file was already gone. */
+  exists: boolean;
+  /** The marker's path when the folder uses markers and the marker exists. */
+  marker: string | null;
+}
+
+async function checkSource(fileUrl: string, opts: AfterActionOptions): Promise<Source> {
+  if (typeof fileUrl !== 'string' || fileUrl === '' || fileUrl.includes('\0')) {
+    throw new AfterActionError(`refusing an invalid file path: ${JSON.stringify(fileUrl)}`);
+  }
+  if (fileUrl.split(path.sep).includes('..')) {
+    throw new AfterActionError(`refusing ${fileUrl}: the path has ".." segments`);
+  }
+  const root = path.resolve(opts.root);
+  const file = path.resolve(fileUrl);
+  const rel = path.relative(root, file);
+  if (!isInside(root, file) || rel === '') {
+    throw new AfterActionError(`refusing ${file}: it is not inside the watched folder ${root}`);
+  }
+
+  const st = await lstatOrNull(file);
+  if (st !== null) {
+    if (st.isSymbolicLink()) throw new AfterActionError(`refusing ${file}: it is a symbolic link (ckpt does not follow links out of the watched folder)`);
+    if (!st.isFile()) throw new AfterActionError(`refusing ${file}: not a regular file`);
+  }
+  // A folder on the way may be a link leading out of the root: compare the real paths.
+  const realRoot = await fsp.realpath(root);
+  const realParent = await fsp.realpath(path.dirname(file)).catch((err: unknown) => {
+    if (codeOf(err) === 'ENOENT' && st === null) return null; // the whole folder is gone too
+    throw err;
+  });
+  if (realParent !== null && !isInside(realRoot, realParent) && realParent !== realRoot) {
+    throw new AfterActionError(`refusing ${file}: its folder resolves to ${realParent}, outside the watched folder ${realRoot}`);
+  }
+
+  let marker: string | null = null;
+  if (opts.readyMarker !== null && opts.readyMarker !== '') {
+    const m = `${file}${opts.readyMarker}`;
+    const mst = await lstatOrNull(m);
+    if (mst !== null) {
+      if (mst.isSymbolicLink()) throw new AfterActionError(`refusing ${m}: the ready marker is a symbolic link`);
+      if (!mst.isFile()) throw new AfterActionError(`refusing ${m}: the ready marker is not a regular file`);
+      marker = m;
+    }
+  }
+  return { file, rel, exists: st !== null, marker };
+}
+
+/** True when `p` is strictly below `dir` (both absolute and normalized). */
+function isInside(dir: string, p: string): boolean {
+  const rel = path.relative(dir, p);
+  return rel !== '' && rel.split(path.sep)[0] !== '..' && !path.isAbsolute(rel);
+}
+
+/**
+ * Creates destRoot/relDir one folder at a time, refusing to walk through a symbolic link: a
+ * link inside the destination could otherwise carry the file anywhere. The destination folder
+ * itself may be a link (the operator chose it).
+ */
+async function ensureDirInside(destRoot: string, relDir: string): Promise<void> {
+  let cur = destRoot;
+  await fsp.mkdir(destRoot, { recursive: true });
+  if (relDir === '.' || relDir === '') return;
+  for (const seg of relDir.split(path.sep)) {
+    cur = path.join(cur, seg);
+    for (let tries = 0; ; tries++) {
+      const st = await lstatOrNull(cur);
+      if (st?.isSymbolicLink()) throw new AfterActionError(`refusing to move through ${cur}: it is a symbolic link`);
+      if (st !== null) {
+        if (!st.isDirectory()) throw new AfterActionError(`cannot move into ${cur}: it exists and is not a folder`);
+        break;
+      }
+      try {
+        await fsp.mkdir(cur);
+        break;
+      } catch (err) {
+        // Another mover created it in between: look again (once).
+        if (codeOf(err) !== 'EEXIST' || tries > 0) throw err;
+      }
+    }
+  }
+}
+
+/** `b.csv` -> `b.1.csv`; `.hidden` -> `.hidden.1`; `b` -> `b.1`. */
+export function suffixedName(target: string, n: number): string {
+  if (n === 0) return target;
+  const dir = path.dirname(target);
+  const base = path.basename(target);
+  const ext = path.extname(base);
+  const stem = base.slice(0, base.length - ext.length);
+  return path.join(dir, `${stem}.${n}${ext}`);
+}
+
+/** Errors of link(2) that mean "not across these file systems / not on this one": copy instead. */
+const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'ENOSYS']);
+
+/**
+ * Moves `src` to `target`, or to the first free suffixed name; returns the name used. Never
+ * overwrites. Same file system: link + unlink. Otherwise (EXDEV; or a file system without
+ * hard links): copy to a temporary name in the destination folder, then link that to the free
+ * name, so a crash mid-copy never leaves a partial file under a real name.
+ */
+async function moveNoClobber(src: string, target: string): Promise<string> {
+  for (let n = 0; n < MAX_SUFFIX; n++) {
+    const dst = suffixedName(target, n);
+    try {
+      await fsp.link(src, dst);
+    } catch (err) {
+      const code = codeOf(err);
+      if (code === 'EEXIST') continue;
+      if (code !== undefined && LINK_UNSUPPORTED.has(code)) return copyNoClobber(src, target, n);
+      throw nameError(err, dst);
+    }
+    await removeSource(src, dst);
+    return dst;
+  }
+  throw new AfterActionError(`cannot move ${src}: ${target} and ${MAX_SUFFIX - 1} suffixed names are all taken`);
+}
+
+async function copyNoClobber(src: string, target: string, firstN: number): Promise<string> {
+  const tmp = path.join(path.dirname(target), `.ckpt-move-${randomBytes(6).toString('hex')}.tmp`);
+  const st = await fsp.stat(src);
+  try {
+    await fsp.copyFile(src, tmp, fs.constants.COPYFILE_EXCL);
+    // Keep the data's mtime: downstream tools often sort or select by it.
+    await fsp.utimes(tmp, st.atime, st.mtime).catch(() => undefined);
+    let linkable = true;
+    for (let n = firstN; n < MAX_SUFFIX; n++) {
+      const dst = suffixedName(target, n);
+      try {
+        if (linkable) {
+          await fsp.link(tmp, dst);
+        } else {
+          await fsp.copyFile(tmp, dst, fs.constants.COPYFILE_EXCL);
+        }
+      } catch (err) {
+        const code = codeOf(err);
+        if (code === 'EEXIST') continue;
+        if (linkable && code !== undefined && LINK_UNSUPPORTED.has(code)) {
+          // The destination file system has no hard links: copy under the final name with
+          // COPYFILE_EXCL (still never overwrites; a crash mid-copy can leave a partial file).
+          linkable = false;
+          n--; // try this same name again, by copying
+          continue;
+        }
+        throw nameError(err, dst);
+      }
+      await removeSource(src, dst);
+      return dst;
+    }
+    throw new AfterActionError(`cannot move ${src}: ${target} and ${MAX_SUFFIX - 1} suffixed names are all taken`);
+  } finally {
+    await unlinkIfThere(tmp);
+  }
+}
+
+/** The copy is in place: remove the original, or undo the copy so the file is not in both. */
+async function removeSource(src: string, dst: string): Promise<void> {
+  try {
+    await fsp.unlink(src);
+  } catch (err) {
+    // Gone already (someone else removed it meanwhile): `dst` now holds the only copy; keep it.
+    if (codeOf(err) === 'ENOENT') return;
+    await unlinkIfThere(dst);
+    throw new AfterActionError(`could not remove ${src} after copying it to ${dst} (copy undone): ${messageOf(err)}`, { cause: err });
+  }
+}
+
+function nameError(err: unknown, dst: string): unknown {
+  if (codeOf(err) === 'ENAMETOOLONG') return new AfterActionError(`cannot move to ${dst}: the name is too long`, { cause: err });
+  return err;
+}
+
+async function lstatOrNull(p: string): Promise<fs.Stats | null> {
+  try {
+    return await fsp.lstat(p);
+  } catch (err) {
+    if (codeOf(err) === 'ENOENT' || codeOf(err) === 'ENOTDIR') return null;
+    throw err;
+  }
+}
+
+async function unlinkIfThere(p: string): Promise<void> {
+  try {
+    await fsp.unlink(p);
+  } catch (err) {
+    if (codeOf(err) !== 'ENOENT') throw err;
+  }
+}
+
+function codeOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

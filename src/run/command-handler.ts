@@ -1,0 +1,371 @@
+/**
+ * The command handler: one program run per file, with child_process.spawn and an argv array,
+ * never through a shell, so a file name can never be read as shell syntax.
+ *
+ * - `{path}` inside any argv item is replaced by the file's absolute path (as part of that one
+ *   argument; a name with spaces, quotes, `$(...)`, newlines or a leading `-` stays one argument).
+ * - The program runs in its own process group (`detached: true` makes it a group leader), so
+ *   that a timeout, a lost lease or the daemon stopping can kill everything it started, and so
+ *   that a daemon on the same host can kill it after this daemon died (see orphans.ts, which
+ *   recognises it by CKPT_CLAIM_TOKEN in /proc/PID/environ).
+ * - Exit 0 is success (stats from the last stdout line, see stats-line.ts); exit 65
+ *   (EX_DATAERR) is a permanent failure; anything else is a failure that will be retried.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { Handler, HandlerContext, HandlerOutcome } from './handler.js';
+import { readStatsLine } from './stats-line.js';
+
+export interface CommandHandlerConfig {
+  /** argv: program and arguments; `{path}` is replaced by the file's absolute path. */
+  command: readonly string[];
+  /** Whole-run limit; unset or 0 means no limit. */
+  timeoutMs?: number;
+  /** Time between SIGTERM and SIGKILL when ckpt stops a handler (default 5000). */
+  killGraceMs?: number;
+  cwd?: string;
+}
+
+export const PATH_PLACEHOLDER = '{path}';
+export const DEFAULT_KILL_GRACE_MS = 5000;
+/** sysexits EX_DATAERR: the handler says the file itself is bad; retrying cannot help. */
+export const EXIT_DATAERR = 65;
+/**
+ * Bytes kept from the end of each of stdout and stderr. A handler may print megabytes; keeping
+ * only a tail bounds memory per running handler to about 8 KB. 4 KB of stdout holds the stats
+ * line (about 50 bytes), and 4 KB of stderr holds the usual last error and its stack.
+ */
+export const OUTPUT_TAIL_BYTES = 4096;
+/**
+ * After the group was killed, how long to wait for stdout/stderr to reach EOF before giving up
+ * on them. A killed group closes its pipes within milliseconds; only a descendant that left the
+ * group (its own setsid) can keep them open, and we must not wait on it for its lifetime.
+ */
+const PIPE_DRAIN_MS = 1000;
+
+/** Keeps the last `limit` bytes of a stream without ever holding more than that. */
+export class ByteTail {
+  private buf: Buffer = Buffer.alloc(0);
+  /** Bytes seen in total. */
+  seen = 0;
+
+  constructor(readonly limit: number) {}
+
+  push(chunk: Buffer): void {
+    this.seen += chunk.length;
+    if (chunk.length >= this.limit) {
+      // Copy: a subarray would keep the whole (possibly 64 KB) chunk alive.
+      this.buf = Buffer.from(chunk.subarray(chunk.length - this.limit));
+      return;
+    }
+    const keep = Math.min(this.buf.length, this.limit - chunk.length);
+    this.buf = Buffer.concat([this.buf.subarray(this.buf.length - keep), chunk]);
+  }
+
+  get truncated(): boolean {
+    return this.seen > this.buf.length;
+  }
+
+  get size(): number {
+    return this.buf.length;
+  }
+
+  /** A copy of the bytes kept. */
+  bytes(): Buffer {
+    return Buffer.from(this.buf);
+  }
+
+  /** The tail as UTF-8, without a multi-byte character cut in half at its start. */
+  text(): string {
+    let start = 0;
+    if (this.truncated) {
+      while (start < this.buf.length && start < 3 && ((this.buf[start] ?? 0) & 0xc0) === 0x80) start++;
+    }
+    return this.buf.subarray(start).toString('utf8');
+  }
+}
+
+/** Checks the configuration once, so that a broken one stops the daemon at start (exit 78). */
+function validate(cfg: CommandHandlerConfig): void {
+  const { command } = cfg;
+  if (!Array.isArray(command) || command.length === 0) {
+    throw new Error('handler.command must be a non-empty argv array, e.g. ["/usr/local/bin/load", "{path}"]');
+  }
+  command.forEach((arg, i) => {
+    if (typeof arg !== 'string') throw new Error(`handler.command[${i}] must be a string, got ${typeof arg}`);
+    if (arg.includes('\0')) throw new Error(`handler.command[${i}] contains a NUL byte`);
+  });
+  if (command[0] === '') throw new Error('handler.command[0] (the program) must not be empty');
+  if (cfg.timeoutMs !== undefined && !(Number.isFinite(cfg.timeoutMs) && cfg.timeoutMs >= 0)) {
+    throw new Error(`handler.timeoutMs must be a number of milliseconds >= 0 (0: no limit), got ${String(cfg.timeoutMs)}`);
+  }
+  if (cfg.killGraceMs !== undefined && !(Number.isFinite(cfg.killGraceMs) && cfg.killGraceMs >= 0)) {
+    throw new Error(`handler.killGraceMs must be a number of milliseconds >= 0, got ${String(cfg.killGraceMs)}`);
+  }
+  if (cfg.cwd !== undefined) {
+    let isDir = false;
+    try {
+      isDir = fs.statSync(cfg.cwd).isDirectory();
+    } catch {
+      // reported below
+    }
+    if (!isDir) throw new Error(`handler.cwd is not a directory: ${cfg.cwd}`);
+  }
+}
+
+/** The argv for one file: every `{path}` in every item replaced by the absolute path. */
+export function buildArgv(command: readonly string[], file: string): string[] {
+  // split/join rather than replaceAll(string, string): a replacement string treats `$&`, `$'`
+  // and `` $` `` as patterns, and a file may well be named `report$&.csv`.
+  return command.map((arg) => arg.split(PATH_PLACEHOLDER).join(file));
+}
+
+export function createCommandHandler(cfg: CommandHandlerConfig, env: NodeJS.ProcessEnv = process.env): Handler {
+  validate(cfg);
+  const command = [...cfg.command];
+  const opts = {
+    command,
+    timeoutMs: timerDelay(cfg.timeoutMs),
+    killGraceMs: Math.min(cfg.killGraceMs ?? DEFAULT_KILL_GRACE_MS, MAX_TIMER_MS),
+    cwd: cfg.cwd,
+    env,
+  };
+  return (ctx) => runCommand(opts, ctx);
+}
+
+/** setTimeout fires at once (with a warning) for delays above 2^31-1 ms; that long is "never". */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** A configured limit as a timer delay: undefined for none (unset, 0, or beyond a timer's reach). */
+export function timerDelay(ms: number | undefined): number | undefined {
+  return ms === undefined || ms === 0 || ms > MAX_TIMER_MS ? undefined : ms;
+}
+
+interface RunOptions {
+  command: string[];
+  timeoutMs: number | undefined;
+  killGraceMs: number;
+  cwd: string | undefined;
+  env: NodeJS.ProcessEnv;
+}
+
+function runCommand(opts: RunOptions, ctx: HandlerContext): Promise<HandlerOutcome> {
+  const started = performance.now();
+  const elapsed = (): number => Math.round(performance.now() - started);
+  const file = path.resolve(ctx.fileUrl);
+  const argv = buildArgv(opts.command, file);
+  const program = argv[0] ?? '';
+
+  if (ctx.signal.aborted) {
+    return Promise.resolve(failure('aborted', `aborted before start (${reasonText(ctx.signal.reason)})`, 0));
+  }
+
+  let child: ChildProcess;
+  try {
+    child = spawn(program, argv.slice(1), {
+      shell: false,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: opts.cwd,
+      env: {
+        ...opts.env,
+        CKPT_FILE: file,
+        CKPT_FILE_TYPE: ctx.fileType,
+        CKPT_ATTEMPT: String(ctx.attempt),
+        CKPT_WORKER_ID: ctx.workerId,
+        CKPT_IDEMPOTENCY_KEY: ctx.idempotencyKey,
+        CKPT_CLAIM_TOKEN: ctx.claimToken,
+      },
+    });
+  } catch (err) {
+    // Synchronous spawn errors: invalid arguments (e.g. a NUL byte in the environment).
+    return Promise.resolve(failure('spawn', spawnErrorText(err, program, opts.cwd), elapsed()));
+  }
+
+  return new Promise<HandlerOutcome>((resolve) => {
+    const log = ctx.logger;
+    const stdout = new ByteTail(OUTPUT_TAIL_BYTES);
+    const stderr = new ByteTail(OUTPUT_TAIL_BYTES);
+    child.stdout?.on('data', (c: Buffer) => stdout.push(c));
+    child.stderr?.on('data', (c: Buffer) => stderr.push(c));
+
+    const pgid = child.pid;
+    let settled = false;
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+    let stopping: { kind: 'timeout' | 'aborted'; what: string } | null = null;
+    let sigkillSent = false;
+    let timeoutTimer: NodeJS.Timeout | undefined;
+    let graceTimer: NodeJS.Timeout | undefined;
+    let drainTimer: NodeJS.Timeout | undefined;
+
+    const cleanup = (): void => {
+      clearTimeout(timeoutTimer);
+      clearTimeout(graceTimer);
+      clearTimeout(drainTimer);
+      ctx.signal.removeEventListener('abort', onAbort);
+    };
+
+    const settle = (outcome: HandlerOutcome): void => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      resolve(outcome);
+    };
+
+    /** SIGTERM the group now, SIGKILL it after the grace if the leader is still there. */
+    const stop = (kind: 'timeout' | 'aborted', what: string): void => {
+      if (stopping || exit || pgid === undefined) return;
+      stopping = { kind, what };
+      log.warn({ pgid, kind, graceMs: opts.killGraceMs }, `stopping handler: ${what}`);
+      killGroup(pgid, 'SIGTERM', log);
+      graceTimer = setTimeout(() => {
+        sigkillSent = true;
+        log.warn({ pgid }, `handler still running ${opts.killGraceMs} ms after SIGTERM: SIGKILL`);
+        killGroup(pgid, 'SIGKILL', log);
+      }, opts.killGraceMs);
+    };
+
+    function onAbort(): void {
+      stop('aborted', `aborted (${reasonText(ctx.signal.reason)})`);
+    }
+
+    child.on('error', (err) => {
+      if (child.pid === undefined) {
+        // The program could not be started at all (ENOENT, EACCES, missing cwd).
+        settle(failure('spawn', spawnErrorText(err, program, opts.cwd), elapsed()));
+      } else {
+        log.warn({ err, pgid }, 'handler child process error');
+      }
+    });
+
+    if (pgid === undefined) return; // the 'error' event follows
+
+    try {
+      ctx.onSpawn?.(pgid);
+    } catch (err) {
+      log.warn({ err, pgid }, 'onSpawn callback threw; the handler keeps running');
+    }
+    log.debug({ pgid, argv }, 'handler started');
+
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    if (opts.timeoutMs !== undefined) {
+      const timeoutMs = opts.timeoutMs;
+      timeoutTimer = setTimeout(() => stop('timeout', `timed out after ${timeoutMs} ms`), timeoutMs);
+    }
+
+    child.on('exit', (code, signal) => {
+      exit = { code, signal };
+      clearTimeout(timeoutTimer);
+      clearTimeout(graceTimer);
+      // Nothing the handler started may outlive the attempt: a background child left in its
+      // group (or one that ignored our SIGTERM) is killed now. Linux does not hand a pid out
+      // again while a process group still carries it, so -pgid reaches only this handler's
+      // leftovers, or nobody (ESRCH); reusing the number of an emptied group would take a full
+      // wrap of the pid space within this one callback.
+      if (killGroup(pgid, 'SIGKILL', log)) {
+        log.info({ pgid }, 'killed processes left in the handler process group after it exited');
+      }
+      drainTimer = setTimeout(() => {
+        log.warn({ pgid }, `handler stdout/stderr still open ${PIPE_DRAIN_MS} ms after its group was killed (a descendant left the group?); not waiting for them`);
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+      }, PIPE_DRAIN_MS);
+    });
+
+    // 'close' comes after 'exit' and after stdout/stderr reached EOF (or were destroyed), so
+    // the stats line has been read completely.
+    child.on('close', () => {
+      if (exit === null) return;
+      settle(outcomeOf(exit, stopping, sigkillSent, opts.killGraceMs, stdout, stderr, log, elapsed()));
+    });
+  });
+}
+
+function outcomeOf(
+  exit: { code: number | null; signal: NodeJS.Signals | null },
+  stopping: { kind: 'timeout' | 'aborted'; what: string } | null,
+  sigkillSent: boolean,
+  killGraceMs: number,
+  stdout: ByteTail,
+  stderr: ByteTail,
+  log: Logger,
+  durationMs: number,
+): HandlerOutcome {
+  const how = exit.code !== null ? `exit code ${exit.code}` : `killed by signal ${exit.signal ?? 'unknown'}`;
+  // Once ckpt asked the handler to stop, the outcome is the timeout/abort whatever it exited
+  // with: many programs exit 0 on SIGTERM, and that must not count as a finished file.
+  if (stopping) {
+    const kill = sigkillSent ? `SIGTERM, then SIGKILL after ${killGraceMs} ms` : 'SIGTERM';
+    return failure(stopping.kind, `${stopping.what}; ${kill} sent to the process group; ${how}${stderrText(stderr)}`, durationMs);
+  }
+  if (exit.code === 0) {
+    const { stats, rejected } = readStatsLine(stdout.text());
+    if (rejected) log.warn({ stdoutTail: lastChars(stdout.text(), 300) }, rejected);
+    return { ok: true, stats, durationMs };
+  }
+  if (exit.code === EXIT_DATAERR) {
+    return { ok: false, permanent: true, kind: 'exit', error: `exit code 65 (EX_DATAERR: the handler rejected the file)${stderrText(stderr)}`, durationMs };
+  }
+  if (exit.code !== null) return failure('exit', `${how}${stderrText(stderr)}`, durationMs);
+  return failure('signal', `${how}${stderrText(stderr)}`, durationMs);
+}
+
+function failure(kind: 'exit' | 'signal' | 'timeout' | 'aborted' | 'spawn', error: string, durationMs: number): HandlerOutcome {
+  return { ok: false, permanent: false, kind, error, durationMs };
+}
+
+function stderrText(stderr: ByteTail): string {
+  if (stderr.size === 0) return '';
+  const label = stderr.truncated ? `stderr (last ${stderr.size} of ${stderr.seen} bytes)` : 'stderr';
+  return `; ${label}:\n${stderr.text()}`;
+}
+
+function lastChars(s: string, n: number): string {
+  return s.length <= n ? s : s.slice(s.length - n);
+}
+
+/**
+ * Signals a whole process group. Returns true when at least one process got it; ESRCH (the
+ * group is already empty) is normal and returns false.
+ */
+export function killGroup(pgid: number | undefined, signal: NodeJS.Signals, log?: Logger): boolean {
+  // kill(-1) would signal every process we may signal, and kill(-0) our own group.
+  if (pgid === undefined || !Number.isInteger(pgid) || pgid <= 1) return false;
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') log?.warn({ err, pgid, signal }, 'could not signal the handler process group');
+    return false;
+  }
+}
+
+/**
+ * A program that cannot be started is a configuration problem, not a problem of the file: the
+ * failure is NOT permanent, so that once the operator fixes the command (or installs the
+ * program) the files retry instead of having been sent to `dead` in the meantime.
+ */
+function spawnErrorText(err: unknown, program: string, cwd: string | undefined): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT') {
+    // spawn reports a missing working directory as ENOENT of the program too.
+    if (cwd !== undefined && !fs.existsSync(cwd)) return `handler working directory not found: ${cwd}`;
+    return `handler program not found: ${program}`;
+  }
+  if (code === 'EACCES') return `handler program is not executable (permission denied): ${program}`;
+  const msg = err instanceof Error ? err.message : String(err);
+  return `could not start handler program ${program}: ${msg}`;
+}
+
+function reasonText(reason: unknown): string {
+  if (reason instanceof Error) return reason.message;
+  if (reason === undefined) return 'no reason given';
+  try {
+    return String(reason);
+  } catch {
+    return 'unprintable reason';
+  }
+}
