@@ -238,7 +238,7 @@ export class SqliteStore implements CheckpointStore {
         const nowIso = iso(c.now);
         const st = c.stats;
         const r = this.s.complete.get(
-          st.totalRows, st.filteredRows, st.persistedRows, Math.round(st.durationMs), nowIso, c.afterAction ?? null, nowIso, c.fileUrl, c.token,
+          st.totalRows, st.filteredRows, st.persistedRows, Math.round(st.durationMs), nowIso, c.afterAction ?? null, c.fingerprint ?? null, nowIso, c.fileUrl, c.token,
         ) as Row | undefined;
         if (!r) return 'lost';
         this.s.insertAttempt.run(c.fileUrl, r.version, r.attempts, r.processed_by, c.token, r.started_at, nowIso, 'completed', null, Math.round(st.durationMs), c.afterAction ?? null);
@@ -453,8 +453,8 @@ function prepare(db: Database.Database) {
     complete: p(
       `UPDATE file_checkpoints
          SET status = 'completed', records_total = ?, records_filtered = ?, records_persisted = ?,
-             processing_time_ms = ?, completed_at = ?, after_action = ?, error_message = NULL,
-             due_at = NULL, handler_pid = NULL, updated_at = ?
+             processing_time_ms = ?, completed_at = ?, after_action = ?, fingerprint = coalesce(?, fingerprint),
+             error_message = NULL, due_at = NULL, handler_pid = NULL, updated_at = ?
        WHERE file_url = ? AND claim_token = ? AND status = 'processing'
        RETURNING version, attempts, processed_by, started_at`,
     ),

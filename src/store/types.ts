@@ -99,6 +99,12 @@ export interface Completion extends ClaimRef {
   now: number;
   /** What the after-action will be ("keep", "delete", "move:/dir/name"), recorded with the attempt. */
   afterAction?: string;
+  /**
+   * The fingerprint of the content the handler actually read, when the worker checked it (the
+   * file may have been replaced between discovery and the run). Recorded on the row, so that
+   * the next discovery of the same content is not taken for a new version.
+   */
+  fingerprint?: string;
 }
 
 export interface Failure extends ClaimRef {

@@ -229,6 +229,16 @@ export function runStoreContract(name: string, make: StoreFactory): void {
       expect(c2!.idempotencyKey).not.toBe(c!.idempotencyKey);
     });
 
+    it('a completion records the fingerprint the handler actually read', async () => {
+      const s = await mk();
+      await s.discover([file('a', 'v1')], T0);
+      const [c] = await s.claim(1, claimOpts(T0));
+      const stats = { totalRows: 0, filteredRows: 0, persistedRows: 0, durationMs: 0 };
+      await s.complete([{ fileUrl: c!.fileUrl, token: c!.token, stats, now: T0 + 1, fingerprint: 'v2' }]);
+      expect(await s.get('/inbox/a')).toMatchObject({ status: 'completed', version: 1, fingerprint: 'v2' });
+      expect(await s.discover([file('a', 'v2')], T0 + 2)).toMatchObject({ unchanged: 1, reversioned: 0 });
+    });
+
     it('policy ignore never re-runs a handled file; a pending file just takes the new fingerprint', async () => {
       const s = await mk({ onChange: 'ignore' });
       await s.discover([file('a', 'v1'), file('b', 'v1')], T0);

@@ -1,0 +1,220 @@
+/**
+ * `ckpt run`: wires configuration, store, watcher and runner together, and owns the process's
+ * lifecycle (signals, --once, worker registration).
+ *
+ *   FolderWatcher --(ready files, batched)--> store.discover --> runner.wake()
+ *   Runner --claim/complete/fail (token)--> store
+ *
+ * SIGTERM/SIGINT: stop claiming, let running handlers finish within shutdownGraceMs, give the
+ * rest back (no attempt counted), exit 0. A second signal gives them back at once.
+ */
+import os from 'node:os';
+import type { Logger } from 'pino';
+import type { ResolvedConfig } from './config/types.js';
+import { createHandler, type Handler } from './run/handler.js';
+import { Runner, type OutcomeKind } from './run/runner.js';
+import { openStore } from './store/open-store.js';
+import { StoreUnavailableError } from './store/sqlite-errors.js';
+import type { CheckpointStore, DiscoveredFile } from './store/types.js';
+import { FolderWatcher } from './watch/watcher.js';
+
+export const EXIT_OK = 0;
+export const EXIT_SOME_DEAD = 1;
+export const EXIT_UNAVAILABLE = 69;
+export const EXIT_SOFTWARE = 70;
+export const EXIT_CONFIG = 78;
+
+export interface DaemonOptions {
+  once: boolean;
+  logger: Logger;
+  workerId?: string;
+  /** Tests and embedders stop the daemon with this instead of a signal. */
+  signal?: AbortSignal;
+  /** Listen to SIGTERM/SIGINT (default true). */
+  handleSignals?: boolean;
+}
+
+/** How often a process records that it is alive (`ckpt status` lists live workers). */
+const WORKER_HEARTBEAT_MS = 5_000;
+/** Discovery-to-claim timestamps kept for the latency metric; bounded so memory does not grow per file. */
+const MAX_DISCOVERY_TIMES = 50_000;
+
+export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Promise<number> {
+  const host = os.hostname();
+  const workerId = opts.workerId ?? config.workerId ?? `${host}:${process.pid}`;
+  const log = opts.logger.child({ workerId });
+  if (typeof process.getuid === 'function' && process.getuid() === 0) {
+    log.warn('running as root: handlers run as root too. Run ckpt as a dedicated user (see config/ckpt.service)');
+  }
+
+  let handler: Handler;
+  try {
+    handler =
+      config.handler.kind === 'command'
+        ? await createHandler({ command: config.handler.command, timeoutMs: config.handler.timeoutMs, killGraceMs: config.handler.killGraceMs, cwd: config.handler.cwd })
+        : await createHandler({ module: config.handler.module, timeoutMs: config.handler.timeoutMs });
+  } catch (err) {
+    log.fatal({ err }, `${config.configPath}: handler: ${(err as Error).message}`);
+    return EXIT_CONFIG;
+  }
+
+  if (config.database.kind !== 'sqlite') {
+    log.fatal(`${config.configPath}: database: PostgreSQL is not supported by this build yet`);
+    return EXIT_UNAVAILABLE;
+  }
+  let store: CheckpointStore;
+  try {
+    store = openStore(config.database.path, {
+      retry: config.retry,
+      onChange: config.onChange,
+      lockTimeoutMs: config.lockTimeoutMs,
+      fileMode: config.fileMode,
+      // Each busy wait blocks the event loop; retry asynchronously around short waits instead.
+      busyTimeoutMs: Math.min(250, config.lockTimeoutMs),
+    });
+  } catch (err) {
+    log.fatal({ err }, `cannot open the database: ${(err as Error).message}`);
+    return err instanceof StoreUnavailableError ? EXIT_UNAVAILABLE : EXIT_CONFIG;
+  }
+
+  const discoveredAt = new Map<string, number>();
+  const handed = opts.once ? new Set<string>() : null;
+  const settled = new Map<string, 'completed' | 'dead'>();
+
+  const runner = new Runner({
+    store,
+    handler,
+    workerId,
+    host,
+    concurrency: config.concurrency,
+    leaseMs: config.leaseMs,
+    folders: config.watch.map((w) => ({ dir: w.dir, readyMarker: w.readyMarker })),
+    onSuccess: config.onSuccess,
+    onDead: config.onDead,
+    // The runner's lines carry path, attempt and workerId itself.
+    logger: opts.logger,
+    discoveredAt: (f) => {
+      const t = discoveredAt.get(f);
+      if (t !== undefined) discoveredAt.delete(f);
+      return t;
+    },
+    onOutcome: (file: string, outcome: OutcomeKind) => {
+      if (handed && (outcome === 'completed' || outcome === 'dead')) settled.set(file, outcome);
+    },
+    rediscover: (f) => {
+      // A new version of a settled file: --once must wait for it again.
+      settled.delete(f.fileUrl);
+      return discover([f]);
+    },
+  });
+
+  async function discover(files: DiscoveredFile[]): Promise<void> {
+    const now = Date.now();
+    const res = await store.discover(files, now);
+    for (const f of files) {
+      handed?.add(f.fileUrl);
+      if (discoveredAt.size < MAX_DISCOVERY_TIMES) discoveredAt.set(f.fileUrl, now);
+    }
+    if (res.inserted + res.reversioned > 0) runner.wake();
+    log.debug({ ...res, files: files.length }, 'discovered');
+  }
+
+  const watcher = new FolderWatcher({
+    folders: config.watch.map((w) => ({
+      dir: w.dir,
+      include: w.include,
+      exclude: w.exclude,
+      fileType: w.fileType,
+      poll: w.poll,
+      readyMarker: w.readyMarker,
+      recursive: w.recursive,
+    })),
+    stableMs: config.stableMs,
+    rescanMs: config.rescanMs > 0 ? config.rescanMs : 2_147_483_647,
+    logger: log,
+    sink: discover,
+  });
+
+  const startedAt = Date.now();
+  const touch = () =>
+    store
+      .touchWorker({ workerId, host, pid: process.pid, mode: 'normal', modeSince: null, modeReason: null }, Date.now())
+      .catch((err: unknown) => log.debug({ err }, 'could not record worker heartbeat'));
+  await touch();
+  const workerTimer = setInterval(() => void touch(), WORKER_HEARTBEAT_MS);
+  workerTimer.unref();
+
+  // --- lifecycle -------------------------------------------------------------------------
+  let stopRequested = false;
+  let resolveStop!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStop = r));
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (!stopRequested) {
+      stopRequested = true;
+      log.info({ signal: sig, graceMs: config.shutdownGraceMs }, 'stopping: no new claims; running handlers get the grace period');
+      resolveStop();
+    } else {
+      log.warn({ signal: sig }, 'second signal: stopping handlers now and giving their files back');
+      runner.abortNow();
+    }
+  };
+  const handleSignals = opts.handleSignals ?? true;
+  if (handleSignals) {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
+  opts.signal?.addEventListener('abort', () => onSignal('SIGTERM'), { once: true });
+
+  runner.start();
+  try {
+    await watcher.start();
+  } catch (err) {
+    log.error({ err }, 'watcher failed to start');
+  }
+  log.info(
+    { folders: config.watch.map((w) => w.dir), database: config.database.path, concurrency: config.concurrency, once: opts.once, startupMs: Date.now() - startedAt },
+    'ckpt running',
+  );
+
+  let exitCode = EXIT_OK;
+  if (handed) {
+    const outcome = await Promise.race([waitUntilAllSettled(), stopped.then(() => null)]);
+    if (outcome !== null) exitCode = outcome;
+  } else {
+    await stopped;
+  }
+
+  // --- shutdown ----------------------------------------------------------------------------
+  await watcher.close().catch((err: unknown) => log.error({ err }, 'error while closing the watcher'));
+  await runner.stop(config.shutdownGraceMs);
+  clearInterval(workerTimer);
+  await store.removeWorker(workerId).catch(() => undefined);
+  await store.close();
+  if (handleSignals) {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+  log.info({ exitCode }, 'ckpt stopped');
+  return exitCode;
+
+  /** --once: every file handed on since start is completed or dead (retries waited out). */
+  async function waitUntilAllSettled(): Promise<number> {
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 100));
+      const w = watcher.stats;
+      if (w.tracked > 0 || w.queued > 0 || !runner.idle) continue;
+      let open = 0;
+      for (const f of handed!) {
+        if (settled.has(f)) continue;
+        const rec = await store.get(f).catch(() => null);
+        if (rec && (rec.status === 'completed' || rec.status === 'dead')) settled.set(f, rec.status);
+        else open++;
+      }
+      if (open === 0) {
+        const dead = [...settled.values()].filter((s) => s === 'dead').length;
+        log.info({ files: handed!.size, completed: handed!.size - dead, dead }, '--once: every file is settled');
+        return dead > 0 ? EXIT_SOME_DEAD : EXIT_OK;
+      }
+    }
+  }
+}

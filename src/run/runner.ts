@@ -1,0 +1,450 @@
+/**
+ * The claim loop: keeps up to `concurrency` handlers running, claiming in batches as slots
+ * free up, renews the leases of what it holds, and records every outcome with the claim token.
+ *
+ *   wake() / poll timer -> fill() -> store.claim(free slots) -> runOne() per claim
+ *   runOne: check the file -> handler -> complete | fail (token) -> after-action (only if 'ok')
+ *   lease timer: store.heartbeat(held) -> lost claims are aborted and never recorded
+ *
+ * Nothing here throws out of the loop: a bad file, a handler crash or a store error is logged
+ * with the file's path, attempt and worker id, and the loop goes on.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { fingerprintOf } from '../watch/fingerprint.js';
+import type { CheckpointStore, Claim, ClaimRef, DiscoveredFile, ExpiredClaim } from '../store/types.js';
+import { type AfterAction, afterActionLabel, applyAfterAction } from './after-action.js';
+import { CompletionBatcher } from './completion-batcher.js';
+import type { Handler, HandlerOutcome } from './handler.js';
+import { killOrphanedHandler } from './orphans.js';
+
+/** What the runner reports to metrics; every method optional so tests can pass nothing. */
+export interface RunnerMetrics {
+  claimed?(n: number): void;
+  completed?(durationMs: number): void;
+  failed?(kind: string): void;
+  leaseTakeovers?(n: number): void;
+  discoveryToClaim?(ms: number): void;
+}
+
+export type OutcomeKind = 'completed' | 'failed' | 'dead' | 'lost' | 'released';
+
+export interface RunnerFolder {
+  dir: string;
+  readyMarker: string | null;
+}
+
+export interface RunnerOptions {
+  store: CheckpointStore;
+  handler: Handler;
+  workerId: string;
+  /** This machine's name: expired claims of workers named `${host}:pid` get their orphans killed. */
+  host: string;
+  concurrency: number;
+  leaseMs: number;
+  folders: readonly RunnerFolder[];
+  onSuccess: AfterAction;
+  onDead: AfterAction;
+  logger: Logger;
+  metrics?: RunnerMetrics;
+  /** Called after every settled file (for --once and progress). */
+  onOutcome?: (fileUrl: string, outcome: OutcomeKind) => void;
+  /** A file changed while it was handled: hand its new version to discovery. */
+  rediscover?: (file: DiscoveredFile) => Promise<void>;
+  /** How often to look for claimable files when nothing woke us (failed files coming due, other processes' discoveries). */
+  pollMs?: number;
+  now?: () => number;
+  /** When the discovery of a file was seen locally, for the discovery-to-claim latency metric. */
+  discoveredAt?: (fileUrl: string) => number | undefined;
+}
+
+interface Running {
+  claim: Claim;
+  ac: AbortController;
+  /** Why we aborted: the lease was lost (do not record anything) or the daemon stops (release). */
+  abortedFor: 'lease' | 'shutdown' | null;
+  done: Promise<void>;
+}
+
+/** Idle poll: a claim on an empty queue costs about 20 us; 4 polls a second per process is noise. */
+const DEFAULT_POLL_MS = 250;
+
+export class Runner {
+  private readonly o: Required<Pick<RunnerOptions, 'pollMs' | 'now'>> & RunnerOptions;
+  private readonly running = new Map<string, Running>();
+  private readonly batcher: CompletionBatcher;
+  private filling: Promise<void> | null = null;
+  private fillAgain = false;
+  private stopping = false;
+  private started = false;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private leaseTimer: NodeJS.Timeout | null = null;
+  /** True when the last claim found nothing: with nothing running, this process is idle. */
+  private drained = false;
+  private storeErrorLogged = 0;
+
+  constructor(opts: RunnerOptions) {
+    this.o = { pollMs: DEFAULT_POLL_MS, now: Date.now, ...opts };
+    this.batcher = new CompletionBatcher(opts.store);
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.pollTimer = setInterval(() => this.wake(), this.o.pollMs);
+    // Renew at a third of the lease: two renewals can fail (a busy database) before it runs out.
+    this.leaseTimer = setInterval(() => void this.renewLeases(), Math.max(20, Math.floor(this.o.leaseMs / 3)));
+    this.wake();
+  }
+
+  /** Something may be claimable (discovery inserted rows, a slot freed up). */
+  wake(): void {
+    if (!this.started || this.stopping) return;
+    if (this.filling) {
+      this.fillAgain = true;
+      return;
+    }
+    this.filling = this.fill().finally(() => {
+      this.filling = null;
+    });
+  }
+
+  get inFlight(): number {
+    return this.running.size;
+  }
+
+  /** Nothing running and the last claim found nothing claimable. */
+  get idle(): boolean {
+    return this.running.size === 0 && this.drained && this.filling === null;
+  }
+
+  private async fill(): Promise<void> {
+    do {
+        this.fillAgain = false;
+        const free = this.o.concurrency - this.running.size;
+        if (free <= 0 || this.stopping) break;
+        const now = this.o.now();
+        let claims: Claim[];
+        try {
+          claims = await this.o.store.claim(free, {
+            workerId: this.o.workerId,
+            leaseMs: this.o.leaseMs,
+            now,
+            onExpired: (expired) => this.takeOver(expired),
+          });
+          this.storeErrorLogged = 0;
+        } catch (err) {
+          this.logStoreError(err, 'claim');
+          break;
+        }
+        this.drained = claims.length === 0;
+        if (claims.length === 0) break;
+        if (this.stopping) {
+          // stop() began while the claim waited for the lock: give these straight back.
+          await this.o.store.release(claims, this.o.now()).catch((err: unknown) => this.logStoreError(err, 'release'));
+          break;
+        }
+        this.o.metrics?.claimed?.(claims.length);
+        for (const c of claims) {
+          const seen = this.o.discoveredAt?.(c.fileUrl);
+          if (seen !== undefined) this.o.metrics?.discoveryToClaim?.(Math.max(0, now - seen));
+          this.launch(c);
+        }
+        // A full batch means there may be more: go round again while slots are free.
+        if (claims.length === free) this.fillAgain = true;
+    } while (this.fillAgain && !this.stopping);
+  }
+
+  /**
+   * Inside the claim transaction: claims whose lease ran out. A command handler of a dead
+   * worker on this host may still run in its own process group; it must be gone before anyone
+   * runs the file again. (Workers on other hosts cannot be checked: the lease and the token
+   * are the protection there.)
+   */
+  private takeOver(expired: readonly ExpiredClaim[]): void {
+    this.o.metrics?.leaseTakeovers?.(expired.length);
+    for (const e of expired) {
+      const local = e.workerId !== null && e.workerId.startsWith(`${this.o.host}:`);
+      let killed = 0;
+      if (local && e.handlerPid !== null) {
+        try {
+          killed = killOrphanedHandler(e.handlerPid, e.token).killed;
+        } catch (err) {
+          this.o.logger.error({ path: e.fileUrl, attempt: e.attempt, workerId: this.o.workerId, err }, 'could not check for an orphaned handler');
+        }
+      }
+      this.o.logger.warn(
+        { path: e.fileUrl, attempt: e.attempt, workerId: this.o.workerId, previousWorker: e.workerId, orphansKilled: killed, status: e.status },
+        'took over an expired claim',
+      );
+    }
+  }
+
+  private launch(claim: Claim): void {
+    const entry: Running = { claim, ac: new AbortController(), abortedFor: null, done: Promise.resolve() };
+    this.running.set(claim.fileUrl, entry);
+    entry.done = this.runOne(entry)
+      .catch((err: unknown) => {
+        this.log(claim).error({ err }, 'unexpected error while handling a file');
+      })
+      .finally(() => {
+        this.running.delete(claim.fileUrl);
+        this.wake();
+      });
+  }
+
+  private log(c: Claim): Logger {
+    return this.o.logger.child({ path: c.fileUrl, attempt: c.attempt, workerId: this.o.workerId });
+  }
+
+  private async runOne(entry: Running): Promise<void> {
+    const { claim } = entry;
+    const log = this.log(claim);
+    const ref: ClaimRef = { fileUrl: claim.fileUrl, token: claim.token };
+    const started = this.o.now();
+
+    const checked = await checkFile(claim.fileUrl);
+    if ('error' in checked) {
+      await this.recordFailure(entry, log, {
+        ok: false,
+        permanent: checked.permanent,
+        kind: checked.reason,
+        error: checked.error,
+        durationMs: this.o.now() - started,
+      });
+      return;
+    }
+
+    const outcome = await this.o.handler({
+      fileUrl: claim.fileUrl,
+      fileType: claim.fileType,
+      attempt: claim.attempt,
+      workerId: this.o.workerId,
+      idempotencyKey: claim.idempotencyKey,
+      claimToken: claim.token,
+      signal: entry.ac.signal,
+      logger: log,
+      onSpawn: (pid) => {
+        this.o.store.setHandlerPid(ref, pid).catch((err: unknown) => log.warn({ err }, 'could not record the handler pid'));
+      },
+    });
+
+    if (entry.abortedFor === 'lease') {
+      log.warn({ outcome: outcome.ok ? 'completed' : outcome.kind }, 'claim was taken over while the handler ran; its outcome is not recorded');
+      this.o.onOutcome?.(claim.fileUrl, 'lost');
+      return;
+    }
+    if (entry.abortedFor === 'shutdown' && !outcome.ok) {
+      // Stopped by us: give the file back without counting an attempt.
+      await this.releaseOne(entry, log);
+      return;
+    }
+    if (outcome.ok) await this.recordSuccess(entry, log, outcome, checked.fingerprint);
+    else await this.recordFailure(entry, log, outcome);
+  }
+
+  /** `readFingerprint`: the file as it was when the handler started. */
+  private async recordSuccess(entry: Running, log: Logger, outcome: Extract<HandlerOutcome, { ok: true }>, readFingerprint: string): Promise<void> {
+    const { claim } = entry;
+    const stats = outcome.stats ?? { total: 0, filtered: 0, persisted: 0 };
+    let res;
+    try {
+      res = await this.batcher.complete({
+        fileUrl: claim.fileUrl,
+        token: claim.token,
+        now: this.o.now(),
+        afterAction: afterActionLabel(this.o.onSuccess),
+        fingerprint: readFingerprint,
+        stats: { totalRows: stats.total, filteredRows: stats.filtered, persistedRows: stats.persisted, durationMs: outcome.durationMs },
+      });
+    } catch (err) {
+      // Not recorded: the lease will run out and the file will be retried (at-least-once).
+      log.error({ err, durationMs: outcome.durationMs }, 'handler succeeded but the outcome could not be recorded; the file will run again');
+      return;
+    }
+    if (res === 'lost') {
+      log.warn({ durationMs: outcome.durationMs }, 'handler succeeded but the claim was taken over; nothing recorded, nothing moved');
+      this.o.onOutcome?.(claim.fileUrl, 'lost');
+      return;
+    }
+    this.o.metrics?.completed?.(outcome.durationMs);
+    // Did the file change while it was handled? Then its new content is a new version.
+    const changed = await statIfChanged(claim.fileUrl, readFingerprint);
+    const after = changed === null ? await this.afterAction(claim, this.o.onSuccess, log) : 'keep (changed while handled)';
+    log.info(
+      { outcome: 'completed', durationMs: outcome.durationMs, records: outcome.stats, afterAction: after },
+      'completed',
+    );
+    this.o.onOutcome?.(claim.fileUrl, 'completed');
+    if (changed !== null && this.o.rediscover) {
+      await this.o.rediscover({ ...changed, fileType: claim.fileType }).catch((err: unknown) => log.warn({ err }, 'could not re-discover the changed file'));
+    }
+  }
+
+  private async recordFailure(entry: Running, log: Logger, outcome: FailureOutcome): Promise<void> {
+    const { claim } = entry;
+    let res;
+    try {
+      res = await this.o.store.fail({
+        fileUrl: claim.fileUrl,
+        token: claim.token,
+        error: outcome.error,
+        permanent: outcome.permanent,
+        now: this.o.now(),
+        durationMs: outcome.durationMs,
+        reason: outcome.permanent ? 'dead' : outcome.kind,
+      });
+    } catch (err) {
+      log.error({ err, error: outcome.error }, 'handler failed and the failure could not be recorded; the file will run again');
+      return;
+    }
+    if (res === 'lost') {
+      log.warn({ error: outcome.error }, 'handler failed but the claim was taken over; nothing recorded');
+      this.o.onOutcome?.(claim.fileUrl, 'lost');
+      return;
+    }
+    this.o.metrics?.failed?.(outcome.permanent ? 'permanent' : outcome.kind);
+    let after: string | undefined;
+    if (res === 'dead') after = await this.afterAction(claim, this.o.onDead, log);
+    const level = res === 'dead' ? 'error' : 'warn';
+    log[level]({ outcome: res, kind: outcome.kind, durationMs: outcome.durationMs, error: outcome.error, afterAction: after }, res === 'dead' ? 'dead: no more retries' : 'failed; will retry');
+    this.o.onOutcome?.(claim.fileUrl, res);
+  }
+
+  private async releaseOne(entry: Running, log: Logger): Promise<void> {
+    try {
+      const [r] = await this.o.store.release([{ fileUrl: entry.claim.fileUrl, token: entry.claim.token }], this.o.now());
+      log.info({ outcome: r === 'ok' ? 'released' : 'lost' }, 'stopped: file given back without counting an attempt');
+    } catch (err) {
+      log.error({ err }, 'could not give the file back; its lease will run out and it will be retried');
+    }
+    this.o.onOutcome?.(entry.claim.fileUrl, 'released');
+  }
+
+  private async afterAction(claim: Claim, action: AfterAction, log: Logger): Promise<string> {
+    const folder = this.folderOf(claim.fileUrl);
+    if (!folder) return 'keep (outside the watched folders)';
+    try {
+      return await applyAfterAction(action, claim.fileUrl, { root: folder.dir, readyMarker: folder.readyMarker });
+    } catch (err) {
+      log.error({ err }, 'after-action failed; the file stays where it is');
+      return `failed: ${(err as Error).message}`;
+    }
+  }
+
+  private folderOf(fileUrl: string): RunnerFolder | undefined {
+    let best: RunnerFolder | undefined;
+    for (const f of this.o.folders) {
+      const rel = path.relative(f.dir, fileUrl);
+      if (rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) && (!best || f.dir.length > best.dir.length)) best = f;
+    }
+    return best;
+  }
+
+  private async renewLeases(): Promise<void> {
+    if (this.running.size === 0) return;
+    const refs = [...this.running.values()].filter((r) => r.abortedFor === null).map((r) => ({ fileUrl: r.claim.fileUrl, token: r.claim.token }));
+    let lost: ClaimRef[];
+    try {
+      lost = await this.o.store.heartbeat(refs, this.o.leaseMs, this.o.now());
+    } catch (err) {
+      this.logStoreError(err, 'lease renewal');
+      return;
+    }
+    for (const l of lost) {
+      const r = this.running.get(l.fileUrl);
+      if (!r || r.claim.token !== l.token) continue;
+      r.abortedFor = 'lease';
+      this.log(r.claim).warn('lease lost (taken over or requeued): stopping the handler');
+      this.o.metrics?.failed?.('lease_lost');
+      r.ac.abort(new Error('lease lost'));
+    }
+  }
+
+  private logStoreError(err: unknown, what: string): void {
+    // One line per burst, not one per poll: a locked database would otherwise log 4 lines a second.
+    const now = this.o.now();
+    if (now - this.storeErrorLogged < 10_000) return;
+    this.storeErrorLogged = now;
+    this.o.logger.error({ err, workerId: this.o.workerId }, `${what} failed`);
+  }
+
+  /**
+   * Stop claiming; let running handlers finish for up to `graceMs`; then stop the rest and
+   * give their files back (no attempt counted). `abortNow()` cuts the grace short.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+    await this.filling;
+    const all = () => Promise.allSettled([...this.running.values()].map((r) => r.done));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all(), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    this.abortNow();
+    await all();
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    this.leaseTimer = null;
+  }
+
+  /** Second signal: stop every running handler now; their files are given back. */
+  abortNow(): void {
+    this.stopping = true;
+    for (const r of this.running.values()) {
+      if (r.abortedFor === null) {
+        r.abortedFor = 'shutdown';
+        r.ac.abort(new Error('ckpt is stopping'));
+      }
+    }
+  }
+}
+
+/** A handler's failure, or one found before the handler ran (vanished, unreadable...). */
+type FailureOutcome = Omit<Extract<HandlerOutcome, { ok: false }>, 'kind'> & { kind: string };
+
+interface FileProblem {
+  permanent: boolean;
+  reason: 'vanished' | 'unreadable' | 'not_a_file';
+  error: string;
+}
+
+/**
+ * Before running the handler: is the file still there, a regular file, and readable? Returns
+ * its fingerprint then (the content the handler is about to read).
+ */
+async function checkFile(fileUrl: string): Promise<FileProblem | { fingerprint: string }> {
+  let st: fs.Stats;
+  try {
+    st = await fs.promises.lstat(fileUrl);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      // Settled with a reason, not retried forever: it is not coming back under this name.
+      return { permanent: true, reason: 'vanished', error: 'file vanished before it was handled' };
+    }
+    return { permanent: false, reason: 'unreadable', error: `cannot stat file: ${(err as Error).message}` };
+  }
+  if (!st.isFile()) {
+    return { permanent: true, reason: 'not_a_file', error: `not a regular file (${st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'a folder' : 'a special file'})` };
+  }
+  try {
+    await fs.promises.access(fileUrl, fs.constants.R_OK);
+  } catch (err) {
+    return { permanent: false, reason: 'unreadable', error: `cannot read file: ${(err as Error).message}` };
+  }
+  return { fingerprint: fingerprintOf(st) };
+}
+
+/** The file's current identity if it changed since the handler started, else null. */
+async function statIfChanged(fileUrl: string, readFingerprint: string): Promise<Omit<DiscoveredFile, 'fileType'> | null> {
+  try {
+    const st = await fs.promises.lstat(fileUrl);
+    const fp = fingerprintOf(st);
+    if (fp === readFingerprint || !st.isFile()) return null;
+    return { fileUrl, mtimeMs: st.mtimeMs, size: st.size, fingerprint: fp };
+  } catch {
+    return null;
+  }
+}
