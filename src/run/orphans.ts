@@ -84,7 +84,7 @@ function carriesToken(pid: number, entry: Buffer): boolean {
 }
 
 /** Living (non-zombie) processes of group `pgid` that carry the token. */
-function findMembers(pgid: number, entry: Buffer): number[] {
+function findMembers(pgid: number | null, entry: Buffer): number[] {
   let names: string[];
   try {
     names = fs.readdirSync('/proc');
@@ -98,15 +98,15 @@ function findMembers(pgid: number, entry: Buffer): number[] {
     if (pid === process.pid) continue;
     const stat = readStat(pid);
     // A zombie is already dead (its parent has not reaped it yet) and has no environ left.
-    if (stat === null || stat.pgrp !== pgid || stat.state === 'Z') continue;
+    if (stat === null || (pgid !== null && stat.pgrp !== pgid) || stat.state === 'Z') continue;
     if (carriesToken(pid, entry)) found.push(pid);
   }
   return found;
 }
 
-function isAlive(pid: number, pgid: number): boolean {
+function isAlive(pid: number, pgid: number | null): boolean {
   const stat = readStat(pid);
-  return stat !== null && stat.pgrp === pgid && stat.state !== 'Z';
+  return stat !== null && (pgid === null || stat.pgrp === pgid) && stat.state !== 'Z';
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
@@ -119,9 +119,11 @@ function sleepSync(ms: number): void {
  * then waits (up to 1 s) until they are gone. Synchronous: it runs inside a SQLite transaction.
  * Scans again after killing, because a member may have forked between the scan and the kill.
  */
-export function killOrphanedHandler(pgid: number, claimToken: string): OrphanKillResult {
+export function killOrphanedHandler(pgid: number | null, claimToken: string): OrphanKillResult {
   // 0 and 1 are never a handler's group; this process itself is skipped in findMembers().
-  if (!Number.isInteger(pgid) || pgid <= 1 || claimToken === '') return { killed: 0, remaining: 0 };
+  // null: the worker died before it could record the group (a window of one write after the
+  // spawn), so look in every process for the token instead.
+  if ((pgid !== null && (!Number.isInteger(pgid) || pgid <= 1)) || claimToken === '') return { killed: 0, remaining: 0 };
   const entry = Buffer.from(`CKPT_CLAIM_TOKEN=${claimToken}`);
   const killed = new Set<number>();
   const deadline = Date.now() + WAIT_GONE_MS;

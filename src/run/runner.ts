@@ -167,7 +167,7 @@ export class Runner {
     for (const e of expired) {
       const local = e.workerId !== null && e.workerId.startsWith(`${this.o.host}:`);
       let killed = 0;
-      if (local && e.handlerPid !== null) {
+      if (local) {
         try {
           killed = killOrphanedHandler(e.handlerPid, e.token).killed;
         } catch (err) {

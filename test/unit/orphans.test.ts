@@ -70,6 +70,15 @@ describe('killOrphanedHandler', () => {
     expect(isGone(sleepPid)).toBe(true);
   });
 
+  it('without a recorded group (the worker died right after the spawn), finds the processes by token alone', async () => {
+    const { pgid, sleepPid } = await startOrphan('tok-nogroup');
+    const other = await startOrphan('tok-else');
+    expect(killOrphanedHandler(null, 'tok-nogroup')).toEqual({ killed: 2, remaining: 0 });
+    expect(isGone(pgid)).toBe(true);
+    expect(isGone(sleepPid)).toBe(true);
+    expect(isGone(other.pgid)).toBe(false);
+  });
+
   it('leaves a process of the same group alone when its token differs (pid reuse guard)', async () => {
     const { pgid, sleepPid } = await startOrphan('tok-OTHER');
     expect(killOrphanedHandler(pgid, 'tok-A')).toEqual({ killed: 0, remaining: 0 });
