@@ -1,0 +1,258 @@
+/**
+ * From the checked file plus the environment and flag layers to a ResolvedConfig: merge the
+ * layers, make every path absolute, apply the rules that span keys, then touch the file
+ * system (folders must exist, or are created). All pure checks come before the first mkdir,
+ * so a config that is wrong anywhere creates nothing.
+ *
+ * Folder policy (predictable, one rule each):
+ * - the database's folder is always created when missing (like the database file itself,
+ *   which SQLite creates);
+ * - a missing watched folder or moveTo folder is an error (a typo must not create a folder
+ *   nobody writes to), unless the file says "createDirs": true.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConfigError } from './errors.js';
+import type { Layer } from './env.js';
+import { DEFAULTS, isPostgresUrl, type FileConfig, type RawAfterAction, type RawDatabase } from './schema.js';
+import type { AfterAction, DatabaseConfig, HandlerConfig, ResolvedConfig, WatchConfig } from './types.js';
+
+export interface ResolveContext {
+  /** The config file as the caller named it: the prefix of every message about the file. */
+  display: string;
+  configPath: string;
+  configDir: string;
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+/** A setting, where it came from, and the folder its relative paths are resolved against. */
+interface Located<T> {
+  value: T;
+  source: string;
+  key: string;
+  baseDir: string;
+}
+
+export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: ResolveContext): ResolvedConfig {
+  const fromFile = <T>(value: T, key: string): Located<T> => ({ value, source: ctx.display, key, baseDir: ctx.configDir });
+
+  // --- merge: later layers win --------------------------------------------------------------
+  let database: Located<RawDatabase> | undefined = file.database === undefined ? undefined : fromFile(file.database, 'database');
+  let concurrency = file.concurrency;
+  let logLevel = file.log.level;
+  let logFormat = file.log.format;
+  let workerId = file.workerId;
+  let http = file.http === undefined ? null : { port: file.http.port, host: file.http.host };
+  for (const layer of layers) {
+    if (layer.database !== undefined) database = { ...layer.database, key: '' };
+    if (layer.concurrency !== undefined) concurrency = layer.concurrency;
+    if (layer.logLevel !== undefined) logLevel = layer.logLevel;
+    if (layer.logFormat !== undefined) logFormat = layer.logFormat;
+    if (layer.workerId !== undefined) workerId = layer.workerId;
+    if (layer.httpPort !== undefined) http = { port: layer.httpPort, host: http?.host ?? DEFAULTS.httpHost };
+  }
+  if (database === undefined) {
+    throw ConfigError.at(ctx.display, 'database', 'missing: set "database" in the file, CKPT_DATABASE, or --database');
+  }
+
+  // --- paths ----------------------------------------------------------------------------------
+  const abs = (p: string, baseDir = ctx.configDir): string => path.resolve(baseDir, p);
+  const db = resolveDatabase(database, ctx.env);
+  const watch: WatchConfig[] = file.watch.map((w, i) => {
+    const dir = abs(w.dir);
+    const fileType = w.fileType ?? path.basename(dir);
+    if (fileType === '') {
+      throw ConfigError.at(ctx.display, `watch[${i}].fileType`, `missing: cannot name the file type after folder ${dir}; set "fileType"`);
+    }
+    return {
+      dir,
+      include: [...(w.include ?? [])],
+      exclude: [...(w.exclude ?? [])],
+      fileType,
+      poll: w.poll,
+      readyMarker: w.readyMarker,
+      recursive: w.recursive,
+    };
+  });
+  const handler: HandlerConfig =
+    file.handler.command !== undefined
+      ? {
+          kind: 'command',
+          command: [...file.handler.command],
+          timeoutMs: file.handler.timeoutMs,
+          killGraceMs: file.handler.killGraceMs ?? DEFAULTS.killGraceMs,
+          cwd: ctx.configDir,
+        }
+      : { kind: 'module', module: abs(file.handler.module ?? ''), timeoutMs: file.handler.timeoutMs };
+  const afterAction = (a: RawAfterAction): AfterAction =>
+    a === 'keep' || a === 'delete' ? { kind: a } : { kind: 'move', dir: abs(a.moveTo) };
+  const onSuccess = afterAction(file.onSuccess);
+  const onDead = afterAction(file.onDead);
+
+  // --- rules across keys ----------------------------------------------------------------------
+  for (const [key, action] of [
+    ['onSuccess.moveTo', onSuccess],
+    ['onDead.moveTo', onDead],
+  ] as const) {
+    if (action.kind !== 'move') continue;
+    watch.forEach((w, i) => {
+      if (covers(w, action.dir)) {
+        throw ConfigError.at(
+          ctx.display,
+          key,
+          `folder ${action.dir} is inside watched folder watch[${i}].dir (${w.dir}): moved files would be picked up again; move them elsewhere`,
+        );
+      }
+    });
+  }
+  if (db.kind === 'sqlite') {
+    watch.forEach((w, i) => {
+      if (covers(w, path.dirname(db.path))) {
+        throw ConfigError.at(
+          database.source,
+          database.key,
+          `${db.path} is inside watched folder watch[${i}].dir (${w.dir}): its own files would be picked up; put it elsewhere`,
+        );
+      }
+    });
+  }
+
+  // --- file system ----------------------------------------------------------------------------
+  watch.forEach((w, i) => ensureFolder(w.dir, file.createDirs, ctx.display, `watch[${i}].dir`, fs.constants.R_OK | fs.constants.X_OK));
+  if (onSuccess.kind === 'move') ensureFolder(onSuccess.dir, file.createDirs, ctx.display, 'onSuccess.moveTo', fs.constants.W_OK | fs.constants.X_OK);
+  if (onDead.kind === 'move') ensureFolder(onDead.dir, file.createDirs, ctx.display, 'onDead.moveTo', fs.constants.W_OK | fs.constants.X_OK);
+  if (db.kind === 'sqlite') ensureDatabaseFolder(db.path, database.source, database.key);
+  if (handler.kind === 'module') ensureFile(handler.module, ctx.display, 'handler.module');
+
+  return {
+    configPath: ctx.configPath,
+    configDir: ctx.configDir,
+    database: db,
+    watch,
+    handler,
+    concurrency,
+    leaseMs: file.leaseMs,
+    stableMs: file.stableMs,
+    rescanMs: file.rescanMs,
+    retry: { ...file.retry },
+    onSuccess,
+    onDead,
+    onChange: file.onChange,
+    shutdownGraceMs: file.shutdownGraceMs,
+    lockTimeoutMs: file.lockTimeoutMs,
+    log: { level: logLevel, format: logFormat },
+    http,
+    workerId,
+    fileMode: file.fileMode,
+    group: file.group === undefined ? undefined : String(file.group),
+    createDirs: file.createDirs,
+  };
+}
+
+function resolveDatabase(db: Located<RawDatabase>, env: Readonly<Record<string, string | undefined>>): DatabaseConfig {
+  const v = db.value;
+  if (typeof v === 'string') {
+    if (isPostgresUrl(v)) return { kind: 'postgres', url: v, schema: 'public', urlEnv: null };
+    return { kind: 'sqlite', path: path.resolve(db.baseDir, v) };
+  }
+  const schema = v.schema ?? 'public';
+  if (v.url !== undefined) return { kind: 'postgres', url: v.url, schema, urlEnv: null };
+  const name = v.urlEnv ?? '';
+  const url = env[name];
+  const key = db.key === '' ? 'urlEnv' : `${db.key}.urlEnv`;
+  if (url === undefined || url === '') {
+    throw ConfigError.at(db.source, key, `environment variable ${name} is not set (it should hold the postgres:// URL)`);
+  }
+  if (!isPostgresUrl(url)) {
+    throw ConfigError.at(db.source, key, `environment variable ${name} does not hold a postgres:// or postgresql:// URL`);
+  }
+  try {
+    new URL(url);
+  } catch {
+    throw ConfigError.at(db.source, key, `environment variable ${name} does not hold a valid URL`);
+  }
+  return { kind: 'postgres', url, schema, urlEnv: name };
+}
+
+/** True when files put into `dir` would be seen by watcher `w`. */
+function covers(w: WatchConfig, dir: string): boolean {
+  if (dir === w.dir) return true;
+  return w.recursive && dir.startsWith(w.dir.endsWith(path.sep) ? w.dir : w.dir + path.sep);
+}
+
+function describeFsError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  switch (code) {
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'ENOTDIR':
+      return 'a part of the path is a file, not a folder';
+    case 'ENAMETOOLONG':
+      return 'the path is too long';
+    case 'EROFS':
+      return 'the file system is read-only';
+    case 'ELOOP':
+      return 'too many symbolic links';
+    default:
+      return code ?? (err instanceof Error ? err.message : String(err));
+  }
+}
+
+function statOrNull(p: string, source: string, key: string): fs.Stats | null {
+  try {
+    return fs.statSync(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw ConfigError.at(source, key, `cannot inspect ${p}: ${describeFsError(err)}`);
+  }
+}
+
+function mkdirs(dir: string, source: string, key: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw ConfigError.at(source, key, `cannot create folder ${dir}: ${describeFsError(err)}`);
+  }
+}
+
+function ensureFolder(dir: string, create: boolean, source: string, key: string, access: number): void {
+  let st = statOrNull(dir, source, key);
+  if (st === null) {
+    if (!create) {
+      throw ConfigError.at(source, key, `folder ${dir} does not exist (create it, or set "createDirs": true)`);
+    }
+    mkdirs(dir, source, key);
+    st = statOrNull(dir, source, key);
+  }
+  if (st === null || !st.isDirectory()) throw ConfigError.at(source, key, `${dir} is not a folder`);
+  try {
+    fs.accessSync(dir, access);
+  } catch {
+    const need = access & fs.constants.W_OK ? 'writable' : 'readable';
+    throw ConfigError.at(source, key, `folder ${dir} is not ${need} by this user`);
+  }
+}
+
+function ensureDatabaseFolder(dbPath: string, source: string, key: string): void {
+  const st = statOrNull(dbPath, source, key);
+  if (st !== null && st.isDirectory()) {
+    throw ConfigError.at(source, key, `${dbPath} is a folder; expected the path of the database file`);
+  }
+  const dir = path.dirname(dbPath);
+  const dirSt = statOrNull(dir, source, key);
+  if (dirSt === null) mkdirs(dir, source, key);
+  else if (!dirSt.isDirectory()) throw ConfigError.at(source, key, `${dir} is not a folder`);
+  try {
+    // SQLite needs to create -wal and -shm files beside the database.
+    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
+  } catch {
+    throw ConfigError.at(source, key, `folder ${dir} is not writable by this user (the database needs it for its -wal file)`);
+  }
+}
+
+function ensureFile(file: string, source: string, key: string): void {
+  const st = statOrNull(file, source, key);
+  if (st === null) throw ConfigError.at(source, key, `file ${file} does not exist`);
+  if (!st.isFile()) throw ConfigError.at(source, key, `${file} is not a file`);
+}
