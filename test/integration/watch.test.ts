@@ -1,0 +1,425 @@
+/**
+ * The watch layer against real folders and real files. Small stableMs (150 ms) keeps it quick;
+ * "not handed" is asserted after an explicit rescan has completed and nothing is left waiting,
+ * never after a sleep.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { DiscoveredFile } from '../../src/store/types.js';
+import { FolderWatcher, type FolderWatcherOptions, type WatchFolder } from '../../src/watch/watcher.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
+
+const STABLE_MS = 150;
+
+interface LogLine {
+  level: number;
+  msg: string;
+  path?: string;
+  [k: string]: unknown;
+}
+
+const watchers: FolderWatcher[] = [];
+
+afterEach(async () => {
+  await Promise.all(watchers.splice(0).map((w) => w.close()));
+  cleanupTmpDirs();
+});
+
+function folder(dir: string, more: Partial<WatchFolder> = {}): WatchFolder {
+  return { dir, include: [], exclude: [], fileType: 'test', poll: false, readyMarker: null, ...more };
+}
+
+function harness(folders: WatchFolder[], more: Partial<FolderWatcherOptions> = {}) {
+  const handed: DiscoveredFile[] = [];
+  const logs: LogLine[] = [];
+  const logger = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as LogLine) });
+  const w = new FolderWatcher({
+    folders,
+    stableMs: STABLE_MS,
+    rescanMs: 60_000,
+    logger,
+    isNetworkFs: () => false,
+    sink: async (files) => {
+      handed.push(...files);
+    },
+    ...more,
+  });
+  watchers.push(w);
+  const names = () => handed.map((f) => path.basename(f.fileUrl)).sort();
+  /** Rescan and wait until that scan is done and nothing is waiting: then "not handed" is final. */
+  const settle = async () => {
+    const scans = w.stats.scans;
+    w.rescan();
+    await waitFor(() => w.stats.scans > scans && w.stats.tracked === 0 && w.stats.queued === 0, { message: 'settle' });
+  };
+  return { w, handed, logs, names, settle };
+}
+
+describe('FolderWatcher', () => {
+  it('hands a file written slowly in chunks exactly once, whole', async () => {
+    const dir = tmpDir();
+    const { w, handed, settle } = harness([folder(dir)]);
+    await w.start();
+    const file = path.join(dir, 'slow.csv');
+    const chunk = 'x'.repeat(1000);
+    for (let i = 0; i < 5; i++) {
+      fs.appendFileSync(file, chunk);
+      await delay(STABLE_MS / 3); // the writer pauses, each pause shorter than stableMs
+    }
+    await waitFor(() => handed.length === 1);
+    expect(handed[0]).toMatchObject({ fileUrl: file, fileType: 'test', size: 5000 });
+    const st = fs.statSync(file);
+    expect(handed[0]?.fingerprint).toBe(`${st.size}:${Math.trunc(st.mtimeMs)}:${st.dev}:${st.ino}`);
+    await settle();
+    expect(handed).toHaveLength(1);
+  });
+
+  it('hands files present before start once each (and not again on rescans)', async () => {
+    const dir = tmpDir();
+    fs.mkdirSync(path.join(dir, 'sub'));
+    for (const n of ['a.csv', 'b.csv', 'sub/c.csv']) fs.writeFileSync(path.join(dir, n), n);
+    const { w, names, settle } = harness([folder(dir)]);
+    await w.start();
+    await waitFor(() => names().length === 3);
+    await settle();
+    await settle();
+    expect(names()).toEqual(['a.csv', 'b.csv', 'c.csv']);
+  });
+
+  it('sees a file renamed into the folder under its final name only', async () => {
+    const dir = tmpDir();
+    const outside = tmpDir();
+    const { w, names, settle } = harness([folder(dir)]);
+    await w.start();
+    fs.writeFileSync(path.join(outside, 'moved.csv'), 'from outside');
+    fs.renameSync(path.join(outside, 'moved.csv'), path.join(dir, 'moved.csv'));
+    fs.writeFileSync(path.join(dir, 'inplace.csv.tmp'), 'written here');
+    fs.renameSync(path.join(dir, 'inplace.csv.tmp'), path.join(dir, 'inplace.csv'));
+    await waitFor(() => names().length === 2);
+    await settle();
+    expect(names()).toEqual(['inplace.csv', 'moved.csv']);
+  });
+
+  it('hands a file again when another is renamed over it (a change event, a new fingerprint)', async () => {
+    const dir = tmpDir();
+    const { w, handed, settle } = harness([folder(dir)]);
+    await w.start();
+    const target = path.join(dir, 'data.csv');
+    fs.writeFileSync(target, 'version 1');
+    await waitFor(() => handed.length === 1);
+    fs.writeFileSync(path.join(dir, 'data.csv.part'), 'version 2');
+    fs.renameSync(path.join(dir, 'data.csv.part'), target);
+    await waitFor(() => handed.length === 2);
+    expect(handed[1]?.fileUrl).toBe(target);
+    expect(handed[1]?.fingerprint).not.toBe(handed[0]?.fingerprint);
+    await settle();
+    expect(handed).toHaveLength(2);
+  });
+
+  it('applies include and exclude globs to the path relative to the folder', async () => {
+    const dir = tmpDir();
+    fs.mkdirSync(path.join(dir, 'sub'));
+    const { w, handed, settle } = harness([folder(dir, { include: ['*.csv'], exclude: ['skip-*'] })]);
+    await w.start();
+    for (const n of ['a.csv', 'b.txt', 'skip-1.csv', 'sub/c.csv', 'sub/skip-2.csv']) fs.writeFileSync(path.join(dir, n), n);
+    await waitFor(() => handed.length === 2);
+    await settle();
+    expect(handed.map((f) => path.relative(dir, f.fileUrl)).sort()).toEqual(['a.csv', 'sub/c.csv']);
+  });
+
+  it('never hands default-ignored names, dotfiles or staging folders', async () => {
+    const dir = tmpDir();
+    const junk = ['.hidden.csv', 'a.tmp', 'b.part', 'c.partial', 'd.crdownload', 'e.swp', 'f.csv~'];
+    for (const n of junk) fs.writeFileSync(path.join(dir, n), n);
+    const { w, names, settle } = harness([folder(dir)]);
+    await w.start();
+    fs.mkdirSync(path.join(dir, '.staging'));
+    fs.writeFileSync(path.join(dir, '.staging', 'g.csv'), 'staged');
+    fs.writeFileSync(path.join(dir, 'late.tmp'), 'x');
+    fs.writeFileSync(path.join(dir, 'real.csv'), 'real');
+    await waitFor(() => names().length === 1);
+    await settle();
+    expect(names()).toEqual(['real.csv']);
+  });
+
+  it('with a ready marker, hands x.csv only once x.csv.done exists, and never the marker', async () => {
+    const dir = tmpDir();
+    // Both present at start-up: handed.
+    fs.writeFileSync(path.join(dir, 'early.csv'), 'early');
+    fs.writeFileSync(path.join(dir, 'early.csv.done'), '');
+    const { w, names, settle } = harness([folder(dir, { readyMarker: '.done' })]);
+    await w.start();
+    await waitFor(() => names().length === 1);
+    fs.writeFileSync(path.join(dir, 'late.csv'), 'late');
+    await waitFor(() => w.stats.awaitingMarker === 1, { message: 'late.csv stable, waiting for its marker' });
+    await settle();
+    expect(names()).toEqual(['early.csv']);
+    fs.writeFileSync(path.join(dir, 'late.csv.done'), '');
+    await waitFor(() => names().length === 2);
+    await settle();
+    expect(names()).toEqual(['early.csv', 'late.csv']);
+    expect(w.stats.awaitingMarker).toBe(0);
+  });
+
+  it('keeps watching a folder that is deleted and recreated', async () => {
+    const parent = tmpDir();
+    const dir = path.join(parent, 'inbox');
+    fs.mkdirSync(dir);
+    const { w, names } = harness([folder(dir)], { rootCheckMs: 50 });
+    await w.start();
+    fs.writeFileSync(path.join(dir, 'before.csv'), '1');
+    await waitFor(() => names().includes('before.csv'));
+    fs.rmSync(dir, { recursive: true });
+    await waitFor(() => w.stats.missingFolders === 1, { message: 'folder seen missing' });
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'dropped-while-away.csv'), '2');
+    await waitFor(() => w.stats.restarts >= 1, { message: 'watcher re-created' });
+    // Found by the scan after the re-creation, and a new file by the new watcher's events.
+    await waitFor(() => names().includes('dropped-while-away.csv'));
+    fs.writeFileSync(path.join(dir, 'after.csv'), '3');
+    await waitFor(() => names().includes('after.csv'));
+  });
+
+  it('notices a folder deleted and recreated at once (same inode number on ext4)', async () => {
+    const parent = tmpDir();
+    const dir = path.join(parent, 'inbox');
+    fs.mkdirSync(dir);
+    const { w, names } = harness([folder(dir)], { rootCheckMs: 50 });
+    await w.start();
+    fs.rmSync(dir, { recursive: true });
+    fs.mkdirSync(dir);
+    await waitFor(() => w.stats.restarts >= 1 && w.stats.missingFolders === 0, { message: 'watcher re-created' });
+    fs.writeFileSync(path.join(dir, 'after.csv'), '3');
+    await waitFor(() => names().includes('after.csv'));
+  });
+
+  it('starts on a folder that does not exist yet and picks it up when it appears', async () => {
+    const parent = tmpDir();
+    const dir = path.join(parent, 'later');
+    const { w, names } = harness([folder(dir)], { rootCheckMs: 50 });
+    await w.start();
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'x.csv'), 'x');
+    await waitFor(() => names().includes('x.csv'));
+  });
+
+  it('with a tiny tracker, drops events but still hands every file (via the rescan)', async () => {
+    const dir = tmpDir();
+    const { w, names, settle } = harness([folder(dir)], { maxTracked: 5, batchSize: 3 });
+    await w.start();
+    const expected: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const n = `f${String(i).padStart(3, '0')}.csv`;
+      fs.writeFileSync(path.join(dir, n), n);
+      expected.push(n);
+    }
+    await waitFor(() => names().length >= 60, { message: `handed ${names().length} of 60` });
+    expect(w.stats.dropped).toBeGreaterThan(0);
+    await settle();
+    expect(names()).toEqual(expected);
+  });
+
+  it('works in poll mode', async () => {
+    const dir = tmpDir();
+    const { w, names, settle } = harness([folder(dir, { poll: true })], { pollIntervalMs: 50 });
+    await w.start();
+    fs.writeFileSync(path.join(dir, 'polled.csv'), 'p');
+    await waitFor(() => names().length === 1);
+    fs.appendFileSync(path.join(dir, 'polled.csv'), 'more');
+    await waitFor(() => names().length === 2, { message: 'a change is seen by polling too' });
+    await settle();
+    expect(names()).toEqual(['polled.csv', 'polled.csv']);
+  });
+
+  it('decides poll: auto with isNetworkFs', async () => {
+    const dir = tmpDir();
+    const asked: string[] = [];
+    const { w, names, logs } = harness([folder(dir, { poll: 'auto' })], {
+      pollIntervalMs: 50,
+      isNetworkFs: (d) => {
+        asked.push(d);
+        return true;
+      },
+    });
+    await w.start();
+    expect(asked).toEqual([dir]);
+    expect(logs.find((l) => l.msg === 'watching folder')).toMatchObject({ poll: true });
+    fs.writeFileSync(path.join(dir, 'nfs.csv'), 'n');
+    await waitFor(() => names().length === 1);
+  });
+
+  it('does not hand symlinks (out of the root, or a loop) and does not hang on them', async () => {
+    const dir = tmpDir();
+    const outside = tmpDir();
+    fs.writeFileSync(path.join(outside, 'secret.csv'), 'secret');
+    fs.symlinkSync(path.join(outside, 'secret.csv'), path.join(dir, 'link.csv'));
+    fs.symlinkSync(dir, path.join(dir, 'loop'));
+    fs.symlinkSync(outside, path.join(dir, 'outdir'));
+    fs.writeFileSync(path.join(dir, 'real.csv'), 'real');
+    const { w, names, settle } = harness([folder(dir)]);
+    await w.start();
+    fs.symlinkSync(path.join(outside, 'secret.csv'), path.join(dir, 'link2.csv'));
+    await waitFor(() => names().length === 1);
+    await settle();
+    expect(names()).toEqual(['real.csv']);
+  });
+
+  it('watches a root that is itself a symlink, handing files under the configured path', async () => {
+    const real = tmpDir();
+    const links = tmpDir();
+    const dir = path.join(links, 'inbox');
+    fs.symlinkSync(real, dir);
+    fs.writeFileSync(path.join(real, 'present.csv'), 'p');
+    const { w, handed } = harness([folder(dir)]);
+    await w.start();
+    fs.writeFileSync(path.join(real, 'new.csv'), 'n');
+    await waitFor(() => handed.length === 2);
+    expect(handed.map((f) => f.fileUrl).sort()).toEqual([path.join(dir, 'new.csv'), path.join(dir, 'present.csv')]);
+  });
+
+  it('does not hand (or open) a FIFO, and nothing blocks', async () => {
+    const dir = tmpDir();
+    execFileSync('mkfifo', [path.join(dir, 'pipe.csv')]);
+    const { w, names, settle } = harness([folder(dir)]);
+    await w.start();
+    execFileSync('mkfifo', [path.join(dir, 'pipe2.csv')]);
+    fs.writeFileSync(path.join(dir, 'real.csv'), 'real');
+    await waitFor(() => names().length === 1);
+    await settle();
+    expect(names()).toEqual(['real.csv']);
+  });
+
+  it('treats a folder named like a data file as a folder', async () => {
+    const dir = tmpDir();
+    fs.mkdirSync(path.join(dir, 'x.csv'));
+    fs.writeFileSync(path.join(dir, 'x.csv', 'inner.csv'), 'inner');
+    const { w, handed, settle } = harness([folder(dir, { include: ['*.csv'] })]);
+    await w.start();
+    fs.mkdirSync(path.join(dir, 'y.csv'));
+    await waitFor(() => handed.length === 1);
+    await settle();
+    expect(handed.map((f) => path.relative(dir, f.fileUrl))).toEqual(['x.csv/inner.csv']);
+  });
+
+  it('does not descend when recursive is false', async () => {
+    const dir = tmpDir();
+    fs.mkdirSync(path.join(dir, 'sub'));
+    fs.writeFileSync(path.join(dir, 'sub', 'deep.csv'), 'd');
+    const { w, names, settle } = harness([folder(dir, { recursive: false })]);
+    await w.start();
+    fs.writeFileSync(path.join(dir, 'sub', 'deep2.csv'), 'd');
+    fs.writeFileSync(path.join(dir, 'top.csv'), 't');
+    await waitFor(() => names().length === 1);
+    await settle();
+    expect(names()).toEqual(['top.csv']);
+  });
+
+  it('logs a name that is not valid UTF-8 once, shown with escapes, and skips it', async () => {
+    const dir = tmpDir();
+    fs.writeFileSync(Buffer.concat([Buffer.from(`${dir}/`), Buffer.from([0xff, 0xfe]), Buffer.from('.csv')]), 'x');
+    fs.writeFileSync(path.join(dir, 'good.csv'), 'g');
+    const { w, names, logs, settle } = harness([folder(dir)]);
+    await w.start();
+    await waitFor(() => names().length === 1);
+    await settle();
+    await settle();
+    const errors = logs.filter((l) => l.level === 50 && /UTF-8/.test(l.msg));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.path).toBe(`${dir}/\\xff\\xfe.csv`);
+    expect(names()).toEqual(['good.csv']);
+    expect(w.stats.invalidNames).toBe(1);
+  });
+
+  it('drops a file that vanishes before it is stable', async () => {
+    const dir = tmpDir();
+    const { w, names, logs, settle } = harness([folder(dir)]);
+    await w.start();
+    fs.writeFileSync(path.join(dir, 'brief.csv'), 'b');
+    await waitFor(() => w.stats.tracked === 1);
+    fs.unlinkSync(path.join(dir, 'brief.csv'));
+    fs.writeFileSync(path.join(dir, 'stays.csv'), 's');
+    await waitFor(() => names().length === 1);
+    await settle();
+    expect(names()).toEqual(['stays.csv']);
+    expect(logs.filter((l) => l.level >= 50)).toEqual([]);
+  });
+
+  it('keeps files when the sink throws, and hands them again later', async () => {
+    const dir = tmpDir();
+    for (const n of ['a.csv', 'b.csv', 'c.csv']) fs.writeFileSync(path.join(dir, n), n);
+    let calls = 0;
+    const accepted: DiscoveredFile[] = [];
+    const { w, logs } = harness([folder(dir)], {
+      sink: async (files) => {
+        calls++;
+        if (calls <= 2) throw new Error('database is locked');
+        accepted.push(...files);
+      },
+    });
+    await w.start();
+    await waitFor(() => accepted.length === 3);
+    expect(w.stats.sinkFailures).toBe(2);
+    const err = logs.find((l) => l.level === 50 && /store failed/.test(l.msg));
+    expect(err?.path).toMatch(/\.csv$/);
+    expect(err?.files).toBeGreaterThanOrEqual(1);
+    expect(accepted.map((f) => path.basename(f.fileUrl)).sort()).toEqual(['a.csv', 'b.csv', 'c.csv']);
+  });
+
+  it('close() waits for the sink call in flight and hands nothing after it', async () => {
+    const dir = tmpDir();
+    fs.writeFileSync(path.join(dir, 'a.csv'), 'a');
+    let release: () => void = () => undefined;
+    let calls = 0;
+    let finished = false;
+    const { w } = harness([folder(dir)], {
+      sink: async () => {
+        calls++;
+        await new Promise<void>((r) => {
+          release = r;
+        });
+        finished = true;
+      },
+    });
+    await w.start();
+    await waitFor(() => calls === 1);
+    fs.writeFileSync(path.join(dir, 'b.csv'), 'b');
+    const closing = w.close();
+    let closed = false;
+    void closing.then(() => {
+      closed = true;
+    });
+    await waitFor(() => w.stats.tracked === 0); // the tracker was emptied by close()
+    expect(closed).toBe(false);
+    release();
+    await closing;
+    expect(finished).toBe(true);
+    expect(calls).toBe(1);
+  });
+
+  it('calls the sink one batch at a time', async () => {
+    const dir = tmpDir();
+    for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(dir, `f${i}.csv`), 'x');
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const sizes: number[] = [];
+    const { w } = harness([folder(dir)], {
+      batchSize: 4,
+      sink: async (files) => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        sizes.push(files.length);
+        await delay(5);
+        inFlight--;
+      },
+    });
+    await w.start();
+    await waitFor(() => sizes.reduce((a, b) => a + b, 0) === 20);
+    expect(maxInFlight).toBe(1);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(4);
+  });
+});
