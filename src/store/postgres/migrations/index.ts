@@ -1,0 +1,15 @@
+import { sql as m0001 } from './0001_schema.js';
+
+export interface PgMigration {
+  version: number;
+  name: string;
+  /** The statements, given the quoted schema name. */
+  sql: (schema: string) => string;
+}
+
+/**
+ * Numbered PostgreSQL migrations; `ckpt_schema_migrations` records each one applied. Append
+ * only: never edit a migration that has shipped. Numbers follow the SQLite migrations where a
+ * migration exists for both stores.
+ */
+export const PG_MIGRATIONS: readonly PgMigration[] = [{ version: 1, name: 'schema', sql: m0001 }];

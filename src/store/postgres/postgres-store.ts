@@ -1,0 +1,628 @@
+import type pg from 'pg';
+import { idempotencyKey } from '../idempotency.js';
+import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from '../retry-policy.js';
+import { iso } from '../time.js';
+import type {
+  AttemptRecord,
+  ChangePolicy,
+  CheckpointStore,
+  Claim,
+  ClaimOptions,
+  ClaimRef,
+  Completion,
+  DiscoverResult,
+  DiscoveredFile,
+  ExpiredClaim,
+  FailResult,
+  Failure,
+  FileRecord,
+  ListQuery,
+  PurgeQuery,
+  RequeueQuery,
+  RetryPolicy,
+  Status,
+  StoreStats,
+  WorkerInfo,
+  WorkerRecord,
+  WriteResult,
+} from '../types.js';
+import { migrate, quoteSchema } from './migrate.js';
+import { classifyPgError, poisonsConnection, toPgStoreError } from './pg-errors.js';
+import { type PoolOptions, createPool, describeTarget } from './pool.js';
+import { type Statement, type Statements, statements } from './statements.js';
+
+export interface PostgresStoreOptions extends PoolOptions {
+  /** Schema holding ckpt's tables; created by the first migration if missing. Default "public". */
+  schema?: string;
+  retry?: RetryPolicy;
+  onChange?: ChangePolicy;
+  random?: () => number;
+  /**
+   * Called when an idle pooled connection fails (the server restarted or killed it). The pool
+   * drops the connection by itself and opens a new one when needed; this is for logging only.
+   * The error never holds the connection string.
+   */
+  onConnectionError?: (err: Error) => void;
+}
+
+type Row = Record<string, unknown>;
+
+/**
+ * Rows taken over per expired-lease sweep: as in SQLite, expiry is rare (a worker died) and a
+ * bound keeps one claim transaction short after a crash of a worker that held thousands of files.
+ */
+const REAP_BATCH = 256;
+/** Deadlocks between two hosts' batched writes are resolved by the server; run the loser again. */
+const CONFLICT_RETRIES = 8;
+
+/**
+ * The PostgreSQL checkpoint store: the same schema, statuses, transitions and token checks as
+ * SqliteStore (see the transition table there), for several daemons on several hosts sharing
+ * one database.
+ *
+ * How it differs from SQLite, and why:
+ * - A claim is one `UPDATE ... WHERE file_url = ANY (SELECT ... FOR UPDATE SKIP LOCKED)`
+ *   statement: concurrent claimers (other processes, other hosts) skip each other's locked rows
+ *   instead of queueing behind one write lock.
+ * - Batched writes (complete, release, heartbeat) are one statement each over arrays; discover
+ *   reads once and writes only what changed.
+ * - The expired-lease sweep runs only when the claim statement's probe finds an expired lease:
+ *   then sweep and claim share one transaction, as in SQLite. `onExpired` is called while the
+ *   expired rows are locked, before they become claimable, but it can only act on THIS host:
+ *   a lease that ran out on another host belongs to a process that ckpt cannot see or kill.
+ *   Across hosts the lease and the claim token are the protection: the old holder can no
+ *   longer write anything for the file (its handler may still be running, see the README).
+ * - `now` always comes from the caller, never from the server clock (as in SQLite).
+ * - Errors: see pg-errors.ts. An unreachable or restarting server is StoreUnavailableError
+ *   ('locked'), like a locked SQLite file, so the fallback layer treats both alike.
+ */
+export class PostgresStore implements CheckpointStore {
+  readonly kind = 'postgres' as const;
+  readonly schema: string;
+  /** host:port/db, without user or password: safe to log. */
+  readonly target: string;
+  readonly pool: pg.Pool;
+  private readonly retry: RetryPolicy;
+  private readonly onChange: ChangePolicy;
+  private readonly random: () => number;
+  private readonly s: Statements;
+  private readonly qs: string;
+  private ready: Promise<void> | null = null;
+  private closed = false;
+
+  /**
+   * Builds the store without touching the server: the schema is migrated on first use (and
+   * again on the next call if the server was unreachable). Use PostgresStore.connect() to
+   * migrate up front and fail fast.
+   */
+  constructor(opts: PostgresStoreOptions) {
+    this.schema = opts.schema ?? 'public';
+    this.qs = quoteSchema(this.schema);
+    this.target = describeTarget(opts.url);
+    this.retry = opts.retry ?? DEFAULT_RETRY;
+    this.onChange = opts.onChange ?? 'reprocess';
+    this.random = opts.random ?? Math.random;
+    this.s = statements(this.qs);
+    const onConnectionError = opts.onConnectionError ?? (() => undefined);
+    this.pool = createPool(opts, (err) => onConnectionError(err));
+  }
+
+  /** Open and migrate: throws StoreUnavailableError when the server cannot be used. */
+  static async connect(opts: PostgresStoreOptions): Promise<PostgresStore> {
+    const store = new PostgresStore(opts);
+    try {
+      await store.ensureReady();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  }
+
+  /** Runs the migrations once; a failed attempt is forgotten so the next call tries again. */
+  ensureReady(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error(`PostgreSQL store ${this.target} is closed`));
+    this.ready ??= this.withClient('migrate', async (c) => {
+      await migrate(c, this.schema);
+    }).catch((err: unknown) => {
+      this.ready = null;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  // --- plumbing ---------------------------------------------------------------------------
+
+  /** Check out a connection, run `fn`, give it back. Errors come out classified (pg-errors.ts). */
+  private async withClient<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw toPgStoreError(err, `${what} (${this.target})`);
+    }
+    let failure: unknown = null;
+    try {
+      return await fn(client);
+    } catch (err) {
+      failure = err;
+      throw toPgStoreError(err, `${what} (${this.target})`);
+    } finally {
+      // A connection that saw a connection-level error is destroyed, not given back to the pool.
+      client.release(failure !== null && poisonsConnection(failure) ? (failure as Error) : undefined);
+    }
+  }
+
+  /**
+   * Run `fn` as one transaction (READ COMMITTED), again from the start after a deadlock.
+   * `first` (plain SQL without parameters, e.g. an advisory lock) is sent with BEGIN in the
+   * same round trip.
+   */
+  private async tx<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>, first?: string): Promise<T> {
+    await this.ensureReady();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.withClient(what, async (c) => {
+          await c.query(first === undefined ? 'BEGIN' : `BEGIN; ${first}`);
+          try {
+            const out = await fn(c);
+            await c.query('COMMIT');
+            return out;
+          } catch (err) {
+            // After a lost connection the rollback fails too; the server rolls back by itself.
+            await c.query('ROLLBACK').catch(() => undefined);
+            throw err;
+          }
+        });
+      } catch (err) {
+        if (classifyPgError(err) !== 'retry' || attempt >= CONFLICT_RETRIES) throw err;
+        await conflictPause(attempt);
+      }
+    }
+  }
+
+  /** One statement, outside an explicit transaction (a single statement is atomic anyway). */
+  private async one(what: string, st: Statement, values: unknown[]): Promise<pg.QueryResult<Row>> {
+    await this.ensureReady();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.withClient(what, (c) => c.query<Row>({ name: st.name, text: st.text, values }));
+      } catch (err) {
+        if (classifyPgError(err) !== 'retry' || attempt >= CONFLICT_RETRIES) throw err;
+        await conflictPause(attempt);
+      }
+    }
+  }
+
+  // --- discover ---------------------------------------------------------------------------
+
+  async discover(files: readonly DiscoveredFile[], now: number): Promise<DiscoverResult> {
+    const res: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
+    if (files.length === 0) return res;
+    const nowIso = iso(now);
+    return this.tx(
+      'discover',
+      async (c) => {
+        const out: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
+        // The same path twice in one batch is handled in order, like SQLite's loop: the second
+        // sighting goes in a later round and sees what the first one did.
+        for (const round of rounds(files)) await this.discoverRound(c, round, nowIso, out);
+        return out;
+      },
+      this.s.purgeLock('shared', this.schema),
+    );
+  }
+
+  /**
+   * One read tells what each path needs; only the writes that are needed are sent (a periodic
+   * rescan of known, unchanged files costs that one read). Every write repeats its condition,
+   * so a row another host changed since the read is left alone and counted as unchanged.
+   */
+  private async discoverRound(c: pg.PoolClient, files: DiscoveredFile[], nowIso: string, res: DiscoverResult): Promise<void> {
+    const known = new Map<string, Row>();
+    for (const r of (await c.query<Row>({ ...this.s.known, values: [files.map((f) => f.fileUrl)] })).rows) known.set(String(r.file_url), r);
+
+    const fresh: { f: DiscoveredFile; version: number; tomb: boolean }[] = [];
+    const reversion: DiscoveredFile[] = [];
+    const refresh: DiscoveredFile[] = [];
+    for (const f of files) {
+      const k = known.get(f.fileUrl);
+      if (k?.status == null) {
+        if (k?.tomb_fingerprint != null) {
+          if (k.tomb_fingerprint === f.fingerprint || this.onChange === 'ignore') {
+            res.tombstoned++;
+            continue;
+          }
+          fresh.push({ f, version: Number(k.tomb_version) + 1, tomb: true });
+        } else {
+          fresh.push({ f, version: 1, tomb: false });
+        }
+      } else if (k.fingerprint === f.fingerprint || k.status === 'processing') {
+        // processing: the runner re-discovers the file after its outcome if it changed meanwhile.
+        res.unchanged++;
+      } else if (k.status === 'completed' || k.status === 'dead') {
+        if (this.onChange === 'reprocess') reversion.push(f);
+        else res.unchanged++;
+      } else {
+        // pending or failed, not run yet in this shape: the next run reads the new content anyway.
+        refresh.push(f);
+      }
+    }
+
+    if (fresh.length > 0) {
+      // Sorted: two hosts inserting overlapping batches take the key locks in the same order.
+      fresh.sort((a, b) => cmp(a.f.fileUrl, b.f.fileUrl));
+      const ins = await c.query<{ file_url: string }>({
+        ...this.s.insert,
+        values: [
+          nowIso,
+          fresh.map((x) => x.f.fileUrl),
+          fresh.map((x) => x.f.fileType),
+          fresh.map((x) => iso(x.f.mtimeMs)),
+          fresh.map((x) => x.f.fingerprint),
+          fresh.map((x) => x.f.size),
+          fresh.map((x) => x.version),
+        ],
+      });
+      const inserted = new Set(ins.rows.map((r) => r.file_url));
+      res.inserted += inserted.size;
+      const revived = fresh.filter((x) => x.tomb && inserted.has(x.f.fileUrl)).map((x) => x.f.fileUrl);
+      if (revived.length > 0) await c.query({ ...this.s.deleteTombstones, values: [revived] });
+      // Inserted by another host since the read: now a known row like any other.
+      for (const x of fresh) {
+        if (inserted.has(x.f.fileUrl)) continue;
+        if (this.onChange === 'reprocess') reversion.push(x.f);
+        refresh.push(x.f);
+      }
+    }
+    // In path order, like the insert: overlapping batches of two hosts lock rows in one order
+    // (a deadlock is still retried by tx(), but it costs both a round of work).
+    reversion.sort((a, b) => cmp(a.fileUrl, b.fileUrl));
+    refresh.sort((a, b) => cmp(a.fileUrl, b.fileUrl));
+    let reversioned = 0;
+    if (reversion.length > 0) {
+      const rv = await c.query({
+        ...this.s.reversion,
+        values: [nowIso, reversion.map((f) => f.fileUrl), reversion.map((f) => f.fileType), reversion.map((f) => iso(f.mtimeMs)), reversion.map((f) => f.fingerprint), reversion.map((f) => f.size)],
+      });
+      reversioned = rv.rowCount ?? 0;
+    }
+    if (refresh.length > 0) {
+      await c.query({
+        ...this.s.refreshFingerprint,
+        values: [nowIso, refresh.map((f) => f.fileUrl), refresh.map((f) => iso(f.mtimeMs)), refresh.map((f) => f.fingerprint), refresh.map((f) => f.size)],
+      });
+    }
+    res.reversioned += reversioned;
+    // Everything not inserted, tombstoned or reversioned (a lost insert race lands in both lists).
+    const handled = new Set([...reversion, ...refresh].map((f) => f.fileUrl));
+    res.unchanged += handled.size - reversioned;
+  }
+
+  // --- claim ------------------------------------------------------------------------------
+
+  async claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
+    if (n <= 0) return [];
+    const nowIso = iso(opts.now);
+    const values = [nowIso, Math.floor(n), opts.workerId, iso(opts.now + opts.leaseMs)];
+    const toClaims = (rows: Row[]) =>
+      rows
+        .sort((a, b) => cmp(String(a.ready_at), String(b.ready_at)) || cmp(String(a.file_url), String(b.file_url)))
+        .map((r) => toClaim(r, opts.now + opts.leaseMs));
+    // The common case: one statement (its own transaction), one round trip.
+    const first = (await this.one('claim', this.s.claim, values)).rows;
+    if (!first.some((r) => r.expired === true)) return toClaims(first);
+    // Some lease ran out (and nothing was claimed): sweep, then claim, in one transaction.
+    return this.tx('claim', async (c) => {
+      await this.sweepExpiredLeases(c, opts.now, nowIso, opts.onExpired);
+      return toClaims((await c.query<Row>({ ...this.s.claimAfterSweep, values })).rows);
+    });
+  }
+
+  async claimFile(fileUrl: string, opts: ClaimOptions): Promise<Claim | null> {
+    const nowIso = iso(opts.now);
+    const values = (afterSweep: boolean) => [nowIso, fileUrl, opts.workerId, iso(opts.now + opts.leaseMs), afterSweep];
+    const pick = (rows: Row[]) => {
+      const r = rows.find((x) => x.expired !== true);
+      return r ? toClaim(r, opts.now + opts.leaseMs) : null;
+    };
+    const first = (await this.one('claim', this.s.claimOne, values(false))).rows;
+    if (!first.some((r) => r.expired === true)) return pick(first);
+    return this.tx('claim', async (c) => {
+      await this.sweepExpiredLeases(c, opts.now, nowIso, opts.onExpired);
+      return pick((await c.query<Row>({ ...this.s.claimOne, values: values(true) })).rows);
+    });
+  }
+
+  /**
+   * Inside a claim transaction: expired leases become failed (or dead) before anything is
+   * claimed. The rows stay locked (FOR UPDATE) from the moment they are read until the commit,
+   * so `onExpired` runs while nobody can claim them.
+   */
+  private async sweepExpiredLeases(c: pg.PoolClient, now: number, nowIso: string, onExpired: ClaimOptions['onExpired']): Promise<void> {
+    const rows = (await c.query<Row>({ ...this.s.expiredLeases, values: [nowIso, REAP_BATCH] })).rows;
+    if (rows.length === 0) return;
+    const expired: ExpiredClaim[] = rows.map((r) => ({
+      fileUrl: String(r.file_url),
+      version: Number(r.version),
+      attempt: Number(r.attempts),
+      token: String(r.claim_token),
+      workerId: (r.processed_by as string | null) ?? null,
+      handlerPid: (r.handler_pid as number | null) ?? null,
+      status: budgetSpent(this.retry, Number(r.retry_count) + 1) ? 'dead' : 'failed',
+    }));
+    // Only handlers on THIS host can be checked; another host's are protected by the token.
+    onExpired?.(expired);
+    const dues = expired.map((e, i) =>
+      e.status === 'dead' ? null : iso(now + backoffDelayMs(this.retry, Number(rows[i]!.retry_count) + 1, this.random)),
+    );
+    const errors = expired.map((e) => `lease expired: worker ${e.workerId ?? '?'} stopped renewing its claim`);
+    await c.query({
+      ...this.s.expire,
+      values: [
+        nowIso,
+        expired.map((e) => e.fileUrl),
+        expired.map((e) => e.token),
+        expired.map((e) => e.status),
+        rows.map((r) => Number(r.retry_count) + 1),
+        dues,
+        errors,
+        expired.map((e) => e.version),
+        expired.map((e) => e.attempt),
+        expired.map((e) => e.workerId ?? '?'),
+        rows.map((r) => r.started_at ?? null),
+        rows.map((r) => durationOf(r.started_at, now)),
+      ],
+    });
+  }
+
+  // --- token-guarded writes ---------------------------------------------------------------
+
+  async heartbeat(refs: readonly ClaimRef[], leaseMs: number, now: number): Promise<ClaimRef[]> {
+    if (refs.length === 0) return [];
+    const r = await this.one('heartbeat', this.s.extend, [iso(now + leaseMs), iso(now), refs.map((x) => x.fileUrl), refs.map((x) => x.token)]);
+    const held = new Set(r.rows.map((row) => `${String(row.claim_token)}\0${String(row.file_url)}`));
+    return refs.filter((x) => !held.has(`${x.token}\0${x.fileUrl}`));
+  }
+
+  async setHandlerPid(ref: ClaimRef, pid: number): Promise<WriteResult> {
+    const r = await this.one('setHandlerPid', this.s.setPid, [pid, ref.fileUrl, ref.token]);
+    return r.rowCount === 1 ? 'ok' : 'lost';
+  }
+
+  async complete(items: readonly Completion[]): Promise<WriteResult[]> {
+    if (items.length === 0) return [];
+    const r = await this.one('complete', this.s.complete, [
+      items.map((c) => c.fileUrl),
+      items.map((c) => c.token),
+      items.map((c) => c.stats.totalRows),
+      items.map((c) => c.stats.filteredRows),
+      items.map((c) => c.stats.persistedRows),
+      items.map((c) => Math.round(c.stats.durationMs)),
+      items.map((c) => iso(c.now)),
+      items.map((c) => c.afterAction ?? null),
+      items.map((c) => c.fingerprint ?? null),
+    ]);
+    const ok = new Set(r.rows.map((row) => Number(row.ord)));
+    return items.map((_, i) => (ok.has(i + 1) ? 'ok' : 'lost'));
+  }
+
+  async fail(f: Failure): Promise<FailResult> {
+    // No transaction needed: while the token holds the file (status processing), nothing else
+    // changes retry_count, so the value read here is the one the guarded update replaces.
+    const held = (await this.one('fail', this.s.heldRow, [f.fileUrl, f.token])).rows[0];
+    if (!held) return 'lost';
+    const failures = Number(held.retry_count) + 1;
+    const dead = f.permanent || budgetSpent(this.retry, failures);
+    const due = dead ? null : iso(f.now + backoffDelayMs(this.retry, failures, this.random));
+    const status = dead ? 'dead' : 'failed';
+    const nowIso = iso(f.now);
+    const outcome = f.reason ?? (dead ? (f.permanent ? 'dead' : 'failed') : 'failed');
+    const r = await this.one('fail', this.s.fail, [
+      f.fileUrl,
+      f.token,
+      status,
+      failures,
+      due,
+      f.error,
+      Math.round(f.durationMs),
+      dead ? nowIso : null,
+      nowIso,
+      outcome,
+    ]);
+    return r.rowCount === 1 ? status : 'lost';
+  }
+
+  async release(refs: readonly ClaimRef[], now: number): Promise<WriteResult[]> {
+    if (refs.length === 0) return [];
+    const r = await this.one('release', this.s.release, [iso(now), refs.map((x) => x.fileUrl), refs.map((x) => x.token)]);
+    const ok = new Set(r.rows.map((row) => Number(row.ord)));
+    return refs.map((_, i) => (ok.has(i + 1) ? 'ok' : 'lost'));
+  }
+
+  // --- operator actions -------------------------------------------------------------------
+
+  async requeue(q: RequeueQuery): Promise<number> {
+    const r = await this.one('requeue', this.s.requeue, [iso(q.now), [...(q.files ?? [])], q.dead === true, q.fileType ?? null]);
+    return r.rowCount ?? 0;
+  }
+
+  async purge(q: PurgeQuery): Promise<number> {
+    const statuses = q.statuses.filter((s) => s === 'completed' || s === 'dead');
+    if (statuses.length === 0) return 0;
+    return this.tx(
+      'purge',
+      async (c) => {
+        const r = await c.query<{ n: number }>({ ...this.s.purge, values: [statuses, iso(q.now - q.olderThanMs), iso(q.now)] });
+        return r.rows[0]?.n ?? 0;
+      },
+      this.s.purgeLock('exclusive', this.schema),
+    );
+  }
+
+  // --- reads ------------------------------------------------------------------------------
+
+  async get(fileUrl: string): Promise<FileRecord | null> {
+    const r = (await this.one('get', this.s.get, [fileUrl])).rows[0];
+    return r ? toRecord(r) : null;
+  }
+
+  async list(q: ListQuery): Promise<FileRecord[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const arg = (v: unknown, cast: string) => (args.push(v), `$${args.length}::${cast}`);
+    if (q.status) where.push(`status = ${arg(q.status, 'text')}`);
+    if (q.fileType) where.push(`file_type = ${arg(q.fileType, 'text')}`);
+    if (q.since !== undefined) where.push(`updated_at >= ${arg(iso(q.since), 'timestamptz')}`);
+    if (q.after !== undefined) where.push(`file_url > ${arg(q.after, 'text')}`);
+    const text = `SELECT * FROM ${this.qs}.file_checkpoints ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY file_url LIMIT ${arg(q.limit ?? 100, 'int')}`;
+    // Named by its shape, so each of the 16 filter combinations is prepared once per connection.
+    const name = `ckpt_list_${q.status ? 's' : ''}${q.fileType ? 't' : ''}${q.since !== undefined ? 'u' : ''}${q.after !== undefined ? 'a' : ''}`;
+    return (await this.one('list', { name, text }, args)).rows.map(toRecord);
+  }
+
+  async attempts(fileUrl: string): Promise<AttemptRecord[]> {
+    return (await this.one('attempts', this.s.attempts, [fileUrl])).rows.map(toAttempt);
+  }
+
+  async counts(): Promise<Record<Status, number>> {
+    const out: Record<Status, number> = { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 };
+    for (const r of (await this.one('counts', this.s.counts, [])).rows) out[r.status as Status] = Number(r.n);
+    return out;
+  }
+
+  async stats(now: number): Promise<StoreStats> {
+    const counts = await this.counts();
+    const oldest = (await this.one('stats', this.s.oldestPending, [])).rows[0];
+    const w = (await this.one('stats', this.s.outcomesSince, [iso(now - 60_000), iso(now - 3_600_000)])).rows[0] ?? {};
+    return {
+      counts,
+      oldestPendingAt: (oldest?.due_at as string | null | undefined) ?? null,
+      completedLastMinute: Number(w.cm ?? 0),
+      completedLastHour: Number(w.ch ?? 0),
+      failedLastMinute: Number(w.fm ?? 0),
+      failedLastHour: Number(w.fh ?? 0),
+    };
+  }
+
+  // --- workers ----------------------------------------------------------------------------
+
+  async touchWorker(w: WorkerInfo, now: number): Promise<void> {
+    await this.one('touchWorker', this.s.touchWorker, [w.workerId, w.host, w.pid, iso(now), w.mode, w.modeSince === null ? null : iso(w.modeSince), w.modeReason]);
+  }
+
+  async removeWorker(workerId: string): Promise<void> {
+    await this.one('removeWorker', this.s.removeWorker, [workerId]);
+  }
+
+  async workers(): Promise<WorkerRecord[]> {
+    return (await this.one('workers', this.s.workers, [])).rows.map((r) => ({
+      workerId: String(r.worker_id),
+      host: String(r.host),
+      pid: Number(r.pid),
+      startedAt: String(r.started_at),
+      heartbeatAt: String(r.heartbeat_at),
+      mode: String(r.mode),
+      modeSince: (r.mode_since as string | null) ?? null,
+      modeReason: (r.mode_reason as string | null) ?? null,
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.pool.end();
+    } catch {
+      // ending a pool whose server is gone: nothing more to do
+    }
+  }
+}
+
+/** A short random pause before running a transaction again that lost a deadlock. */
+function conflictPause(attempt: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.floor(Math.random() * 5 * attempt)));
+}
+
+/** Split a batch so that no round holds the same path twice, keeping each path's sightings in order. */
+function rounds(files: readonly DiscoveredFile[]): DiscoveredFile[][] {
+  const out: DiscoveredFile[][] = [];
+  const seen = new Map<string, number>();
+  for (const f of files) {
+    const k = seen.get(f.fileUrl) ?? 0;
+    seen.set(f.fileUrl, k + 1);
+    (out[k] ??= []).push(f);
+  }
+  return out;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function toClaim(r: Row, leaseExpiresAt: number): Claim {
+  const fileUrl = String(r.file_url);
+  const version = Number(r.version);
+  return {
+    fileUrl,
+    fileType: String(r.file_type),
+    version,
+    attempt: Number(r.attempts),
+    retryCount: Number(r.retry_count),
+    token: String(r.claim_token),
+    fingerprint: String(r.fingerprint),
+    leaseExpiresAt,
+    idempotencyKey: idempotencyKey(fileUrl, version),
+  };
+}
+
+function durationOf(startedAt: unknown, now: number): number | null {
+  if (typeof startedAt !== 'string') return null;
+  const t = Date.parse(startedAt);
+  return Number.isNaN(t) ? null : Math.max(0, now - t);
+}
+
+/** Rows arrive with TIMESTAMPTZ as ISO text and BIGINT as numbers (see pool.ts). */
+function toRecord(r: Row): FileRecord {
+  return {
+    fileUrl: String(r.file_url),
+    fileType: String(r.file_type),
+    fileTimestamp: String(r.file_timestamp),
+    status: r.status as Status,
+    recordsTotal: Number(r.records_total),
+    recordsFiltered: Number(r.records_filtered),
+    recordsPersisted: Number(r.records_persisted),
+    processingTimeMs: Number(r.processing_time_ms),
+    errorMessage: (r.error_message as string | null) ?? null,
+    retryCount: Number(r.retry_count),
+    processedBy: (r.processed_by as string | null) ?? null,
+    startedAt: (r.started_at as string | null) ?? null,
+    completedAt: (r.completed_at as string | null) ?? null,
+    createdAt: String(r.created_at),
+    version: Number(r.version),
+    attempts: Number(r.attempts),
+    fingerprint: String(r.fingerprint),
+    fileSize: Number(r.file_size),
+    claimToken: (r.claim_token as string | null) ?? null,
+    dueAt: (r.due_at as string | null) ?? null,
+    handlerPid: (r.handler_pid as number | null) ?? null,
+    afterAction: (r.after_action as string | null) ?? null,
+    updatedAt: String(r.updated_at),
+  };
+}
+
+function toAttempt(r: Row): AttemptRecord {
+  return {
+    fileUrl: String(r.file_url),
+    version: Number(r.version),
+    attempt: Number(r.attempt),
+    workerId: String(r.worker_id),
+    startedAt: String(r.started_at),
+    endedAt: (r.ended_at as string | null) ?? null,
+    outcome: String(r.outcome),
+    errorMessage: (r.error_message as string | null) ?? null,
+    durationMs: (r.duration_ms as number | null) ?? null,
+    afterAction: (r.after_action as string | null) ?? null,
+  };
+}
+
