@@ -1,0 +1,249 @@
+/**
+ * `ckpt doctor`: one line per check of what can go wrong with the database and what degraded
+ * mode leaves behind, and an exit code that says whether a person is needed.
+ *
+ *   ok    all is well
+ *   warn  worth knowing, ckpt copes on its own (a journal waiting to be replayed, a corrupt
+ *         file kept aside for inspection, a large -wal)
+ *   FAIL  a person is needed: the database is corrupt, on a network file system, not in WAL
+ *         mode, or a ckpt process is degraded (something holds the database locked)
+ *
+ * Exit code: 0 when nothing failed, 69 (EX_UNAVAILABLE, the code ckpt uses for "the database
+ * cannot be used") when something did. Reads only: it never writes to the database (it opens
+ * it read-only) nor to the fallback folder.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ResolvedConfig } from '../../config/types.js';
+import { fileSystemOf, isNetworkFileSystem } from '../../mounts.js';
+import { ClaimMarkers, claimStands } from '../../store/fallback/claim-markers.js';
+import { listJournals, readJournal } from '../../store/fallback/journal.js';
+import { isAlive } from '../../store/fallback/process-identity.js';
+import { SNAPSHOT_NAME } from '../../store/fallback/snapshot.js';
+import { readFallbackStates } from '../../store/fallback/state-files.js';
+import { JOURNAL_SIZE_LIMIT, openDatabase, type SqliteDatabase } from '../../store/open-database.js';
+import { classifySqliteError } from '../../store/sqlite-errors.js';
+import { EXIT } from '../exit-codes.js';
+import { print, printJson } from '../context.js';
+
+export type Level = 'ok' | 'warn' | 'fail';
+
+export interface Check {
+  name: string;
+  level: Level;
+  message: string;
+}
+
+export interface DoctorJson {
+  database: string | null;
+  checks: Check[];
+  /** True when at least one check failed: a person is needed. */
+  needsPerson: boolean;
+  exitCode: number;
+}
+
+export async function doctorCommand(config: ResolvedConfig, opts: { json?: boolean } = {}): Promise<number> {
+  const checks = config.database.kind === 'sqlite' ? runChecks(config.database.path, config.lockTimeoutMs, Date.now()) : [
+    { name: 'database', level: 'warn' as const, message: 'doctor checks SQLite databases; this configuration uses PostgreSQL' },
+  ];
+  const needsPerson = checks.some((c) => c.level === 'fail');
+  const exitCode = needsPerson ? EXIT.UNAVAILABLE : EXIT.OK;
+  if (opts.json) {
+    const out: DoctorJson = { database: config.database.kind === 'sqlite' ? config.database.path : null, checks, needsPerson, exitCode };
+    printJson(out);
+  } else {
+    const width = Math.max(...checks.map((c) => c.name.length));
+    for (const c of checks) print(`${(c.level === 'fail' ? 'FAIL' : c.level).padEnd(5)} ${c.name.padEnd(width)}  ${c.message}`);
+    print(needsPerson ? 'a person is needed: see the FAIL lines above' : 'nothing needs a person');
+  }
+  return exitCode;
+}
+
+/** Every check, in the order printed. Exported for tests. */
+export function runChecks(db: string, lockTimeoutMs: number, now: number): Check[] {
+  const checks: Check[] = [];
+  const add = (name: string, level: Level, message: string) => checks.push({ name, level, message });
+  const dir = path.dirname(db);
+  const fallbackDir = `${db}.fallback`;
+
+  // File system: SQLite's WAL needs working locks and shared memory.
+  if (fs.existsSync(dir)) {
+    const fsType = fileSystemOf(dir).fsType;
+    if (isNetworkFileSystem(dir)) add('file system', 'fail', `${dir} is on ${fsType}, a network file system: WAL locks do not hold there; move the database to a local disk`);
+    else add('file system', 'ok', `${dir} is on ${fsType} (local)`);
+  } else {
+    add('file system', 'fail', `the database folder ${dir} does not exist`);
+  }
+
+  const exists = fs.existsSync(db);
+  if (!exists) add('database', 'warn', `no database at ${db} yet (ckpt creates it at the first run)`);
+  else add('database', 'ok', `${db}, ${mib(fs.statSync(db).size)}`);
+
+  const holders = openBy(db);
+  if (holders.length > 0) add('open by', 'ok', holders.map((h) => `pid ${h.pid} (${h.comm})`).join(', '));
+  else if (exists) add('open by', 'ok', 'no process has the database open');
+
+  if (exists) {
+    let conn: SqliteDatabase | undefined;
+    try {
+      conn = openDatabase(db, { readonly: true, busyTimeoutMs: Math.min(lockTimeoutMs, 2_000), allowNetworkFs: true });
+      const mode = String(conn.pragma('journal_mode', { simple: true })).toLowerCase();
+      if (mode === 'wal') add('journal mode', 'ok', 'wal');
+      else add('journal mode', 'fail', `${mode}: ckpt needs WAL (readers and writers must not block each other); run ckpt once to switch it`);
+      const t0 = Date.now();
+      const rows = (conn.pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check);
+      const ms = Date.now() - t0;
+      if (rows.length === 1 && rows[0] === 'ok') add('integrity', 'ok', `integrity_check ok (${ms} ms)`);
+      else add('integrity', 'fail', `integrity_check: ${rows.slice(0, 3).join('; ')}${rows.length > 3 ? ` (+${rows.length - 3} more)` : ''}; ckpt moves the file aside and salvages it when it next opens it`);
+    } catch (err) {
+      const cls = classifySqliteError((err as { cause?: unknown }).cause ?? err);
+      const msg = (err as Error).message;
+      if (cls === 'transient' || /SQLITE_BUSY|locked/.test(msg)) add('integrity', 'fail', `could not read the database: it is locked by another process (${msg}); find it with the "open by" line`);
+      else add('integrity', 'fail', `the database cannot be read: ${msg}; ckpt moves it aside and salvages it when it next opens it`);
+    } finally {
+      try {
+        conn?.close();
+      } catch {
+        // ignore
+      }
+    }
+  }
+
+  const walSize = sizeOf(`${db}-wal`);
+  if (walSize === null) add('wal size', 'ok', 'no -wal file (checkpointed and closed)');
+  else if (walSize > JOURNAL_SIZE_LIMIT) add('wal size', 'warn', `${mib(walSize)}, above the ${mib(JOURNAL_SIZE_LIMIT)} limit: a reader is holding a transaction open (a sqlite3 shell in BEGIN?); it shrinks once that ends`);
+  else add('wal size', 'ok', mib(walSize));
+
+  // What the fallback leaves beside the database.
+  const live = readFallbackStates(db);
+  const degraded = live.filter((s) => s.mode === 'degraded');
+  if (live.length === 0) add('mode', 'ok', 'no ckpt process with fallback is running');
+  else if (degraded.length === 0) add('mode', 'ok', `normal (${live.map((s) => `${s.workerId} pid ${s.owner.pid}`).join(', ')})`);
+  for (const s of degraded) {
+    add('mode', 'fail', `${s.workerId} (pid ${s.owner.pid}) degraded since ${iso(s.since)} (${s.kind ?? '?'}): ${s.reason ?? '?'}`);
+  }
+
+  const journals = listJournals(fallbackDir).map((f) => readJournal(f));
+  if (journals.length === 0) add('journals', 'ok', 'none pending');
+  for (const j of journals) {
+    const outcomes = j.entries.filter((e) => e.t !== 'claim').length;
+    const owner = j.header?.owner;
+    const alive = owner ? isAlive(owner) : false;
+    add(
+      'journals',
+      'warn',
+      `${path.basename(j.file)}: ${outcomes} outcome(s), ${j.entries.length - outcomes} claim(s) not yet in the database; ` +
+        (alive ? `its process (pid ${owner!.pid}) is degraded and replays it when the database is back` : 'its process is gone: the next ckpt to open the database replays it'),
+    );
+  }
+
+  const markers = new ClaimMarkers(path.join(fallbackDir, 'claims')).all();
+  if (markers.length === 0) add('markers', 'ok', 'no claim markers');
+  else {
+    const stale = markers.filter((m) => !isAlive(m.owner)).length;
+    const byState = new Map<string, number>();
+    for (const m of markers) byState.set(m.state, (byState.get(m.state) ?? 0) + 1);
+    add(
+      'markers',
+      'warn',
+      `${markers.length} claim marker(s) (${[...byState].map(([k, v]) => `${v} ${k}`).join(', ')}); ${markers.length - stale} of live processes, ` +
+        `${stale} left by processes that are gone (cleared when ckpt next opens the database)`,
+    );
+  }
+
+  const salvageLock = new ClaimMarkers(path.join(fallbackDir, 'locks')).all();
+  for (const l of salvageLock) {
+    add('salvage', 'warn', claimStands(l, now) ? `pid ${l.owner.pid} is salvaging the database right now` : `a salvage by pid ${l.owner.pid} did not finish (process gone); the next ckpt retries it`);
+  }
+
+  const aside = corruptFiles(db);
+  if (aside.length > 0) {
+    add('corrupt files', 'warn', `kept for inspection (ckpt never deletes them): ${aside.map((f) => path.basename(f)).join(', ')}; delete them when no longer needed`);
+  } else add('corrupt files', 'ok', 'none');
+
+  const snap = path.join(fallbackDir, SNAPSHOT_NAME);
+  const snapStat = statOf(snap);
+  if (snapStat) add('snapshot', 'ok', `${mib(snapStat.size)}, taken ${Math.round((now - snapStat.mtimeMs) / 60_000)} min ago`);
+  else add('snapshot', 'ok', 'none yet (a running ckpt takes one every hour)');
+
+  return checks;
+}
+
+/** Processes that have the file open, from /proc/<pid>/fd (Linux; empty elsewhere). */
+function openBy(file: string): { pid: number; comm: string }[] {
+  const out: { pid: number; comm: string }[] = [];
+  let real: string;
+  try {
+    real = fs.realpathSync(file);
+  } catch {
+    return out;
+  }
+  let pids: string[];
+  try {
+    pids = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  } catch {
+    return out;
+  }
+  for (const pid of pids) {
+    if (Number(pid) === process.pid) continue;
+    let fds: string[];
+    try {
+      fds = fs.readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (target === real) {
+        let comm = '?';
+        try {
+          comm = fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+        } catch {
+          // gone meanwhile
+        }
+        out.push({ pid: Number(pid), comm });
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+function corruptFiles(db: string): string[] {
+  const dir = path.dirname(db);
+  const base = `${path.basename(db)}.corrupt-`;
+  try {
+    return fs
+      .readdirSync(dir)
+      .filter((n) => n.startsWith(base))
+      .sort()
+      .map((n) => path.join(dir, n));
+  } catch {
+    return [];
+  }
+}
+
+function sizeOf(file: string): number | null {
+  return statOf(file)?.size ?? null;
+}
+
+function statOf(file: string): fs.Stats | null {
+  try {
+    return fs.statSync(file);
+  } catch {
+    return null;
+  }
+}
+
+function mib(bytes: number): string {
+  return bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function iso(ms: number | null): string {
+  return ms === null ? '?' : new Date(ms).toISOString();
+}

@@ -1,0 +1,115 @@
+/**
+ * `ckpt show FILE`: one file's row and every attempt at it (worker, start, duration, outcome,
+ * error) and what was done with the file afterwards.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ResolvedConfig } from '../../config/types.js';
+import { errorSummary, formatAgo, formatCount, formatDuration } from '../../ops/format.js';
+import { formatKeyValues, formatTable } from '../../ops/table.js';
+import type { AttemptRecord, CheckpointStore, FileRecord } from '../../store/types.js';
+import { CliError, EXIT } from '../exit-codes.js';
+import { withStore } from '../context.js';
+import { print, printJson } from '../output.js';
+import { attemptJson, fileJson, type AttemptJson, type FileJson } from '../records.js';
+
+export interface ShowJson {
+  file: FileJson;
+  attempts: AttemptJson[];
+}
+
+/**
+ * The ledger keys files by absolute path. The operator may type a relative one, or reach the
+ * file through a symlinked folder: try the path as typed (made absolute), then its real path.
+ */
+export async function findFile(store: CheckpointStore, typed: string, cwd: string): Promise<FileRecord | null> {
+  const abs = path.resolve(cwd, typed);
+  const direct = await store.get(abs);
+  if (direct !== null) return direct;
+  let real: string | null = null;
+  try {
+    real = fs.realpathSync(abs);
+  } catch {
+    // Gone from the folder (moved or deleted after it was handled): only the typed path counts.
+  }
+  return real !== null && real !== abs ? store.get(real) : null;
+}
+
+function outcomeLine(a: AttemptRecord): string {
+  return a.errorMessage !== null ? errorSummary(a.errorMessage, 70) : (a.afterAction ?? '');
+}
+
+export function renderShow(r: FileRecord, attempts: readonly AttemptRecord[], now: number): string {
+  const pairs: [string, string][] = [
+    ['file', r.fileUrl],
+    ['status', r.status],
+    ['type', r.fileType],
+    ['version', String(r.version)],
+    ['attempts', `${r.attempts} (failures: ${r.retryCount})`],
+  ];
+  if (r.status === 'completed') {
+    pairs.push(['records', `${formatCount(r.recordsTotal)} total, ${formatCount(r.recordsFiltered)} filtered, ${formatCount(r.recordsPersisted)} persisted`]);
+  }
+  pairs.push(
+    ['size', `${formatCount(r.fileSize)} bytes, modified ${r.fileTimestamp}`],
+    ['discovered', `${r.createdAt} (${formatAgo(r.createdAt, now)})`],
+  );
+  if (r.startedAt !== null) pairs.push(['started', `${r.startedAt} by ${r.processedBy ?? '?'}`]);
+  if (r.completedAt !== null) pairs.push([r.status === 'dead' ? 'dead since' : 'finished', `${r.completedAt} after ${formatDuration(r.processingTimeMs)}`]);
+  if (r.status === 'failed' && r.dueAt !== null) pairs.push(['next attempt', `${r.dueAt} (${formatAgo(r.dueAt, now)})`]);
+  if (r.status === 'pending' && r.dueAt !== null) pairs.push(['waiting since', `${r.dueAt} (${formatAgo(r.dueAt, now)})`]);
+  if (r.status === 'processing') {
+    pairs.push(['lease until', r.dueAt ?? '-']);
+    if (r.handlerPid !== null) pairs.push(['handler pid', String(r.handlerPid)]);
+  }
+  if (r.afterAction !== null) pairs.push(['after action', r.afterAction]);
+  if (r.errorMessage !== null) pairs.push(['error', r.errorMessage.trimEnd()]);
+  pairs.push(['updated', `${r.updatedAt} (${formatAgo(r.updatedAt, now)})`]);
+
+  const out = [formatKeyValues(pairs), ''];
+  if (attempts.length === 0) {
+    out.push('no finished attempts yet');
+  } else {
+    out.push(
+      formatTable(
+        [
+          { header: 'VERSION', align: 'right' },
+          { header: 'ATTEMPT', align: 'right' },
+          { header: 'WORKER' },
+          { header: 'STARTED' },
+          { header: 'DURATION', align: 'right' },
+          { header: 'OUTCOME' },
+          { header: 'ERROR / AFTER ACTION' },
+        ],
+        attempts.map((a) => [
+          String(a.version),
+          String(a.attempt),
+          a.workerId,
+          a.startedAt,
+          a.durationMs === null ? '-' : formatDuration(a.durationMs),
+          a.outcome,
+          outcomeLine(a),
+        ]),
+      ),
+    );
+  }
+  return out.join('\n');
+}
+
+export async function showCommand(config: ResolvedConfig, file: string, opts: { json?: boolean }): Promise<number> {
+  const now = Date.now();
+  const found = await withStore(config, async (store) => {
+    const r = await findFile(store, file, process.cwd());
+    return r === null ? null : { r, attempts: await store.attempts(r.fileUrl) };
+  });
+  if (found === null) {
+    throw new CliError(EXIT.DATA, `${path.resolve(file)}: not in the ledger (ckpt has not seen this file; \`ckpt list\` shows what it has)`);
+  }
+  if (opts.json) {
+    const doc: ShowJson = { file: fileJson(found.r), attempts: found.attempts.map(attemptJson) };
+    printJson(doc);
+  } else {
+    print(renderShow(found.r, found.attempts, now));
+  }
+  return 0;
+}

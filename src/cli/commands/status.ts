@@ -1,0 +1,186 @@
+/**
+ * `ckpt status`: where things stand. Counts by status, the oldest waiting file, outcomes in the
+ * last minute and hour, the mode (normal or degraded, since when, why) and the ckpt processes
+ * with their last heartbeat. Everything comes through the CheckpointStore interface, so it
+ * works the same for every store.
+ */
+import os from 'node:os';
+import type { ResolvedConfig } from '../../config/types.js';
+import { ageSeconds, formatAgo, formatCount, formatDuration } from '../../ops/format.js';
+import { formatKeyValues, formatTable } from '../../ops/table.js';
+import { STATUSES, type CheckpointStore, type Status, type WorkerRecord } from '../../store/types.js';
+import { withStore } from '../context.js';
+import { print, printJson } from '../output.js';
+
+export type WorkerState = 'live' | 'stale' | 'gone';
+
+export interface WorkerJson {
+  workerId: string;
+  host: string;
+  pid: number;
+  mode: string;
+  modeSince: string | null;
+  modeReason: string | null;
+  startedAt: string;
+  heartbeatAt: string;
+  heartbeatAgeSeconds: number | null;
+  /**
+   * live: heartbeat fresh; stale: heartbeat old (hung, or on another host); gone: heartbeat old
+   * and, on this host, no process with that pid.
+   */
+  state: WorkerState;
+}
+
+export interface StatusJson {
+  /** The SQLite file; null for other stores (a URL may carry a password). */
+  database: string | null;
+  generatedAt: string;
+  counts: Record<Status, number>;
+  total: number;
+  oldestPending: { since: string; ageSeconds: number | null } | null;
+  lastMinute: { completed: number; failed: number };
+  lastHour: { completed: number; failed: number };
+  mode: { state: 'normal' | 'degraded'; since: string | null; reason: string | null; workers: string[] };
+  workers: WorkerJson[];
+}
+
+/**
+ * A worker whose heartbeat is older than this is not counted as live: twice the lease (a
+ * daemon renews leases well within one), and never less than a minute so a slow box under
+ * load is not reported dead.
+ */
+export function staleAfterMs(leaseMs: number): number {
+  return Math.max(60_000, 2 * leaseMs);
+}
+
+export interface StatusEnv {
+  now: number;
+  hostname: string;
+  staleAfterMs: number;
+  /** Whether a pid exists on this host. */
+  pidAlive: (pid: number) => boolean;
+}
+
+export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to another user (the daemon's `ckpt` user).
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function workerJson(w: WorkerRecord, env: StatusEnv): WorkerJson {
+  const age = ageSeconds(w.heartbeatAt, env.now);
+  let state: WorkerState = 'live';
+  if (age === null || age * 1000 > env.staleAfterMs) {
+    // A fresh heartbeat always wins over the pid check: another PID namespace (a container)
+    // may share the hostname.
+    state = w.host === env.hostname && !env.pidAlive(w.pid) ? 'gone' : 'stale';
+  }
+  return {
+    workerId: w.workerId,
+    host: w.host,
+    pid: w.pid,
+    mode: w.mode,
+    modeSince: w.modeSince,
+    modeReason: w.modeReason,
+    startedAt: w.startedAt,
+    heartbeatAt: w.heartbeatAt,
+    heartbeatAgeSeconds: age,
+    state,
+  };
+}
+
+export async function statusReport(store: CheckpointStore, database: string | null, env: StatusEnv): Promise<StatusJson> {
+  const stats = await store.stats(env.now);
+  const workers = (await store.workers()).map((w) => workerJson(w, env));
+  const degraded = workers.filter((w) => w.state === 'live' && w.mode === 'degraded');
+  const since = degraded.map((w) => w.modeSince).filter((s): s is string => s !== null).sort()[0] ?? null;
+  const reasons = [...new Set(degraded.map((w) => w.modeReason).filter((r): r is string => r !== null))];
+  const counts = { ...stats.counts };
+  return {
+    database,
+    generatedAt: new Date(env.now).toISOString(),
+    counts,
+    total: STATUSES.reduce((n, s) => n + counts[s], 0),
+    oldestPending: stats.oldestPendingAt === null ? null : { since: stats.oldestPendingAt, ageSeconds: ageSeconds(stats.oldestPendingAt, env.now) },
+    lastMinute: { completed: stats.completedLastMinute, failed: stats.failedLastMinute },
+    lastHour: { completed: stats.completedLastHour, failed: stats.failedLastHour },
+    mode: {
+      state: degraded.length > 0 ? 'degraded' : 'normal',
+      since,
+      reason: reasons.length > 0 ? reasons.join('; ') : null,
+      workers: degraded.map((w) => w.workerId),
+    },
+    workers,
+  };
+}
+
+export function renderStatus(r: StatusJson, now: number): string {
+  const out: string[] = [];
+  const head: [string, string][] = [];
+  if (r.database !== null) head.push(['database', r.database]);
+  if (r.mode.state === 'degraded') {
+    const since = r.mode.since === null ? '' : ` since ${r.mode.since} (${formatAgo(r.mode.since, now)})`;
+    head.push(['mode', `DEGRADED${since}`]);
+    if (r.mode.reason !== null) head.push(['why', r.mode.reason]);
+    head.push(['workers', r.mode.workers.join(', ')]);
+  } else {
+    head.push(['mode', 'normal']);
+  }
+  out.push(formatKeyValues(head), '');
+
+  out.push(
+    formatTable(
+      [{ header: 'STATUS' }, { header: 'FILES', align: 'right' }],
+      [...STATUSES.map((s) => [s, formatCount(r.counts[s])]), ['total', formatCount(r.total)]],
+    ),
+    '',
+  );
+
+  const oldest =
+    r.oldestPending === null
+      ? 'none waiting'
+      : `${formatDuration((r.oldestPending.ageSeconds ?? 0) * 1000)} (ready since ${r.oldestPending.since})`;
+  out.push(
+    formatKeyValues([
+      ['oldest pending', oldest],
+      ['last minute', `${formatCount(r.lastMinute.completed)} completed, ${formatCount(r.lastMinute.failed)} failed`],
+      ['last hour', `${formatCount(r.lastHour.completed)} completed, ${formatCount(r.lastHour.failed)} failed`],
+    ]),
+    '',
+  );
+
+  if (r.workers.length === 0) {
+    out.push('no ckpt process is registered with this database (is `ckpt run` running?)');
+  } else {
+    out.push(
+      formatTable(
+        [
+          { header: 'WORKER' },
+          { header: 'HOST' },
+          { header: 'PID', align: 'right' },
+          { header: 'MODE' },
+          { header: 'STARTED' },
+          { header: 'HEARTBEAT' },
+          { header: 'STATE' },
+        ],
+        r.workers.map((w) => [w.workerId, w.host, String(w.pid), w.mode, formatAgo(w.startedAt, now), formatAgo(w.heartbeatAt, now), w.state]),
+      ),
+    );
+  }
+  return out.join('\n');
+}
+
+export async function statusCommand(config: ResolvedConfig, opts: { json?: boolean }): Promise<number> {
+  const now = Date.now();
+  const database = config.database.kind === 'sqlite' ? config.database.path : null;
+  const env: StatusEnv = { now, hostname: os.hostname(), staleAfterMs: staleAfterMs(config.leaseMs), pidAlive };
+  const report = await withStore(config, (store) => statusReport(store, database, env));
+  if (opts.json) printJson(report);
+  else print(renderStatus(report, now));
+  return 0;
+}

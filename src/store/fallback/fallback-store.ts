@@ -1,0 +1,1547 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { idempotencyKey } from '../idempotency.js';
+import { MemoryStore } from '../memory-store.js';
+import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from '../retry-policy.js';
+import { StoreUnavailableError, classifySqliteError, toStoreError } from '../sqlite-errors.js';
+import { SqliteStore, type SqliteStoreOptions } from '../sqlite-store.js';
+import { iso } from '../time.js';
+import type {
+  AttemptRecord,
+  CheckpointStore,
+  Claim,
+  ClaimOptions,
+  ClaimRef,
+  Completion,
+  DiscoverResult,
+  DiscoveredFile,
+  ExpiredClaim,
+  FailResult,
+  Failure,
+  FileRecord,
+  ListQuery,
+  PurgeQuery,
+  RequeueQuery,
+  RetryPolicy,
+  Status,
+  StoreStats,
+  WorkerInfo,
+  WorkerRecord,
+  WriteResult,
+} from '../types.js';
+import { ClaimMarkers, type Marker, type MarkerBody, claimStands } from './claim-markers.js';
+import { checkIntegrity, isCorruption, probeWritable, withBusyTimeout } from './health-probe.js';
+import { Journal, type JournalEntry, type ReadJournal, listJournals, readJournal, removeJournal, safeName } from './journal.js';
+import { Lookup, type Looked } from './lookup.js';
+import { type ProcessIdentity, isAlive, selfIdentity } from './process-identity.js';
+import { type CarriedClaim, Replayer, type ReplayStats, emptyStats } from './replay.js';
+import { type SalvageReport, salvageDatabase } from './salvage.js';
+import { SNAPSHOT_NAME, snapshotAge, takeSnapshot } from './snapshot.js';
+import type { FallbackState } from './state-files.js';
+import { openDatabase } from '../open-database.js';
+
+/**
+ * Probe period while degraded. Each probe takes and drops the write lock with busy timeout 0
+ * (well under a millisecond when free), so once a second costs nothing, and it bounds the
+ * time from the lock's release to the journal's replay at about a second, far inside the
+ * 10 s goal. Not in the config yet (a key `fallbackProbeMs` is proposed in the report).
+ */
+export const DEFAULT_PROBE_MS = 1_000;
+/** While degraded, an error-level line this often says so (issue 4: "every minute"). */
+export const DEGRADED_LOG_MS = 60_000;
+/**
+ * In normal mode, a fresh connection runs quick_check this often. The daemon's own connection
+ * would not notice a file damaged underneath it for a long time: its page cache (16 MB by
+ * default) still holds the good pages. quick_check took about 65 ms on a 55 MB file (FACTS.md).
+ * Proposed config key: `healthCheckMs`.
+ */
+export const DEFAULT_HEALTH_CHECK_MS = 60_000;
+/**
+ * A snapshot of the database this often (see snapshot.ts): the file's whole size written once
+ * an hour (1.3 GB a day for a 55 MB file: harmless even for an SD card), in exchange for (c)/(d)
+ * corruption losing at most the last hour. Proposed config key: `snapshotMs` (0 = off).
+ */
+export const DEFAULT_SNAPSHOT_MS = 3_600_000;
+/** Claimable rows read from the database into memory at a time while degraded. */
+const REFILL_ROWS = 10_000;
+/** A salvage that failed (disk full, say) is tried again after this long, not every probe. */
+const SALVAGE_RETRY_MS = 30_000;
+
+export interface ModeInfo {
+  mode: 'normal' | 'degraded';
+  /** Epoch ms the current mode began (null: normal since start). */
+  since: number | null;
+  reason: string | null;
+  /** Why degraded: the database is locked by someone else, or broken (corrupt, I/O, full, replaced). */
+  kind: 'locked' | 'broken' | null;
+}
+
+export interface FallbackOptions {
+  /** Journals, claim markers, salvage work: default `<database>.fallback` beside the database. */
+  dir?: string;
+  /** Probe period while degraded (default 1000 ms). */
+  probeMs?: number;
+  logger?: Logger;
+  /** This process's worker id (default hostname:pid); names the journal. */
+  workerId?: string;
+  /** Clock for mode times and log lines (tests); store calls still take `now` from the caller. */
+  clock?: () => number;
+  /** Period of the "still degraded" error line (default 60 s). */
+  degradedLogMs?: number;
+  /** Check the file with quick_check at open (default true): a bad page is found before work starts. */
+  checkAtOpen?: boolean;
+  /** quick_check through a fresh connection this often in normal mode (default 60 s; 0: never). */
+  healthCheckMs?: number;
+  /** Snapshot period (default 1 h; 0: no snapshots). */
+  snapshotMs?: number;
+}
+
+export interface FallbackStoreOptions extends SqliteStoreOptions {
+  fallback?: FallbackOptions;
+}
+
+/** A claim this process handed out and has not finished, in either mode. */
+interface OpenClaim {
+  claim: Claim;
+  workerId: string;
+  startedAt: number;
+  handlerPid: number | null;
+  /** Our current claim marker, while degraded. */
+  marker: Marker | null;
+  fileTimestamp: string;
+  fileSize: number;
+}
+
+type State = 'normal' | 'degraded';
+
+const SALVAGE_LOCK = 'salvage';
+
+/**
+ * A CheckpointStore that keeps working when the SQLite database is locked or broken.
+ *
+ * Normal mode: every call goes to the SQLite store. When a call fails with
+ * StoreUnavailableError (a lock held longer than lockTimeoutMs, or a broken file), the store
+ * switches to degraded mode and serves the same call, and every later one, from memory:
+ * - discovery and claims go on in a MemoryStore; before a file is handed out, the database is
+ *   asked by a read (or a private copy of it, see Lookup) and a claim marker is taken
+ *   (ClaimMarkers), so a completed file is not run again and two local processes never run the
+ *   same file;
+ * - every outcome is appended to a journal and fsynced before the call returns;
+ * - a probe every second checks whether the database is writable again; a corrupt file is
+ *   moved aside and salvaged first. Then the journals are replayed, this process's open claims
+ *   are written into the database under their own tokens, the markers are cleared, and the
+ *   store is back in normal mode.
+ * At open, journals left by processes that died are replayed before anything else.
+ *
+ * The two sides meet without a shared lock in the order "write mine, then read theirs": a
+ * degraded process creates its marker and then reads the database; a normal process commits
+ * its claim and then looks for a marker. Whichever comes second sees the other, so at most
+ * one of them runs the file (possibly neither, for one round).
+ */
+export class FallbackStore implements CheckpointStore {
+  readonly kind = 'sqlite' as const;
+  readonly dir: string;
+  private primary: SqliteStore | null = null;
+  private primaryIno: number | null = null;
+  private state: State = 'normal';
+  private modeInfo: ModeInfo = { mode: 'normal', since: null, reason: null, kind: null };
+  /** The file's content is bad (CORRUPT/NOTADB), as opposed to locked, full, or replaced. */
+  private corrupt = false;
+  private memory: MemoryStore | null = null;
+  private readonly open = new Map<string, OpenClaim>();
+  private readonly markers: ClaimMarkers;
+  private readonly locks: ClaimMarkers;
+  private readonly journal: Journal;
+  private readonly lookup: Lookup;
+  private readonly log: Logger | undefined;
+  private readonly workerId: string;
+  private readonly self: ProcessIdentity;
+  /** Tells this store's markers from those of another store in the same process. */
+  private readonly instance = randomUUID();
+  private readonly probeMs: number;
+  private readonly degradedLogMs: number;
+  private readonly clock: () => number;
+  private readonly retry: RetryPolicy;
+  private readonly busyTimeoutMs: number;
+  private probeTimer: NodeJS.Timeout | null = null;
+  private logTimer: NodeJS.Timeout | null = null;
+  private healthTimer: NodeJS.Timeout | null = null;
+  private snapshotTimer: NodeJS.Timeout | null = null;
+  private snapshotting: Promise<void> | null = null;
+  private readonly healthCheckMs: number;
+  private readonly snapshotMs: number;
+  private recovering = false;
+  private lastRefill = 0;
+  private lastSalvageTry = 0;
+  private lastOrphanCheck = 0;
+  private closed = false;
+  private worker: WorkerInfo | null = null;
+  /** Counters for `ckpt status`, tests and logs. */
+  readonly counters = { degradedEpisodes: 0, replayed: emptyStats(), salvages: 0, deferredForMarkers: 0 };
+  lastSalvage: SalvageReport | null = null;
+
+  constructor(
+    readonly file: string,
+    private readonly opts: FallbackStoreOptions = {},
+  ) {
+    const f = opts.fallback ?? {};
+    this.file = path.resolve(file);
+    this.dir = f.dir ?? `${this.file}.fallback`;
+    this.log = f.logger;
+    this.workerId = f.workerId ?? `${os.hostname()}:${process.pid}`;
+    this.self = selfIdentity();
+    this.probeMs = f.probeMs ?? DEFAULT_PROBE_MS;
+    this.degradedLogMs = f.degradedLogMs ?? DEGRADED_LOG_MS;
+    this.clock = f.clock ?? Date.now;
+    this.retry = opts.retry ?? DEFAULT_RETRY;
+    this.busyTimeoutMs = opts.busyTimeoutMs ?? 5_000;
+    this.healthCheckMs = f.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS;
+    this.snapshotMs = f.snapshotMs ?? DEFAULT_SNAPSHOT_MS;
+    this.markers = new ClaimMarkers(path.join(this.dir, 'claims'), opts.fileMode ?? 0o600);
+    this.locks = new ClaimMarkers(path.join(this.dir, 'locks'), opts.fileMode ?? 0o600);
+    this.journal = new Journal(this.dir, this.workerId, this.self, opts.fileMode ?? 0o600);
+    this.lookup = new Lookup(this.file, this.dir, (info) =>
+      'error' in info
+        ? this.log?.warn({ error: info.error }, 'could not copy the database for look-ups while it is locked')
+        : this.log?.warn({ ms: info.ms, bytes: info.bytes }, 'the database cannot even be read (locking_mode=EXCLUSIVE elsewhere?): looking files up in a private copy'),
+    );
+    this.openAtStart(f.checkAtOpen ?? true);
+    if (this.state === 'normal') this.writeState();
+    this.startMaintenance();
+  }
+
+  /** Normal-mode upkeep: the fresh-connection health check and the snapshot. */
+  private startMaintenance(): void {
+    if (this.healthCheckMs > 0) {
+      this.healthTimer = setInterval(() => this.healthCheck(), this.healthCheckMs);
+      this.healthTimer.unref();
+    }
+    if (this.snapshotMs > 0) {
+      this.snapshotTimer = setInterval(() => void this.snapshot(), Math.min(this.snapshotMs, 60_000));
+      this.snapshotTimer.unref();
+      setImmediate(() => void this.snapshot());
+    }
+  }
+
+  /** quick_check through a fresh connection (its own empty page cache reads the file as it is now). */
+  healthCheck(): void {
+    if (this.state !== 'normal' || !this.primary || this.closed) return;
+    let db: ReturnType<typeof openDatabase> | undefined;
+    try {
+      db = openDatabase(this.file, { readonly: true, busyTimeoutMs: 0, allowNetworkFs: true });
+      const bad = checkIntegrity(db);
+      if (bad && bad.kind === 'broken') this.degrade(bad);
+    } catch (err) {
+      const e = toStoreError(err, 'health check');
+      if (e instanceof StoreUnavailableError && isCorruption(e)) this.degrade(e);
+      // A lock or a missing file: the ordinary calls will tell.
+    } finally {
+      try {
+        db?.close();
+      } catch {
+        // ignore
+      }
+    }
+  }
+
+  /** Take a snapshot if the last one is older than the period. */
+  async snapshot(force = false): Promise<void> {
+    if (this.state !== 'normal' || !this.primary || this.closed || this.snapshotting) return;
+    const age = snapshotAge(this.dir, this.clock());
+    if (!force && age !== null && age < this.snapshotMs) return;
+    const run = async () => {
+      try {
+        const r = await takeSnapshot(this.primary!.db, this.dir, this.opts.fileMode ?? 0o600);
+        this.log?.debug({ bytes: r.bytes, ms: r.ms }, 'database snapshot taken');
+      } catch (err) {
+        this.log?.warn({ err }, 'could not take a database snapshot');
+      } finally {
+        this.snapshotting = null;
+      }
+    };
+    this.snapshotting = run();
+    await this.snapshotting;
+  }
+
+  /** Normal or degraded, since when and why: for `ckpt status`, /healthz and logs. */
+  mode(): ModeInfo {
+    return { ...this.modeInfo };
+  }
+
+  // ---- opening ---------------------------------------------------------------------------------
+
+  private openAtStart(check: boolean): void {
+    try {
+      this.openPrimary();
+      if (check && this.primary) {
+        const bad = checkIntegrity(this.primary.db);
+        if (bad) throw bad;
+      }
+    } catch (err) {
+      const e = toStoreError(err, `open ${this.file}`);
+      if (!(e instanceof StoreUnavailableError)) throw e;
+      this.degrade(e);
+      // A corrupt file is salvaged at once: nothing can be claimed until it is.
+      this.recoverNow();
+      return;
+    }
+    this.cleanLeftovers();
+    // Journals left by processes that died (a crash while degraded) go in first.
+    try {
+      this.reconcileOrphans(true);
+    } catch (err) {
+      const e = toStoreError(err, 'replaying journals at open');
+      if (!(e instanceof StoreUnavailableError)) throw e;
+      // Locked right now: the first call will degrade, and recovery replays them later.
+      this.log?.warn({ err: e.message }, 'journals left behind could not be replayed at open; will retry');
+    }
+  }
+
+  /**
+   * State files, look-up copies and salvage work folders of processes that are gone (journals
+   * and markers are not touched here: they are replayed first, see replayAll).
+   */
+  private cleanLeftovers(): void {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.dir);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const full = path.join(this.dir, n);
+      try {
+        if (n.startsWith('state-') && n.endsWith('.json')) {
+          const st = JSON.parse(fs.readFileSync(full, 'utf8')) as { owner?: ProcessIdentity };
+          if (st.owner && !isAlive(st.owner)) fs.rmSync(full, { force: true });
+        } else if (/^(lookup|salvage)-\d+/.test(n)) {
+          const pid = Number(/^(?:lookup|salvage)-(\d+)/.exec(n)![1]);
+          if (pid !== process.pid && !isAlive({ pid, host: this.self.host, startTicks: null })) fs.rmSync(full, { recursive: true, force: true });
+        }
+      } catch {
+        // unreadable or being written: leave it
+      }
+    }
+  }
+
+  private openPrimary(): void {
+    if (this.salvageLockStands()) {
+      throw new StoreUnavailableError('broken', `another ckpt process is salvaging ${this.file}`, undefined);
+    }
+    const store = new SqliteStore(this.file, this.opts);
+    this.primary = store;
+    this.primaryIno = inodeOf(this.file);
+  }
+
+  private closePrimary(): void {
+    const p = this.primary;
+    this.primary = null;
+    this.primaryIno = null;
+    // Safe even after the file was moved aside: SQLite neither checkpoints into nor deletes the
+    // -wal of a database that was renamed away (the pager checks SQLITE_FCNTL_HAS_MOVED).
+    void p?.close();
+  }
+
+  // ---- mode switching --------------------------------------------------------------------------
+
+  private degrade(err: StoreUnavailableError): void {
+    if (isCorruption(err)) this.corrupt = true;
+    const now = this.clock();
+    if (this.state === 'degraded') {
+      if (err.kind === 'broken' && this.modeInfo.kind !== 'broken') {
+        this.modeInfo = { ...this.modeInfo, kind: 'broken', reason: err.message };
+        this.writeState();
+      }
+      return;
+    }
+    this.state = 'degraded';
+    this.counters.degradedEpisodes++;
+    this.modeInfo = { mode: 'degraded', since: now, reason: err.message, kind: err.kind };
+    this.log?.error(
+      { kind: err.kind, code: err.code, reason: err.message, dir: this.dir, openClaims: this.open.size },
+      'database unavailable: switching to degraded mode (work goes on in memory; outcomes go to a journal until the database is back)',
+    );
+    this.memory = new MemoryStore({
+      retry: this.retry,
+      ...(this.opts.onChange ? { onChange: this.opts.onChange } : {}),
+      ...(this.opts.random ? { random: this.opts.random } : {}),
+    });
+    this.lastRefill = 0;
+    // Reads while degraded must not wait: under locking_mode=EXCLUSIVE elsewhere every read
+    // would block the event loop for the whole busy timeout and then fail anyway.
+    try {
+      this.primary?.db.pragma('busy_timeout = 0');
+    } catch {
+      // a broken connection
+    }
+    for (const o of this.open.values()) this.adoptOpenClaim(o, now);
+    this.writeState();
+    this.startTimers();
+    // A broken file: try to salvage right away rather than after the first probe period.
+    if (err.kind === 'broken' && !this.closed) setImmediate(() => void this.probe());
+  }
+
+  private startTimers(): void {
+    if (!this.probeTimer) {
+      this.probeTimer = setInterval(() => void this.probe(), this.probeMs);
+      this.probeTimer.unref();
+    }
+    if (!this.logTimer) {
+      this.logTimer = setInterval(() => {
+        if (this.state !== 'degraded') return;
+        this.log?.error(
+          { since: iso(this.modeInfo.since ?? 0), reason: this.modeInfo.reason, kind: this.modeInfo.kind, openClaims: this.open.size, journal: this.journal.file },
+          'still degraded: the database is unavailable; outcomes are kept in the journal',
+        );
+      }, this.degradedLogMs);
+      this.logTimer.unref();
+    }
+  }
+
+  private stopTimers(): void {
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    if (this.logTimer) clearInterval(this.logTimer);
+    this.probeTimer = null;
+    this.logTimer = null;
+  }
+
+  /** One recovery attempt (timer tick). Never throws. */
+  private async probe(): Promise<void> {
+    if (this.state !== 'degraded' || this.recovering || this.closed) return;
+    this.recoverNow();
+  }
+
+  /** Synchronous: the whole switch back happens in one turn of the event loop, so no call interleaves. */
+  private recoverNow(): boolean {
+    if (this.state !== 'degraded' || this.recovering || this.closed) return false;
+    this.recovering = true;
+    const now = this.clock();
+    try {
+      if (this.salvageLockStands()) return false;
+      if (this.primary && this.fileReplaced()) this.closePrimary();
+      if (this.primary && this.corrupt) {
+        if (!this.salvage(now)) return false;
+      }
+      if (!this.primary) {
+        try {
+          this.openPrimary();
+        } catch (err) {
+          const e = toStoreError(err, `open ${this.file}`);
+          if (!(e instanceof StoreUnavailableError)) throw e;
+          if (!isCorruption(e)) return false;
+          this.corrupt = true;
+          if (!this.salvage(now)) return false;
+          this.openPrimary();
+        }
+        const bad = checkIntegrity(this.primary!.db);
+        if (bad) {
+          if (bad.kind === 'broken') this.corrupt = true;
+          this.degrade(bad);
+          return false;
+        }
+      }
+      const p = this.primary!;
+      const blocked = probeWritable(p.db);
+      if (blocked) {
+        if (isCorruption(blocked)) this.corrupt = true;
+        return false;
+      }
+      this.corrupt = false;
+      const stats = this.replayAll(p, now, true);
+      this.backToNormal(now, stats);
+      return true;
+    } catch (err) {
+      const e = toStoreError(err, 'recovery');
+      if (e instanceof StoreUnavailableError) {
+        if (isCorruption(e)) this.corrupt = true;
+      } else {
+        this.log?.error({ err }, 'recovery from degraded mode failed; will retry');
+      }
+      return false;
+    } finally {
+      this.recovering = false;
+    }
+  }
+
+  private backToNormal(now: number, stats: ReplayStats): void {
+    const mem = this.memory;
+    const since = this.modeInfo.since ?? now;
+    this.state = 'normal';
+    this.memory = null;
+    this.modeInfo = { mode: 'normal', since: now, reason: null, kind: null };
+    for (const o of this.open.values()) o.marker = null;
+    this.stopTimers();
+    this.lookup.dropCopy();
+    try {
+      this.primary?.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+    } catch {
+      // reported on the next call
+    }
+    this.writeState();
+    this.log?.info(
+      { degradedForMs: now - since, replayed: stats.applied, skipped: stats.skipped, conflicts: stats.conflicts, inserted: stats.inserted, openClaims: this.open.size },
+      'database available again: journal replayed, back to normal mode',
+    );
+    // Files discovered while degraded and not handled yet: make sure the database knows them
+    // (best effort: the watcher's next scan would find them too).
+    if (mem && this.primary) {
+      const files: DiscoveredFile[] = mem
+        .records()
+        .filter((r) => r.status === 'pending' || r.status === 'failed')
+        .map((r) => ({ fileUrl: r.fileUrl, fileType: r.fileType, mtimeMs: Date.parse(r.fileTimestamp), size: r.fileSize, fingerprint: r.fingerprint }));
+      if (files.length > 0) {
+        this.primary.discover(files, now).catch((err: unknown) => this.log?.warn({ err }, 'could not re-discover files seen while degraded'));
+      }
+    }
+    if (this.worker) void this.touchWorker({ ...this.worker, mode: 'normal', modeSince: now, modeReason: null }, now).catch(() => {});
+  }
+
+  /**
+   * Replay journals (this process's and those of dead processes), apply terminal markers of
+   * dead processes, and (at recovery) write this process's open claims into the database, in
+   * one IMMEDIATE transaction with busy timeout 0. Then remove what was replayed.
+   */
+  private replayAll(p: SqliteStore, now: number, carry: boolean): ReplayStats {
+    const mine: ReadJournal | null = carry && fs.existsSync(this.journal.file) ? readJournal(this.journal.file) : null;
+    const orphans = listJournals(this.dir)
+      .filter((f) => f !== this.journal.file)
+      .map((f) => readJournal(f))
+      .filter((j) => j.header === null || !isAlive(j.header.owner));
+    const markers = this.markers.all();
+    const mineOrDead = (m: Marker) => m.instance === this.instance || !isAlive(m.owner);
+    const replayer = new Replayer(p.db, now);
+    const lost: OpenClaim[] = [];
+    const apply = (e: JournalEntry) => {
+      try {
+        replayer.apply(e);
+      } catch (err) {
+        const cls = classifySqliteError(err);
+        if (cls !== 'other') throw err;
+        this.log?.error({ err, path: e.fileUrl, entry: e.t }, 'a journal entry could not be replayed; skipped');
+      }
+    };
+    withBusyTimeout(p.db, 0, () =>
+      p.db
+        .transaction(() => {
+          for (const j of orphans) for (const e of j.entries) apply(e);
+          if (mine) for (const e of mine.entries) apply(e);
+          // A terminal marker carries its outcome too: it covers a crash between the marker and
+          // the journal line (replaying both is harmless: the token makes the second a no-op).
+          for (const m of markers) if (m.entry && mineOrDead(m)) apply(m.entry);
+          if (carry) {
+            for (const o of this.open.values()) {
+              if (!replayer.carry(this.carried(o))) lost.push(o);
+            }
+          }
+        })
+        .immediate(),
+    );
+    // Committed: the journals are redundant now. Journal first, then markers, so a marker never
+    // disappears while its outcome exists only in a journal.
+    for (const j of orphans) removeJournal(j.file);
+    if (mine) this.journal.remove();
+    for (const m of markers) if (mineOrDead(m)) this.markers.remove(m.fileUrl, m.gen);
+    for (const o of lost) {
+      this.open.delete(o.claim.fileUrl);
+      this.log?.warn({ path: o.claim.fileUrl, attempt: o.claim.attempt, workerId: this.workerId }, 'claim held while degraded was finished elsewhere meanwhile; it is lost');
+    }
+    const s = replayer.stats;
+    const c = this.counters.replayed;
+    c.applied += s.applied;
+    c.skipped += s.skipped;
+    c.conflicts += s.conflicts;
+    c.inserted += s.inserted;
+    if (orphans.length > 0) {
+      this.log?.warn({ journals: orphans.map((j) => path.basename(j.file)), replayed: s.applied, conflicts: s.conflicts }, 'replayed journals left by ckpt processes that are gone');
+    }
+    if (s.conflicts > 0) this.log?.error({ conflicts: s.conflicts }, 'some files were completed twice while the database was unavailable; see outcome "conflict" in their attempts');
+    return s;
+  }
+
+  /** In normal mode: replay what dead processes left behind (rate-limited unless forced). */
+  private reconcileOrphans(force = false): void {
+    const now = this.clock();
+    if (!force && now - this.lastOrphanCheck < this.probeMs) return;
+    this.lastOrphanCheck = now;
+    if (!this.primary || this.state !== 'normal') return;
+    const anyJournal = listJournals(this.dir).some((f) => f !== this.journal.file);
+    if (!anyJournal && !this.markers.anyExist()) return;
+    this.replayAll(this.primary, now, false);
+  }
+
+  private carried(o: OpenClaim): CarriedClaim {
+    return {
+      fileUrl: o.claim.fileUrl,
+      fileType: o.claim.fileType,
+      fileTimestamp: o.fileTimestamp,
+      fingerprint: o.claim.fingerprint,
+      fileSize: o.fileSize,
+      version: o.claim.version,
+      attempt: o.claim.attempt,
+      retryCount: o.claim.retryCount,
+      token: o.claim.token,
+      workerId: o.workerId,
+      startedAt: iso(o.startedAt),
+      leaseExpiresAt: o.claim.leaseExpiresAt,
+      handlerPid: o.handlerPid,
+    };
+  }
+
+  // ---- salvage -----------------------------------------------------------------------------------
+
+  private salvageLockStands(): boolean {
+    if (!this.locks.mayHave(SALVAGE_LOCK)) return false;
+    try {
+      const m = this.locks.current(SALVAGE_LOCK);
+      return m !== null && claimStands(m, this.clock()) && m.instance !== this.instance;
+    } catch {
+      return true;
+    }
+  }
+
+  /** Move the corrupt file aside and build a fresh one from what can be read. True when done. */
+  private salvage(now: number): boolean {
+    if (now - this.lastSalvageTry < SALVAGE_RETRY_MS && this.lastSalvageTry !== 0) return false;
+    this.lastSalvageTry = now;
+    const cur = this.locks.current(SALVAGE_LOCK);
+    if (cur && claimStands(cur, now)) return false;
+    const lock = this.locks.transition(SALVAGE_LOCK, cur?.gen ?? 0, this.markerBody(SALVAGE_LOCK, 'claimed', {
+      token: `salvage-${process.pid}-${now}`, leaseExpiresAt: now + 10 * 60_000,
+    }));
+    if (!lock) return false;
+    try {
+      // Another process may have salvaged already: then the path holds a new, healthy file.
+      if (this.primary && this.fileReplaced()) {
+        this.closePrimary();
+        return true;
+      }
+      const report = salvageDatabase(this.file, {
+        now,
+        workRoot: this.dir,
+        snapshot: path.join(this.dir, SNAPSHOT_NAME),
+        ...(this.opts.fileMode === undefined ? {} : { fileMode: this.opts.fileMode }),
+      });
+      this.closePrimary();
+      this.corrupt = false;
+      this.lastSalvageTry = 0;
+      this.counters.salvages++;
+      this.lastSalvage = report;
+      this.log?.error(
+        {
+          corruptFile: report.corruptPath, moved: report.moved, salvagedRows: report.checkpoints, completed: report.completed, attempts: report.attempts,
+          headerRepaired: report.headerRepaired, fromPages: report.fromPages, fromSnapshot: report.fromSnapshot, ms: report.ms,
+        },
+        'the database file was corrupt: moved aside (never deleted) and salvaged into a fresh database',
+      );
+      return true;
+    } catch (err) {
+      this.log?.error({ err }, 'salvage of the corrupt database failed; staying degraded, will retry');
+      return false;
+    } finally {
+      this.locks.transition(SALVAGE_LOCK, lock.gen, { ...lock, state: 'released', at: this.clock() });
+      this.locks.remove(SALVAGE_LOCK);
+    }
+  }
+
+  private fileReplaced(): boolean {
+    if (this.primaryIno === null) return false;
+    return inodeOf(this.file) !== this.primaryIno;
+  }
+
+  // ---- normal-mode plumbing -----------------------------------------------------------------------
+
+  /**
+   * Run `fn` on the database in normal mode; on StoreUnavailableError switch to degraded mode
+   * and answer from `degraded` instead. Other errors (bugs, constraints) pass through.
+   */
+  private async route<T>(fn: (p: SqliteStore) => Promise<T>, degraded: () => Promise<T> | T): Promise<T> {
+    if (this.closed) throw new Error('store is closed');
+    if (this.state === 'normal') this.checkReplaced();
+    if (this.state === 'normal' && this.primary) {
+      try {
+        return await fn(this.primary);
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError)) throw err;
+        this.degrade(err);
+      }
+    }
+    return degraded();
+  }
+
+  /**
+   * Before each call: another process salvaged the file (new inode) or is salvaging it. Two
+   * stat calls (a few microseconds) per call, and the runner batches claims and completions,
+   * so per file it is less. Not rate-limited: a completion written to the file that was just
+   * moved aside would be lost from the new one.
+   */
+  private checkReplaced(): void {
+    if (!this.primary) return;
+    if (this.fileReplaced() || this.salvageLockStands()) {
+      this.degrade(new StoreUnavailableError('broken', `database file ${this.file} was replaced or is being salvaged by another process`, undefined));
+    }
+  }
+
+  private track(c: Claim, workerId: string, now: number, extra?: { fileTimestamp: string; fileSize: number }): void {
+    const o: OpenClaim = {
+      claim: c,
+      workerId,
+      startedAt: now,
+      handlerPid: null,
+      marker: null,
+      fileTimestamp: extra?.fileTimestamp ?? iso(now),
+      fileSize: extra?.fileSize ?? 0,
+    };
+    this.open.set(c.fileUrl, o);
+    // A claim that the database granted after another call had already switched us to degraded mode.
+    if (this.state === 'degraded' && this.memory && !this.memory.peekHeld(c)) this.adoptOpenClaim(o, now);
+  }
+
+  private openFor(ref: ClaimRef): OpenClaim | undefined {
+    const o = this.open.get(ref.fileUrl);
+    return o && o.claim.token === ref.token ? o : undefined;
+  }
+
+  private untrack(ref: ClaimRef): void {
+    if (this.openFor(ref)) this.open.delete(ref.fileUrl);
+  }
+
+  /**
+   * After a database claim: if a degraded process holds a marker for the file (or has an outcome
+   * for it not yet replayed), give the file back for a moment without running it.
+   */
+  private async screenNormalClaims(claims: Claim[], now: number): Promise<Claim[]> {
+    if (claims.length === 0 || !this.markers.anyExist()) return claims;
+    const keep: Claim[] = [];
+    const blocked: { c: Claim; until: number }[] = [];
+    for (const c of claims) {
+      if (!this.markers.mayHave(c.fileUrl)) {
+        keep.push(c);
+        continue;
+      }
+      let m: Marker | null;
+      try {
+        m = this.markers.current(c.fileUrl);
+      } catch {
+        blocked.push({ c, until: now + this.probeMs });
+        continue;
+      }
+      const until = this.blockedUntil(m, c, now);
+      if (until === null) keep.push(c);
+      else blocked.push({ c, until });
+    }
+    if (blocked.length > 0) {
+      this.counters.deferredForMarkers += blocked.length;
+      await this.defer(blocked);
+      try {
+        this.reconcileOrphans();
+      } catch (err) {
+        this.log?.warn({ err }, 'could not replay journals left behind; will retry');
+      }
+    }
+    return keep;
+  }
+
+  private blockedUntil(m: Marker | null, c: Claim, now: number): number | null {
+    if (!m) return null;
+    const soon = now + 2 * this.probeMs;
+    switch (m.state) {
+      case 'claimed':
+        return claimStands(m, now) ? Math.min(m.leaseExpiresAt, soon) : null;
+      case 'completed':
+      case 'dead':
+        // An outcome for this version that the database does not have yet.
+        return m.version >= c.version || m.fingerprint === c.fingerprint ? soon : null;
+      case 'failed':
+        return m.dueAt !== null && m.dueAt > now && m.version >= c.version ? Math.min(m.dueAt, soon) : null;
+      case 'released':
+        return null;
+    }
+  }
+
+  /** Put blocked claims back as they were (attempt not counted), due at `until`. */
+  private async defer(blocked: { c: Claim; until: number }[]): Promise<void> {
+    const p = this.primary;
+    if (!p) return;
+    const nowIso = iso(this.clock());
+    try {
+      const st = p.db.prepare(
+        `UPDATE file_checkpoints SET status = CASE WHEN retry_count > 0 THEN 'failed' ELSE 'pending' END,
+           due_at = ?, attempts = attempts - 1, handler_pid = NULL, updated_at = ?
+         WHERE file_url = ? AND claim_token = ? AND status = 'processing'`,
+      );
+      p.db.transaction(() => {
+        for (const b of blocked) st.run(iso(b.until), nowIso, b.c.fileUrl, b.c.token);
+      }).immediate();
+    } catch (err) {
+      if (classifySqliteError(err) === 'other') throw err;
+      // Could not write: give them back the ordinary way (with its retries), or let the lease run out.
+      await p.release(blocked.map((b) => b.c), this.clock()).catch(() => {});
+    }
+  }
+
+  // ---- degraded-mode plumbing ---------------------------------------------------------------------
+
+  private markerBody(fileUrl: string, state: Marker['state'], extra: Partial<MarkerBody>): MarkerBody {
+    return {
+      fileUrl,
+      state,
+      owner: this.self,
+      instance: this.instance,
+      workerId: this.workerId,
+      token: '',
+      fileType: '',
+      fingerprint: '',
+      version: 0,
+      attempt: 0,
+      retryCount: 0,
+      leaseExpiresAt: 0,
+      dueAt: null,
+      handlerPid: null,
+      at: this.clock(),
+      ...extra,
+    };
+  }
+
+  /** A claim granted by the database before we degraded: hold it in memory and under a marker. */
+  private adoptOpenClaim(o: OpenClaim, now: number): void {
+    const mem = this.memory;
+    if (!mem) return;
+    const c = o.claim;
+    const startedAt = iso(o.startedAt);
+    mem.put({
+      fileUrl: c.fileUrl,
+      fileType: c.fileType,
+      fileTimestamp: o.fileTimestamp,
+      status: 'processing',
+      recordsTotal: 0,
+      recordsFiltered: 0,
+      recordsPersisted: 0,
+      processingTimeMs: 0,
+      errorMessage: null,
+      retryCount: c.retryCount,
+      processedBy: o.workerId,
+      startedAt,
+      completedAt: null,
+      createdAt: startedAt,
+      version: c.version,
+      attempts: c.attempt,
+      fingerprint: c.fingerprint,
+      fileSize: o.fileSize,
+      claimToken: c.token,
+      dueAt: iso(c.leaseExpiresAt),
+      handlerPid: o.handlerPid,
+      afterAction: null,
+      updatedAt: iso(now),
+    });
+    try {
+      const cur = this.markers.current(c.fileUrl);
+      if (cur && cur.token === c.token) {
+        o.marker = cur;
+        return;
+      }
+      if (cur && claimStands(cur, now)) {
+        this.log?.warn({ path: c.fileUrl, attempt: c.attempt, workerId: this.workerId, holder: cur.workerId }, 'another process holds a claim marker for a file this process holds in the database');
+        return;
+      }
+      o.marker = this.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, 'claimed'));
+    } catch (err) {
+      this.log?.warn({ err, path: c.fileUrl, attempt: c.attempt, workerId: this.workerId }, 'could not write a claim marker');
+    }
+  }
+
+  private claimMarker(o: OpenClaim, state: Marker['state'], extra: Partial<MarkerBody> = {}): MarkerBody {
+    const c = o.claim;
+    return this.markerBody(c.fileUrl, state, {
+      token: c.token,
+      fileType: c.fileType,
+      fingerprint: c.fingerprint,
+      version: c.version,
+      attempt: c.attempt,
+      retryCount: c.retryCount,
+      leaseExpiresAt: c.leaseExpiresAt,
+      handlerPid: o.handlerPid,
+      ...extra,
+    });
+  }
+
+  private entryBase(o: OpenClaim, at: number) {
+    const c = o.claim;
+    return {
+      at,
+      workerId: o.workerId,
+      fileUrl: c.fileUrl,
+      fileType: c.fileType,
+      fileTimestamp: o.fileTimestamp,
+      fingerprint: c.fingerprint,
+      fileSize: o.fileSize,
+      version: c.version,
+      attempt: c.attempt,
+      retryCount: c.retryCount,
+      token: c.token,
+      startedAt: iso(o.startedAt),
+    };
+  }
+
+  /**
+   * Move our marker to its next state (an outcome). False: the claim was taken over (our lease
+   * ran out and another process took the file), so this outcome must not be recorded.
+   */
+  private settleMarker(o: OpenClaim, state: Marker['state'], extra: Partial<MarkerBody>): boolean {
+    const c = o.claim;
+    let cur: Marker | null;
+    try {
+      cur = this.markers.current(c.fileUrl);
+    } catch {
+      return false;
+    }
+    if (cur && cur.token !== c.token) return false;
+    const next = this.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, state, extra));
+    if (!next) return false;
+    o.marker = next;
+    return true;
+  }
+
+  private async refill(now: number): Promise<void> {
+    const mem = this.memory!;
+    if (now - this.lastRefill < 2 * this.probeMs) return;
+    this.lastRefill = now;
+    if (this.corrupt || this.fileReplaced() || (this.modeInfo.kind === 'broken' && !this.primary)) return;
+    const rows = this.lookup.claimable(this.primary?.db ?? null, iso(now), REFILL_ROWS);
+    if (!rows) return;
+    for (const r of rows) {
+      if (mem.has(r.fileUrl)) continue;
+      // A row processing under an expired lease (its worker died before we degraded) is claimable;
+      // the check below sees the expired lease and ends that attempt.
+      mem.put(r.status === 'processing' ? { ...r, status: 'pending', claimToken: null } : r);
+    }
+  }
+
+  /**
+   * What the database says about a file, or null when nobody can tell. A corrupt or replaced
+   * file is not asked at all: a damaged index could answer "no such row" for a completed file.
+   */
+  private looked(fileUrl: string, now: number): Looked | null {
+    if (this.corrupt || this.fileReplaced() || (this.modeInfo.kind === 'broken' && !this.primary)) return null;
+    return this.lookup.get(this.primary?.db ?? null, fileUrl, now);
+  }
+
+  private async discoverDegraded(files: readonly DiscoveredFile[], now: number): Promise<DiscoverResult> {
+    const mem = this.memory!;
+    const res: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
+    for (const f of files) {
+      if (!mem.has(f.fileUrl)) {
+        const l = this.looked(f.fileUrl, now);
+        if (l?.row) mem.put(l.row);
+        else if (l?.tomb && (l.tomb.fingerprint === f.fingerprint || this.opts.onChange === 'ignore')) {
+          res.tombstoned++;
+          continue;
+        }
+      }
+      const r = await mem.discover([f], now);
+      res.inserted += r.inserted;
+      res.reversioned += r.reversioned;
+      res.unchanged += r.unchanged;
+      res.tombstoned += r.tombstoned;
+    }
+    return res;
+  }
+
+  private async claimDegraded(n: number, opts: ClaimOptions, only?: string): Promise<Claim[]> {
+    const mem = this.memory!;
+    await this.refill(opts.now);
+    const out: Claim[] = [];
+    const onExpired = (e: readonly ExpiredClaim[]) => this.memoryExpired(e, opts);
+    for (let round = 0; out.length < n && round < 64; round++) {
+      let cands: Claim[];
+      if (only !== undefined) {
+        const c = await mem.claimFile(only, { ...opts, onExpired });
+        cands = c ? [c] : [];
+      } else {
+        cands = await mem.claim(n - out.length, { ...opts, onExpired });
+      }
+      if (cands.length === 0) break;
+      // The store recovered meanwhile (cannot happen between resolved promises, but cheap to be sure).
+      if (this.memory !== mem) break;
+      for (const c of cands) {
+        let ok: Claim | null = null;
+        try {
+          ok = this.vet(c, opts);
+        } catch (err) {
+          this.log?.warn({ err, path: c.fileUrl, attempt: c.attempt, workerId: opts.workerId }, 'could not check a file before handing it out; trying later');
+          this.putBack(c, opts.now + this.probeMs);
+        }
+        if (ok) out.push(ok);
+      }
+      if (only !== undefined) break;
+    }
+    if (out.length > 0) {
+      const entries: JournalEntry[] = [];
+      for (const c of out) {
+        const o = this.open.get(c.fileUrl);
+        if (o) entries.push({ t: 'claim', leaseExpiresAt: c.leaseExpiresAt, ...this.entryBase(o, opts.now) });
+      }
+      this.journal.append(entries, { sync: false });
+    }
+    return out;
+  }
+
+  /** Own claims whose lease ran out in memory (the runner stopped renewing them). */
+  private memoryExpired(expired: readonly ExpiredClaim[], opts: ClaimOptions): void {
+    opts.onExpired?.(expired);
+    const entries: JournalEntry[] = [];
+    for (const e of expired) {
+      const o = this.open.get(e.fileUrl);
+      if (!o || o.claim.token !== e.token) continue;
+      const failures = o.claim.retryCount + 1;
+      const dueAt = e.status === 'dead' ? null : opts.now + backoffDelayMs(this.retry, failures, this.opts.random);
+      const error = `lease expired: worker ${e.workerId ?? '?'} stopped renewing its claim`;
+      if (this.settleMarker(o, e.status, { dueAt, retryCount: failures })) {
+        entries.push({ t: 'expired', status: e.status, dueAt, error, ...this.entryBase(o, opts.now), retryCount: failures });
+      }
+      this.open.delete(e.fileUrl);
+    }
+    if (entries.length > 0) this.journal.append(entries, { sync: true });
+  }
+
+  /** Put a memory claim back without counting it: not now, at `due` at the earliest. */
+  private putBack(c: Claim, due: number, rec?: FileRecord): void {
+    const mem = this.memory!;
+    const r = rec ?? mem.peek(c.fileUrl);
+    if (!r) return;
+    mem.put({ ...r, status: r.retryCount > 0 ? 'failed' : 'pending', dueAt: iso(due), attempts: Math.max(0, c.attempt - 1), claimToken: null, startedAt: null, processedBy: null, handlerPid: null });
+  }
+
+  /** The database (or another process) finished this file: remember that in memory and do not hand it out. */
+  private settleTerminal(row: FileRecord): void {
+    this.memory!.put({ ...row, claimToken: null, handlerPid: null });
+  }
+
+  /**
+   * Decide whether a candidate from memory may really be handed out. Returns the claim (with
+   * version, attempt and retry count reconciled against the database and the markers), or
+   * null after putting the candidate back or settling it.
+   */
+  private vet(c: Claim, opts: ClaimOptions): Claim | null {
+    const mem = this.memory!;
+    const now = opts.now;
+    const rec = mem.peekHeld(c)!;
+    let version = c.version;
+    let attempt = c.attempt;
+    let retryCount = c.retryCount;
+    let fingerprint = c.fingerprint;
+    const expired: ExpiredClaim[] = [];
+    const expiredEntries: JournalEntry[] = [];
+
+    // 1. What the database says, before spending a marker on it (a rescan re-offers every
+    //    completed file that is still in the folder).
+    const pre = this.looked(c.fileUrl, now);
+    if (!pre) {
+      this.putBack(c, now + this.probeMs, rec);
+      return null;
+    }
+    const decide = (l: Looked): 'go' | { until: number } | { done: FileRecord } => {
+      const r = l.row;
+      if (!r) {
+        if (l.tomb && (l.tomb.fingerprint === fingerprint || this.opts.onChange === 'ignore')) {
+          return { done: { ...rec, status: 'completed', version: l.tomb.version, fingerprint: l.tomb.fingerprint } };
+        }
+        return 'go';
+      }
+      if (r.status === 'completed' || r.status === 'dead') {
+        if (r.fingerprint === fingerprint || this.opts.onChange === 'ignore') return { done: r };
+        // Changed since it was handled: a new version.
+        if (version <= r.version) {
+          version = r.version + 1;
+          attempt = 1;
+          retryCount = 0;
+        }
+        return 'go';
+      }
+      if (r.version > version) {
+        version = r.version;
+        fingerprint = r.fingerprint;
+      }
+      if (r.status === 'processing' && r.claimToken !== c.token) {
+        const lease = r.dueAt ? Date.parse(r.dueAt) : 0;
+        if (lease > now) return { until: lease };
+        // Its worker died before we degraded: end that attempt (its orphaned handler must go first).
+        retryCount = Math.max(retryCount, r.retryCount + 1);
+        attempt = Math.max(attempt, r.attempts + 1);
+        if (!expired.some((e) => e.token === r.claimToken)) {
+          expired.push({
+            fileUrl: r.fileUrl, version: r.version, attempt: r.attempts, token: r.claimToken ?? '', workerId: r.processedBy,
+            handlerPid: r.handlerPid, status: budgetSpent(this.retry, r.retryCount + 1) ? 'dead' : 'failed',
+          });
+        }
+        return 'go';
+      }
+      if (r.status === 'failed' && r.dueAt && Date.parse(r.dueAt) > now) return { until: Date.parse(r.dueAt) };
+      attempt = Math.max(attempt, r.attempts + 1);
+      retryCount = Math.max(retryCount, r.retryCount);
+      return 'go';
+    };
+    const first = decide(pre);
+    if (first !== 'go') {
+      if ('done' in first) this.settleTerminal(first.done);
+      else this.putBack(c, first.until, rec);
+      return null;
+    }
+
+    // 2. Other processes' markers.
+    const cur = this.markers.current(c.fileUrl);
+    if (cur) {
+      if (cur.state === 'claimed' && claimStands(cur, now)) {
+        this.putBack(c, Math.min(cur.leaseExpiresAt, now + 5 * this.probeMs), rec);
+        return null;
+      }
+      if ((cur.state === 'completed' || cur.state === 'dead') && (cur.fingerprint === fingerprint || this.opts.onChange === 'ignore')) {
+        this.settleTerminal({ ...rec, status: cur.state, version: cur.version, attempts: cur.attempt, retryCount: cur.retryCount, dueAt: null });
+        return null;
+      }
+      if (cur.state === 'failed' && cur.dueAt !== null && cur.dueAt > now && cur.fingerprint === fingerprint) {
+        this.putBack(c, cur.dueAt, { ...rec, retryCount: cur.retryCount });
+        return null;
+      }
+      if (cur.version > version) version = cur.version;
+      if (cur.version === version) {
+        attempt = Math.max(attempt, cur.attempt + 1);
+        retryCount = Math.max(retryCount, cur.retryCount);
+      }
+      if (cur.state === 'claimed') {
+        // Its owner died or stopped renewing: take it over, ending that attempt.
+        const failures = cur.retryCount + 1;
+        const status = budgetSpent(this.retry, failures) ? 'dead' : 'failed';
+        retryCount = Math.max(retryCount, failures);
+        expired.push({ fileUrl: c.fileUrl, version: cur.version, attempt: cur.attempt, token: cur.token, workerId: cur.workerId, handlerPid: cur.handlerPid, status });
+        expiredEntries.push({
+          t: 'expired', status, dueAt: null, error: `lease expired: worker ${cur.workerId} stopped renewing its claim (claim marker taken over)`,
+          at: now, workerId: cur.workerId, fileUrl: c.fileUrl, fileType: cur.fileType, fileTimestamp: rec.fileTimestamp,
+          fingerprint: cur.fingerprint, fileSize: rec.fileSize, version: cur.version, attempt: cur.attempt, retryCount: failures,
+          token: cur.token, startedAt: iso(cur.at),
+        });
+      }
+    }
+    if (budgetSpent(this.retry, retryCount) && expired.length > 0) {
+      // The run that just died was the last one allowed: dead, not another attempt.
+      const o: OpenClaim = { claim: { ...c, version, attempt, retryCount, fingerprint }, workerId: opts.workerId, startedAt: now, handlerPid: null, marker: null, fileTimestamp: rec.fileTimestamp, fileSize: rec.fileSize };
+      const entry: JournalEntry = {
+        t: 'fail', status: 'dead', dueAt: null, error: 'lease expired and no retries left', durationMs: 0, outcome: 'dead', ...this.entryBase(o, now),
+      };
+      opts.onExpired?.(expired);
+      const m = this.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, 'dead', { entry }));
+      if (m) {
+        this.journal.append([...expiredEntries, entry], { sync: true });
+        this.settleTerminal({ ...rec, status: 'dead', version, attempts: attempt, retryCount, dueAt: null });
+      } else {
+        this.putBack(c, now + this.probeMs, rec);
+      }
+      return null;
+    }
+
+    // 3. Take the marker, then read the database once more: a normal-mode process that claimed
+    //    the file before our marker existed has committed by now, and we see it.
+    const claim: Claim = { ...c, version, attempt, retryCount, fingerprint, idempotencyKey: idempotencyKey(c.fileUrl, version) };
+    const o: OpenClaim = { claim, workerId: opts.workerId, startedAt: now, handlerPid: null, marker: null, fileTimestamp: rec.fileTimestamp, fileSize: rec.fileSize };
+    const marker = this.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, 'claimed'));
+    if (!marker) {
+      // Someone else moved first.
+      this.putBack(c, now + Math.ceil(this.probeMs / 4), rec);
+      return null;
+    }
+    const post = this.looked(c.fileUrl, now);
+    const second = post ? decide(post) : { until: now + this.probeMs };
+    if (second !== 'go' || claim.version !== version) {
+      this.markers.drop(marker);
+      if (second !== 'go' && 'done' in second) this.settleTerminal(second.done);
+      else this.putBack(c, second === 'go' ? now : second.until, rec);
+      return null;
+    }
+    if (expired.length > 0) opts.onExpired?.(expired);
+    if (expiredEntries.length > 0) this.journal.append(expiredEntries, { sync: true });
+    mem.put({ ...rec, version, attempts: attempt, retryCount, fingerprint, processedBy: opts.workerId });
+    o.marker = marker;
+    this.open.set(c.fileUrl, o);
+    return claim;
+  }
+
+  private completeDegraded(items: readonly Completion[]): WriteResult[] {
+    const mem = this.memory!;
+    const results: WriteResult[] = [];
+    const entries: JournalEntry[] = [];
+    const done: Completion[] = [];
+    for (const c of items) {
+      const o = this.openFor(c);
+      if (!o || !mem.peekHeld(c)) {
+        results.push('lost');
+        continue;
+      }
+      const entry: JournalEntry = {
+        t: 'complete',
+        stats: { ...c.stats },
+        afterAction: c.afterAction ?? null,
+        ...this.entryBase(o, c.now),
+        // The content the handler really read, when the runner checked it.
+        fingerprint: c.fingerprint ?? o.claim.fingerprint,
+      };
+      if (!this.settleMarker(o, 'completed', { entry, fingerprint: entry.fingerprint })) {
+        results.push('lost');
+        this.open.delete(c.fileUrl);
+        continue;
+      }
+      entries.push(entry);
+      done.push(c);
+      results.push('ok');
+    }
+    // Durable before anyone hears 'ok': the runner runs the after-action only after this returns.
+    this.journal.append(entries, { sync: true });
+    for (const c of done) {
+      void mem.complete([c]);
+      this.open.delete(c.fileUrl);
+    }
+    return results;
+  }
+
+  private failDegraded(f: Failure): FailResult {
+    const mem = this.memory!;
+    const o = this.openFor(f);
+    const plan = o ? mem.planFail(f) : 'lost';
+    if (!o || plan === 'lost') return 'lost';
+    const entry: JournalEntry = {
+      t: 'fail',
+      status: plan.status,
+      dueAt: plan.dueAt,
+      error: f.error,
+      durationMs: f.durationMs,
+      outcome: f.reason ?? (plan.status === 'dead' ? (f.permanent ? 'dead' : 'failed') : 'failed'),
+      ...this.entryBase(o, f.now),
+      retryCount: plan.retryCount,
+    };
+    if (!this.settleMarker(o, plan.status, { dueAt: plan.dueAt, retryCount: plan.retryCount, entry })) {
+      this.open.delete(f.fileUrl);
+      return 'lost';
+    }
+    this.journal.append([entry], { sync: true });
+    this.open.delete(f.fileUrl);
+    return mem.applyFail(f, plan);
+  }
+
+  private releaseDegraded(refs: readonly ClaimRef[], now: number): WriteResult[] {
+    const mem = this.memory!;
+    const entries: JournalEntry[] = [];
+    const results: WriteResult[] = refs.map((ref) => {
+      const o = this.openFor(ref);
+      if (!o || !mem.peekHeld(ref)) return 'lost';
+      this.open.delete(ref.fileUrl);
+      if (!this.settleMarker(o, 'released', {})) return 'lost';
+      entries.push({ t: 'release', ...this.entryBase(o, now) });
+      void mem.release([ref], now);
+      return 'ok';
+    });
+    this.journal.append(entries, { sync: true });
+    return results;
+  }
+
+  private heartbeatDegraded(refs: readonly ClaimRef[], leaseMs: number, now: number): ClaimRef[] {
+    const mem = this.memory!;
+    const lost: ClaimRef[] = [];
+    for (const ref of refs) {
+      const o = this.openFor(ref);
+      if (!o || !mem.peekHeld(ref)) {
+        lost.push(ref);
+        continue;
+      }
+      o.claim = { ...o.claim, leaseExpiresAt: now + leaseMs };
+      void mem.heartbeat([ref], leaseMs, now);
+      if (o.marker) {
+        const m: Marker = { ...o.marker, leaseExpiresAt: now + leaseMs, at: now };
+        let kept = false;
+        try {
+          kept = this.markers.refresh(m);
+        } catch {
+          kept = true; // an I/O hiccup on one marker is not a lost claim
+        }
+        if (kept) o.marker = m;
+        else {
+          lost.push(ref);
+          this.open.delete(ref.fileUrl);
+        }
+      }
+    }
+    return lost;
+  }
+
+  private writeState(): void {
+    try {
+      fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      const file = this.stateFile();
+      const body: FallbackState = {
+        workerId: this.workerId,
+        owner: this.self,
+        ...this.modeInfo,
+        openClaims: this.open.size,
+        journal: path.basename(this.journal.file),
+        updatedAt: this.clock(),
+      };
+      const tmp = `${file}.tmp-${process.pid}`;
+      fs.writeFileSync(tmp, JSON.stringify(body), { mode: this.opts.fileMode ?? 0o600 });
+      fs.renameSync(tmp, file);
+    } catch (err) {
+      this.log?.warn({ err }, 'could not write the fallback state file');
+    }
+  }
+
+  private stateFile(): string {
+    return path.join(this.dir, `state-${safeName(this.workerId)}-${process.pid}.json`);
+  }
+
+  // ---- the contract ---------------------------------------------------------------------------------
+
+  discover(files: readonly DiscoveredFile[], now: number): Promise<DiscoverResult> {
+    return this.route(
+      (p) => p.discover(files, now),
+      () => this.discoverDegraded(files, now),
+    );
+  }
+
+  async claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
+    const claims = await this.route(
+      async (p) => {
+        const got = await p.claim(n, opts);
+        const keep = await this.screenNormalClaims(got, opts.now);
+        for (const c of keep) this.track(c, opts.workerId, opts.now);
+        return keep;
+      },
+      () => this.claimDegraded(n, opts),
+    );
+    return claims;
+  }
+
+  async claimFile(fileUrl: string, opts: ClaimOptions): Promise<Claim | null> {
+    return this.route(
+      async (p) => {
+        const c = await p.claimFile(fileUrl, opts);
+        if (!c) return null;
+        const [keep] = await this.screenNormalClaims([c], opts.now);
+        if (keep) this.track(keep, opts.workerId, opts.now);
+        return keep ?? null;
+      },
+      async () => (await this.claimDegraded(1, opts, fileUrl))[0] ?? null,
+    );
+  }
+
+  heartbeat(refs: readonly ClaimRef[], leaseMs: number, now: number): Promise<ClaimRef[]> {
+    return this.route(
+      async (p) => {
+        const lost = await p.heartbeat(refs, leaseMs, now);
+        const lostSet = new Set(lost.map((l) => `${l.fileUrl}\0${l.token}`));
+        for (const r of refs) {
+          const o = this.openFor(r);
+          if (!o) continue;
+          if (lostSet.has(`${r.fileUrl}\0${r.token}`)) this.open.delete(r.fileUrl);
+          else o.claim = { ...o.claim, leaseExpiresAt: now + leaseMs };
+        }
+        return lost;
+      },
+      () => this.heartbeatDegraded(refs, leaseMs, now),
+    );
+  }
+
+  setHandlerPid(ref: ClaimRef, pid: number): Promise<WriteResult> {
+    const o = this.openFor(ref);
+    if (o) o.handlerPid = pid;
+    return this.route(
+      (p) => p.setHandlerPid(ref, pid),
+      () => {
+        const mem = this.memory!;
+        if (!o || !mem.peekHeld(ref)) return 'lost';
+        void mem.setHandlerPid(ref, pid);
+        if (o.marker) {
+          const m: Marker = { ...o.marker, handlerPid: pid };
+          try {
+            if (this.markers.refresh(m)) o.marker = m;
+          } catch {
+            // the pid only helps a taker kill an orphan; the claim itself stands
+          }
+        }
+        return 'ok';
+      },
+    );
+  }
+
+  complete(items: readonly Completion[]): Promise<WriteResult[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    return this.route(
+      async (p) => {
+        const res = await p.complete(items);
+        items.forEach((c) => this.untrack(c));
+        return res;
+      },
+      () => this.completeDegraded(items),
+    );
+  }
+
+  fail(item: Failure): Promise<FailResult> {
+    return this.route(
+      async (p) => {
+        const res = await p.fail(item);
+        this.untrack(item);
+        return res;
+      },
+      () => this.failDegraded(item),
+    );
+  }
+
+  release(refs: readonly ClaimRef[], now: number): Promise<WriteResult[]> {
+    if (refs.length === 0) return Promise.resolve([]);
+    return this.route(
+      async (p) => {
+        const res = await p.release(refs, now);
+        refs.forEach((r) => this.untrack(r));
+        return res;
+      },
+      () => this.releaseDegraded(refs, now),
+    );
+  }
+
+  requeue(q: RequeueQuery): Promise<number> {
+    return this.route(
+      (p) => p.requeue(q),
+      () => {
+        throw this.unavailable('requeue');
+      },
+    );
+  }
+
+  purge(q: PurgeQuery): Promise<number> {
+    return this.route(
+      (p) => p.purge(q),
+      () => {
+        throw this.unavailable('purge');
+      },
+    );
+  }
+
+  private unavailable(what: string): StoreUnavailableError {
+    return new StoreUnavailableError(
+      this.modeInfo.kind ?? 'locked',
+      `${what} needs the database, which is unavailable (degraded since ${iso(this.modeInfo.since ?? 0)}: ${this.modeInfo.reason ?? '?'}); try again when it is back`,
+      undefined,
+    );
+  }
+
+  get(fileUrl: string): Promise<FileRecord | null> {
+    return this.route(
+      (p) => p.get(fileUrl),
+      () => {
+        const m = this.memory?.peek(fileUrl);
+        if (m) return m;
+        return this.looked(fileUrl, this.clock())?.row ?? null;
+      },
+    );
+  }
+
+  list(q: ListQuery): Promise<FileRecord[]> {
+    return this.route(
+      (p) => p.list(q),
+      async () => (await this.readPrimaryOr((p) => p.list(q))) ?? this.memory!.list(q),
+    );
+  }
+
+  attempts(fileUrl: string): Promise<AttemptRecord[]> {
+    return this.route(
+      (p) => p.attempts(fileUrl),
+      async () => [...((await this.readPrimaryOr((p) => p.attempts(fileUrl))) ?? []), ...(await this.memory!.attempts(fileUrl))],
+    );
+  }
+
+  counts(): Promise<Record<Status, number>> {
+    return this.route(
+      (p) => p.counts(),
+      async () => (await this.readPrimaryOr((p) => p.counts())) ?? this.memory!.counts(),
+    );
+  }
+
+  stats(now: number): Promise<StoreStats> {
+    return this.route(
+      (p) => p.stats(now),
+      async () => (await this.readPrimaryOr((p) => p.stats(now))) ?? this.memory!.stats(now),
+    );
+  }
+
+  /** A read against the database while degraded (works under a write lock), or null. */
+  private async readPrimaryOr<T>(fn: (p: SqliteStore) => Promise<T>): Promise<T | null> {
+    const p = this.primary;
+    if (!p || this.corrupt) return null;
+    try {
+      return await withBusyTimeout(p.db, 0, () => fn(p));
+    } catch {
+      return null;
+    }
+  }
+
+  touchWorker(w: WorkerInfo, now: number): Promise<void> {
+    this.worker = w;
+    return this.route(
+      (p) => p.touchWorker(w, now),
+      async () => {
+        await this.memory!.touchWorker(w, now);
+        this.writeState();
+      },
+    );
+  }
+
+  removeWorker(workerId: string): Promise<void> {
+    if (workerId === this.worker?.workerId) this.worker = null;
+    return this.route(
+      (p) => p.removeWorker(workerId),
+      () => this.memory!.removeWorker(workerId),
+    );
+  }
+
+  workers(): Promise<WorkerRecord[]> {
+    return this.route(
+      (p) => p.workers(),
+      async () => {
+        const fromDb = (await this.readPrimaryOr((p) => p.workers())) ?? [];
+        const mine = await this.memory!.workers();
+        const ids = new Set(mine.map((w) => w.workerId));
+        return [...fromDb.filter((w) => !ids.has(w.workerId)), ...mine].sort((a, b) => (a.workerId < b.workerId ? -1 : 1));
+      },
+    );
+  }
+
+  /** For tests and `ckpt doctor`: try to recover now instead of waiting for the probe. */
+  tryRecover(): boolean {
+    return this.recoverNow();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    // Degraded at shutdown: one last try to get the outcomes into the database.
+    if (this.state === 'degraded') this.recoverNow();
+    this.closed = true;
+    this.stopTimers();
+    if (this.healthTimer) clearInterval(this.healthTimer);
+    if (this.snapshotTimer) clearInterval(this.snapshotTimer);
+    await this.snapshotting;
+    this.journal.close();
+    this.lookup.dropCopy();
+    try {
+      fs.rmSync(this.stateFile(), { force: true });
+    } catch {
+      // ignore
+    }
+    this.closePrimary();
+  }
+}
+
+function inodeOf(file: string): number | null {
+  try {
+    return fs.statSync(file).ino;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,144 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { type SqliteDatabase, openDatabase } from '../open-database.js';
+import { classifySqliteError } from '../sqlite-errors.js';
+import { toRecord } from '../sqlite-store.js';
+import type { FileRecord } from '../types.js';
+import { withBusyTimeout } from './health-probe.js';
+
+export interface Looked {
+  row: FileRecord | null;
+  /** A purge tombstone: this version was handled and its row deleted. */
+  tomb: { fingerprint: string; version: number } | null;
+  source: 'database' | 'copy';
+}
+
+/**
+ * What the database says about a file while ckpt cannot write to it: the fallback asks before
+ * it hands a file out, so a completed file is never run again.
+ *
+ * 1. The database itself, read with busy timeout 0. Under another connection's write lock
+ *    (the sqlite3 shell in `BEGIN EXCLUSIVE`) reads in WAL mode still work (measured 0.1 ms).
+ * 2. When even reads fail (another process took `PRAGMA locking_mode=EXCLUSIVE`: every read
+ *    gets SQLITE_BUSY, measured), a private copy of the database file and its -wal, made once
+ *    per episode: file locks do not stop read(2), and opening the copy replays the -wal, so it
+ *    holds every transaction committed up to the copy. The lock holder is someone else (a
+ *    shell, a backup tool), so what ckpt itself wrote is all in the copy.
+ * 3. Neither (the file is corrupt and not yet salvaged): unavailable, and nothing is handed out.
+ */
+export class Lookup {
+  private copy: SqliteDatabase | null = null;
+  private copyFailedAt = 0;
+  private readonly copyDir: string;
+
+  constructor(
+    private readonly dbFile: string,
+    workRoot: string,
+    private readonly onCopy: (info: { ms: number; bytes: number } | { error: string }) => void = () => {},
+  ) {
+    this.copyDir = path.join(workRoot, `lookup-${process.pid}`);
+  }
+
+  /** null: nobody can tell (the caller must not hand the file out). */
+  get(primary: SqliteDatabase | null, fileUrl: string, now: number): Looked | null {
+    if (primary) {
+      try {
+        return withBusyTimeout(primary, 0, () => ({ ...read(primary, fileUrl), source: 'database' as const }));
+      } catch (err) {
+        if (classifySqliteError(err) !== 'transient') return null;
+      }
+    }
+    const copy = this.ensureCopy(now);
+    if (!copy) return null;
+    try {
+      return { ...read(copy, fileUrl), source: 'copy' };
+    } catch {
+      return null;
+    }
+  }
+
+  /** Claimable rows (pending, failed, or processing with an expired lease), oldest first. */
+  claimable(primary: SqliteDatabase | null, nowIso: string, limit: number): FileRecord[] | null {
+    const q = (db: SqliteDatabase) => {
+      // Same literal conditions as the partial indexes fc_ready and fc_leases.
+      const ready = db.prepare(`SELECT * FROM file_checkpoints WHERE status IN ('pending', 'failed') AND due_at <= ? ORDER BY due_at LIMIT ?`).all(nowIso, limit);
+      const expired = db.prepare(`SELECT * FROM file_checkpoints WHERE status = 'processing' AND due_at <= ? ORDER BY due_at LIMIT ?`).all(nowIso, limit);
+      return [...ready, ...expired].map((r) => toRecord(r as Record<string, unknown>));
+    };
+    if (primary) {
+      try {
+        return withBusyTimeout(primary, 0, () => q(primary));
+      } catch (err) {
+        if (classifySqliteError(err) !== 'transient') return null;
+      }
+    }
+    const copy = this.ensureCopy(Date.now());
+    if (!copy) return null;
+    try {
+      return q(copy);
+    } catch {
+      return null;
+    }
+  }
+
+  get usingCopy(): boolean {
+    return this.copy !== null;
+  }
+
+  private ensureCopy(now: number): SqliteDatabase | null {
+    if (this.copy) return this.copy;
+    // A failed copy (corrupt file, torn copy) is not retried more than every 5 s.
+    if (now - this.copyFailedAt < 5_000) return null;
+    const t0 = Date.now();
+    try {
+      fs.rmSync(this.copyDir, { recursive: true, force: true });
+      fs.mkdirSync(this.copyDir, { recursive: true, mode: 0o700 });
+      const target = path.join(this.copyDir, 'lookup.db');
+      fs.copyFileSync(this.dbFile, target);
+      let bytes = fs.statSync(target).size;
+      try {
+        fs.copyFileSync(`${this.dbFile}-wal`, `${target}-wal`);
+        bytes += fs.statSync(`${target}-wal`).size;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      this.copy = openDatabase(target, { allowNetworkFs: true, busyTimeoutMs: 0 });
+      this.onCopy({ ms: Date.now() - t0, bytes });
+      return this.copy;
+    } catch (err) {
+      this.copyFailedAt = now;
+      this.onCopy({ error: (err as Error).message });
+      this.dropCopy();
+      return null;
+    }
+  }
+
+  /** Forget the copy (the database is usable again). */
+  dropCopy(): void {
+    try {
+      this.copy?.close();
+    } catch {
+      // ignore
+    }
+    this.copy = null;
+    fs.rmSync(this.copyDir, { recursive: true, force: true });
+  }
+}
+
+type Stmt = ReturnType<SqliteDatabase['prepare']>;
+/** Prepared once per connection: a discovery scan while degraded looks up every file. */
+const statements = new WeakMap<SqliteDatabase, { row: Stmt; tomb: Stmt }>();
+
+function read(db: SqliteDatabase, fileUrl: string): Omit<Looked, 'source'> {
+  let s = statements.get(db);
+  if (!s) {
+    s = {
+      row: db.prepare('SELECT * FROM file_checkpoints WHERE file_url = ?'),
+      tomb: db.prepare('SELECT fingerprint, version FROM file_tombstones WHERE file_url = ?'),
+    };
+    statements.set(db, s);
+  }
+  const r = s.row.get(fileUrl) as Record<string, unknown> | undefined;
+  const t = r ? undefined : (s.tomb.get(fileUrl) as { fingerprint: string; version: number } | undefined);
+  return { row: r ? toRecord(r) : null, tomb: t ?? null };
+}

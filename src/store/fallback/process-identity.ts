@@ -1,0 +1,63 @@
+import fs from 'node:fs';
+import os from 'node:os';
+
+/**
+ * Who owns a claim marker or a journal: enough to tell later whether that process still lives.
+ * A pid alone is not enough, since pids are reused: the start time from /proc/<pid>/stat
+ * (clock ticks since boot, field 22) tells a reused pid from the original owner.
+ */
+export interface ProcessIdentity {
+  pid: number;
+  host: string;
+  /** Field 22 of /proc/<pid>/stat, or null where /proc is missing. */
+  startTicks: string | null;
+}
+
+export function processStartTicks(pid: number): string | null {
+  return procStat(pid)?.startTicks ?? null;
+}
+
+function procStat(pid: number): { state: string; startTicks: string | null } | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may itself hold spaces or parentheses.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // rest[0] is field 3 (state); field 22 is rest[19].
+    return { state: rest[0] ?? '?', startTicks: rest[19] ?? null };
+  } catch {
+    return null;
+  }
+}
+
+let self: ProcessIdentity | undefined;
+
+export function selfIdentity(): ProcessIdentity {
+  self ??= { pid: process.pid, host: os.hostname(), startTicks: processStartTicks(process.pid) };
+  return self;
+}
+
+/**
+ * Whether the process is still running. On another host we cannot know: answer true, and let
+ * the caller rely on the lease instead. (The database and the folder beside it live on a local
+ * file system, so in practice every owner is on this host.)
+ */
+export function isAlive(id: ProcessIdentity): boolean {
+  if (id.host !== os.hostname()) return true;
+  if (id.pid === process.pid) return id.startTicks === selfIdentity().startTicks;
+  try {
+    process.kill(id.pid, 0);
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else; ESRCH: gone.
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  const st = procStat(id.pid);
+  // Unreadable /proc: it exists (kill said so), count it as alive.
+  if (st === null) return true;
+  // A zombie has exited; only its parent has not collected it yet (a SIGKILLed child of a test).
+  if (st.state === 'Z' || st.state === 'X') return false;
+  return id.startTicks === null || st.startTicks === id.startTicks;
+}
+
+export function sameProcess(a: ProcessIdentity, b: ProcessIdentity): boolean {
+  return a.pid === b.pid && a.host === b.host && a.startTicks === b.startTicks;
+}

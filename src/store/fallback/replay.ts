@@ -1,0 +1,350 @@
+import type { SqliteDatabase } from '../open-database.js';
+import { iso } from '../time.js';
+import type { JournalEntry } from './journal.js';
+
+/**
+ * Applying fallback journal entries to the database: called inside one IMMEDIATE transaction,
+ * so that a replay is all or nothing.
+ *
+ * Idempotent: every claim token ends in exactly one attempt row (completed, failed, dead,
+ * released, lease_expired, conflict ...), so an entry whose token already has an attempt row
+ * was replayed before (a crash between the commit and the journal's removal) and is skipped.
+ *
+ * When the database and a journal disagree, the outcome that reached the database first
+ * stays: a file completed in the database and also in a journal under another token keeps the
+ * database's row, and the journal's completion is recorded in file_attempts as outcome
+ * 'conflict' (with who and when), so that an operator can see that the file ran twice.
+ */
+
+export interface ReplayStats {
+  applied: number;
+  skipped: number;
+  conflicts: number;
+  /** Rows that the database did not have at all (lost to salvage, or discovered while degraded). */
+  inserted: number;
+}
+
+export function emptyStats(): ReplayStats {
+  return { applied: 0, skipped: 0, conflicts: 0, inserted: 0 };
+}
+
+interface Row {
+  file_url: string;
+  status: string;
+  version: number;
+  attempts: number;
+  retry_count: number;
+  fingerprint: string;
+  claim_token: string | null;
+  processed_by: string | null;
+  started_at: string | null;
+  due_at: string | null;
+}
+
+/** An in-memory claim of this process, written into the database as 'processing' at recovery. */
+export interface CarriedClaim {
+  fileUrl: string;
+  fileType: string;
+  fileTimestamp: string;
+  fingerprint: string;
+  fileSize: number;
+  version: number;
+  attempt: number;
+  retryCount: number;
+  token: string;
+  workerId: string;
+  startedAt: string;
+  leaseExpiresAt: number;
+  handlerPid: number | null;
+}
+
+export class Replayer {
+  private readonly s;
+  readonly stats = emptyStats();
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly now: number,
+  ) {
+    const p = (sql: string) => db.prepare(sql);
+    this.s = {
+      get: p(`SELECT file_url, status, version, attempts, retry_count, fingerprint, claim_token, processed_by, started_at, due_at
+              FROM file_checkpoints WHERE file_url = ?`),
+      tomb: p('SELECT fingerprint, version FROM file_tombstones WHERE file_url = ?'),
+      tokenEnded: p('SELECT 1 FROM file_attempts WHERE file_url = ? AND claim_token = ? LIMIT 1'),
+      insert: p(
+        `INSERT INTO file_checkpoints (file_url, file_type, file_timestamp, status, fingerprint, file_size, version, attempts,
+           retry_count, claim_token, processed_by, started_at, due_at, created_at, updated_at)
+         VALUES (@fileUrl, @fileType, @fileTimestamp, 'pending', @fingerprint, @fileSize, @version, @attempt,
+           @retryCount, NULL, NULL, NULL, @due, @at, @at)`,
+      ),
+      toProcessing: p(
+        `UPDATE file_checkpoints SET status = 'processing', claim_token = @token, processed_by = @workerId,
+           started_at = @startedAt, due_at = @lease, attempts = CASE WHEN version < @version THEN @attempt ELSE max(attempts, @attempt) END,
+           retry_count = CASE WHEN version < @version THEN @retryCount ELSE max(retry_count, @retryCount) END,
+           version = @version, fingerprint = @fingerprint, handler_pid = @handlerPid, updated_at = @at
+         WHERE file_url = @fileUrl`,
+      ),
+      toCompleted: p(
+        `UPDATE file_checkpoints SET status = 'completed', claim_token = @token, processed_by = @workerId,
+           started_at = @startedAt, attempts = CASE WHEN version < @version THEN @attempt ELSE max(attempts, @attempt) END,
+           version = @version, fingerprint = @fingerprint, records_total = @total, records_filtered = @filtered, records_persisted = @persisted,
+           processing_time_ms = @durationMs, completed_at = @endedAt, after_action = @afterAction,
+           error_message = NULL, due_at = NULL, handler_pid = NULL, updated_at = @endedAt
+         WHERE file_url = @fileUrl`,
+      ),
+      toFailed: p(
+        `UPDATE file_checkpoints SET status = @status, claim_token = @token, processed_by = @workerId,
+           started_at = @startedAt, attempts = CASE WHEN version < @version THEN @attempt ELSE max(attempts, @attempt) END,
+           version = @version, fingerprint = @fingerprint, retry_count = @retryCount, due_at = @due, error_message = @error, processing_time_ms = @durationMs,
+           completed_at = @completedAt, handler_pid = NULL, updated_at = @endedAt
+         WHERE file_url = @fileUrl`,
+      ),
+      toPending: p(
+        `UPDATE file_checkpoints SET status = 'pending', due_at = @due, handler_pid = NULL, updated_at = @at
+         WHERE file_url = @fileUrl AND claim_token = @token AND status = 'processing'`,
+      ),
+      attempt: p(
+        `INSERT INTO file_attempts (file_url, version, attempt, worker_id, claim_token, started_at, ended_at, outcome,
+           error_message, duration_ms, after_action)
+         VALUES (@fileUrl, @version, @attempt, @workerId, @token, @startedAt, @endedAt, @outcome, @error, @durationMs, @afterAction)`,
+      ),
+    };
+  }
+
+  private row(fileUrl: string): Row | undefined {
+    return this.s.get.get(fileUrl) as Row | undefined;
+  }
+
+  private tokenEnded(fileUrl: string, token: string): boolean {
+    return this.s.tokenEnded.get(fileUrl, token) !== undefined;
+  }
+
+  /** Make sure a row exists (the database may have lost it to salvage); returns it. */
+  private ensureRow(e: { fileUrl: string; fileType: string; fileTimestamp: string; fingerprint: string; fileSize: number; version: number; attempt: number; retryCount: number; at: number }): Row {
+    const r = this.row(e.fileUrl);
+    if (r) return r;
+    this.s.insert.run({
+      fileUrl: e.fileUrl,
+      fileType: e.fileType,
+      fileTimestamp: e.fileTimestamp,
+      fingerprint: e.fingerprint,
+      fileSize: e.fileSize,
+      version: e.version,
+      attempt: Math.max(0, e.attempt - 1),
+      retryCount: e.retryCount,
+      due: iso(e.at),
+      at: iso(e.at),
+    });
+    this.stats.inserted++;
+    return this.row(e.fileUrl)!;
+  }
+
+  private addAttempt(a: {
+    fileUrl: string;
+    version: number;
+    attempt: number;
+    workerId: string;
+    token: string;
+    startedAt: string;
+    endedAt: string;
+    outcome: string;
+    error?: string | null;
+    durationMs?: number | null;
+    afterAction?: string | null;
+  }): void {
+    this.s.attempt.run({ error: null, durationMs: null, afterAction: null, ...a });
+  }
+
+  apply(e: JournalEntry): void {
+    switch (e.t) {
+      case 'claim':
+        return this.claim(e);
+      case 'complete':
+        return this.complete(e);
+      case 'fail':
+        return this.fail(e);
+      case 'release':
+        return this.release(e);
+      case 'expired':
+        return this.expired(e);
+    }
+  }
+
+  private claim(e: Extract<JournalEntry, { t: 'claim' }>): void {
+    const r0 = this.row(e.fileUrl);
+    if ((r0 && r0.claim_token === e.token) || this.tokenEnded(e.fileUrl, e.token)) {
+      this.stats.skipped++;
+      return;
+    }
+    if (!r0) {
+      const tomb = this.s.tomb.get(e.fileUrl) as { fingerprint: string } | undefined;
+      if (tomb && tomb.fingerprint === e.fingerprint) {
+        this.stats.skipped++;
+        return;
+      }
+    }
+    const r = r0 ?? this.ensureRow(e);
+    // Only a row nobody else holds or finished takes the claim; later entries settle the rest.
+    if ((r.status === 'pending' || r.status === 'failed') && r.version <= e.version) {
+      this.s.toProcessing.run({
+        fileUrl: e.fileUrl, token: e.token, workerId: e.workerId, startedAt: e.startedAt, lease: iso(e.leaseExpiresAt),
+        attempt: e.attempt, retryCount: e.retryCount, version: e.version, fingerprint: e.fingerprint, handlerPid: null, at: iso(e.at),
+      });
+      this.stats.applied++;
+    } else {
+      this.stats.skipped++;
+    }
+  }
+
+  /**
+   * Decide how an outcome meets the row. 'token': the row is held by this very claim. 'free':
+   * nobody finished this version, take it. 'history': the row is about a newer version, record
+   * the attempt only. 'conflict': this version already has another final outcome.
+   */
+  private relation(r: Row, e: { token: string; version: number; fingerprint: string }): 'token' | 'free' | 'history' | 'conflict' {
+    if (r.claim_token === e.token && r.status === 'processing') return 'token';
+    if (r.version > e.version) return 'history';
+    if (r.status === 'completed' || r.status === 'dead') {
+      // A newer version of the file finished while degraded: it replaces the old outcome.
+      if (r.version < e.version && r.fingerprint !== e.fingerprint) return 'free';
+      return 'conflict';
+    }
+    return 'free';
+  }
+
+  /** The row was held by another token that this outcome overrides: end that attempt in the history. */
+  private supersede(r: Row, by: string, at: number): void {
+    if (r.status !== 'processing' || !r.claim_token || this.tokenEnded(r.file_url, r.claim_token)) return;
+    this.addAttempt({
+      fileUrl: r.file_url, version: r.version, attempt: r.attempts, workerId: r.processed_by ?? '?', token: r.claim_token,
+      startedAt: r.started_at ?? iso(at), endedAt: iso(at), outcome: 'lost',
+      error: `claim superseded by an outcome of ${by} replayed from the fallback journal`,
+    });
+  }
+
+  private complete(e: Extract<JournalEntry, { t: 'complete' }>): void {
+    if (this.tokenEnded(e.fileUrl, e.token)) {
+      this.stats.skipped++;
+      return;
+    }
+    const r = this.ensureRow(e);
+    const rel = this.relation(r, e);
+    const endedAt = iso(e.at);
+    const base = {
+      fileUrl: e.fileUrl, version: e.version, attempt: e.attempt, workerId: e.workerId, token: e.token,
+      startedAt: e.startedAt, endedAt, durationMs: Math.round(e.stats.durationMs), afterAction: e.afterAction,
+    };
+    if (rel === 'token' || rel === 'free') {
+      if (rel === 'free') this.supersede(r, e.workerId, e.at);
+      this.s.toCompleted.run({
+        fileUrl: e.fileUrl, token: e.token, workerId: e.workerId, startedAt: e.startedAt, attempt: e.attempt, version: e.version,
+        fingerprint: e.fingerprint, total: e.stats.totalRows, filtered: e.stats.filteredRows, persisted: e.stats.persistedRows,
+        durationMs: Math.round(e.stats.durationMs), endedAt, afterAction: e.afterAction,
+      });
+      this.addAttempt({ ...base, outcome: 'completed' });
+      this.stats.applied++;
+    } else if (rel === 'history') {
+      this.addAttempt({ ...base, outcome: 'completed' });
+      this.stats.applied++;
+    } else {
+      this.addAttempt({
+        ...base,
+        outcome: 'conflict',
+        error: `completed by ${e.workerId} at ${endedAt} while the database was unavailable, but the database already had outcome '${r.status}' (token ${r.claim_token ?? '-'}); kept the outcome recorded first`,
+      });
+      this.stats.conflicts++;
+    }
+  }
+
+  private fail(e: Extract<JournalEntry, { t: 'fail' }>): void {
+    if (this.tokenEnded(e.fileUrl, e.token)) {
+      this.stats.skipped++;
+      return;
+    }
+    const r = this.ensureRow(e);
+    const rel = this.relation(r, e);
+    const endedAt = iso(e.at);
+    const base = {
+      fileUrl: e.fileUrl, version: e.version, attempt: e.attempt, workerId: e.workerId, token: e.token,
+      startedAt: e.startedAt, endedAt, durationMs: Math.round(e.durationMs), error: e.error,
+    };
+    if (rel === 'token' || rel === 'free') {
+      if (rel === 'free') this.supersede(r, e.workerId, e.at);
+      this.s.toFailed.run({
+        fileUrl: e.fileUrl, status: e.status, token: e.token, workerId: e.workerId, startedAt: e.startedAt, attempt: e.attempt,
+        version: e.version, fingerprint: e.fingerprint, retryCount: e.retryCount, due: e.dueAt === null ? null : iso(e.dueAt),
+        error: e.error, durationMs: Math.round(e.durationMs), completedAt: e.status === 'dead' ? endedAt : null, endedAt,
+      });
+      this.stats.applied++;
+    } else if (rel === 'conflict') {
+      this.stats.conflicts++;
+    }
+    this.addAttempt({ ...base, outcome: rel === 'conflict' ? 'conflict' : e.outcome });
+  }
+
+  private release(e: Extract<JournalEntry, { t: 'release' }>): void {
+    if (this.tokenEnded(e.fileUrl, e.token)) {
+      this.stats.skipped++;
+      return;
+    }
+    const r = this.row(e.fileUrl);
+    if (r) this.s.toPending.run({ fileUrl: e.fileUrl, token: e.token, due: iso(e.at), at: iso(e.at) });
+    this.addAttempt({
+      fileUrl: e.fileUrl, version: e.version, attempt: e.attempt, workerId: e.workerId, token: e.token,
+      startedAt: e.startedAt, endedAt: iso(e.at), outcome: 'released',
+    });
+    this.stats.applied++;
+  }
+
+  private expired(e: Extract<JournalEntry, { t: 'expired' }>): void {
+    if (this.tokenEnded(e.fileUrl, e.token)) {
+      this.stats.skipped++;
+      return;
+    }
+    const r = this.row(e.fileUrl);
+    if (r && r.claim_token === e.token && r.status === 'processing') {
+      this.s.toFailed.run({
+        fileUrl: e.fileUrl, status: e.status, token: e.token, workerId: e.workerId, startedAt: e.startedAt, attempt: e.attempt,
+        version: r.version, fingerprint: r.fingerprint, retryCount: e.retryCount, due: e.dueAt === null ? null : iso(e.dueAt),
+        error: e.error, durationMs: 0, completedAt: e.status === 'dead' ? iso(e.at) : null, endedAt: iso(e.at),
+      });
+    }
+    this.addAttempt({
+      fileUrl: e.fileUrl, version: e.version, attempt: e.attempt, workerId: e.workerId, token: e.token,
+      startedAt: e.startedAt, endedAt: iso(e.at), outcome: 'lease_expired', error: e.error,
+    });
+    this.stats.applied++;
+  }
+
+  /**
+   * Write one of this process's open claims into the database as 'processing' under its own
+   * token, so the runner's later heartbeat/complete/fail (which name that token) work against
+   * the database. False: the file was finished by someone else meanwhile; the claim is lost.
+   */
+  carry(c: CarriedClaim): boolean {
+    const r0 = this.row(c.fileUrl);
+    if (r0 && r0.claim_token === c.token && r0.status === 'processing') {
+      this.s.toProcessing.run({ ...this.carryArgs(c) });
+      return true;
+    }
+    if (this.tokenEnded(c.fileUrl, c.token)) return false;
+    const r = r0 ?? this.ensureRow({ ...c, at: this.now });
+    if (r.version > c.version) return false;
+    if ((r.status === 'completed' || r.status === 'dead') && r.version === c.version && r.fingerprint === c.fingerprint) return false;
+    // Pending, failed, or held under another token: our claim marker stood the whole time, so
+    // the other holder found it and gave the file back without running it (see FallbackStore).
+    this.supersede(r, c.workerId, this.now);
+    this.s.toProcessing.run({ ...this.carryArgs(c) });
+    this.stats.applied++;
+    return true;
+  }
+
+  private carryArgs(c: CarriedClaim) {
+    return {
+      fileUrl: c.fileUrl, token: c.token, workerId: c.workerId, startedAt: c.startedAt, lease: iso(c.leaseExpiresAt),
+      attempt: c.attempt, retryCount: c.retryCount, version: c.version, fingerprint: c.fingerprint, handlerPid: c.handlerPid,
+      at: iso(this.now),
+    };
+  }
+}

@@ -1,0 +1,47 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { type ProcessIdentity, isAlive } from './process-identity.js';
+
+/**
+ * Each running FallbackStore keeps `<db>.fallback/state-<worker>-<pid>.json` up to date with its
+ * mode. The database's ckpt_workers table cannot say "degraded": while the database is locked
+ * nobody can write that row. `ckpt status` and `ckpt doctor` read these files instead.
+ */
+export interface FallbackState {
+  workerId: string;
+  owner: ProcessIdentity;
+  mode: 'normal' | 'degraded';
+  /** Epoch ms the mode began (null: normal since start). */
+  since: number | null;
+  reason: string | null;
+  kind: 'locked' | 'broken' | null;
+  openClaims: number;
+  journal: string;
+  updatedAt: number;
+}
+
+/** The fallback folder of a database path. */
+export function fallbackDirOf(dbPath: string): string {
+  return `${path.resolve(dbPath)}.fallback`;
+}
+
+/** State of every ckpt process on this database whose process still runs. */
+export function readFallbackStates(dbPath: string): FallbackState[] {
+  const dir = fallbackDirOf(dbPath);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).filter((n) => n.startsWith('state-') && n.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  const out: FallbackState[] = [];
+  for (const n of names) {
+    try {
+      const s = JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')) as FallbackState;
+      if (isAlive(s.owner)) out.push(s);
+    } catch {
+      // being rewritten (rename over it): the next read sees it
+    }
+  }
+  return out.sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
+}

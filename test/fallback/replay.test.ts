@@ -1,0 +1,75 @@
+/**
+ * Journal replay against a real database: idempotent, first outcome kept, conflicts recorded,
+ * rows the database lost are put back.
+ */
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { JournalEntry } from '../../src/store/fallback/journal.js';
+import { Replayer } from '../../src/store/fallback/replay.js';
+import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { STATS, files } from './helpers.js';
+
+const open: SqliteStore[] = [];
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close();
+  cleanupTmpDirs();
+});
+
+function store(): SqliteStore {
+  const s = new SqliteStore(path.join(tmpDir(), 'ckpt.db'));
+  open.push(s);
+  return s;
+}
+
+const T = Date.parse('2026-11-28T04:00:00.000Z');
+function entry(t: 'claim' | 'complete', fileUrl: string, token: string, extra: Partial<JournalEntry> = {}): JournalEntry {
+  const base = {
+    at: T + 10, workerId: 'degraded-w', fileUrl, fileType: 'csv', fileTimestamp: new Date(T).toISOString(), fingerprint: 'fp-journal',
+    fileSize: 100, version: 1, attempt: 1, retryCount: 0, token, startedAt: new Date(T).toISOString(),
+  };
+  return (t === 'claim' ? { t, leaseExpiresAt: T + 60_000, ...base, ...extra } : { t, stats: STATS, afterAction: 'keep', ...base, ...extra }) as JournalEntry;
+}
+
+function replay(s: SqliteStore, entries: JournalEntry[]) {
+  const r = new Replayer(s.db, T + 100);
+  s.db.transaction(() => entries.forEach((e) => r.apply(e))).immediate();
+  return r.stats;
+}
+
+describe('journal replay', () => {
+  it('is idempotent: a second replay of the same journal changes nothing', async () => {
+    const s = store();
+    await s.discover(files('p', 2), T);
+    const f = files('p', 2)[0]!.fileUrl;
+    const journal = [entry('claim', f, 'tok-1'), entry('complete', f, 'tok-1')];
+    expect(replay(s, journal)).toMatchObject({ applied: 2, conflicts: 0 });
+    expect(replay(s, journal)).toMatchObject({ applied: 0, skipped: 2 });
+    expect(await s.get(f)).toMatchObject({ status: 'completed', claimToken: 'tok-1', attempts: 1, afterAction: 'keep' });
+    expect((await s.attempts(f)).map((a) => a.outcome)).toEqual(['completed']);
+  });
+
+  it('a file completed in both keeps the first outcome; the other is recorded as a conflict', async () => {
+    const s = store();
+    await s.discover(files('q', 1), T);
+    const [c] = await s.claim(1, { workerId: 'normal-w', leaseMs: 60_000, now: T });
+    await s.complete([{ fileUrl: c!.fileUrl, token: c!.token, stats: { ...STATS, totalRows: 99 }, now: T + 5 }]);
+    expect(replay(s, [entry('claim', c!.fileUrl, 'tok-2'), entry('complete', c!.fileUrl, 'tok-2')])).toMatchObject({ conflicts: 1 });
+    expect(await s.get(c!.fileUrl)).toMatchObject({ status: 'completed', claimToken: c!.token, recordsTotal: 99 });
+    const att = await s.attempts(c!.fileUrl);
+    expect(att.map((a) => [a.workerId, a.outcome])).toEqual([
+      ['normal-w', 'completed'],
+      ['degraded-w', 'conflict'],
+    ]);
+    expect(att[1]!.errorMessage).toMatch(/kept the outcome recorded first/);
+  });
+
+  it('a row the database lost (salvage) is put back from the journal', async () => {
+    const s = store();
+    const f = '/inbox/lost.csv';
+    expect(replay(s, [entry('complete', f, 'tok-3')])).toMatchObject({ inserted: 1, applied: 1 });
+    expect(await s.get(f)).toMatchObject({ status: 'completed', fileType: 'csv', version: 1, attempts: 1 });
+    // The watcher offers it again: same content, not handled again.
+    expect(await s.discover([{ fileUrl: f, fileType: 'csv', mtimeMs: T, size: 100, fingerprint: 'fp-journal' }], T + 200)).toMatchObject({ unchanged: 1 });
+  });
+});

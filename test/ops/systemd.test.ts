@@ -1,0 +1,161 @@
+/**
+ * The systemd units and the install script: required keys present, the template in step with
+ * the single unit, `systemd-analyze verify` clean where it exists, and the install script
+ * idempotent (staged under --root, so the test needs no root and touches no real system).
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULTS, fileSchema } from '../../src/config/schema.js';
+import { exec as run, killAll } from '../cli/cli-helper.js';
+import { REPO } from '../helpers/spawn.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+
+afterEach(() => {
+  killAll();
+  cleanupTmpDirs();
+});
+
+type Unit = Record<string, Record<string, string[]>>;
+
+/** systemd's unit syntax, as far as these files use it: sections, Key=Value, comments. */
+function parseUnit(text: string): Unit {
+  const unit: Unit = {};
+  let section = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const s = /^\[(.+)\]$/.exec(line);
+    if (s) {
+      section = s[1]!;
+      unit[section] ??= {};
+      continue;
+    }
+    const eq = line.indexOf('=');
+    expect(eq, `not Key=Value: ${line}`).toBeGreaterThan(0);
+    const key = line.slice(0, eq).trim();
+    ((unit[section] ??= {})[key] ??= []).push(line.slice(eq + 1).trim());
+  }
+  return unit;
+}
+
+const UNITS = ['ckpt.service', 'ckpt@.service'].map((name) => ({ name, file: path.join(REPO, 'config', name) }));
+const hasAnalyze = spawnSync('systemd-analyze', ['--version']).status === 0;
+
+/** The unit with ExecStart's program swapped for one that exists here (verify checks it). */
+function verifiable(text: string): string {
+  return text.replace(/^ExecStart=\S+/m, `ExecStart=${process.execPath}`);
+}
+
+describe.each(UNITS)('$name', ({ file }) => {
+  const text = fs.readFileSync(file, 'utf8');
+  const unit = parseUnit(text);
+  const svc = unit.Service ?? {};
+  const one = (k: string) => {
+    expect(svc[k], k).toHaveLength(1);
+    return svc[k]![0]!;
+  };
+
+  it('has the keys the deployment relies on', () => {
+    expect(one('Type')).toBe('notify');
+    expect(one('NotifyAccess')).toBe('all');
+    expect(one('User')).toBe('ckpt');
+    expect(one('Group')).toBe('ckpt');
+    expect(one('StateDirectory')).toBe('ckpt');
+    expect(one('Restart')).toBe('on-failure');
+    expect(one('KillMode')).toBe('control-group');
+    expect(one('ExecStart')).toMatch(/^\/\S+ckpt run --config \/etc\/ckpt\/ckpt\.config\.json$/);
+    for (const [k, v] of [['NoNewPrivileges', 'true'], ['ProtectSystem', 'strict'], ['ProtectHome', 'true'], ['PrivateTmp', 'true']]) expect(one(k!), k).toBe(v);
+    expect(one('ReadWritePaths')).toBe('/srv/ckpt');
+    expect(one('RestartPreventExitStatus').split(' ')).toEqual(expect.arrayContaining(['64', '78']));
+    // V8's JIT needs W+X pages: this setting would crash node at start.
+    expect(svc.MemoryDenyWriteExecute).toBeUndefined();
+    expect(unit.Install?.WantedBy).toEqual(['multi-user.target']);
+  });
+
+  it('gives the drain time to finish: TimeoutStopSec > shutdownGraceMs + the handler kill grace', () => {
+    const stopMs = Number(/^(\d+)s?$/.exec(one('TimeoutStopSec'))![1]) * 1000;
+    expect(stopMs).toBeGreaterThan(DEFAULTS.shutdownGraceMs + DEFAULTS.killGraceMs);
+  });
+
+  it.skipIf(!hasAnalyze)('passes systemd-analyze verify without a warning', async () => {
+    const dir = tmpDir();
+    const copy = path.join(dir, path.basename(file));
+    fs.writeFileSync(copy, verifiable(text));
+    const r = await run('systemd-analyze', ['verify', copy]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+});
+
+describe('the template', () => {
+  it('has the same [Service] as ckpt.service, so the two cannot drift apart', () => {
+    const [single, template] = UNITS.map((u) => parseUnit(fs.readFileSync(u.file, 'utf8')));
+    expect(template!.Service).toEqual(single!.Service);
+    expect(template!.Unit?.Description?.[0]).toContain('%i');
+  });
+});
+
+describe('scripts/install-service.sh', () => {
+  const script = path.join(REPO, 'scripts', 'install-service.sh');
+
+  it('--help explains itself; a bad option is a usage error', async () => {
+    const help = await run('bash', [script, '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: install-service\.sh/);
+    for (const opt of ['--user', '--bin', '--config-dir', '--data-dir', '--instances', '--no-enable', '--root']) expect(help.stdout).toContain(opt);
+    const bad = await run('bash', [script, '--frobnicate']);
+    expect(bad.code).toBe(64);
+    expect(bad.stderr).toContain('unknown option: --frobnicate');
+  });
+
+  it('stages user folders, config, handler and unit; a second run changes nothing', async () => {
+    const root = tmpDir('ckpt-root-');
+    const args = [script, '--root', root, '--bin', `${process.execPath} /opt/ckpt/dist/cli/main.js`, '--data-dir', '/data/ingest'];
+    const first = await run('bash', args);
+    expect(first.code, first.stderr).toBe(0);
+    const snapshot = () =>
+      Object.fromEntries(
+        fs
+          .readdirSync(root, { recursive: true, withFileTypes: true })
+          .map((e) => path.join(e.parentPath, e.name))
+          .sort()
+          .map((p) => [path.relative(root, p), fs.statSync(p).isDirectory() ? 'dir' : fs.readFileSync(p, 'utf8')]),
+      );
+    const after1 = snapshot();
+    for (const p of ['etc/ckpt/ckpt.config.json', 'etc/ckpt/handler.mjs', 'etc/systemd/system/ckpt.service', 'data/ingest/inbox', 'data/ingest/done', 'data/ingest/dead', 'var/lib/ckpt']) {
+      expect(after1[p], p).toBeDefined();
+    }
+    const unitText = after1['etc/systemd/system/ckpt.service'] as string;
+    expect(unitText).toContain(`ExecStart=${process.execPath} /opt/ckpt/dist/cli/main.js run --config /etc/ckpt/ckpt.config.json`);
+    expect(unitText).toMatch(/^ReadWritePaths=\/data\/ingest$/m);
+    const config = JSON.parse(after1['etc/ckpt/ckpt.config.json'] as string) as Record<string, unknown>;
+    expect(config).toMatchObject({ database: '/var/lib/ckpt/ckpt.db', watch: [{ dir: '/data/ingest/inbox' }], onSuccess: { moveTo: '/data/ingest/done' }, onDead: { moveTo: '/data/ingest/dead' } });
+
+    // The starter passes the config schema as written (its folders exist only on the target box).
+    expect(fileSchema.safeParse(config).success).toBe(true);
+
+    fs.writeFileSync(path.join(root, 'etc/ckpt/ckpt.config.json'), '{"edited": true}\n');
+    const second = await run('bash', args);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toContain('ckpt.config.json: exists, kept');
+    expect(second.stdout).toContain('ckpt.service: unchanged');
+    expect(snapshot()).toEqual({ ...after1, 'etc/ckpt/ckpt.config.json': '{"edited": true}\n' });
+
+    if (hasAnalyze) {
+      const r = await run('systemd-analyze', ['verify', path.join(root, 'etc/systemd/system/ckpt.service')]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+    }
+  });
+
+  it('--instances N installs the template instead', async () => {
+    const root = tmpDir('ckpt-root-');
+    const r = await run('bash', [script, '--root', root, '--bin', process.execPath, '--instances', '3']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.existsSync(path.join(root, 'etc/systemd/system/ckpt@.service'))).toBe(true);
+    expect(fs.existsSync(path.join(root, 'etc/systemd/system/ckpt.service'))).toBe(false);
+    expect(r.stdout).toContain('ckpt@1.service ckpt@2.service ckpt@3.service');
+  });
+});
