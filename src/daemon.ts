@@ -11,9 +11,14 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config/types.js';
+import { healthFromMode, startHttpServer, type HttpServer } from './ops/http.js';
+import { Metrics } from './ops/metrics.js';
+import { notifyReady, notifyStopping } from './ops/notify.js';
+import { createProgress, type Progress } from './ops/progress.js';
 import { createHandler, type Handler } from './run/handler.js';
 import { Runner, type OutcomeKind } from './run/runner.js';
-import { openStore } from './store/open-store.js';
+import { type ModeInfo, openStore } from './store/open-store.js';
+import type { PostgresStore } from './store/postgres/index.js';
 import { StoreUnavailableError } from './store/sqlite-errors.js';
 import type { CheckpointStore, DiscoveredFile } from './store/types.js';
 import { FolderWatcher } from './watch/watcher.js';
@@ -33,6 +38,8 @@ export interface DaemonOptions {
   /** Listen to SIGTERM/SIGINT (default true). */
   handleSignals?: boolean;
 }
+
+const NORMAL: ModeInfo = Object.freeze({ mode: 'normal', since: null, reason: null, kind: null });
 
 /** How often a process records that it is alive (`ckpt status` lists live workers). */
 const WORKER_HEARTBEAT_MS = 5_000;
@@ -58,20 +65,42 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
     return EXIT_CONFIG;
   }
 
-  if (config.database.kind !== 'sqlite') {
-    log.fatal(`${config.configPath}: database: PostgreSQL is not supported by this build yet`);
-    return EXIT_UNAVAILABLE;
-  }
   let store: CheckpointStore;
+  /** normal or degraded, since when and why (always normal for PostgreSQL for now). */
+  let mode: () => ModeInfo;
+  let dbPath: string | undefined;
   try {
-    store = openStore(config.database.path, {
-      retry: config.retry,
-      onChange: config.onChange,
-      lockTimeoutMs: config.lockTimeoutMs,
-      fileMode: config.fileMode,
-      // Each busy wait blocks the event loop; retry asynchronously around short waits instead.
-      busyTimeoutMs: Math.min(250, config.lockTimeoutMs),
-    });
+    if (config.database.kind === 'postgres') {
+      const db = config.database;
+      // Loaded only when used: SQLite deployments do not pay for node-postgres at start-up.
+      const { PostgresStore } = await import('./store/postgres/index.js');
+      const pg: PostgresStore = new PostgresStore({
+        url: db.url,
+        schema: db.schema,
+        retry: config.retry,
+        onChange: config.onChange,
+        connectTimeoutMs: config.lockTimeoutMs,
+        onConnectionError: (e) => log.warn({ database: pg.target, code: (e as { code?: string }).code }, 'PostgreSQL connection lost'),
+      });
+      store = pg;
+      await pg.ensureReady();
+      mode = () => NORMAL;
+    } else {
+      dbPath = config.database.path;
+      // Keeps working in memory (journaled, with claim markers) when the database is locked or
+      // corrupt, and reconciles when it is usable again; fb.mode() says which.
+      const fb = openStore(dbPath, {
+        fallback: { logger: log, workerId },
+        retry: config.retry,
+        onChange: config.onChange,
+        lockTimeoutMs: config.lockTimeoutMs,
+        fileMode: config.fileMode,
+        // Each busy wait blocks the event loop; retry asynchronously around short waits instead.
+        busyTimeoutMs: Math.min(250, config.lockTimeoutMs),
+      });
+      store = fb;
+      mode = () => fb.mode();
+    }
   } catch (err) {
     log.fatal({ err }, `cannot open the database: ${(err as Error).message}`);
     return err instanceof StoreUnavailableError ? EXIT_UNAVAILABLE : EXIT_CONFIG;
@@ -80,6 +109,9 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   const discoveredAt = new Map<string, number>();
   const handed = opts.once ? new Set<string>() : null;
   const settled = new Map<string, 'completed' | 'dead'>();
+  // --once shows progress: a bar on a terminal, log lines otherwise.
+  const progress: Progress | null = opts.once ? createProgress({ total: 0, tty: process.stderr.isTTY === true, logger: log }) : null;
+  const metrics = config.http ? new Metrics({ counts: () => store.counts(), ...(dbPath ? { databasePath: dbPath } : {}) }) : null;
 
   const runner = new Runner({
     store,
@@ -100,7 +132,9 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
     },
     onOutcome: (file: string, outcome: OutcomeKind) => {
       if (handed && (outcome === 'completed' || outcome === 'dead')) settled.set(file, outcome);
+      progress?.tick(outcome);
     },
+    ...(metrics ? { metrics } : {}),
     rediscover: (f) => {
       // A new version of a settled file: --once must wait for it again.
       settled.delete(f.fileUrl);
@@ -115,6 +149,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       handed?.add(f.fileUrl);
       if (discoveredAt.size < MAX_DISCOVERY_TIMES) discoveredAt.set(f.fileUrl, now);
     }
+    if (handed) progress?.setTotal(handed.size);
     if (res.inserted + res.reversioned > 0) runner.wake();
     log.debug({ ...res, files: files.length }, 'discovered');
   }
@@ -136,10 +171,13 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   });
 
   const startedAt = Date.now();
-  const touch = () =>
-    store
-      .touchWorker({ workerId, host, pid: process.pid, mode: 'normal', modeSince: null, modeReason: null }, Date.now())
+  const touch = () => {
+    const m = mode();
+    metrics?.setDegraded(m.mode === 'degraded');
+    return store
+      .touchWorker({ workerId, host, pid: process.pid, mode: m.mode, modeSince: m.since, modeReason: m.reason }, Date.now())
       .catch((err: unknown) => log.debug({ err }, 'could not record worker heartbeat'));
+  };
   await touch();
   const workerTimer = setInterval(() => void touch(), WORKER_HEARTBEAT_MS);
   workerTimer.unref();
@@ -165,14 +203,27 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   }
   opts.signal?.addEventListener('abort', () => onSignal('SIGTERM'), { once: true });
 
+  let http: HttpServer | null = null;
+  if (config.http && metrics) {
+    // Degraded still works, but needs a person (a lock left open, a corrupt file): 503 with why.
+    const health = () => healthFromMode(mode());
+    try {
+      http = await startHttpServer({ host: config.http.host, port: config.http.port, metrics, health, logger: log });
+    } catch (err) {
+      log.error({ err, port: config.http.port }, 'could not start the metrics/health listener; carrying on without it');
+    }
+  }
+
   runner.start();
   try {
     await watcher.start();
   } catch (err) {
     log.error({ err }, 'watcher failed to start');
   }
+  // systemd Type=notify: ready once the database is open and the first scan is done.
+  void notifyReady(log);
   log.info(
-    { folders: config.watch.map((w) => w.dir), database: config.database.path, concurrency: config.concurrency, once: opts.once, startupMs: Date.now() - startedAt },
+    { folders: config.watch.map((w) => w.dir), database: dbPath ?? (store as PostgresStore).target, concurrency: config.concurrency, once: opts.once, startupMs: Date.now() - startedAt },
     'ckpt running',
   );
 
@@ -185,10 +236,13 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   }
 
   // --- shutdown ----------------------------------------------------------------------------
+  void notifyStopping(log);
+  progress?.finish();
   await watcher.close().catch((err: unknown) => log.error({ err }, 'error while closing the watcher'));
   await runner.stop(config.shutdownGraceMs);
   clearInterval(workerTimer);
   await store.removeWorker(workerId).catch(() => undefined);
+  await http?.close().catch(() => undefined);
   await store.close();
   if (handleSignals) {
     process.off('SIGTERM', onSignal);

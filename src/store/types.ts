@@ -115,6 +115,8 @@ export interface Failure extends ClaimRef {
   durationMs: number;
   /** Attempt outcome to record, default 'failed' (e.g. 'vanished', 'timeout'). */
   reason?: string;
+  /** The after-action that will follow if this failure makes the file dead (recorded then). */
+  deadAfterAction?: string;
 }
 
 /**

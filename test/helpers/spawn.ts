@@ -26,6 +26,8 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
+    // A child that exits before reading its stdin (sqlite3 on a bad query) must not crash the run.
+    child.stdin.on('error', () => undefined);
     child.on('close', (code, signal) => {
       children.delete(child);
       resolve({ code, signal, stdout, stderr });

@@ -219,7 +219,32 @@ describe('ckpt run', () => {
     const done = fs.readdirSync(path.join(s.dir, 'done')).sort();
     expect(done).toHaveLength(2);
     expect(fs.readdirSync(path.join(s.dir, 'dead'))).toEqual(['p.csv']);
+    const dead = rows(s.db).find((x) => x.status === 'dead')!;
+    expect(dead.after_action).toBe(`move:${path.join(s.dir, 'dead')}`);
     expect(fs.readdirSync(s.inbox)).toEqual([]);
+  });
+});
+
+describe('metrics and health over HTTP', () => {
+  it('serves /metrics and /healthz on loopback while running', async () => {
+    const s = setup({ http: { port: 0 } });
+    const d = startDaemon(s);
+    const line = await d.waitForLog((l) => l.msg === 'serving /metrics and /healthz');
+    const port = line.port as number;
+    drop(s.inbox, 'm.csv', 'x\n');
+    await waitFor(() => countStatus(s.db, 'completed') === 1);
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'ok', mode: 'normal' });
+    const text = await waitFor(async () => {
+      const t = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return /ckpt_completions_total 1\b/.test(t) ? t : null;
+    });
+    expect(text).toMatch(/ckpt_claims_total 1\b/);
+    expect(text).toMatch(/ckpt_files\{status="completed"\} 1\b/);
+    expect(text).toMatch(/ckpt_handler_duration_seconds_count\{outcome="completed"\} 1\b/);
+    d.child.kill('SIGTERM');
+    expect((await d.exited).code).toBe(0);
   });
 });
 

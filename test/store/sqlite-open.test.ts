@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { MIGRATIONS } from '../../src/store/migrations/index.js';
 import { openDatabase } from '../../src/store/open-database.js';
 import { StoreUnavailableError, classifySqliteError } from '../../src/store/sqlite-errors.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
@@ -28,7 +29,7 @@ describe('openDatabase', () => {
     expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
     expect(db.pragma('journal_size_limit', { simple: true })).toBe(64 * 1024 * 1024);
     expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
-    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.at(-1)!.version);
     db.prepare("INSERT INTO file_tombstones VALUES ('x', 'f', 1, 'completed', 'now')").run();
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
     expect(fs.statSync(`${file}-wal`).mode & 0o777).toBe(0o600);
@@ -40,7 +41,7 @@ describe('openDatabase', () => {
     const ran = await Promise.all(Array.from({ length: 8 }, () => runTs('test/fixtures/open-db.ts', [file])));
     for (const r of ran) expect(r.code, r.stderr).toBe(0);
     const db = openDatabase(file);
-    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.at(-1)!.version);
     expect((db.prepare('SELECT count(*) AS n FROM file_checkpoints').get() as { n: number }).n).toBe(8);
     db.close();
   });
