@@ -64,6 +64,8 @@ interface Running {
   ac: AbortController;
   /** Why we aborted: the lease was lost (do not record anything) or the daemon stops (release). */
   abortedFor: 'lease' | 'shutdown' | null;
+  /** The outcome is committed: the claim is over, only the after-action is left (no renewals). */
+  settled: boolean;
   done: Promise<void>;
 }
 
@@ -201,7 +203,7 @@ export class Runner {
   }
 
   private launch(claim: Claim): void {
-    const entry: Running = { claim, ac: new AbortController(), abortedFor: null, done: Promise.resolve() };
+    const entry: Running = { claim, ac: new AbortController(), abortedFor: null, settled: false, done: Promise.resolve() };
     this.running.set(claim.fileUrl, entry);
     entry.done = this.runOne(entry)
       .catch((err: unknown) => {
@@ -287,6 +289,7 @@ export class Runner {
       this.o.onOutcome?.(claim.fileUrl, 'lost');
       return;
     }
+    entry.settled = true;
     this.o.metrics?.completed?.(outcome.durationMs);
     // Did the file change while it was handled? Then its new content is a new version.
     const changed = await statIfChanged(claim.fileUrl, readFingerprint);
@@ -324,6 +327,7 @@ export class Runner {
       this.o.onOutcome?.(claim.fileUrl, 'lost');
       return;
     }
+    entry.settled = true;
     this.o.metrics?.failed?.(outcome.permanent ? 'permanent' : outcome.kind, outcome.durationMs);
     let after: string | undefined;
     if (res === 'dead') after = await this.afterAction(claim, this.o.onDead, log);
@@ -364,7 +368,7 @@ export class Runner {
 
   private async renewLeases(): Promise<void> {
     if (this.running.size === 0) return;
-    const refs = [...this.running.values()].filter((r) => r.abortedFor === null).map((r) => ({ fileUrl: r.claim.fileUrl, token: r.claim.token }));
+    const refs = [...this.running.values()].filter((r) => r.abortedFor === null && !r.settled).map((r) => ({ fileUrl: r.claim.fileUrl, token: r.claim.token }));
     let lost: ClaimRef[];
     try {
       lost = await this.o.store.heartbeat(refs, this.o.leaseMs, this.o.now());
@@ -374,7 +378,8 @@ export class Runner {
     }
     for (const l of lost) {
       const r = this.running.get(l.fileUrl);
-      if (!r || r.claim.token !== l.token) continue;
+      // Settled while the renewal was in flight: the row is completed/failed, not taken over.
+      if (!r || r.claim.token !== l.token || r.settled) continue;
       r.abortedFor = 'lease';
       this.log(r.claim).warn('lease lost (taken over or requeued): stopping the handler');
       this.o.metrics?.failed?.('lease_lost');

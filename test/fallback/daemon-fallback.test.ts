@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { countStatus, drop, killDaemons, overlaps, records, setup, startDaemon, started } from '../helpers/daemon.js';
+import { cli, countStatus, drop, killDaemons, overlaps, records, setup, startDaemon, started } from '../helpers/daemon.js';
 import { REPO } from '../helpers/spawn.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -43,6 +43,14 @@ describe('daemons while the database is locked or corrupt', () => {
     expect(countStatus(s.db, 'completed')).toBe(0);
     await a.waitForLog(degradedLine);
     await b.waitForLog(degradedLine);
+    // The operator sees it: `ckpt status` reads through the lock (WAL) and the state files.
+    const st = await cli(['status', '--json', '--config', s.config], { cwd: s.dir });
+    expect(st.code, st.stderr).toBe(0);
+    const report = JSON.parse(st.stdout) as { mode: { state: string; since: string | null; reason: string | null; workers: string[] } };
+    expect(report.mode.state).toBe('degraded');
+    expect(report.mode.workers).toHaveLength(2);
+    expect(report.mode.since).not.toBeNull();
+    expect(report.mode.reason).toMatch(/lock/i);
     // Hold it the full 10 s (the issue's scenario): rescans meanwhile must not run anything again.
     await waitFor(() => Date.now() - lockedAt >= 10_000, { timeoutMs: 15_000 });
     await shell.release();

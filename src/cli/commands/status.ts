@@ -5,6 +5,8 @@
  * works the same for every store.
  */
 import os from 'node:os';
+import { isAlive } from '../../store/fallback/process-identity.js';
+import { readFallbackStates } from '../../store/open-store.js';
 import type { ResolvedConfig } from '../../config/types.js';
 import { ageSeconds, formatAgo, formatCount, formatDuration } from '../../ops/format.js';
 import { formatKeyValues, formatTable } from '../../ops/table.js';
@@ -94,12 +96,24 @@ function workerJson(w: WorkerRecord, env: StatusEnv): WorkerJson {
   };
 }
 
-export async function statusReport(store: CheckpointStore, database: string | null, env: StatusEnv): Promise<StatusJson> {
+/** A live process's own word that it is degraded (its state file beside the database). */
+export interface DegradedState {
+  workerId: string;
+  since: string | null;
+  reason: string | null;
+}
+
+export async function statusReport(store: CheckpointStore, database: string | null, env: StatusEnv, stateFiles: readonly DegradedState[] = []): Promise<StatusJson> {
   const stats = await store.stats(env.now);
   const workers = (await store.workers()).map((w) => workerJson(w, env));
-  const degraded = workers.filter((w) => w.state === 'live' && w.mode === 'degraded');
-  const since = degraded.map((w) => w.modeSince).filter((s): s is string => s !== null).sort()[0] ?? null;
-  const reasons = [...new Set(degraded.map((w) => w.modeReason).filter((r): r is string => r !== null))];
+  // While the database is locked a degraded worker cannot write its row (it still says normal),
+  // so its state file beside the database counts too.
+  const degraded: DegradedState[] = workers
+    .filter((w) => w.state === 'live' && w.mode === 'degraded')
+    .map((w) => ({ workerId: w.workerId, since: w.modeSince, reason: w.modeReason }));
+  for (const f of stateFiles) if (!degraded.some((d) => d.workerId === f.workerId)) degraded.push(f);
+  const since = degraded.map((w) => w.since).filter((s): s is string => s !== null).sort()[0] ?? null;
+  const reasons = [...new Set(degraded.map((w) => w.reason).filter((r): r is string => r !== null))];
   const counts = { ...stats.counts };
   return {
     database,
@@ -179,7 +193,13 @@ export async function statusCommand(config: ResolvedConfig, opts: { json?: boole
   const now = Date.now();
   const database = config.database.kind === 'sqlite' ? config.database.path : null;
   const env: StatusEnv = { now, hostname: os.hostname(), staleAfterMs: staleAfterMs(config.leaseMs), pidAlive };
-  const report = await withStore(config, (store) => statusReport(store, database, env));
+  const states: DegradedState[] =
+    database === null
+      ? []
+      : readFallbackStates(database)
+          .filter((f) => f.mode === 'degraded' && isAlive(f.owner))
+          .map((f) => ({ workerId: f.workerId, since: f.since === null ? null : new Date(f.since).toISOString(), reason: f.reason }));
+  const report = await withStore(config, (store) => statusReport(store, database, env, states));
   if (opts.json) printJson(report);
   else print(renderStatus(report, now));
   return 0;
