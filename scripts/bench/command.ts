@@ -1,0 +1,69 @@
+/**
+ * Scenario 4: the command handler against the spawn floor.
+ *
+ *   node --import tsx scripts/bench/command.ts [--full] [--files=N] [--runs=N]
+ *
+ * N real files as a pending backlog; the real Runner runs the real command handler
+ * (["true", "{path}"], concurrency 4: own process group, bounded output capture, timeout,
+ * handler pid recorded in the store) on each, and completes it. Against it, interleaved:
+ * `xargs -0 -P4 -n1 true` over the same paths, the cheapest way to run a program per file.
+ * Goal: ckpt >= 0.7x xargs.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHandler } from '../../src/run/handler.js';
+import { backlogDb, discovered, drainBacklog } from './pipeline-parts.js';
+import { FULL, argNumber, createFiles, emit, exited, log, median, removeDir, tmpDir, track } from './lib.js';
+
+/** Short: 400 files (spawning is slow on a busy machine: about 50 a second under load 15). */
+const N = argNumber('files', FULL ? 2_000 : 400);
+const RUNS = argNumber('runs', 3);
+const CONCURRENCY = 4;
+
+async function xargs(listFile: string, n: number): Promise<number> {
+  const t0 = performance.now();
+  const c = track(spawn('xargs', ['-0', '-P', String(CONCURRENCY), '-n', '1', '-a', listFile, 'true'], { stdio: 'ignore' }));
+  const code = await exited(c);
+  if (code !== 0) throw new Error(`xargs exited ${code}`);
+  return (n / (performance.now() - t0)) * 1000;
+}
+
+async function main(): Promise<void> {
+  const data = tmpDir();
+  const root = path.join(data, 'in');
+  log(`creating ${N} files and a backlog database`);
+  const files = createFiles(root, N);
+  const listFile = path.join(data, 'list');
+  fs.writeFileSync(listFile, `${files.join('\0')}\0`);
+  const template = path.join(data, 'template.db');
+  await backlogDb(template, discovered(files));
+  const handler = await createHandler({ command: ['true', '{path}'], timeoutMs: 600_000, killGraceMs: 5_000, cwd: data });
+
+  const ck: number[] = [];
+  const xa: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const dir = tmpDir();
+    const db = path.join(dir, 'ckpt.db');
+    fs.copyFileSync(template, db);
+    const res = await drainBacklog({ dbFile: db, root, handler, concurrency: CONCURRENCY, logFile: path.join(dir, 'run.log'), workerId: 'bench:cmd' });
+    if (res.done !== N) throw new Error(`ckpt settled ${res.done} of ${N}`);
+    ck.push((N / res.ms) * 1000);
+    removeDir(dir);
+    xa.push(await xargs(listFile, N));
+    log(`run ${r + 1}: ckpt ${Math.round(ck[r]!)} files/s; xargs -P4 ${Math.round(xa[r]!)} files/s`);
+  }
+  emit({
+    id: '4',
+    title: 'Command handler `true` against the spawn floor',
+    params: { files: N, runs: RUNS, concurrency: CONCURRENCY },
+    measures: [
+      { name: 'ckpt Runner + command handler ["true", "{path}"]', unit: 'files/s', runs: ck, better: 'higher' },
+      { name: 'xargs -0 -P4 -n1 true', unit: 'files/s', runs: xa, better: 'higher' },
+    ],
+    ratios: [{ goal: 'ckpt / xargs -P4 >= 0.7', value: median(ck) / median(xa), target: 0.7, op: '>=', how: 'median / median' }],
+    notes: FULL ? [] : [`Short run: ${N} files (the goal names 2,000; the full run uses 2,000).`],
+  });
+}
+
+await main();
