@@ -15,6 +15,7 @@ import { healthFromMode, startHttpServer, type HttpServer } from './ops/http.js'
 import { Metrics } from './ops/metrics.js';
 import { notifyReady, notifyStopping } from './ops/notify.js';
 import { createProgress, type Progress } from './ops/progress.js';
+import { removeStaleMoveTemps } from './run/after-action.js';
 import { createHandler, type Handler } from './run/handler.js';
 import { Runner, type OutcomeKind } from './run/runner.js';
 import { type ModeInfo, openStore } from './store/open-store.js';
@@ -151,6 +152,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
     }
     if (handed) progress?.setTotal(handed.size);
     if (res.inserted + res.reversioned > 0) runner.wake();
+    for (const u of res.unfinished ?? []) await runner.finishAfterAction(u);
     log.debug({ ...res, files: files.length }, 'discovered');
   }
 
@@ -212,6 +214,13 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
     } catch (err) {
       log.error({ err, port: config.http.port }, 'could not start the metrics/health listener; carrying on without it');
     }
+  }
+
+  // Partial copies left by a mover that was killed mid-move (its file is moved again below).
+  for (const a of [config.onSuccess, config.onDead]) {
+    if (a.kind !== 'move') continue;
+    const n = await removeStaleMoveTemps(a.dir);
+    if (n > 0) log.warn({ folder: a.dir, removed: n }, 'removed partial copies left by a mover that was killed mid-move');
   }
 
   runner.start();

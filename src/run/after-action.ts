@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 
 /**
  * The brief's shape (`'keep' | 'delete' | { moveTo }`) and the resolved configuration's shape
@@ -38,7 +39,25 @@ export interface AfterActionOptions {
   root: string;
   /** Suffix of the folder's ready-marker files (".done"), or null. */
   readyMarker: string | null;
+  /**
+   * The file that was handled (device and inode). The path may hold another file by the time
+   * the after-action runs (the producer dropped a new version under the same name): that one
+   * was never handled, so it is neither moved nor deleted.
+   */
+  identity?: FileIdentity;
 }
+
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+function sameFile(st: fs.Stats, id: FileIdentity | undefined): boolean {
+  return id === undefined || (st.dev === id.dev && st.ino === id.ino);
+}
+
+/** What the after-action reports when the path holds a newer file than the one handled. */
+export const REPLACED = 'keep (the file was replaced after it was handled; the new one is a new version)';
 
 export class AfterActionError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -61,6 +80,38 @@ export function afterActionLabel(action: AfterAction): string {
   return a.kind === 'move' ? `move:${path.resolve(a.dir)}` : a.kind;
 }
 
+const MOVE_TEMP_PREFIX = '.ckpt-move-';
+
+/**
+ * Removes partial copies (`.ckpt-move-<pid>-<random>.tmp`) that a mover killed mid-copy left in
+ * `dir` or its sub-folders, when that process is gone. Returns how many were removed.
+ */
+export async function removeStaleMoveTemps(dir: string): Promise<number> {
+  let removed = 0;
+  let entries: fs.Dirent[];
+  try {
+    entries = await fsp.readdir(dir, { withFileTypes: true, recursive: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const m = /^\.ckpt-move-(\d+)-[0-9a-f]+\.tmp$/.exec(e.name);
+    if (!m || !e.isFile()) continue;
+    if (processAlive(Number(m[1]))) continue;
+    await unlinkIfThere(path.join(e.parentPath ?? dir, e.name)).then(() => removed++, () => undefined);
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return codeOf(err) === 'EPERM';
+  }
+}
+
 /** Most counters tried before a move gives up on a name. */
 const MAX_SUFFIX = 10_000;
 
@@ -72,6 +123,7 @@ export async function applyAfterAction(action: AfterAction, fileUrl: string, opt
   const a = normalize(action);
   if (a.kind === 'keep') return 'keep';
   const src = await checkSource(fileUrl, opts);
+  if (src.replaced) return REPLACED;
 
   if (a.kind === 'delete') {
     let gone = false;
@@ -96,7 +148,8 @@ export async function applyAfterAction(action: AfterAction, fileUrl: string, opt
   if (!isInside(destRoot, target)) throw new AfterActionError(`refusing to move ${src.file}: ${target} is outside ${destRoot}`);
   await ensureDirInside(destRoot, path.dirname(src.rel));
 
-  const moved = await moveNoClobber(src.file, target);
+  const moved = await moveNoClobber(src.file, target, opts.identity);
+  if (moved === null) return REPLACED;
   if (src.marker !== null) {
     try {
       await moveNoClobber(src.marker, `${moved}${opts.readyMarker ?? ''}`);
@@ -117,6 +170,8 @@ interface Source {
   exists: boolean;
   /** The marker's path when the folder uses markers and the marker exists. */
   marker: string | null;
+  /** The path holds another file than the one handled. */
+  replaced: boolean;
 }
 
 async function checkSource(fileUrl: string, opts: AfterActionOptions): Promise<Source> {
@@ -158,7 +213,7 @@ async function checkSource(fileUrl: string, opts: AfterActionOptions): Promise<S
       marker = m;
     }
   }
-  return { file, rel, exists: st !== null, marker };
+  return { file, rel, exists: st !== null, marker, replaced: st !== null && !sameFile(st, opts.identity) };
 }
 
 /** True when `p` is strictly below `dir` (both absolute and normalized). */
@@ -215,7 +270,7 @@ const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EM
  * hard links): copy to a temporary name in the destination folder, then link that to the free
  * name, so a crash mid-copy never leaves a partial file under a real name.
  */
-async function moveNoClobber(src: string, target: string): Promise<string> {
+async function moveNoClobber(src: string, target: string, identity?: FileIdentity): Promise<string | null> {
   for (let n = 0; n < MAX_SUFFIX; n++) {
     const dst = suffixedName(target, n);
     try {
@@ -223,20 +278,38 @@ async function moveNoClobber(src: string, target: string): Promise<string> {
     } catch (err) {
       const code = codeOf(err);
       if (code === 'EEXIST') continue;
-      if (code !== undefined && LINK_UNSUPPORTED.has(code)) return copyNoClobber(src, target, n);
+      if (code !== undefined && LINK_UNSUPPORTED.has(code)) return copyNoClobber(src, target, n, identity);
       throw nameError(err, dst);
     }
-    await removeSource(src, dst);
+    // link(2) names whatever the path held at that instant: make sure it is the handled file.
+    if (!sameFile(await fsp.lstat(dst), identity)) {
+      await unlinkIfThere(dst);
+      return null;
+    }
+    await removeSource(src, dst, identity);
     return dst;
   }
   throw new AfterActionError(`cannot move ${src}: ${target} and ${MAX_SUFFIX - 1} suffixed names are all taken`);
 }
 
-async function copyNoClobber(src: string, target: string, firstN: number): Promise<string> {
-  const tmp = path.join(path.dirname(target), `.ckpt-move-${randomBytes(6).toString('hex')}.tmp`);
-  const st = await fsp.stat(src);
+async function copyNoClobber(src: string, target: string, firstN: number, identity?: FileIdentity): Promise<string | null> {
+  // The pid in the name lets removeStaleMoveTemps() tell a dead mover's partial copy from a live one's.
+  const tmp = path.join(path.dirname(target), `${MOVE_TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+  // Copy from an open descriptor whose identity was checked: a file dropped under the same name
+  // while the copy runs is not the one copied, nor the one removed afterwards.
+  const fh = await fsp.open(src, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  let st: fs.Stats;
   try {
-    await fsp.copyFile(src, tmp, fs.constants.COPYFILE_EXCL);
+    st = await fh.stat();
+    if (!sameFile(st, identity)) return null;
+    await pipeline(fh.createReadStream({ autoClose: false }), fs.createWriteStream(tmp, { flags: 'wx', mode: st.mode & 0o777 }));
+  } catch (err) {
+    await unlinkIfThere(tmp);
+    throw err;
+  } finally {
+    await fh.close();
+  }
+  try {
     // Keep the data's mtime: downstream tools often sort or select by it.
     await fsp.utimes(tmp, st.atime, st.mtime).catch(() => undefined);
     let linkable = true;
@@ -260,7 +333,7 @@ async function copyNoClobber(src: string, target: string, firstN: number): Promi
         }
         throw nameError(err, dst);
       }
-      await removeSource(src, dst);
+      await removeSource(src, dst, identity ?? { dev: st.dev, ino: st.ino });
       return dst;
     }
     throw new AfterActionError(`cannot move ${src}: ${target} and ${MAX_SUFFIX - 1} suffixed names are all taken`);
@@ -269,9 +342,16 @@ async function copyNoClobber(src: string, target: string, firstN: number): Promi
   }
 }
 
-/** The copy is in place: remove the original, or undo the copy so the file is not in both. */
-async function removeSource(src: string, dst: string): Promise<void> {
+/**
+ * The copy is in place: remove the original, or undo the copy so the file is not in both. The
+ * original is removed only while the path still holds the handled file (a new file dropped
+ * under the name meanwhile stays, for its own turn). A replacement landing between this check
+ * and the unlink is not caught: that window is one system call wide.
+ */
+async function removeSource(src: string, dst: string, identity?: FileIdentity): Promise<void> {
   try {
+    const now = await lstatOrNull(src);
+    if (now !== null && !sameFile(now, identity)) return;
     await fsp.unlink(src);
   } catch (err) {
     // Gone already (someone else removed it meanwhile): `dst` now holds the only copy; keep it.

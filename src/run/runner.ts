@@ -13,8 +13,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { fingerprintOf } from '../watch/fingerprint.js';
-import type { CheckpointStore, Claim, ClaimRef, DiscoveredFile, ExpiredClaim } from '../store/types.js';
-import { type AfterAction, afterActionLabel, applyAfterAction } from './after-action.js';
+import type { CheckpointStore, Claim, ClaimRef, DiscoveredFile, ExpiredClaim, UnfinishedAfterAction } from '../store/types.js';
+import { type AfterAction, type FileIdentity, afterActionLabel, applyAfterAction } from './after-action.js';
 import { CompletionBatcher } from './completion-batcher.js';
 import type { Handler, HandlerOutcome } from './handler.js';
 import { killOrphanedHandler } from './orphans.js';
@@ -66,6 +66,8 @@ interface Running {
   abortedFor: 'lease' | 'shutdown' | null;
   /** The outcome is committed: the claim is over, only the after-action is left (no renewals). */
   settled: boolean;
+  /** Device and inode of the file the handler read: after-actions touch only that file. */
+  identity?: FileIdentity;
   done: Promise<void>;
 }
 
@@ -226,6 +228,7 @@ export class Runner {
     const started = this.o.now();
 
     const checked = await checkFile(claim.fileUrl);
+    if (!('error' in checked)) entry.identity = identityOf(checked.fingerprint);
     if ('error' in checked) {
       await this.recordFailure(entry, log, {
         ok: false,
@@ -293,7 +296,7 @@ export class Runner {
     this.o.metrics?.completed?.(outcome.durationMs);
     // Did the file change while it was handled? Then its new content is a new version.
     const changed = await statIfChanged(claim.fileUrl, readFingerprint);
-    const after = changed === null ? await this.afterAction(claim, this.o.onSuccess, log) : 'keep (changed while handled)';
+    const after = changed === null ? await this.afterAction(entry, this.o.onSuccess, log) : 'keep (changed while handled)';
     log.info(
       { outcome: 'completed', durationMs: outcome.durationMs, records: outcome.stats, afterAction: after },
       'completed',
@@ -330,7 +333,7 @@ export class Runner {
     entry.settled = true;
     this.o.metrics?.failed?.(outcome.permanent ? 'permanent' : outcome.kind, outcome.durationMs);
     let after: string | undefined;
-    if (res === 'dead') after = await this.afterAction(claim, this.o.onDead, log);
+    if (res === 'dead') after = await this.afterAction(entry, this.o.onDead, log);
     const level = res === 'dead' ? 'error' : 'warn';
     log[level]({ outcome: res, kind: outcome.kind, durationMs: outcome.durationMs, error: outcome.error, afterAction: after }, res === 'dead' ? 'dead: no more retries' : 'failed; will retry');
     this.o.onOutcome?.(claim.fileUrl, res);
@@ -346,14 +349,51 @@ export class Runner {
     this.o.onOutcome?.(entry.claim.fileUrl, 'released');
   }
 
-  private async afterAction(claim: Claim, action: AfterAction, log: Logger): Promise<string> {
+  private async afterAction(entry: Running, action: AfterAction, log: Logger): Promise<string> {
+    const { claim } = entry;
     const folder = this.folderOf(claim.fileUrl);
     if (!folder) return 'keep (outside the watched folders)';
     try {
-      return await applyAfterAction(action, claim.fileUrl, { root: folder.dir, readyMarker: folder.readyMarker });
+      return await applyAfterAction(action, claim.fileUrl, {
+        root: folder.dir,
+        readyMarker: folder.readyMarker,
+        ...(entry.identity ? { identity: entry.identity } : {}),
+      });
     } catch (err) {
       log.error({ err }, 'after-action failed; the file stays where it is');
       return `failed: ${(err as Error).message}`;
+    }
+  }
+
+  /**
+   * A file whose outcome is recorded but whose after-action never ran (its worker died between
+   * the commit and the move): whoever wins the store's compare-and-set runs it now, on the same
+   * file only (same device and inode as recorded).
+   */
+  async finishAfterAction(item: UnfinishedAfterAction): Promise<void> {
+    const log = this.o.logger.child({ path: item.fileUrl, workerId: this.o.workerId });
+    const folder = this.folderOf(item.fileUrl);
+    const take = this.o.store.takeAfterAction;
+    if (!folder || !take) return;
+    const action = item.status === 'completed' ? this.o.onSuccess : this.o.onDead;
+    if (afterActionLabel(action) !== item.afterAction) {
+      log.warn({ recorded: item.afterAction }, 'a recorded after-action was never done, and the configuration now says otherwise: leaving the file');
+      return;
+    }
+    let mine: boolean;
+    try {
+      mine = await take.call(this.o.store, item, this.o.workerId, this.o.now());
+    } catch (err) {
+      log.warn({ err }, 'could not take over an unfinished after-action; the next scan tries again');
+      return;
+    }
+    if (!mine) return;
+    const identity = identityOf(item.fingerprint);
+    try {
+      const done = await applyAfterAction(action, item.fileUrl, { root: folder.dir, readyMarker: folder.readyMarker, ...(identity ? { identity } : {}) });
+      log.warn({ outcome: item.status, afterAction: done }, 'finished an after-action its worker did not (it stopped between the commit and the move)');
+    } catch (err) {
+      log.error({ err }, 'after-action failed; the file stays where it is');
     }
   }
 
@@ -474,6 +514,14 @@ async function checkFile(fileUrl: string): Promise<FileProblem | { fingerprint: 
     return { permanent: false, reason: 'unreadable', error: `cannot read file: ${(err as Error).message}` };
   }
   return { fingerprint: fingerprintOf(st) };
+}
+
+/** Device and inode from a fingerprint `size:mtimeMs:dev:ino` (see fingerprintOf). */
+function identityOf(fingerprint: string): FileIdentity | undefined {
+  const parts = fingerprint.split(':');
+  const dev = Number(parts[2]);
+  const ino = Number(parts[3]);
+  return parts.length === 4 && Number.isFinite(dev) && Number.isFinite(ino) ? { dev, ino } : undefined;
 }
 
 /** The file's current identity if it changed since the handler started, else null. */

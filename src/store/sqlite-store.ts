@@ -25,6 +25,7 @@ import type {
   RetryPolicy,
   Status,
   StoreStats,
+  UnfinishedAfterAction,
   WorkerInfo,
   WorkerRecord,
   WriteResult,
@@ -147,9 +148,12 @@ export class SqliteStore implements CheckpointStore {
       res.inserted++;
       return;
     }
-    const cur = s.getForDiscover.get(f.fileUrl) as { status: Status; fingerprint: string } | undefined;
+    const cur = s.getForDiscover.get(f.fileUrl) as { status: Status; fingerprint: string; after_action: string | null } | undefined;
     if (!cur || cur.fingerprint === f.fingerprint) {
       res.unchanged++;
+      if (cur && (cur.status === 'completed' || cur.status === 'dead') && isUnfinishedLabel(cur.after_action)) {
+        (res.unfinished ??= []).push({ fileUrl: f.fileUrl, status: cur.status, afterAction: cur.after_action!, fingerprint: cur.fingerprint });
+      }
       return;
     }
     if (cur.status === 'completed' || cur.status === 'dead') {
@@ -356,6 +360,13 @@ export class SqliteStore implements CheckpointStore {
     });
   }
 
+  takeAfterAction(item: UnfinishedAfterAction, workerId: string, now: number): Promise<boolean> {
+    const nowIso = iso(now);
+    return this.write('takeAfterAction', () =>
+      this.s.takeAfterAction.run(`${item.afterAction} (redone by ${workerId} at ${nowIso})`, nowIso, item.fileUrl, item.status, item.fingerprint, item.afterAction).changes === 1,
+    );
+  }
+
   touchWorker(w: WorkerInfo, now: number): Promise<void> {
     const nowIso = iso(now);
     return this.write('touchWorker', () => {
@@ -406,7 +417,11 @@ function prepare(db: Database.Database) {
       `INSERT INTO file_checkpoints (file_url, file_type, file_timestamp, fingerprint, file_size, due_at, version, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (file_url) DO NOTHING`,
     ),
-    getForDiscover: p('SELECT status, fingerprint FROM file_checkpoints WHERE file_url = ?'),
+    getForDiscover: p('SELECT status, fingerprint, after_action FROM file_checkpoints WHERE file_url = ?'),
+    takeAfterAction: p(
+      `UPDATE file_checkpoints SET after_action = ?, updated_at = ?
+       WHERE file_url = ? AND status = ? AND fingerprint = ? AND after_action = ?`,
+    ),
     reversion: p(
       `UPDATE file_checkpoints SET status = 'pending', version = version + 1, attempts = 0, retry_count = 0,
          file_type = ?, file_timestamp = ?, fingerprint = ?, file_size = ?, due_at = ?,
@@ -517,6 +532,14 @@ function prepare(db: Database.Database) {
     removeWorker: p('DELETE FROM ckpt_workers WHERE worker_id = ?'),
     workers: p('SELECT * FROM ckpt_workers ORDER BY worker_id'),
   };
+}
+
+/**
+ * A recorded after-action that moves or deletes the file, and that nobody has taken over yet
+ * ("... (redone by W at T)" is never taken twice: a second crash leaves the file for a person).
+ */
+function isUnfinishedLabel(label: string | null): boolean {
+  return label !== null && (label === 'delete' || label.startsWith('move:')) && !label.includes(' (redone by ');
 }
 
 function toClaim(r: Row, leaseExpiresAt: number): Claim {

@@ -37,6 +37,20 @@ export interface DiscoverResult {
   unchanged: number;
   /** Skipped because a purge tombstone says this exact version was already handled. */
   tombstoned: number;
+  /**
+   * Files still lying where they were found although their outcome (completed/dead, same
+   * fingerprint) planned an after-action that moves or deletes them: the worker died between
+   * the commit and the after-action. Filled by stores that can tell (SQLite).
+   */
+  unfinished?: UnfinishedAfterAction[];
+}
+
+export interface UnfinishedAfterAction {
+  fileUrl: string;
+  status: 'completed' | 'dead';
+  /** The planned action as recorded ("move:/srv/done", "delete"). */
+  afterAction: string;
+  fingerprint: string;
 }
 
 /** What a worker holds after a successful claim. Every later write must present `token`. */
@@ -254,6 +268,11 @@ export interface CheckpointStore {
   stats(now: number): Promise<StoreStats>;
   /** Deletes completed/dead rows older than the cut-off, leaving tombstones; returns how many. */
   purge(q: PurgeQuery): Promise<number>;
+  /**
+   * Take over an unfinished after-action: true for exactly one caller (compare-and-set on the
+   * recorded label), who then runs it. Optional: stores without it never report `unfinished`.
+   */
+  takeAfterAction?(item: UnfinishedAfterAction, workerId: string, now: number): Promise<boolean>;
   /** Record that a ckpt process is alive (and in which mode), for `ckpt status`. */
   touchWorker(w: WorkerInfo, now: number): Promise<void>;
   removeWorker(workerId: string): Promise<void>;

@@ -28,6 +28,7 @@ import type {
   RetryPolicy,
   Status,
   StoreStats,
+  UnfinishedAfterAction,
   WorkerInfo,
   WorkerRecord,
   WriteResult,
@@ -1303,6 +1304,14 @@ export class FallbackStore implements CheckpointStore {
     return this.route(
       (p) => p.discover(files, now),
       () => this.discoverDegraded(files, now),
+    );
+  }
+
+  /** Only in normal mode: while degraded the recorded label cannot be changed, so nobody takes it. */
+  takeAfterAction(item: UnfinishedAfterAction, workerId: string, now: number): Promise<boolean> {
+    return this.route(
+      (p) => p.takeAfterAction(item, workerId, now),
+      () => false,
     );
   }
 
