@@ -18,6 +18,7 @@ import { createProgress, type Progress } from './ops/progress.js';
 import { removeStaleMoveTemps } from './run/after-action.js';
 import { createHandler, type Handler } from './run/handler.js';
 import { Runner, type OutcomeKind } from './run/runner.js';
+import { groupIdOf } from './store/open-database.js';
 import { type ModeInfo, openStore } from './store/open-store.js';
 import type { PostgresStore } from './store/postgres/index.js';
 import { StoreUnavailableError } from './store/sqlite-errors.js';
@@ -96,6 +97,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
         onChange: config.onChange,
         lockTimeoutMs: config.lockTimeoutMs,
         fileMode: config.fileMode,
+        ...(config.group !== undefined ? { groupId: groupIdOf(config.group) } : {}),
         // Each busy wait blocks the event loop; retry asynchronously around short waits instead.
         busyTimeoutMs: Math.min(250, config.lockTimeoutMs),
       });

@@ -16,6 +16,8 @@ export interface OpenOptions {
   busyTimeoutMs?: number;
   /** File mode for a database file ckpt creates (SQLite gives -wal/-shm the same mode). */
   fileMode?: number;
+  /** Group id for the database and its -wal/-shm (config `group`; with fileMode 0640, readers in that group). */
+  groupId?: number;
   readonly?: boolean;
   /** Override JOURNAL_SIZE_LIMIT (tests use a small one to prove the -wal file shrinks). */
   journalSizeLimitBytes?: number;
@@ -90,6 +92,13 @@ export function openDatabase(file: string, opts: OpenOptions = {}): SqliteDataba
     db.pragma(`journal_size_limit = ${Math.floor(opts.journalSizeLimitBytes ?? JOURNAL_SIZE_LIMIT)}`);
     if (!opts.readonly) migrate(db);
     else checkSchemaVersion(db);
+    if (opts.groupId !== undefined && !opts.readonly) {
+      // SQLite gives -wal/-shm the database's mode, and (only when run as root) its owner: set
+      // the group on all three so that a reader in that group can open them.
+      for (const f of [abs, `${abs}-wal`, `${abs}-shm`]) {
+        if (fs.existsSync(f)) fs.chownSync(f, -1, opts.groupId);
+      }
+    }
   } catch (err) {
     db.close();
     throw toStoreError(err, `cannot open database ${abs}`);
@@ -126,6 +135,17 @@ function checkSchemaVersion(db: SqliteDatabase): void {
   const v = currentVersion(db);
   const latest = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
   if (v !== latest) throw new Error(`database schema version ${v}, expected ${latest}: open it once read-write to migrate`);
+}
+
+/** A group name or id (config `group`) as a numeric id, from /etc/group; throws when unknown. */
+export function groupIdOf(group: string | number, groupFile = '/etc/group'): number {
+  if (typeof group === 'number') return group;
+  if (/^\d+$/.test(group)) return Number(group);
+  for (const line of fs.readFileSync(groupFile, 'utf8').split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name === group && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
+  }
+  throw new Error(`group ${group}: no such group in ${groupFile}`);
 }
 
 /** `quick_check` returns rows other than "ok", or throws SQLITE_CORRUPT: both mean broken. */
