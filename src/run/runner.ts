@@ -227,7 +227,7 @@ export class Runner {
     const ref: ClaimRef = { fileUrl: claim.fileUrl, token: claim.token };
     const started = this.o.now();
 
-    const checked = await checkFile(claim.fileUrl);
+    const checked = await checkFile(claim.fileUrl, this.folderOf(claim.fileUrl)?.dir);
     if (!('error' in checked)) entry.identity = identityOf(checked.fingerprint);
     if ('error' in checked) {
       await this.recordFailure(entry, log, {
@@ -471,7 +471,7 @@ type FailureOutcome = Omit<Extract<HandlerOutcome, { ok: false }>, 'kind'> & { k
 
 interface FileProblem {
   permanent: boolean;
-  reason: 'vanished' | 'unreadable' | 'not_a_file';
+  reason: 'vanished' | 'unreadable' | 'not_a_file' | 'outside_root';
   error: string;
 }
 
@@ -493,7 +493,20 @@ function access(p: string, mode: number): Promise<void> {
  * Before running the handler: is the file still there, a regular file, and readable? Returns
  * its fingerprint then (the content the handler is about to read).
  */
-async function checkFile(fileUrl: string): Promise<FileProblem | { fingerprint: string }> {
+async function checkFile(fileUrl: string, root: string | undefined): Promise<FileProblem | { fingerprint: string }> {
+  // A folder on the way may have been swapped for a link leading out of the watched root since
+  // the file was found: symbolic links are never followed out of it.
+  if (root !== undefined) {
+    try {
+      const [realRoot, realDir] = await Promise.all([fs.promises.realpath(root), fs.promises.realpath(path.dirname(fileUrl))]);
+      const rel = path.relative(realRoot, realDir);
+      if (rel.startsWith('..') || path.isAbsolute(rel)) {
+        return { permanent: true, reason: 'outside_root', error: `refused: the path now leads outside the watched folder (${realDir}) through a symbolic link` };
+      }
+    } catch {
+      // A folder on the way is gone: the lstat below says "vanished".
+    }
+  }
   let st: fs.Stats;
   try {
     st = await lstat(fileUrl);
