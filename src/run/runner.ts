@@ -375,6 +375,9 @@ export class Runner {
     const folder = this.folderOf(item.fileUrl);
     const take = this.o.store.takeAfterAction;
     if (!folder || !take) return;
+    // Only for a worker that is gone: right after a commit, another daemon's watcher often sees
+    // the file before its owner has moved it, and two movers would leave two copies.
+    if (!workerGone(item.processedBy, this.o.host)) return;
     const action = item.status === 'completed' ? this.o.onSuccess : this.o.onDead;
     if (afterActionLabel(action) !== item.afterAction) {
       log.warn({ recorded: item.afterAction }, 'a recorded after-action was never done, and the configuration now says otherwise: leaving the file');
@@ -527,6 +530,23 @@ async function checkFile(fileUrl: string, root: string | undefined): Promise<Fil
     return { permanent: false, reason: 'unreadable', error: `cannot read file: ${(err as Error).message}` };
   }
   return { fingerprint: fingerprintOf(st) };
+}
+
+/**
+ * True when `workerId` (`host:pid`) names a process of this host that no longer runs. Workers of
+ * other hosts cannot be checked: they are never taken for gone.
+ */
+function workerGone(workerId: string | null, host: string): boolean {
+  if (workerId === null || !workerId.startsWith(`${host}:`)) return false;
+  const pid = Number(workerId.slice(host.length + 1));
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }
 
 /** Device and inode from a fingerprint `size:mtimeMs:dev:ino` (see fingerprintOf). */

@@ -51,6 +51,8 @@ export interface UnfinishedAfterAction {
   /** The planned action as recorded ("move:/srv/done", "delete"). */
   afterAction: string;
   fingerprint: string;
+  /** The worker that recorded the outcome (it may still be busy moving the file). */
+  processedBy: string | null;
 }
 
 /** What a worker holds after a successful claim. Every later write must present `token`. */
