@@ -50,10 +50,16 @@ export interface AfterActionOptions {
 export interface FileIdentity {
   dev: number;
   ino: number;
+  /** With size and mtime, a file overwritten in place (same inode) is another version too. */
+  size?: number;
+  mtimeMs?: number;
 }
 
 function sameFile(st: fs.Stats, id: FileIdentity | undefined): boolean {
-  return id === undefined || (st.dev === id.dev && st.ino === id.ino);
+  if (id === undefined) return true;
+  if (st.dev !== id.dev || st.ino !== id.ino) return false;
+  if (id.size !== undefined && st.size !== id.size) return false;
+  return id.mtimeMs === undefined || Math.trunc(st.mtimeMs) === id.mtimeMs;
 }
 
 /** What the after-action reports when the path holds a newer file than the one handled. */

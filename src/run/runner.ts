@@ -551,10 +551,9 @@ function workerGone(workerId: string | null, host: string): boolean {
 
 /** Device and inode from a fingerprint `size:mtimeMs:dev:ino` (see fingerprintOf). */
 function identityOf(fingerprint: string): FileIdentity | undefined {
-  const parts = fingerprint.split(':');
-  const dev = Number(parts[2]);
-  const ino = Number(parts[3]);
-  return parts.length === 4 && Number.isFinite(dev) && Number.isFinite(ino) ? { dev, ino } : undefined;
+  const [size, mtimeMs, dev, ino] = fingerprint.split(':').map(Number);
+  if (![size, mtimeMs, dev, ino].every((n) => n !== undefined && Number.isFinite(n))) return undefined;
+  return { size: size!, mtimeMs: mtimeMs!, dev: dev!, ino: ino! };
 }
 
 /** The file's current identity if it changed since the handler started, else null. */
