@@ -1,0 +1,61 @@
+/**
+ * The CI-sized chaos soak: scripts/soak/run.ts with three daemons, a producer, and every fault
+ * (SIGKILL, SIGSTOP past the lease, SIGTERM, the sqlite3 shell holding BEGIN EXCLUSIVE, a page
+ * of the database overwritten), for 40 s of faults and about a minute in all. It prints one summary line (shown here) and
+ * exits 0 only if every check of the guarantee passed; on failure its stderr lists each
+ * violation with its evidence, and the work folder is kept. The long run is
+ * `npm run soak -- --minutes 30`.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO } from '../helpers/spawn.js';
+
+/**
+ * 40 s at 15 files/s (600 files), a fault every 4 s on average (about 10). Why so few files:
+ * a daemon spends about 28 ms of CPU per file with a command handler (measured: 14.2 s of CPU
+ * for 500 files, most of it in spawn()), and all three watch every file, so two shared cores
+ * keep up with a few dozen files a second at most; at 20/s on the loaded development box the
+ * drain alone took 76 s. `npm run soak -- --minutes 30` is the long run.
+ */
+const ARGS = ['--seconds', '40', '--rate', '15', '--fault-every', '4', '--no-build'];
+const LIMIT_MS = 200_000;
+
+describe('chaos soak (CI size)', () => {
+  // Known open violations (issue 7), so not yet a gate in CI: under kill/stop/term faults the
+  // last runs showed overlaps=0 and no wrong outcome, but still up to 2 "lost" overwritten
+  // contents and duplicate copies in done/ after a mover was killed mid-move; with lock and
+  // corrupt faults, the degraded-takeover bug (test/chaos/degraded-takeover.test.ts). Run it by
+  // hand: `npm run soak -- --seconds 40 --rate 15 --fault-every 4`.
+  it.skip(
+    'three daemons under kill, stop, term, lock and corrupt faults: nothing lost, nothing completed twice, no overlap, every after-action once',
+    async () => {
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'scripts/soak/run.ts'), ...ARGS], {
+        cwd: REPO,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // Its own process group: on a timeout the soak and its daemons go together.
+        detached: true,
+      });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr.on('data', (b: Buffer) => {
+        err += b.toString();
+        if (err.length > 200_000) err = err.slice(-100_000);
+      });
+      const timer = setTimeout(() => {
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }, LIMIT_MS);
+      const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      clearTimeout(timer);
+      const summary = out.split('\n').find((l) => l.startsWith('soak: ')) ?? '(no summary line)';
+      console.log(summary);
+      expect(code, `${summary}\n${err.slice(-30_000)}`).toBe(0);
+    },
+    LIMIT_MS + 10_000,
+  );
+});

@@ -1,0 +1,163 @@
+/**
+ * The database's file system fills up (SQLITE_FULL), on a small tmpfs mounted for the test.
+ * Needs root (mount); skipped with the reason printed when the mount cannot be made.
+ *
+ * Without the fallback (issue 4) the promise is: the daemon stays up, says what is wrong, loses
+ * nothing, and catches up once space returns. With it, files are handled during the outage too
+ * (degraded mode), each once, and their outcomes reach the database after.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Daemon, type Setup, countStatus, drop, killDaemons, rows, setup, startDaemon, started } from '../helpers/daemon.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
+import { chaosCommand, chaosRecords, FALLBACK_MISSING, FALLBACK_WIRED, filesUnder } from '../chaos/support.js';
+
+const mounts: string[] = [];
+
+function mountTmpfs(dir: string, size: string): string | null {
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', dir], { encoding: 'utf8' });
+  if (r.status !== 0) return (r.stderr || r.error?.message || `mount exited ${r.status}`).trim();
+  mounts.push(dir);
+  return null;
+}
+
+const mountProblem: string | null = (() => {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'not root: cannot mount a small tmpfs for the database';
+  const probe = fs.mkdtempSync('/tmp/ckpt-mount-probe-');
+  try {
+    const err = mountTmpfs(probe, '1m');
+    if (err) return `cannot mount a tmpfs (${err})`;
+    spawnSync('umount', [probe]);
+    mounts.pop();
+    return null;
+  } finally {
+    fs.rmSync(probe, { recursive: true, force: true });
+  }
+})();
+if (mountProblem) console.log(`skipping the disk-full tests: ${mountProblem}`);
+if (!FALLBACK_WIRED) console.log(`skipping the degraded-mode disk-full test: it ${FALLBACK_MISSING}`);
+
+afterEach(() => {
+  killDaemons();
+  for (const m of mounts.splice(0)) spawnSync('umount', ['-l', m]);
+  cleanupTmpDirs();
+});
+
+/** Writes zeros into `dir` until the file system refuses; returns the filler's path. */
+function fill(dir: string): string {
+  const filler = path.join(dir, 'filler');
+  const fd = fs.openSync(filler, 'w');
+  const chunk = Buffer.alloc(64 * 1024);
+  try {
+    for (;;) fs.writeSync(fd, chunk);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    fs.closeSync(fd);
+  }
+  // The last partial block too.
+  try {
+    fs.appendFileSync(filler, Buffer.alloc(512));
+  } catch {
+    // full
+  }
+  return filler;
+}
+
+/** What the ledger, the folders and the daemon say, for a failure message. */
+function diagnose(s: Setup, d: Daemon): string {
+  const byStatus = rows(s.db, 'SELECT status, count(*) AS n FROM file_checkpoints GROUP BY status');
+  const said = d.lines.filter((l) => Number(l.level) >= 40).map((l) => `${String(l.msg)} ${JSON.stringify(l.err ?? l.reason ?? l.error ?? '').slice(0, 160)}`);
+  return [
+    `rows: ${JSON.stringify(byStatus)}`,
+    `inbox: ${fs.readdirSync(s.inbox).length} files, done: ${filesUnder(path.join(s.dir, 'done')).length}, handler starts: ${chaosRecords(s.recordLog).filter((r) => r.ev === 'start').length}`,
+    `daemon alive: ${d.child.exitCode === null}; it said (warn and above, distinct):`,
+    ...[...new Set(said)].slice(0, 25),
+  ].join('\n');
+}
+
+function setupOnTmpfs() {
+  const mnt = tmpDir('ckpt-full-');
+  const err = mountTmpfs(mnt, '8m');
+  if (err) throw new Error(`mount: ${err}`);
+  const s = setup({
+    database: path.join(mnt, 'ckpt.db'),
+    handler: { command: chaosCommand() },
+    onSuccess: { moveTo: 'done' },
+    createDirs: true,
+    concurrency: 4,
+    lockTimeoutMs: 1_000,
+  });
+  s.db = path.join(mnt, 'ckpt.db');
+  return { s, mnt };
+}
+
+describe('disk full under the database', () => {
+  it.skipIf(mountProblem !== null)('SQLITE_FULL: the daemon stays up and says so, loses nothing, and catches up once space returns', async () => {
+    const { s, mnt } = setupOnTmpfs();
+    const d = startDaemon(s);
+    await started(d);
+    for (let i = 0; i < 3; i++) drop(s.inbox, `before${i}.csv`, `ok\nid B${i}\n`);
+    await waitFor(() => countStatus(s.db, 'completed') === 3);
+
+    const filler = fill(mnt);
+    const N = 20;
+    for (let i = 0; i < N; i++) drop(s.inbox, `during${i}.csv`, `ok\nid D${i}\n`);
+    const full = await d.waitForLog((l) => l.level === 50 && /SQLITE_FULL|disk is full|database or disk/i.test(JSON.stringify(l)), 30_000);
+    expect(d.child.exitCode, 'the daemon must stay up while the disk is full').toBe(null);
+
+    fs.unlinkSync(filler);
+    await waitFor(() => countStatus(s.db, 'completed') === N + 3 && filesUnder(path.join(s.dir, 'done')).length === N + 3, {
+      timeoutMs: 45_000,
+      message: 'every file completed and moved after space returned',
+    }).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}\n${diagnose(s, d)}`);
+    });
+    const starts = chaosRecords(s.recordLog).filter((r) => r.ev === 'start');
+    const perFile = new Map<string, number>();
+    for (const r of starts) perFile.set(r.id, (perFile.get(r.id) ?? 0) + 1);
+    expect(perFile.size).toBe(N + 3);
+    expect([...perFile].filter(([, n]) => n > 1), 'no file ran twice').toEqual([]);
+    expect(filesUnder(path.join(s.dir, 'done'))).toHaveLength(N + 3);
+    expect(fs.readdirSync(s.inbox)).toEqual([]);
+    expect(String(full.msg)).not.toBe('');
+    d.child.kill('SIGTERM');
+    expect((await d.exited).code).toBe(0);
+  });
+
+  // Open in issue 7: the journal lives beside the database, on the same full file system, so
+  // ckpt cannot record outcomes durably and waits instead (the test above: nothing lost, it
+  // catches up when space returns). Handling files meanwhile needs a journal on another file
+  // system (a config key for the fallback folder), not built yet.
+  it.skip('degraded mode: files are handled while the disk is full, each once, and every outcome is in the database after', async () => {
+    const { s, mnt } = setupOnTmpfs();
+    const d = startDaemon(s);
+    await started(d);
+    drop(s.inbox, 'before.csv', 'ok\nid B\n');
+    await waitFor(() => countStatus(s.db, 'completed') === 1);
+    const filler = fill(mnt);
+    const N = 20;
+    for (let i = 0; i < N; i++) drop(s.inbox, `during${i}.csv`, `ok\nid D${i}\n`);
+    // Handled during the outage.
+    await waitFor(() => chaosRecords(s.recordLog).filter((r) => r.ev === 'end' && r.id.startsWith('D')).length === N, { timeoutMs: 30_000 }).catch((err: unknown) => {
+      const handled = chaosRecords(s.recordLog).filter((r) => r.ev === 'end' && r.id.startsWith('D')).length;
+      const said = d.lines.filter((l) => Number(l.level) >= 40).map((l) => `${String(l.msg)} ${JSON.stringify(l.err ?? l.reason ?? '').slice(0, 200)}`);
+      throw new Error(`${(err as Error).message}: ${handled} of ${N} handled while the disk was full; the daemon said:\n${[...new Set(said)].join('\n')}`);
+    });
+    expect(countStatus(s.db, 'completed')).toBeLessThan(N + 1);
+    fs.unlinkSync(filler);
+    await waitFor(() => countStatus(s.db, 'completed') === N + 1, { timeoutMs: 30_000 }).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}\n${diagnose(s, d)}`);
+    });
+    const starts = chaosRecords(s.recordLog).filter((r) => r.ev === 'start');
+    expect(starts).toHaveLength(N + 1);
+    expect(rows(s.db).every((r) => r.status === 'completed')).toBe(true);
+    const fallbackDir = `${s.db}.fallback`;
+    expect(fs.existsSync(fallbackDir) ? filesUnder(fallbackDir) : []).toEqual([]);
+    d.child.kill('SIGTERM');
+    expect((await d.exited).code).toBe(0);
+  });
+});
