@@ -393,6 +393,14 @@ export class Runner {
     if (!mine) return;
     const identity = identityOf(item.fingerprint);
     try {
+      // A same-file-system move is link + unlink: a mover killed between the two left the file
+      // under both names (two links). Then only the unlink is missing.
+      const st = await fs.promises.lstat(item.fileUrl).catch(() => null);
+      if (item.afterAction.startsWith('move:') && st && st.nlink > 1 && identity && st.dev === identity.dev && st.ino === identity.ino && st.size === identity.size) {
+        await fs.promises.unlink(item.fileUrl);
+        log.warn({ outcome: item.status }, 'finished a move its worker did not: the file was already linked into the destination; removed it from the inbox');
+        return;
+      }
       const done = await applyAfterAction(action, item.fileUrl, { root: folder.dir, readyMarker: folder.readyMarker, ...(identity ? { identity } : {}) });
       log.warn({ outcome: item.status, afterAction: done }, 'finished an after-action its worker did not (it stopped between the commit and the move)');
     } catch (err) {
