@@ -89,6 +89,7 @@ export class Runner {
   /** True when the last claim found nothing: with nothing running, this process is idle. */
   private drained = false;
   private storeErrorLogged = 0;
+  private readonly expiredDead: ExpiredClaim[] = [];
 
   constructor(opts: RunnerOptions) {
     this.o = { pollMs: DEFAULT_POLL_MS, now: Date.now, ...opts };
@@ -155,11 +156,14 @@ export class Runner {
             leaseMs: this.o.leaseMs,
             now,
             onExpired: (expired) => this.takeOver(expired),
+            deadAfterAction: afterActionLabel(this.o.onDead),
           });
           this.storeErrorLogged = 0;
         } catch (err) {
           this.logStoreError(err, 'claim');
           break;
+        } finally {
+          this.afterExpiredDead();
         }
         this.drained = claims.length === 0;
         if (claims.length === 0) break;
@@ -188,6 +192,7 @@ export class Runner {
   private takeOver(expired: readonly ExpiredClaim[]): void {
     this.o.metrics?.leaseTakeovers?.(expired.length);
     for (const e of expired) {
+      if (e.status === 'dead') this.expiredDead.push(e);
       const local = e.workerId !== null && e.workerId.startsWith(`${this.o.host}:`);
       let killed = 0;
       if (local) {
@@ -215,6 +220,22 @@ export class Runner {
         this.running.delete(claim.fileUrl);
         this.wake();
       });
+  }
+
+  /**
+   * Files that went dead in a lease sweep (their worker died on the last attempt) get onDead
+   * like any other dead file; the sweep committed first, so this runs after the outcome.
+   */
+  private afterExpiredDead(): void {
+    for (const e of this.expiredDead.splice(0)) {
+      const folder = this.folderOf(e.fileUrl);
+      if (!folder) continue;
+      const log = this.o.logger.child({ path: e.fileUrl, attempt: e.attempt, workerId: this.o.workerId });
+      applyAfterAction(this.o.onDead, e.fileUrl, { root: folder.dir, readyMarker: folder.readyMarker }).then(
+        (done) => log.error({ outcome: 'dead', afterAction: done }, 'dead: its worker died on the last attempt'),
+        (err: unknown) => log.error({ err }, 'after-action failed; the file stays where it is'),
+      );
+    }
   }
 
   private log(c: Claim): Logger {

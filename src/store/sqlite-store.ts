@@ -178,7 +178,7 @@ export class SqliteStore implements CheckpointStore {
     // One random prefix per batch; the row id makes each token unique (cheaper than a UUID per row).
     const prefix = `${randomUUID()}.`;
     return this.write('claim', () => {
-      this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired);
+      this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired, opts.deadAfterAction);
       const rows = this.s.claim.all(prefix, opts.workerId, nowIso, leaseIso, nowIso, nowIso, n) as Row[];
       return rows.map((r) => toClaim(r, opts.now + opts.leaseMs));
     });
@@ -188,14 +188,14 @@ export class SqliteStore implements CheckpointStore {
     const nowIso = iso(opts.now);
     const leaseIso = iso(opts.now + opts.leaseMs);
     return this.write('claim', () => {
-      this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired);
+      this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired, opts.deadAfterAction);
       const r = this.s.claimOne.get(`${randomUUID()}.`, opts.workerId, nowIso, leaseIso, nowIso, fileUrl, nowIso) as Row | undefined;
       return r ? toClaim(r, opts.now + opts.leaseMs) : null;
     });
   }
 
   /** Inside a claim transaction: expired leases become failed (or dead) before anything is claimed. */
-  private sweepExpiredLeases(now: number, nowIso: string, onExpired: ClaimOptions['onExpired']): void {
+  private sweepExpiredLeases(now: number, nowIso: string, onExpired: ClaimOptions['onExpired'], deadAfterAction: string | undefined): void {
     const rows = this.s.expiredLeases.all(nowIso, REAP_BATCH) as Row[];
     if (rows.length === 0) return;
     const expired: ExpiredClaim[] = rows.map((r) => {
@@ -219,8 +219,9 @@ export class SqliteStore implements CheckpointStore {
       const dead = e.status === 'dead';
       const due = dead ? null : iso(now + backoffDelayMs(this.retry, failures, this.random));
       const error = `lease expired: worker ${e.workerId ?? '?'} stopped renewing its claim`;
-      this.s.expire.run(e.status, failures, due, error, dead ? nowIso : null, nowIso, e.fileUrl, e.token);
-      this.s.insertAttempt.run(e.fileUrl, e.version, e.attempt, e.workerId ?? '?', e.token, r.started_at, nowIso, 'lease_expired', error, durationOf(r.started_at, now), null);
+      const after = dead ? (deadAfterAction ?? null) : null;
+      this.s.expire.run(e.status, failures, due, error, dead ? nowIso : null, after, nowIso, e.fileUrl, e.token);
+      this.s.insertAttempt.run(e.fileUrl, e.version, e.attempt, e.workerId ?? '?', e.token, r.started_at, nowIso, 'lease_expired', error, durationOf(r.started_at, now), after);
     }
   }
 
@@ -458,7 +459,7 @@ function prepare(db: Database.Database) {
     ),
     expire: p(
       `UPDATE file_checkpoints SET status = ?, retry_count = ?, due_at = ?, error_message = ?,
-         completed_at = ?, handler_pid = NULL, updated_at = ?
+         completed_at = ?, after_action = ?, handler_pid = NULL, updated_at = ?
        WHERE file_url = ? AND claim_token = ? AND status = 'processing'`,
     ),
     extend: p(

@@ -95,6 +95,8 @@ export interface ClaimOptions {
    * host are gone before anyone runs the same file again.
    */
   onExpired?: (expired: readonly ExpiredClaim[]) => void;
+  /** The after-action label recorded when an expired claim's file goes dead (spent budget). */
+  deadAfterAction?: string;
 }
 
 /** A claim token presented with a write. */

@@ -9,6 +9,8 @@
  *   end up in done/ once (the after-action must not be lost), with no temporary copy left.
  * - A stopped worker whose claim was taken over must, when it wakes, change nothing.
  * - A lease is not "lost" just because the file's after-action is still running.
+ * - A file that goes dead because a lease expiry spent its retry budget still gets onDead
+ *   (the 30-minute soak left f0011601 and f0012143 dead in the inbox, after_action NULL).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -201,5 +203,32 @@ describe('after-actions under faults', () => {
     await d.waitForLog((l) => l.msg === 'completed' && l.path === file, 30_000);
     const lost = d.lines.filter((l) => l.path === file && /lease lost/.test(String(l.msg)));
     expect(lost.map((l) => l.msg), 'the renewal after the commit found the row completed and called the lease lost').toEqual([]);
+  });
+
+  it('a file that goes dead because its lease ran out with the retry budget spent is still moved to dead/', async () => {
+    const s = setup({
+      handler: { command: chaosCommand() },
+      onDead: { moveTo: 'dead' },
+      createDirs: true,
+      concurrency: 1,
+      leaseMs: 1_000,
+      retry: { maxRetries: 0, baseDelayMs: 10, maxDelayMs: 10 },
+    });
+    const a = startDaemon(s);
+    await started(a);
+    const file = drop(s.inbox, 'x.csv', 'sleep 5000\nid X\n');
+    await waitFor(() => chaosRecords(s.recordLog).some((r) => r.ev === 'start' && r.id === 'X'));
+    a.child.kill('SIGKILL');
+    await a.exited;
+    const b = startDaemon(s);
+    await started(b);
+    await waitFor(() => statusOf(s.db, file) === 'dead', { timeoutMs: 15_000 });
+    // A rescan and a stability period later, the after-action has had every chance to run.
+    await waitFor(() => fs.existsSync(path.join(s.dir, 'dead', 'x.csv')), { timeoutMs: 6_000 }).catch(() => undefined);
+    const row = rows(s.db)[0]!;
+    expect(
+      { inInbox: fs.existsSync(file), inDead: fs.existsSync(path.join(s.dir, 'dead', 'x.csv')), status: row.status, after_action: row.after_action },
+      `error_message: ${String(row.error_message)}`,
+    ).toEqual({ inInbox: false, inDead: true, status: 'dead', after_action: expect.stringMatching(/^move:/) });
   });
 });
