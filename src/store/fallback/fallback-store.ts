@@ -486,18 +486,26 @@ export class FallbackStore implements CheckpointStore {
       { degradedForMs: now - since, replayed: stats.applied, skipped: stats.skipped, conflicts: stats.conflicts, inserted: stats.inserted, openClaims: this.open.size },
       'database available again: journal replayed, back to normal mode',
     );
-    // Files discovered while degraded and not handled yet: make sure the database knows them
-    // (best effort: the watcher's next scan would find them too).
+    // Files discovered while degraded and not handled yet: the database must learn them. The
+    // watcher will not hand them again (it remembers what it handed), so retry until it takes
+    // them (a disk that was full may refuse the first writes after space returns).
     if (mem && this.primary) {
       const files: DiscoveredFile[] = mem
         .records()
         .filter((r) => r.status === 'pending' || r.status === 'failed')
         .map((r) => ({ fileUrl: r.fileUrl, fileType: r.fileType, mtimeMs: Date.parse(r.fileTimestamp), size: r.fileSize, fingerprint: r.fingerprint }));
-      if (files.length > 0) {
-        this.primary.discover(files, now).catch((err: unknown) => this.log?.warn({ err }, 'could not re-discover files seen while degraded'));
-      }
+      if (files.length > 0) this.rediscover(files, 0);
     }
     if (this.worker) void this.touchWorker({ ...this.worker, mode: 'normal', modeSince: now, modeReason: null }, now).catch(() => {});
+  }
+
+  /** Hand files seen while degraded to the database, retrying every second for up to 10 minutes. */
+  private rediscover(files: DiscoveredFile[], attempt: number): void {
+    if (this.closed) return;
+    this.discover(files, Date.now()).catch((err: unknown) => {
+      if (attempt % 10 === 0) this.log?.warn({ err, files: files.length, attempt }, 'could not re-discover files seen while degraded; retrying');
+      if (attempt < 600) setTimeout(() => this.rediscover(files, attempt + 1), 1_000).unref();
+    });
   }
 
   /**
