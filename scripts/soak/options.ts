@@ -44,6 +44,8 @@ export interface SoakOptions {
   dir: string | undefined;
   /** Print progress lines while running. */
   verbose: boolean;
+  /** The ckpt CLI to run (default dist/cli/main.js of this repository). */
+  cli: string | undefined;
 }
 
 const USAGE = `usage: node --import tsx scripts/soak/run.ts [options]   (npm run soak -- [options])
@@ -62,7 +64,9 @@ const USAGE = `usage: node --import tsx scripts/soak/run.ts [options]   (npm run
   --no-build                  do not run npm run build first
   --keep                      keep the work folder even when all checks pass
   --dir DIR                   where to create the work folder (default the OS temp folder)
-  --quiet                     no progress lines, only the summary`;
+  --quiet                     no progress lines, only the summary
+  --cli FILE                  the ckpt CLI to run (default dist/cli/main.js; a copy of dist/ keeps a
+                              long run on one build while the tree is rebuilt)`;
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -98,6 +102,7 @@ export function parseOptions(argv: readonly string[]): SoakOptions {
         keep: { type: 'boolean' },
         dir: { type: 'string' },
         quiet: { type: 'boolean' },
+        cli: { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -151,5 +156,6 @@ export function parseOptions(argv: readonly string[]): SoakOptions {
     keep: values.keep ?? false,
     dir: values.dir,
     verbose: !values.quiet,
+    cli: values.cli,
   };
 }

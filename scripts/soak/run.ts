@@ -27,7 +27,7 @@ import { Random } from './random.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '../..');
-const CLI = path.join(REPO, 'dist/cli/main.js');
+const DEFAULT_CLI = path.join(REPO, 'dist/cli/main.js');
 const HANDLER = path.join(HERE, 'handler.pl');
 
 const EXIT_OK = 0;
@@ -66,6 +66,7 @@ async function main(): Promise<number> {
     process.stderr.write(`soak: ${missing}\n`);
     return EXIT_UNAVAILABLE;
   }
+  const CLI = opts.cli === undefined ? DEFAULT_CLI : path.resolve(opts.cli);
   if (opts.build) {
     say('npm run build');
     const b = spawnSync('npm', ['run', 'build'], { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] });
