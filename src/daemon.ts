@@ -20,6 +20,8 @@ import { createHandler, type Handler } from './run/handler.js';
 import { Runner, type OutcomeKind } from './run/runner.js';
 import { groupIdOf } from './store/open-database.js';
 import { type ModeInfo, openStore } from './store/open-store.js';
+import { PathMap } from './store/path-map.js';
+import { withPathMap } from './store/path-mapped-store.js';
 import type { PostgresStore } from './store/postgres/index.js';
 import { StoreUnavailableError } from './store/sqlite-errors.js';
 import type { CheckpointStore, DiscoveredFile } from './store/types.js';
@@ -71,6 +73,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   /** normal or degraded, since when and why (always normal for PostgreSQL for now). */
   let mode: () => ModeInfo;
   let dbPath: string | undefined;
+  let pgTarget: string | undefined;
   try {
     if (config.database.kind === 'postgres') {
       const db = config.database;
@@ -85,6 +88,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
         onConnectionError: (e) => log.warn({ database: pg.target, code: (e as { code?: string }).code }, 'PostgreSQL connection lost'),
       });
       store = pg;
+      pgTarget = pg.target;
       await pg.ensureReady();
       mode = () => NORMAL;
     } else {
@@ -104,6 +108,8 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       store = fb;
       mode = () => fb.mode();
     }
+    // Everything below sees this host's paths; the ledger keeps the names shared by all hosts.
+    store = withPathMap(store, new PathMap(config.pathPrefixes));
   } catch (err) {
     log.fatal({ err }, `cannot open the database: ${(err as Error).message}`);
     return err instanceof StoreUnavailableError ? EXIT_UNAVAILABLE : EXIT_CONFIG;
@@ -234,7 +240,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   // systemd Type=notify: ready once the database is open and the first scan is done.
   void notifyReady(log);
   log.info(
-    { folders: config.watch.map((w) => w.dir), database: dbPath ?? (store as PostgresStore).target, concurrency: config.concurrency, once: opts.once, startupMs: Date.now() - startedAt },
+    { folders: config.watch.map((w) => w.dir), database: dbPath ?? pgTarget, concurrency: config.concurrency, once: opts.once, startupMs: Date.now() - startedAt },
     'ckpt running',
   );
 

@@ -5,6 +5,7 @@
  *   npx tsx scripts/bench/pg-claim-complete.ts           # short: 5,000 files, 3 runs
  *   npx tsx scripts/bench/pg-claim-complete.ts --full    # 20,000 files, 5 runs
  *   options: --files=N --runs=N --batch=N
+ *   --write: also rewrite scripts/bench/pg-results.md, the section run.ts puts into BENCHMARKS.md
  *
  * PostgreSQL runs in a throwaway cluster started here (test/helpers/postgres.ts) with its
  * crash safety ON (fsync, full_page_writes). Two commit modes are measured:
@@ -22,12 +23,14 @@ import { PostgresStore } from '../../src/store/postgres/index.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { CheckpointStore, DiscoveredFile } from '../../src/store/types.js';
 import { startPgCluster } from '../../test/helpers/postgres.js';
+import { PG_RESULTS_FILE, writePgSection } from './pg-results.js';
 import { FULL, REPO, argNumber, emit, fmt, loadAverage, log, median, sqliteVersion, tmpDir, track, type Measure } from './lib.js';
 
 const FILES = argNumber('files', FULL ? 20_000 : 5_000);
 const RUNS = argNumber('runs', FULL ? 5 : 3);
 const BATCH = argNumber('batch', 64);
 const WORKER = path.join(REPO, 'scripts/bench/pg-claim-complete-worker.ts');
+const WRITE = process.argv.includes('--write');
 
 interface Scenario {
   name: string;
@@ -76,6 +79,8 @@ async function race(s: Scenario, target: string, url: string): Promise<number> {
   return Math.max(...results.map((r) => Number(r[2]))) - go;
 }
 
+const startedAt = Date.now();
+const loadStart = loadAverage();
 const cluster = await startPgCluster({ durable: true });
 if (typeof cluster === 'string') throw new Error(`cannot start PostgreSQL: ${cluster}`);
 try {
@@ -109,7 +114,7 @@ try {
     runs: times.get(s.name)!.map((ms) => (FILES / ms) * 1000),
     better: 'higher',
   }));
-  emit({
+  const result = {
     id: 'pg-claim-complete',
     title: 'Claim + complete throughput: PostgreSQL vs SQLite, 1/2/4 processes, batches of 64',
     params: { files: FILES, runs: RUNS, batch: BATCH, postgres: pgVersion, sqlite: sqliteVersion() },
@@ -121,7 +126,16 @@ try {
       'PostgreSQL on the same 2-core machine as the workers (loopback TCP): its server processes compete with the workers for the 2 cores.',
       `load average at the end: ${loadAverage()} (a shared machine: other work ran meanwhile)`,
     ],
-  });
+  };
+  emit(result);
+  if (WRITE) {
+    const args = process.argv.slice(2).filter((a) => a !== '--write');
+    writePgSection(
+      { ...result, size: FULL ? 'full' : 'short', elapsedS: (Date.now() - startedAt) / 1000 },
+      { at: new Date(startedAt).toISOString(), loadStart, loadEnd: loadAverage(), command: ['npx tsx scripts/bench/pg-claim-complete.ts', ...args].join(' ') },
+    );
+    log(`wrote ${PG_RESULTS_FILE}`);
+  }
 } finally {
   await cluster.destroy();
 }

@@ -215,6 +215,13 @@ function render(
       for (const n of r.notes) L.push(`- ${n}`);
     }
   }
+  // The PostgreSQL section is measured on its own (scripts/bench/pg-claim-complete.ts --write)
+  // and kept in a file of its own, so that regenerating this file never drops it.
+  const pgResults = path.join(BENCH_DIR, 'pg-results.md');
+  if (fs.existsSync(pgResults)) {
+    L.push('');
+    L.push(fs.readFileSync(pgResults, 'utf8').trim());
+  }
   L.push('');
   L.push('## Set-up notes');
   L.push('');

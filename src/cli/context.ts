@@ -6,6 +6,8 @@ import fs from 'node:fs';
 import { loadConfig } from '../config/load.js';
 import type { ConfigOverrides, ResolvedConfig } from '../config/types.js';
 import { openStore } from '../store/open-store.js';
+import { PathMap } from '../store/path-map.js';
+import { withPathMap } from '../store/path-mapped-store.js';
 import type { CheckpointStore } from '../store/types.js';
 import { CliError, EXIT } from './exit-codes.js';
 
@@ -31,29 +33,29 @@ export function loadCliConfig(globals: GlobalOptions, overrides: ConfigOverrides
 }
 
 /**
- * Opens the configured store. Everything that goes wrong here is "unavailable" (exit 69): the
- * configuration itself was valid, the database is not usable right now.
+ * Opens the configured store, seen through this host's path prefixes (so that `show`, `list`
+ * and `retry` speak this host's paths). Everything that goes wrong here is "unavailable"
+ * (exit 69): the configuration itself was valid, the database is not usable right now.
  *
- * A missing SQLite file is refused rather than created: `ckpt status` run by root before the
- * daemon's first start would otherwise create a database the daemon's user cannot write.
+ * A missing ledger is refused rather than created: `ckpt status` run by root before the
+ * daemon's first start would otherwise create a SQLite file the daemon's user cannot write,
+ * and against PostgreSQL, a mistyped schema would get an empty ledger of its own.
  */
 export async function openCliStore(config: ResolvedConfig): Promise<CheckpointStore> {
-  const db = config.database;
-  let target: string;
-  if (db.kind === 'sqlite') {
-    if (!fs.existsSync(db.path)) {
-      throw new CliError(
-        EXIT.UNAVAILABLE,
-        `no database at ${db.path}: nothing has run with this configuration yet (start \`ckpt run\`), or "database" points elsewhere`,
-      );
-    }
-    target = db.path;
-  } else {
-    target = db.url;
+  const store = config.database.kind === 'sqlite' ? openSqlite(config, config.database.path) : await openPostgres(config, config.database);
+  return withPathMap(store, new PathMap(config.pathPrefixes));
+}
+
+function openSqlite(config: ResolvedConfig, file: string): CheckpointStore {
+  if (!fs.existsSync(file)) {
+    throw new CliError(
+      EXIT.UNAVAILABLE,
+      `no database at ${file}: nothing has run with this configuration yet (start \`ckpt run\`), or "database" points elsewhere`,
+    );
   }
   try {
     // The CLI can afford SQLite's own busy wait: it blocks nothing but itself.
-    return await openStore(target, {
+    return openStore(file, {
       busyTimeoutMs: config.lockTimeoutMs,
       lockTimeoutMs: config.lockTimeoutMs,
       fileMode: config.fileMode,
@@ -61,12 +63,40 @@ export async function openCliStore(config: ResolvedConfig): Promise<CheckpointSt
       onChange: config.onChange,
     });
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    if (db.kind === 'postgres') {
-      // Never echo the URL: it may carry a password.
-      throw new CliError(EXIT.UNAVAILABLE, `cannot use the PostgreSQL database: ${why}`, { cause: err });
+    throw new CliError(EXIT.UNAVAILABLE, err instanceof Error ? err.message : String(err), { cause: err });
+  }
+}
+
+/**
+ * The URL is never echoed (it may carry a password): messages name `postgres host:port/db`
+ * and the schema. node-postgres is loaded only here, so SQLite users never load it.
+ */
+async function openPostgres(config: ResolvedConfig, db: Extract<ResolvedConfig['database'], { kind: 'postgres' }>): Promise<CheckpointStore> {
+  const { PostgresStore } = await import('../store/postgres/index.js');
+  const store = new PostgresStore({
+    url: db.url,
+    schema: db.schema,
+    retry: config.retry,
+    onChange: config.onChange,
+    connectTimeoutMs: config.lockTimeoutMs,
+    // One command, one query at a time: a second connection would only cost the server a slot.
+    maxConnections: 1,
+    applicationName: 'ckpt-cli',
+  });
+  try {
+    if ((await store.schemaVersion()) === null) {
+      throw new CliError(
+        EXIT.UNAVAILABLE,
+        `no ckpt ledger in schema ${db.schema} of ${store.target}: nothing has run with this configuration yet (start \`ckpt run\`), or "schema" names another one`,
+      );
     }
-    throw new CliError(EXIT.UNAVAILABLE, why, { cause: err });
+    await store.ensureReady();
+    return store;
+  } catch (err) {
+    await store.close();
+    if (err instanceof CliError) throw err;
+    const why = err instanceof Error ? err.message : String(err);
+    throw new CliError(EXIT.UNAVAILABLE, `cannot use the PostgreSQL database: ${why}`, { cause: err });
   }
 }
 

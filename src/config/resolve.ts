@@ -15,6 +15,7 @@ import path from 'node:path';
 import { ConfigError } from './errors.js';
 import type { Layer } from './env.js';
 import { DEFAULTS, isPostgresUrl, type FileConfig, type RawAfterAction, type RawDatabase } from './schema.js';
+import type { PathPrefix } from '../store/path-map.js';
 import type { AfterAction, DatabaseConfig, HandlerConfig, ResolvedConfig, WatchConfig } from './types.js';
 
 export interface ResolveContext {
@@ -88,6 +89,7 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
     a === 'keep' || a === 'delete' ? { kind: a } : { kind: 'move', dir: abs(a.moveTo) };
   const onSuccess = afterAction(file.onSuccess);
   const onDead = afterAction(file.onDead);
+  const pathPrefixes = resolvePathPrefixes(file.pathPrefixes, ctx.display, abs);
 
   // --- rules across keys ----------------------------------------------------------------------
   for (const [key, action] of [
@@ -146,7 +148,39 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
     fileMode: file.fileMode,
     group: file.group === undefined ? undefined : String(file.group),
     createDirs: file.createDirs,
+    pathPrefixes,
   };
+}
+
+/**
+ * `local` made absolute; then no two prefixes may overlap on either side (one equal to or
+ * inside another): a path would match two of them, and the mapping would depend on their order
+ * and no longer be the same both ways.
+ */
+function resolvePathPrefixes(raw: FileConfig['pathPrefixes'], display: string, abs: (p: string) => string): PathPrefix[] {
+  const out = raw.map((p) => ({ local: abs(p.local), shared: p.shared }));
+  out.forEach((p, i) => {
+    if (p.local === path.parse(p.local).root) {
+      throw ConfigError.at(display, `pathPrefixes[${i}].local`, 'expected the folder where the share is mounted, not the root folder');
+    }
+  });
+  const inside = (a: string, b: string) => a === b || a.startsWith(b.endsWith('/') ? b : `${b}/`);
+  for (let i = 0; i < out.length; i++) {
+    for (let j = 0; j < i; j++) {
+      for (const side of ['local', 'shared'] as const) {
+        const a = out[i]![side];
+        const b = out[j]![side];
+        if (inside(a, b) || inside(b, a)) {
+          throw ConfigError.at(
+            display,
+            `pathPrefixes[${i}].${side}`,
+            `${JSON.stringify(a)} overlaps pathPrefixes[${j}].${side} (${JSON.stringify(b)}): a path would match both; give each folder one prefix`,
+          );
+        }
+      }
+    }
+  }
+  return out;
 }
 
 function resolveDatabase(db: Located<RawDatabase>, env: Readonly<Record<string, string | undefined>>): DatabaseConfig {

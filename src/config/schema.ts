@@ -19,6 +19,7 @@
  *   log           {level, format}
  *   http          {port, host?}            (off when absent)
  *   workerId, fileMode ("0600"), group, createDirs (create missing watch/moveTo folders)
+ *   pathPrefixes  [{local: "/mnt/a/share", shared: "/share"}, ...]   (per-host mount points)
  */
 import { z } from 'zod';
 import { LOG_FORMATS, LOG_LEVELS } from './types.js';
@@ -352,6 +353,25 @@ const groupSchema = z.union(
 );
 
 /**
+ * One per-host prefix: `local` is where this host sees the share (a path, relative ones against
+ * the config file's folder), `shared` the name every host records in the ledger. Nesting and
+ * duplicates are checked across the list in resolve.ts, after `local` is made absolute.
+ */
+const pathPrefixSchema = strictObject(
+  {
+    local: pathText,
+    shared: text('the name every host uses for this folder in the ledger, such as "/share"').refine((s) => !s.endsWith('/'), {
+      error: 'expected a name without a trailing "/" (the rest of the path, "/in/x.csv", is appended to it)',
+    }),
+  },
+  'a prefix {"local": "/mnt/a/share", "shared": "/share"}',
+);
+
+const pathPrefixesSchema = z.array(pathPrefixSchema, {
+  error: expected('a list of prefixes, e.g. [{"local": "/mnt/a/share", "shared": "/share"}]'),
+});
+
+/**
  * The whole file. `database` is optional here only because CKPT_DATABASE or --database may
  * supply it; resolve.ts reports it missing when none of them does.
  */
@@ -378,6 +398,7 @@ export const fileSchema = strictObject(
     fileMode: fileModeSchema.default(DEFAULTS.fileMode),
     group: groupSchema.optional(),
     createDirs: z.boolean({ error: expected('true or false') }).default(false),
+    pathPrefixes: pathPrefixesSchema.default([]),
   },
   'a JSON object with the ckpt settings (see config/examples/)',
 );

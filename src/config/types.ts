@@ -3,6 +3,7 @@
  * environment and the command line were merged, checked, and every path made absolute.
  * Deeply frozen: nothing downstream can change it, so every module sees the same settings.
  */
+import type { PathPrefix } from '../store/path-map.js';
 import type { ChangePolicy, RetryPolicy } from '../store/types.js';
 
 /** pino's levels; `silent` turns logging off. */
@@ -126,6 +127,11 @@ export interface ResolvedConfig {
   readonly group: string | undefined;
   /** Whether missing watch / moveTo folders were created instead of being an error. */
   readonly createDirs: boolean;
+  /**
+   * This host's mount points and the names the ledger uses for them (src/store/path-map.ts);
+   * `local` is absolute. Empty: paths are stored as they are.
+   */
+  readonly pathPrefixes: readonly PathPrefix[];
 }
 
 /**

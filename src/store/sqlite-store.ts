@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { idempotencyKey } from './idempotency.js';
 import { type SqliteDatabase, openDatabase, type OpenOptions } from './open-database.js';
 import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from './retry-policy.js';
 import { classifySqliteError, toStoreError } from './sqlite-errors.js';
+import { type Row, durationOf, toAttempt, toClaim, toRecord, toWorker } from './record.js';
 import { iso } from './time.js';
 import type {
   AttemptRecord,
@@ -31,6 +31,9 @@ import type {
   WriteResult,
 } from './types.js';
 
+/** Re-exported for the fallback layer, which maps the rows it reads from a locked file. */
+export { toRecord } from './record.js';
+
 export interface SqliteStoreOptions extends OpenOptions {
   retry?: RetryPolicy;
   onChange?: ChangePolicy;
@@ -41,8 +44,6 @@ export interface SqliteStoreOptions extends OpenOptions {
   lockTimeoutMs?: number;
   random?: () => number;
 }
-
-type Row = Record<string, unknown>;
 
 /**
  * Rows claimed per expired-lease sweep. Expiry is rare (a worker died); a bound keeps one
@@ -364,7 +365,7 @@ export class SqliteStore implements CheckpointStore {
   takeAfterAction(item: UnfinishedAfterAction, workerId: string, now: number): Promise<boolean> {
     const nowIso = iso(now);
     return this.write('takeAfterAction', () =>
-      this.s.takeAfterAction.run(`${item.afterAction} (redone by ${workerId} at ${nowIso})`, nowIso, item.fileUrl, item.status, item.fingerprint, item.afterAction).changes === 1,
+      this.s.takeAfterAction.run(`${baseLabel(item.afterAction)} (redone by ${workerId} at ${nowIso})`, nowIso, item.fileUrl, item.status, item.fingerprint, item.afterAction).changes === 1,
     );
   }
 
@@ -383,16 +384,7 @@ export class SqliteStore implements CheckpointStore {
 
   workers(): Promise<WorkerRecord[]> {
     return this.read('workers', () =>
-      (this.s.workers.all() as Row[]).map((r) => ({
-        workerId: String(r.worker_id),
-        host: String(r.host),
-        pid: Number(r.pid),
-        startedAt: String(r.started_at),
-        heartbeatAt: String(r.heartbeat_at),
-        mode: String(r.mode),
-        modeSince: (r.mode_since as string | null) ?? null,
-        modeReason: (r.mode_reason as string | null) ?? null,
-      })),
+      (this.s.workers.all() as Row[]).map(toWorker),
     );
   }
 
@@ -536,74 +528,17 @@ function prepare(db: Database.Database) {
 }
 
 /**
- * A recorded after-action that moves or deletes the file, and that nobody has taken over yet
- * ("... (redone by W at T)" is never taken twice: a second crash leaves the file for a person).
+ * A recorded after-action that moves or deletes the file, whether or not someone took it over
+ * ("... (redone by W at T)"): the runner takes it only when the worker named last is gone, so a
+ * taker that died before finishing is taken over in turn (the soak left a file in the inbox
+ * when it was not).
  */
 function isUnfinishedLabel(label: string | null): boolean {
-  return label !== null && (label === 'delete' || label.startsWith('move:')) && !label.includes(' (redone by ');
+  return label !== null && (label === 'delete' || label.startsWith('move:'));
 }
 
-function toClaim(r: Row, leaseExpiresAt: number): Claim {
-  const fileUrl = String(r.file_url);
-  const version = Number(r.version);
-  return {
-    fileUrl,
-    fileType: String(r.file_type),
-    version,
-    attempt: Number(r.attempts),
-    retryCount: Number(r.retry_count),
-    token: String(r.claim_token),
-    fingerprint: String(r.fingerprint),
-    leaseExpiresAt,
-    idempotencyKey: idempotencyKey(fileUrl, version),
-  };
-}
-
-function durationOf(startedAt: unknown, now: number): number | null {
-  if (typeof startedAt !== 'string') return null;
-  const t = Date.parse(startedAt);
-  return Number.isNaN(t) ? null : Math.max(0, now - t);
-}
-
-export function toRecord(r: Row): FileRecord {
-  return {
-    fileUrl: String(r.file_url),
-    fileType: String(r.file_type),
-    fileTimestamp: String(r.file_timestamp),
-    status: r.status as Status,
-    recordsTotal: Number(r.records_total),
-    recordsFiltered: Number(r.records_filtered),
-    recordsPersisted: Number(r.records_persisted),
-    processingTimeMs: Number(r.processing_time_ms),
-    errorMessage: (r.error_message as string | null) ?? null,
-    retryCount: Number(r.retry_count),
-    processedBy: (r.processed_by as string | null) ?? null,
-    startedAt: (r.started_at as string | null) ?? null,
-    completedAt: (r.completed_at as string | null) ?? null,
-    createdAt: String(r.created_at),
-    version: Number(r.version),
-    attempts: Number(r.attempts),
-    fingerprint: String(r.fingerprint),
-    fileSize: Number(r.file_size),
-    claimToken: (r.claim_token as string | null) ?? null,
-    dueAt: (r.due_at as string | null) ?? null,
-    handlerPid: (r.handler_pid as number | null) ?? null,
-    afterAction: (r.after_action as string | null) ?? null,
-    updatedAt: String(r.updated_at),
-  };
-}
-
-export function toAttempt(r: Row): AttemptRecord {
-  return {
-    fileUrl: String(r.file_url),
-    version: Number(r.version),
-    attempt: Number(r.attempt),
-    workerId: String(r.worker_id),
-    startedAt: String(r.started_at),
-    endedAt: (r.ended_at as string | null) ?? null,
-    outcome: String(r.outcome),
-    errorMessage: (r.error_message as string | null) ?? null,
-    durationMs: (r.duration_ms as number | null) ?? null,
-    afterAction: (r.after_action as string | null) ?? null,
-  };
+/** The label without the " (redone by W at T)" a takeover added. */
+function baseLabel(label: string): string {
+  const i = label.indexOf(' (redone by ');
+  return i < 0 ? label : label.slice(0, i);
 }

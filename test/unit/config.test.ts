@@ -75,6 +75,7 @@ describe('defaults', () => {
       fileMode: 0o600,
       group: undefined,
       createDirs: false,
+      pathPrefixes: [],
     } satisfies ResolvedConfig);
   });
 

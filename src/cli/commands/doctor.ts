@@ -43,9 +43,12 @@ export interface DoctorJson {
 }
 
 export async function doctorCommand(config: ResolvedConfig, opts: { json?: boolean } = {}): Promise<number> {
-  const checks = config.database.kind === 'sqlite' ? runChecks(config.database.path, config.lockTimeoutMs, Date.now()) : [
-    { name: 'database', level: 'warn' as const, message: 'doctor checks SQLite databases; this configuration uses PostgreSQL' },
-  ];
+  const db = config.database;
+  // node-postgres is loaded only for a PostgreSQL configuration.
+  const checks =
+    db.kind === 'sqlite'
+      ? runChecks(db.path, config.lockTimeoutMs, Date.now())
+      : await (await import('./doctor-postgres.js')).postgresChecks(db, { lockTimeoutMs: config.lockTimeoutMs, leaseMs: config.leaseMs, now: Date.now() });
   const needsPerson = checks.some((c) => c.level === 'fail');
   const exitCode = needsPerson ? EXIT.UNAVAILABLE : EXIT.OK;
   if (opts.json) {

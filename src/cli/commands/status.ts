@@ -133,10 +133,14 @@ export async function statusReport(store: CheckpointStore, database: string | nu
   };
 }
 
-export function renderStatus(r: StatusJson, now: number): string {
+/**
+ * `where` names the database on the first line when `r.database` is null (PostgreSQL: host,
+ * port, database and schema, never the URL).
+ */
+export function renderStatus(r: StatusJson, now: number, where: string | null = r.database): string {
   const out: string[] = [];
   const head: [string, string][] = [];
-  if (r.database !== null) head.push(['database', r.database]);
+  if (where !== null) head.push(['database', where]);
   if (r.mode.state === 'degraded') {
     const since = r.mode.since === null ? '' : ` since ${r.mode.since} (${formatAgo(r.mode.since, now)})`;
     head.push(['mode', `DEGRADED${since}`]);
@@ -201,6 +205,13 @@ export async function statusCommand(config: ResolvedConfig, opts: { json?: boole
           .map((f) => ({ workerId: f.workerId, since: f.since === null ? null : new Date(f.since).toISOString(), reason: f.reason }));
   const report = await withStore(config, (store) => statusReport(store, database, env, states));
   if (opts.json) printJson(report);
-  else print(renderStatus(report, now));
+  else print(renderStatus(report, now, database ?? (await postgresLabel(config))));
   return 0;
+}
+
+/** `postgres host:port/db, schema S`: safe to print (no user, password or parameters). */
+async function postgresLabel(config: ResolvedConfig): Promise<string | null> {
+  if (config.database.kind !== 'postgres') return null;
+  const { describeTarget } = await import('../../store/postgres/pool.js');
+  return `${describeTarget(config.database.url)}, schema ${config.database.schema}`;
 }

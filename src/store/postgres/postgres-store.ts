@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import { idempotencyKey } from '../idempotency.js';
 import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from '../retry-policy.js';
+import { type Row, durationOf, toAttempt, toClaim, toRecord, toWorker } from '../record.js';
 import { iso } from '../time.js';
 import type {
   AttemptRecord,
@@ -26,7 +26,7 @@ import type {
   WorkerRecord,
   WriteResult,
 } from '../types.js';
-import { migrate, quoteSchema } from './migrate.js';
+import { currentVersion, migrate, quoteSchema } from './migrate.js';
 import { classifyPgError, poisonsConnection, toPgStoreError } from './pg-errors.js';
 import { type PoolOptions, createPool, describeTarget } from './pool.js';
 import { type Statement, type Statements, statements } from './statements.js';
@@ -44,8 +44,6 @@ export interface PostgresStoreOptions extends PoolOptions {
    */
   onConnectionError?: (err: Error) => void;
 }
-
-type Row = Record<string, unknown>;
 
 /**
  * Rows taken over per expired-lease sweep: as in SQLite, expiry is rare (a worker died) and a
@@ -129,6 +127,16 @@ export class PostgresStore implements CheckpointStore {
       throw err;
     });
     return this.ready;
+  }
+
+  /**
+   * The schema's migration version without changing anything: null when ckpt has never run
+   * on it (no migrations table). The CLI asks before it opens the store, so that `ckpt status`
+   * pointed at the wrong schema says so instead of creating an empty ledger there.
+   */
+  schemaVersion(): Promise<number | null> {
+    if (this.closed) return Promise.reject(new Error(`PostgreSQL store ${this.target} is closed`));
+    return this.withClient('schema version', (c) => currentVersion(c, this.schema, this.qs));
   }
 
   // --- plumbing ---------------------------------------------------------------------------
@@ -516,16 +524,7 @@ export class PostgresStore implements CheckpointStore {
   }
 
   async workers(): Promise<WorkerRecord[]> {
-    return (await this.one('workers', this.s.workers, [])).rows.map((r) => ({
-      workerId: String(r.worker_id),
-      host: String(r.host),
-      pid: Number(r.pid),
-      startedAt: String(r.started_at),
-      heartbeatAt: String(r.heartbeat_at),
-      mode: String(r.mode),
-      modeSince: (r.mode_since as string | null) ?? null,
-      modeReason: (r.mode_reason as string | null) ?? null,
-    }));
+    return (await this.one('workers', this.s.workers, [])).rows.map(toWorker);
   }
 
   async close(): Promise<void> {
@@ -559,70 +558,3 @@ function rounds(files: readonly DiscoveredFile[]): DiscoveredFile[][] {
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
-
-function toClaim(r: Row, leaseExpiresAt: number): Claim {
-  const fileUrl = String(r.file_url);
-  const version = Number(r.version);
-  return {
-    fileUrl,
-    fileType: String(r.file_type),
-    version,
-    attempt: Number(r.attempts),
-    retryCount: Number(r.retry_count),
-    token: String(r.claim_token),
-    fingerprint: String(r.fingerprint),
-    leaseExpiresAt,
-    idempotencyKey: idempotencyKey(fileUrl, version),
-  };
-}
-
-function durationOf(startedAt: unknown, now: number): number | null {
-  if (typeof startedAt !== 'string') return null;
-  const t = Date.parse(startedAt);
-  return Number.isNaN(t) ? null : Math.max(0, now - t);
-}
-
-/** Rows arrive with TIMESTAMPTZ as ISO text and BIGINT as numbers (see pool.ts). */
-function toRecord(r: Row): FileRecord {
-  return {
-    fileUrl: String(r.file_url),
-    fileType: String(r.file_type),
-    fileTimestamp: String(r.file_timestamp),
-    status: r.status as Status,
-    recordsTotal: Number(r.records_total),
-    recordsFiltered: Number(r.records_filtered),
-    recordsPersisted: Number(r.records_persisted),
-    processingTimeMs: Number(r.processing_time_ms),
-    errorMessage: (r.error_message as string | null) ?? null,
-    retryCount: Number(r.retry_count),
-    processedBy: (r.processed_by as string | null) ?? null,
-    startedAt: (r.started_at as string | null) ?? null,
-    completedAt: (r.completed_at as string | null) ?? null,
-    createdAt: String(r.created_at),
-    version: Number(r.version),
-    attempts: Number(r.attempts),
-    fingerprint: String(r.fingerprint),
-    fileSize: Number(r.file_size),
-    claimToken: (r.claim_token as string | null) ?? null,
-    dueAt: (r.due_at as string | null) ?? null,
-    handlerPid: (r.handler_pid as number | null) ?? null,
-    afterAction: (r.after_action as string | null) ?? null,
-    updatedAt: String(r.updated_at),
-  };
-}
-
-function toAttempt(r: Row): AttemptRecord {
-  return {
-    fileUrl: String(r.file_url),
-    version: Number(r.version),
-    attempt: Number(r.attempt),
-    workerId: String(r.worker_id),
-    startedAt: String(r.started_at),
-    endedAt: (r.ended_at as string | null) ?? null,
-    outcome: String(r.outcome),
-    errorMessage: (r.error_message as string | null) ?? null,
-    durationMs: (r.duration_ms as number | null) ?? null,
-    afterAction: (r.after_action as string | null) ?? null,
-  };
-}
-

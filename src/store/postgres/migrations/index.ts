@@ -1,4 +1,5 @@
 import { sql as m0001 } from './0001_schema.js';
+import { sql as m0002 } from './0002_views.js';
 
 export interface PgMigration {
   version: number;
@@ -12,4 +13,7 @@ export interface PgMigration {
  * only: never edit a migration that has shipped. Numbers follow the SQLite migrations where a
  * migration exists for both stores.
  */
-export const PG_MIGRATIONS: readonly PgMigration[] = [{ version: 1, name: 'schema', sql: m0001 }];
+export const PG_MIGRATIONS: readonly PgMigration[] = [
+  { version: 1, name: 'schema', sql: m0001 },
+  { version: 2, name: 'views', sql: m0002 },
+];

@@ -1,0 +1,150 @@
+/**
+ * A store seen through per-host path prefixes (path-map.ts): everything above it (watcher,
+ * runner, after-actions, CLI) keeps working with this host's paths, and the store underneath
+ * keeps the shared names. Every path crossing the interface is translated here and nowhere
+ * else: local -> shared on the way in (discovery, claims, token writes, lookups), shared ->
+ * local on the way out (claims, records, attempts, unfinished after-actions).
+ *
+ * The idempotency key is computed by the store from the shared name, so it is the same on
+ * every host for one version of one file.
+ */
+import type { PathMap } from './path-map.js';
+import type {
+  AttemptRecord,
+  CheckpointStore,
+  Claim,
+  ClaimOptions,
+  ClaimRef,
+  Completion,
+  DiscoverResult,
+  DiscoveredFile,
+  FailResult,
+  Failure,
+  FileRecord,
+  ListQuery,
+  PurgeQuery,
+  RequeueQuery,
+  Status,
+  StoreStats,
+  UnfinishedAfterAction,
+  WorkerInfo,
+  WorkerRecord,
+  WriteResult,
+} from './types.js';
+
+export class PathMappedStore implements CheckpointStore {
+  readonly kind: CheckpointStore['kind'];
+  takeAfterAction?: (item: UnfinishedAfterAction, workerId: string, now: number) => Promise<boolean>;
+
+  constructor(
+    readonly inner: CheckpointStore,
+    private readonly paths: PathMap,
+  ) {
+    this.kind = inner.kind;
+    const take = inner.takeAfterAction?.bind(inner);
+    if (take) this.takeAfterAction = (item, workerId, now) => take({ ...item, fileUrl: this.shared(item.fileUrl) }, workerId, now);
+  }
+
+  private shared(p: string): string {
+    return this.paths.toShared(p);
+  }
+
+  private local<T extends { fileUrl: string }>(x: T): T {
+    return { ...x, fileUrl: this.paths.toLocal(x.fileUrl) };
+  }
+
+  private sharedRef<T extends { fileUrl: string }>(x: T): T {
+    return { ...x, fileUrl: this.paths.toShared(x.fileUrl) };
+  }
+
+  private claimOptions(opts: ClaimOptions): ClaimOptions {
+    const onExpired = opts.onExpired;
+    return onExpired ? { ...opts, onExpired: (expired) => onExpired(expired.map((e) => this.local(e))) } : opts;
+  }
+
+  async discover(files: readonly DiscoveredFile[], now: number): Promise<DiscoverResult> {
+    const res = await this.inner.discover(files.map((f) => this.sharedRef(f)), now);
+    return res.unfinished ? { ...res, unfinished: res.unfinished.map((u) => this.local(u)) } : res;
+  }
+
+  async claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
+    return (await this.inner.claim(n, this.claimOptions(opts))).map((c) => this.local(c));
+  }
+
+  async claimFile(fileUrl: string, opts: ClaimOptions): Promise<Claim | null> {
+    const c = await this.inner.claimFile(this.shared(fileUrl), this.claimOptions(opts));
+    return c && this.local(c);
+  }
+
+  async heartbeat(refs: readonly ClaimRef[], leaseMs: number, now: number): Promise<ClaimRef[]> {
+    return (await this.inner.heartbeat(refs.map((r) => this.sharedRef(r)), leaseMs, now)).map((r) => this.local(r));
+  }
+
+  setHandlerPid(ref: ClaimRef, pid: number): Promise<WriteResult> {
+    return this.inner.setHandlerPid(this.sharedRef(ref), pid);
+  }
+
+  complete(items: readonly Completion[]): Promise<WriteResult[]> {
+    return this.inner.complete(items.map((c) => this.sharedRef(c)));
+  }
+
+  fail(item: Failure): Promise<FailResult> {
+    return this.inner.fail(this.sharedRef(item));
+  }
+
+  release(refs: readonly ClaimRef[], now: number): Promise<WriteResult[]> {
+    return this.inner.release(refs.map((r) => this.sharedRef(r)), now);
+  }
+
+  requeue(q: RequeueQuery): Promise<number> {
+    return this.inner.requeue(q.files ? { ...q, files: q.files.map((f) => this.shared(f)) } : q);
+  }
+
+  async get(fileUrl: string): Promise<FileRecord | null> {
+    const r = await this.inner.get(this.shared(fileUrl));
+    return r && this.local(r);
+  }
+
+  /** Rows come in the order of their shared names; `after` is a local path of a row listed before. */
+  async list(q: ListQuery): Promise<FileRecord[]> {
+    const rows = await this.inner.list(q.after !== undefined ? { ...q, after: this.shared(q.after) } : q);
+    return rows.map((r) => this.local(r));
+  }
+
+  async attempts(fileUrl: string): Promise<AttemptRecord[]> {
+    return (await this.inner.attempts(this.shared(fileUrl))).map((a) => this.local(a));
+  }
+
+  counts(): Promise<Record<Status, number>> {
+    return this.inner.counts();
+  }
+
+  stats(now: number): Promise<StoreStats> {
+    return this.inner.stats(now);
+  }
+
+  purge(q: PurgeQuery): Promise<number> {
+    return this.inner.purge(q);
+  }
+
+  touchWorker(w: WorkerInfo, now: number): Promise<void> {
+    return this.inner.touchWorker(w, now);
+  }
+
+  removeWorker(workerId: string): Promise<void> {
+    return this.inner.removeWorker(workerId);
+  }
+
+  workers(): Promise<WorkerRecord[]> {
+    return this.inner.workers();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** `store` seen through `paths`, or `store` itself when there is nothing to map. */
+export function withPathMap(store: CheckpointStore, paths: PathMap): CheckpointStore {
+  return paths.empty ? store : new PathMappedStore(store, paths);
+}
