@@ -73,3 +73,51 @@ describe('journal replay', () => {
     expect(await s.discover([{ fileUrl: f, fileType: 'csv', mtimeMs: T, size: 100, fingerprint: 'fp-journal' }], T + 200)).toMatchObject({ unchanged: 1 });
   });
 });
+
+function failEntry(fileUrl: string, token: string, extra: Partial<JournalEntry> = {}): JournalEntry {
+  return {
+    t: 'fail', status: 'failed', dueAt: T + 50, error: 'exit code 1', durationMs: 5, outcome: 'failed',
+    at: T + 10, workerId: 'degraded-w', fileUrl, fileType: 'csv', fileTimestamp: new Date(T).toISOString(), fingerprint: 'fp-journal',
+    fileSize: 100, version: 1, attempt: 1, retryCount: 1, token, startedAt: new Date(T).toISOString(), ...extra,
+  } as JournalEntry;
+}
+
+describe('journal replay against a database that moved on', () => {
+  it('an attempt number the database gave to another claim meanwhile is renumbered; the next claim gets a fresh one', async () => {
+    const s = store();
+    await s.discover(files('n', 1), T);
+    const f = files('n', 1)[0]!.fileUrl;
+    // Normal mode handed out attempt 1 (and gave it back) while a degraded worker, which had
+    // read the row before, numbered its own claim 1 as well.
+    const [c] = await s.claim(1, { workerId: 'normal-w', leaseMs: 60_000, now: T + 1 });
+    expect(c!.attempt).toBe(1);
+    await s.release([c!], T + 2);
+    expect(replay(s, [entry('claim', f, 'tok-d'), failEntry(f, 'tok-d')])).toMatchObject({ renumbered: 1, conflicts: 0 });
+    expect(await s.get(f)).toMatchObject({ status: 'failed', attempts: 2 });
+    const [next] = await s.claim(1, { workerId: 'normal-w', leaseMs: 60_000, now: T + 10_000 });
+    expect(next!.attempt).toBe(3);
+    await s.complete([{ fileUrl: f, token: next!.token, stats: STATS, now: T + 10_001 }]);
+    expect((await s.attempts(f)).map((a) => [a.attempt, a.workerId, a.outcome])).toEqual([
+      [1, 'normal-w', 'released'],
+      [2, 'degraded-w', 'failed'],
+      [3, 'normal-w', 'completed'],
+    ]);
+  });
+
+  it('a replayed failure does not override a newer live claim: the database wins, the failure is a conflict', async () => {
+    const s = store();
+    await s.discover(files('z', 1), T);
+    const f = files('z', 1)[0]!.fileUrl;
+    // The degraded worker's claim began at T and failed at T+10 (in its journal only); at T+20 a
+    // normal-mode worker claimed the file, and it still holds it when the journal is replayed.
+    const [c] = await s.claim(1, { workerId: 'normal-w', leaseMs: 60_000, now: T + 20 });
+    expect(replay(s, [entry('claim', f, 'tok-d'), failEntry(f, 'tok-d')])).toMatchObject({ conflicts: 1 });
+    expect(await s.get(f)).toMatchObject({ status: 'processing', claimToken: c!.token });
+    expect(await s.complete([{ fileUrl: f, token: c!.token, stats: STATS, now: T + 200 }])).toEqual(['ok']);
+    const att = await s.attempts(f);
+    expect(att.map((a) => [a.attempt, a.workerId, a.outcome])).toEqual([
+      [1, 'normal-w', 'completed'],
+      [2, 'degraded-w', 'conflict'],
+    ]);
+  });
+});

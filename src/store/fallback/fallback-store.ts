@@ -37,12 +37,14 @@ import { ClaimMarkers, type Marker, type MarkerBody, claimStands } from './claim
 import { checkIntegrity, isCorruption, probeWritable, withBusyTimeout } from './health-probe.js';
 import { Journal, type JournalEntry, type ReadJournal, listJournals, readJournal, removeJournal, safeName } from './journal.js';
 import { Lookup, type Looked } from './lookup.js';
+import { type Expiring, expiringClaims, extendLeases, protectedUntil, stillHeld } from './fencing.js';
 import { type ProcessIdentity, isAlive, selfIdentity } from './process-identity.js';
 import { type CarriedClaim, Replayer, type ReplayStats, emptyStats } from './replay.js';
 import { type SalvageReport, salvageDatabase } from './salvage.js';
 import { SNAPSHOT_NAME, snapshotAge, takeSnapshot } from './snapshot.js';
-import type { FallbackState } from './state-files.js';
+import { type FallbackState, removeStaleStates } from './state-files.js';
 import { openDatabase } from '../open-database.js';
+import { fingerprintOf } from '../../watch/fingerprint.js';
 
 /**
  * Probe period while degraded. Each probe takes and drops the write lock with busy timeout 0
@@ -68,6 +70,8 @@ export const DEFAULT_HEALTH_CHECK_MS = 60_000;
 export const DEFAULT_SNAPSHOT_MS = 3_600_000;
 /** Claimable rows read from the database into memory at a time while degraded. */
 const REFILL_ROWS = 10_000;
+/** The lease sweep's batch in sqlite-store.ts (REAP_BATCH): protection reads the same batches. */
+const SWEEP_BATCH = 256;
 /** A salvage that failed (disk full, say) is tried again after this long, not every probe. */
 const SALVAGE_RETRY_MS = 30_000;
 
@@ -181,7 +185,7 @@ export class FallbackStore implements CheckpointStore {
   private closed = false;
   private worker: WorkerInfo | null = null;
   /** Counters for `ckpt status`, tests and logs. */
-  readonly counters = { degradedEpisodes: 0, replayed: emptyStats(), salvages: 0, deferredForMarkers: 0 };
+  readonly counters = { degradedEpisodes: 0, replayed: emptyStats(), salvages: 0, deferredForMarkers: 0, protectedLeases: 0, fencedOutcomes: 0 };
   lastSalvage: SalvageReport | null = null;
 
   constructor(
@@ -229,7 +233,10 @@ export class FallbackStore implements CheckpointStore {
 
   /** quick_check through a fresh connection (its own empty page cache reads the file as it is now). */
   healthCheck(): void {
-    if (this.state !== 'normal' || !this.primary || this.closed) return;
+    if (this.closed) return;
+    // State files of daemons killed meanwhile (a readdir; once a minute).
+    removeStaleStates(this.dir);
+    if (this.state !== 'normal' || !this.primary) return;
     let db: ReturnType<typeof openDatabase> | undefined;
     try {
       db = openDatabase(this.file, { readonly: true, busyTimeoutMs: 0, allowNetworkFs: true });
@@ -284,6 +291,9 @@ export class FallbackStore implements CheckpointStore {
     } catch (err) {
       const e = toStoreError(err, `open ${this.file}`);
       if (!(e instanceof StoreUnavailableError)) throw e;
+      // Leftovers of dead processes go whatever the database says (a SIGKILLed daemon's state
+      // file would otherwise show in `ckpt status` until a start found the database healthy).
+      this.cleanLeftovers();
       this.degrade(e);
       // A corrupt file is salvaged at once: nothing can be claimed until it is.
       this.recoverNow();
@@ -306,6 +316,7 @@ export class FallbackStore implements CheckpointStore {
    * and markers are not touched here: they are replayed first, see replayAll).
    */
   private cleanLeftovers(): void {
+    removeStaleStates(this.dir);
     let names: string[];
     try {
       names = fs.readdirSync(this.dir);
@@ -315,10 +326,7 @@ export class FallbackStore implements CheckpointStore {
     for (const n of names) {
       const full = path.join(this.dir, n);
       try {
-        if (n.startsWith('state-') && n.endsWith('.json')) {
-          const st = JSON.parse(fs.readFileSync(full, 'utf8')) as { owner?: ProcessIdentity };
-          if (st.owner && !isAlive(st.owner)) fs.rmSync(full, { force: true });
-        } else if (/^(lookup|salvage)-\d+/.test(n)) {
+        if (/^(lookup|salvage)-\d+/.test(n)) {
           const pid = Number(/^(?:lookup|salvage)-(\d+)/.exec(n)![1]);
           if (pid !== process.pid && !isAlive({ pid, host: this.self.host, startTicks: null })) fs.rmSync(full, { recursive: true, force: true });
         }
@@ -488,11 +496,15 @@ export class FallbackStore implements CheckpointStore {
     );
     // Files discovered while degraded and not handled yet: the database must learn them. The
     // watcher will not hand them again (it remembers what it handed), so retry until it takes
-    // them (a disk that was full may refuse the first writes after space returns).
+    // them (a disk that was full may refuse the first writes after space returns). Only files
+    // still on disk as they were seen: one moved away or rewritten meanwhile (by a worker that
+    // handled its newer content while this process was stopped) would come back as a stale new
+    // version and go dead as "vanished" (the soak, seed 554751315); new content is the
+    // watcher's to report once it is whole.
     if (mem && this.primary) {
       const files: DiscoveredFile[] = mem
         .records()
-        .filter((r) => r.status === 'pending' || r.status === 'failed')
+        .filter((r) => (r.status === 'pending' || r.status === 'failed') && unchangedOnDisk(r.fileUrl, r.fingerprint))
         .map((r) => ({ fileUrl: r.fileUrl, fileType: r.fileType, mtimeMs: Date.parse(r.fileTimestamp), size: r.fileSize, fingerprint: r.fingerprint }));
       if (files.length > 0) this.rediscover(files, 0);
     }
@@ -563,10 +575,16 @@ export class FallbackStore implements CheckpointStore {
     c.skipped += s.skipped;
     c.conflicts += s.conflicts;
     c.inserted += s.inserted;
+    c.renumbered += s.renumbered;
     if (orphans.length > 0) {
       this.log?.warn({ journals: orphans.map((j) => path.basename(j.file)), replayed: s.applied, conflicts: s.conflicts }, 'replayed journals left by ckpt processes that are gone');
     }
-    if (s.conflicts > 0) this.log?.error({ conflicts: s.conflicts }, 'some files were completed twice while the database was unavailable; see outcome "conflict" in their attempts');
+    if (s.conflicts > 0) {
+      this.log?.error(
+        { conflicts: s.conflicts },
+        'some journal outcomes met a different outcome or a newer claim in the database (a file completed twice, or a failure after a newer claim); the database kept its own, see outcome "conflict" in their attempts',
+      );
+    }
     return s;
   }
 
@@ -718,6 +736,56 @@ export class FallbackStore implements CheckpointStore {
   }
 
   /**
+   * Before a normal-mode claim sweeps expired leases (fencing.ts): claims that degraded
+   * processes hold under markers, or finished and have not replayed yet, keep their database
+   * lease. The markers are read after the caller took `opts.now` (the sweep's time), so a marker
+   * written before a lease ran out is seen here. Without this, the sweep took over a claim whose
+   * worker had completed it from memory, and the next run found the file moved: dead, "vanished".
+   */
+  private protectMarkedClaims(p: SqliteStore, opts: ClaimOptions): void {
+    if (!this.markers.anyExist()) return;
+    let extended = 0;
+    let deadOwners = 0;
+    try {
+      // Batch by batch as the sweep reads them: once a batch holds nothing to protect, that is
+      // the batch the sweep takes. 16 batches of 256 bound the work after a very long lock.
+      for (let round = 0, skip = 0; round < 16; round++) {
+        const batch = expiringClaims(p.db, opts.now, SWEEP_BATCH, skip);
+        const keep: (Expiring & { until: number })[] = [];
+        for (const e of batch) {
+          if (!this.markers.mayHave(e.fileUrl)) continue;
+          let p0: { until: number; ownerGone: boolean } | null;
+          try {
+            p0 = protectedUntil(this.markers.current(e.fileUrl), e.token, opts.now, opts.leaseMs);
+          } catch {
+            p0 = { until: opts.now + opts.leaseMs, ownerGone: false }; // unreadable: held, never free
+          }
+          if (p0?.ownerGone) deadOwners++;
+          if (p0 && p0.until > opts.now) keep.push({ ...e, until: p0.until });
+        }
+        if (keep.length === 0) break;
+        extended += extendLeases(p.db, keep, opts.now);
+        // The rows left unprotected stay expired and come first in the next read: step over them.
+        skip += batch.length - keep.length;
+      }
+    } catch (err) {
+      throw toStoreError(err, 'extend leases held under claim markers');
+    }
+    if (deadOwners > 0) {
+      // Their outcomes go in now (protected meanwhile, so the sweep did not end those claims).
+      try {
+        this.reconcileOrphans();
+      } catch (err) {
+        this.log?.warn({ err }, 'could not replay journals left behind; will retry');
+      }
+    }
+    if (extended > 0) {
+      this.counters.protectedLeases += extended;
+      this.log?.info({ leases: extended, workerId: opts.workerId }, 'kept leases of claims that degraded workers hold under claim markers');
+    }
+  }
+
+  /**
    * After a database claim: if a degraded process holds a marker for the file (or has an outcome
    * for it not yet replayed), give the file back for a moment without running it.
    */
@@ -738,8 +806,9 @@ export class FallbackStore implements CheckpointStore {
         continue;
       }
       const until = this.blockedUntil(m, c, now);
-      if (until === null) keep.push(c);
-      else blocked.push({ c, until });
+      if (until !== null) blocked.push({ c, until });
+      else if (m && m.version === c.version && m.attempt >= c.attempt) keep.push(this.renumber(c, m.attempt + 1));
+      else keep.push(c);
     }
     if (blocked.length > 0) {
       this.counters.deferredForMarkers += blocked.length;
@@ -751,6 +820,24 @@ export class FallbackStore implements CheckpointStore {
       }
     }
     return keep;
+  }
+
+  /**
+   * A claim whose attempt number a degraded worker already used (its marker, lapsed or not yet
+   * replayed, says so): the database read the row before that worker's journal reached it.
+   * Renumbered before the handler starts, so that no (file, version, attempt) gets two outcomes.
+   */
+  private renumber(c: Claim, attempt: number): Claim {
+    try {
+      const r = this.primary?.db
+        .prepare(`UPDATE file_checkpoints SET attempts = ? WHERE file_url = ? AND claim_token = ? AND status = 'processing' AND attempts < ?`)
+        .run(attempt, c.fileUrl, c.token, attempt);
+      if (r && r.changes === 1) return { ...c, attempt };
+    } catch (err) {
+      if (classifySqliteError(err) === 'other') throw err;
+      // Locked again: the replay renumbers whichever outcome comes second (replay.ts).
+    }
+    return c;
   }
 
   private blockedUntil(m: Marker | null, c: Claim, now: number): number | null {
@@ -845,6 +932,12 @@ export class FallbackStore implements CheckpointStore {
       afterAction: null,
       updatedAt: iso(now),
     });
+    this.takeMarker(o, now);
+  }
+
+  /** A claim marker for a claim the database granted (adopted, or retried at a heartbeat). */
+  private takeMarker(o: OpenClaim, now: number): void {
+    const c = o.claim;
     try {
       const cur = this.markers.current(c.fileUrl);
       if (cur && cur.token === c.token) {
@@ -855,7 +948,12 @@ export class FallbackStore implements CheckpointStore {
         this.log?.warn({ path: c.fileUrl, attempt: c.attempt, workerId: this.workerId, holder: cur.workerId }, 'another process holds a claim marker for a file this process holds in the database');
         return;
       }
-      o.marker = this.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, 'claimed'));
+      // A marker protects the claim only if it exists before the database lease runs out
+      // (fencing.ts); a later one could follow a sweep that already took the claim over.
+      if (!stillHeld(c.leaseExpiresAt, this.clock())) return;
+      const m = this.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, 'claimed'));
+      if (m && !stillHeld(c.leaseExpiresAt, this.clock())) this.markers.drop(m);
+      else o.marker = m;
     } catch (err) {
       this.log?.warn({ err, path: c.fileUrl, attempt: c.attempt, workerId: this.workerId }, 'could not write a claim marker');
     }
@@ -907,10 +1005,35 @@ export class FallbackStore implements CheckpointStore {
       return false;
     }
     if (cur && cur.token !== c.token) return false;
+    // Ours was there and is gone: someone cleared or took it over; the claim is not ours to end.
+    if (!cur && o.marker) return false;
     const next = this.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, state, extra));
     if (!next) return false;
     o.marker = next;
     return true;
+  }
+
+  /**
+   * End a claim while degraded: move its marker to the outcome, fenced by the time the claim is
+   * known to be held (fencing.ts). False: the claim is lost (taken over, or its lease ran out
+   * before the outcome was marked), and nothing may be recorded, moved or deleted.
+   */
+  private settleFenced(o: OpenClaim, state: Marker['state'], extra: Partial<MarkerBody>, now: number): boolean {
+    const c = o.claim;
+    const lapsed = () => {
+      this.counters.fencedOutcomes++;
+      this.log?.warn(
+        { path: c.fileUrl, attempt: c.attempt, workerId: o.workerId, leaseExpiredAt: iso(c.leaseExpiresAt), outcome: state },
+        'claim lease ran out while the database was unavailable (another worker may take it over): outcome not recorded',
+      );
+      return false;
+    };
+    if (!stillHeld(c.leaseExpiresAt, Math.max(now, this.clock()))) return lapsed();
+    if (!this.settleMarker(o, state, extra)) return false;
+    if (stillHeld(c.leaseExpiresAt, this.clock())) return true;
+    // The marker landed after the lease ran out: a sweep may already have taken the claim over.
+    if (o.marker) this.markers.drop(o.marker);
+    return lapsed();
   }
 
   private async refill(now: number): Promise<void> {
@@ -1114,8 +1237,16 @@ export class FallbackStore implements CheckpointStore {
         this.putBack(c, cur.dueAt, { ...rec, retryCount: cur.retryCount });
         return null;
       }
-      if (cur.version > version) version = cur.version;
-      if (cur.version === version) {
+      const finished = cur.state === 'completed' || cur.state === 'dead';
+      if (finished && cur.version >= version) {
+        // Finished under another fingerprint (the outcome is not in the database yet, so the
+        // database still shows the old version pending): the content changed since, and it is
+        // a new version, not another attempt at the one that finished.
+        version = cur.version + 1;
+        attempt = 1;
+        retryCount = 0;
+      } else if (cur.version > version) version = cur.version;
+      if (!finished && cur.version === version) {
         attempt = Math.max(attempt, cur.attempt + 1);
         retryCount = Math.max(retryCount, cur.retryCount);
       }
@@ -1195,7 +1326,7 @@ export class FallbackStore implements CheckpointStore {
         // The content the handler really read, when the runner checked it.
         fingerprint: c.fingerprint ?? o.claim.fingerprint,
       };
-      if (!this.settleMarker(o, 'completed', { entry, fingerprint: entry.fingerprint })) {
+      if (!this.settleFenced(o, 'completed', { entry, fingerprint: entry.fingerprint }, c.now)) {
         results.push('lost');
         this.open.delete(c.fileUrl);
         continue;
@@ -1228,7 +1359,7 @@ export class FallbackStore implements CheckpointStore {
       ...this.entryBase(o, f.now),
       retryCount: plan.retryCount,
     };
-    if (!this.settleMarker(o, plan.status, { dueAt: plan.dueAt, retryCount: plan.retryCount, entry })) {
+    if (!this.settleFenced(o, plan.status, { dueAt: plan.dueAt, retryCount: plan.retryCount, entry }, f.now)) {
       this.open.delete(f.fileUrl);
       return 'lost';
     }
@@ -1244,7 +1375,7 @@ export class FallbackStore implements CheckpointStore {
       const o = this.openFor(ref);
       if (!o || !mem.peekHeld(ref)) return 'lost';
       this.open.delete(ref.fileUrl);
-      if (!this.settleMarker(o, 'released', {})) return 'lost';
+      if (!this.settleFenced(o, 'released', {}, now)) return 'lost';
       entries.push({ t: 'release', ...this.entryBase(o, now) });
       void mem.release([ref], now);
       return 'ok';
@@ -1256,28 +1387,50 @@ export class FallbackStore implements CheckpointStore {
   private heartbeatDegraded(refs: readonly ClaimRef[], leaseMs: number, now: number): ClaimRef[] {
     const mem = this.memory!;
     const lost: ClaimRef[] = [];
+    const loseIt = (ref: ClaimRef) => {
+      lost.push(ref);
+      this.open.delete(ref.fileUrl);
+    };
     for (const ref of refs) {
       const o = this.openFor(ref);
       if (!o || !mem.peekHeld(ref)) {
         lost.push(ref);
         continue;
       }
-      o.claim = { ...o.claim, leaseExpiresAt: now + leaseMs };
-      void mem.heartbeat([ref], leaseMs, now);
-      if (o.marker) {
-        const m: Marker = { ...o.marker, leaseExpiresAt: now + leaseMs, at: now };
-        let kept = false;
-        try {
-          kept = this.markers.refresh(m);
-        } catch {
-          kept = true; // an I/O hiccup on one marker is not a lost claim
-        }
-        if (kept) o.marker = m;
-        else {
-          lost.push(ref);
-          this.open.delete(ref.fileUrl);
-        }
+      // Only a claim still held may be extended (fencing.ts): once its lease ran out, another
+      // worker may have taken it over, whatever our memory says.
+      const at = Math.max(now, this.clock());
+      if (!stillHeld(o.claim.leaseExpiresAt, at)) {
+        this.log?.warn({ path: ref.fileUrl, attempt: o.claim.attempt, workerId: o.workerId, leaseExpiredAt: iso(o.claim.leaseExpiresAt) }, 'claim lease ran out while the database was unavailable: claim lost');
+        loseIt(ref);
+        continue;
       }
+      if (!o.marker) {
+        // Held under the database lease alone (no marker could be written): it is not extended.
+        this.takeMarker(o, at);
+        if (!o.marker) continue;
+      }
+      const m: Marker = { ...o.marker, leaseExpiresAt: at + leaseMs, at };
+      let kept: boolean;
+      try {
+        kept = this.markers.refresh(m);
+      } catch (err) {
+        // An I/O hiccup on one marker is not a lost claim, but the lease is not extended either.
+        this.log?.warn({ err, path: ref.fileUrl, attempt: o.claim.attempt, workerId: o.workerId }, 'could not renew a claim marker');
+        continue;
+      }
+      if (!kept) {
+        loseIt(ref);
+        continue;
+      }
+      if (!stillHeld(o.claim.leaseExpiresAt, this.clock())) {
+        // Renewed too late: a sweep may have taken it meanwhile.
+        loseIt(ref);
+        continue;
+      }
+      o.marker = m;
+      o.claim = { ...o.claim, leaseExpiresAt: at + leaseMs };
+      void mem.heartbeat([ref], leaseMs, at);
     }
     return lost;
   }
@@ -1326,6 +1479,7 @@ export class FallbackStore implements CheckpointStore {
   async claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
     const claims = await this.route(
       async (p) => {
+        this.protectMarkedClaims(p, opts);
         const got = await p.claim(n, opts);
         const keep = await this.screenNormalClaims(got, opts.now);
         for (const c of keep) this.track(c, opts.workerId, opts.now);
@@ -1339,6 +1493,7 @@ export class FallbackStore implements CheckpointStore {
   async claimFile(fileUrl: string, opts: ClaimOptions): Promise<Claim | null> {
     return this.route(
       async (p) => {
+        this.protectMarkedClaims(p, opts);
         const c = await p.claimFile(fileUrl, opts);
         if (!c) return null;
         const [keep] = await this.screenNormalClaims([c], opts.now);
@@ -1552,6 +1707,15 @@ export class FallbackStore implements CheckpointStore {
       // ignore
     }
     this.closePrimary();
+  }
+}
+
+/** The file is where it was seen, with the same identity (one lstat). */
+function unchangedOnDisk(fileUrl: string, fingerprint: string): boolean {
+  try {
+    return fingerprintOf(fs.lstatSync(fileUrl)) === fingerprint;
+  } catch {
+    return false;
   }
 }
 

@@ -14,6 +14,19 @@ import type { JournalEntry } from './journal.js';
  * stays: a file completed in the database and also in a journal under another token keeps the
  * database's row, and the journal's completion is recorded in file_attempts as outcome
  * 'conflict' (with who and when), so that an operator can see that the file ran twice.
+ *
+ * Fencing: a replayed failure, expiry or release never overrides a newer claim in the
+ * database (one that started after ours and is still running, or ended with an attempt row of
+ * its own): the database's newer state wins and the journal's outcome is recorded as
+ * 'conflict'. A replayed completion still wins over such a claim: it was fenced when it was
+ * written (see fencing.ts), the file may already have been moved, and the newer claimer was
+ * told to give the file back by the completion's marker.
+ *
+ * Attempt numbers: (file, version, attempt) names one claim. A degraded worker numbers its
+ * attempts from what it could read; the database may have handed out the same number to
+ * another claim meanwhile. Such an entry is renumbered past every number the file's version
+ * has, consistently for all entries of its token, and the row's counter is raised so that the
+ * database's next claim does not reuse it.
  */
 
 export interface ReplayStats {
@@ -22,10 +35,12 @@ export interface ReplayStats {
   conflicts: number;
   /** Rows that the database did not have at all (lost to salvage, or discovered while degraded). */
   inserted: number;
+  /** Entries whose attempt number the database had given to another claim: renumbered. */
+  renumbered: number;
 }
 
 export function emptyStats(): ReplayStats {
-  return { applied: 0, skipped: 0, conflicts: 0, inserted: 0 };
+  return { applied: 0, skipped: 0, conflicts: 0, inserted: 0, renumbered: 0 };
 }
 
 interface Row {
@@ -61,6 +76,8 @@ export interface CarriedClaim {
 export class Replayer {
   private readonly s;
   readonly stats = emptyStats();
+  /** Claim token -> the attempt number it got here, when the journal's number was taken. */
+  private readonly numbers = new Map<string, number>();
 
   constructor(
     private readonly db: SqliteDatabase,
@@ -72,6 +89,17 @@ export class Replayer {
               FROM file_checkpoints WHERE file_url = ?`),
       tomb: p('SELECT fingerprint, version FROM file_tombstones WHERE file_url = ?'),
       tokenEnded: p('SELECT 1 FROM file_attempts WHERE file_url = ? AND claim_token = ? LIMIT 1'),
+      numberTaken: p('SELECT 1 FROM file_attempts WHERE file_url = ? AND version = ? AND attempt = ? AND claim_token IS NOT ? LIMIT 1'),
+      maxNumber: p('SELECT max(attempt) AS m FROM file_attempts WHERE file_url = ? AND version = ?'),
+      raiseCounter: p(
+        `UPDATE file_checkpoints SET attempts = @attempt
+         WHERE file_url = @fileUrl AND version = @version AND attempts < @attempt
+           AND (status <> 'processing' OR claim_token = @token)`,
+      ),
+      laterClaimEnded: p(
+        `SELECT 1 FROM file_attempts WHERE file_url = ? AND version >= ? AND claim_token IS NOT ? AND started_at > ?
+           AND outcome NOT IN ('released', 'lost', 'conflict') LIMIT 1`,
+      ),
       insert: p(
         `INSERT INTO file_checkpoints (file_url, file_type, file_timestamp, status, fingerprint, file_size, version, attempts,
            retry_count, claim_token, processed_by, started_at, due_at, created_at, updated_at)
@@ -154,6 +182,45 @@ export class Replayer {
     afterAction?: string | null;
   }): void {
     this.s.attempt.run({ error: null, durationMs: null, afterAction: null, ...a });
+    this.s.raiseCounter.run({ fileUrl: a.fileUrl, version: a.version, attempt: a.attempt, token: a.token });
+  }
+
+  /**
+   * The entry with the attempt number its claim gets in the database: its own, unless the
+   * database gave that number to another claim (an attempt row, or the claim holding the row).
+   */
+  private numbered<E extends { fileUrl: string; version: number; attempt: number; token: string }>(e: E): E {
+    const known = this.numbers.get(e.token);
+    if (known !== undefined) return known === e.attempt ? e : { ...e, attempt: known };
+    const r = this.row(e.fileUrl);
+    const sameVersion = r !== undefined && r.version === e.version;
+    const heldByOther = sameVersion && r.status === 'processing' && r.claim_token !== e.token && r.attempts === e.attempt;
+    const taken = this.s.numberTaken.get(e.fileUrl, e.version, e.attempt, e.token) !== undefined;
+    if (!heldByOther && !taken) {
+      this.numbers.set(e.token, e.attempt);
+      return e;
+    }
+    const max = (this.s.maxNumber.get(e.fileUrl, e.version) as { m: number | null }).m ?? 0;
+    const attempt = Math.max(max, sameVersion ? r.attempts : 0, e.attempt) + 1;
+    this.numbers.set(e.token, attempt);
+    this.stats.renumbered++;
+    return { ...e, attempt };
+  }
+
+  /**
+   * A claim in the database newer than the entry's: it started after the entry's claim did and
+   * is still running, or it ended with an outcome of its own (a claim that was only given back
+   * at once, for a marker, left no attempt row and does not count).
+   */
+  private newerClaim(r: Row, e: { token: string; version: number; startedAt: string }): boolean {
+    if (r.claim_token === e.token) return false;
+    const ours = Date.parse(e.startedAt);
+    if (r.status === 'processing') {
+      const lease = r.due_at === null ? 0 : Date.parse(r.due_at);
+      const started = r.started_at === null ? 0 : Date.parse(r.started_at);
+      if (lease > this.now || started > ours) return true;
+    }
+    return this.s.laterClaimEnded.get(r.file_url, e.version, e.token, e.startedAt) !== undefined;
   }
 
   apply(e: JournalEntry): void {
@@ -171,12 +238,13 @@ export class Replayer {
     }
   }
 
-  private claim(e: Extract<JournalEntry, { t: 'claim' }>): void {
-    const r0 = this.row(e.fileUrl);
-    if ((r0 && r0.claim_token === e.token) || this.tokenEnded(e.fileUrl, e.token)) {
+  private claim(e0: Extract<JournalEntry, { t: 'claim' }>): void {
+    const r0 = this.row(e0.fileUrl);
+    if ((r0 && r0.claim_token === e0.token) || this.tokenEnded(e0.fileUrl, e0.token)) {
       this.stats.skipped++;
       return;
     }
+    const e = this.numbered(e0);
     if (!r0) {
       const tomb = this.s.tomb.get(e.fileUrl) as { fingerprint: string } | undefined;
       if (tomb && tomb.fingerprint === e.fingerprint) {
@@ -223,11 +291,12 @@ export class Replayer {
     });
   }
 
-  private complete(e: Extract<JournalEntry, { t: 'complete' }>): void {
-    if (this.tokenEnded(e.fileUrl, e.token)) {
+  private complete(e0: Extract<JournalEntry, { t: 'complete' }>): void {
+    if (this.tokenEnded(e0.fileUrl, e0.token)) {
       this.stats.skipped++;
       return;
     }
+    const e = this.numbered(e0);
     const r = this.ensureRow(e);
     const rel = this.relation(r, e);
     const endedAt = iso(e.at);
@@ -257,13 +326,15 @@ export class Replayer {
     }
   }
 
-  private fail(e: Extract<JournalEntry, { t: 'fail' }>): void {
-    if (this.tokenEnded(e.fileUrl, e.token)) {
+  private fail(e0: Extract<JournalEntry, { t: 'fail' }>): void {
+    if (this.tokenEnded(e0.fileUrl, e0.token)) {
       this.stats.skipped++;
       return;
     }
+    const e = this.numbered(e0);
     const r = this.ensureRow(e);
-    const rel = this.relation(r, e);
+    // A failure never overrides a newer claim: the database's newer state wins.
+    const rel = r.version === e.version && this.newerClaim(r, e) ? 'conflict' : this.relation(r, e);
     const endedAt = iso(e.at);
     const base = {
       fileUrl: e.fileUrl, version: e.version, attempt: e.attempt, workerId: e.workerId, token: e.token,
@@ -283,11 +354,12 @@ export class Replayer {
     this.addAttempt({ ...base, outcome: rel === 'conflict' ? 'conflict' : e.outcome });
   }
 
-  private release(e: Extract<JournalEntry, { t: 'release' }>): void {
-    if (this.tokenEnded(e.fileUrl, e.token)) {
+  private release(e0: Extract<JournalEntry, { t: 'release' }>): void {
+    if (this.tokenEnded(e0.fileUrl, e0.token)) {
       this.stats.skipped++;
       return;
     }
+    const e = this.numbered(e0);
     const r = this.row(e.fileUrl);
     if (r) this.s.toPending.run({ fileUrl: e.fileUrl, token: e.token, due: iso(e.at), at: iso(e.at) });
     this.addAttempt({
@@ -297,11 +369,12 @@ export class Replayer {
     this.stats.applied++;
   }
 
-  private expired(e: Extract<JournalEntry, { t: 'expired' }>): void {
-    if (this.tokenEnded(e.fileUrl, e.token)) {
+  private expired(e0: Extract<JournalEntry, { t: 'expired' }>): void {
+    if (this.tokenEnded(e0.fileUrl, e0.token)) {
       this.stats.skipped++;
       return;
     }
+    const e = this.numbered(e0);
     const r = this.row(e.fileUrl);
     if (r && r.claim_token === e.token && r.status === 'processing') {
       this.s.toFailed.run({
@@ -322,8 +395,9 @@ export class Replayer {
    * token, so the runner's later heartbeat/complete/fail (which name that token) work against
    * the database. False: the file was finished by someone else meanwhile; the claim is lost.
    */
-  carry(c: CarriedClaim): boolean {
-    const r0 = this.row(c.fileUrl);
+  carry(c0: CarriedClaim): boolean {
+    const r0 = this.row(c0.fileUrl);
+    const c = r0 && r0.claim_token === c0.token ? c0 : this.numbered(c0);
     if (r0 && r0.claim_token === c.token && r0.status === 'processing') {
       this.s.toProcessing.run({ ...this.carryArgs(c) });
       return true;

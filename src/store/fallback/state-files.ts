@@ -25,6 +25,34 @@ export function fallbackDirOf(dbPath: string): string {
   return `${path.resolve(dbPath)}.fallback`;
 }
 
+/**
+ * Remove the state files of processes that are gone (a SIGKILLed daemon never removes its
+ * own): pid and start time from the file, checked against /proc (process-identity.ts). A file
+ * that cannot be read or parsed is left alone: it may be being written. Returns how many went.
+ */
+export function removeStaleStates(dir: string): number {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).filter((n) => n.startsWith('state-') && n.endsWith('.json'));
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const n of names) {
+    const full = path.join(dir, n);
+    try {
+      const st = JSON.parse(fs.readFileSync(full, 'utf8')) as Partial<FallbackState>;
+      if (st.owner && !isAlive(st.owner)) {
+        fs.rmSync(full, { force: true });
+        removed++;
+      }
+    } catch {
+      // being rewritten, or not ours to judge
+    }
+  }
+  return removed;
+}
+
 /** State of every ckpt process on this database whose process still runs. */
 export function readFallbackStates(dbPath: string): FallbackState[] {
   const dir = fallbackDirOf(dbPath);

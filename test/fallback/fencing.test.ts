@@ -1,0 +1,250 @@
+/**
+ * Fencing between a degraded worker and the database (src/store/fallback/fencing.ts), with the
+ * real sqlite3 shell holding the write lock: a claim carried on under a claim marker past its
+ * database lease is not taken over by a normal-mode worker's sweep; a claim whose lease ran out
+ * before it was marked cannot be completed; and a file changed after a degraded completion is a
+ * new version for the next degraded worker.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ClaimMarkers } from '../../src/store/fallback/claim-markers.js';
+import { FallbackStore } from '../../src/store/fallback/fallback-store.js';
+import { selfIdentity } from '../../src/store/fallback/process-identity.js';
+import { fingerprintOf } from '../../src/watch/fingerprint.js';
+import { SqliteStore } from '../../src/store/sqlite-store.js';
+import type { ClaimRef } from '../../src/store/types.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
+import { STATS, dbRows, fallbackDirOf, files, holdLock, killShells, markerDirs } from './helpers.js';
+
+const stores: FallbackStore[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
+  killShells();
+  cleanupTmpDirs();
+});
+
+/** probeMs 60 s: a degraded store stays degraded until the test calls tryRecover(). */
+function open(db: string, workerId: string, probeMs = 60_000): FallbackStore {
+  const s = new FallbackStore(db, { lockTimeoutMs: 300, busyTimeoutMs: 20, fallback: { workerId, probeMs, snapshotMs: 0 } });
+  stores.push(s);
+  return s;
+}
+
+const W = (workerId: string, leaseMs = 30_000) => ({ workerId, leaseMs, now: Date.now() });
+const done = (cs: { fileUrl: string; token: string }[], fingerprint?: string) =>
+  cs.map((c) => ({ fileUrl: c.fileUrl, token: c.token, stats: STATS, now: Date.now(), ...(fingerprint ? { fingerprint } : {}) }));
+
+describe('fencing a degraded worker against the lease sweep', () => {
+  it('a claim carried past its database lease under a marker is not taken over; its completion lands', async () => {
+    const db = path.join(tmpDir(), 'ckpt.db');
+    const a = open(db, 'A');
+    await a.discover(files('t', 1), Date.now());
+    const [c] = await a.claim(1, W('A', 3_000));
+    const shell = await holdLock(db, 'begin-exclusive');
+    // The renewal cannot be written: A degrades and renews under its claim marker instead,
+    // past the lease the database last confirmed.
+    const lost: ClaimRef[] = [...(await a.heartbeat([c!], 3_000, Date.now()))];
+    expect(a.mode().mode).toBe('degraded');
+    await waitFor(
+      async () => {
+        lost.push(...(await a.heartbeat([c!], 3_000, Date.now())));
+        return Date.now() > c!.leaseExpiresAt + 300;
+      },
+      { intervalMs: 400 },
+    );
+    expect(lost).toEqual([]);
+    await shell.release();
+
+    // B, in normal mode: its claim sweeps expired leases, and this one ran out in the database.
+    const b = open(db, 'B');
+    expect(b.mode().mode).toBe('normal');
+    expect(await b.claim(10, W('B'))).toEqual([]);
+    expect(b.counters.protectedLeases).toBe(1);
+    expect(dbRows(db, 'SELECT status, claim_token FROM file_checkpoints')).toEqual([{ status: 'processing', claim_token: c!.token }]);
+    expect(dbRows(db, 'SELECT outcome FROM file_attempts')).toEqual([]);
+
+    // A completes from memory (still degraded); B still leaves the file alone; A replays.
+    expect(await a.complete(done([c!]))).toEqual(['ok']);
+    expect(await b.claim(10, W('B'))).toEqual([]);
+    expect(a.tryRecover()).toBe(true);
+    expect(dbRows(db, 'SELECT status, claim_token FROM file_checkpoints')).toEqual([{ status: 'completed', claim_token: c!.token }]);
+    expect(dbRows(db, 'SELECT attempt, worker_id, outcome FROM file_attempts')).toEqual([{ attempt: 1, worker_id: 'A', outcome: 'completed' }]);
+    expect(markerDirs(db)).toEqual([]);
+  });
+
+  it('a claim whose database lease ran out before the worker went degraded cannot be completed: lost, and retried', async () => {
+    const db = path.join(tmpDir(), 'ckpt.db');
+    const a = open(db, 'A');
+    await a.discover(files('u', 1), Date.now());
+    const [c] = await a.claim(1, W('A', 1_000));
+    await waitFor(() => Date.now() > c!.leaseExpiresAt + 50);
+    const shell = await holdLock(db, 'begin-exclusive');
+    // Degrades on the completion; nothing protected the claim since its lease ran out, so a
+    // sweep may have taken it over: the runner must neither record nor move anything.
+    expect(await a.complete(done([c!]))).toEqual(['lost']);
+    expect(a.mode().mode).toBe('degraded');
+    expect(a.counters.fencedOutcomes).toBe(1);
+    expect(markerDirs(db)).toEqual([]);
+    await shell.release();
+
+    // B's sweep takes the expired claim over (failed, retried after the backoff).
+    const b = open(db, 'B');
+    expect(await b.claim(10, W('B'))).toEqual([]);
+    expect(a.tryRecover()).toBe(true);
+    expect(dbRows(db, 'SELECT status FROM file_checkpoints')).toEqual([{ status: 'failed' }]);
+    expect(dbRows(db, 'SELECT attempt, outcome FROM file_attempts')).toEqual([{ attempt: 1, outcome: 'lease_expired' }]);
+    const got = await b.claim(10, { ...W('B'), now: Date.now() + 3_600_000 });
+    expect(got.map((g) => [g.fileUrl, g.attempt])).toEqual([[c!.fileUrl, 2]]);
+  });
+
+  it('a degraded renewal after the lease ran out reports the claim lost', async () => {
+    const db = path.join(tmpDir(), 'ckpt.db');
+    const a = open(db, 'A');
+    await a.discover(files('h', 1), Date.now());
+    const [c] = await a.claim(1, W('A', 2_000));
+    const shell = await holdLock(db, 'begin-exclusive');
+    // Degraded in time: the marker protects the claim until the lease it carries.
+    expect(await a.heartbeat([c!], 2_000, Date.now())).toEqual([]);
+    expect(a.mode().mode).toBe('degraded');
+    // The runner stalls (a stopped process) past that lease: the next renewal is refused.
+    await waitFor(() => Date.now() > c!.leaseExpiresAt + 2_100);
+    expect((await a.heartbeat([c!], 2_000, Date.now())).map((r) => r.token)).toEqual([c!.token]);
+    expect(await a.complete(done([c!]))).toEqual(['lost']);
+    await shell.release();
+  });
+});
+
+describe('outcomes of a degraded worker that died', () => {
+  it('a completion left in the marker of a dead process is replayed, not swept as an expired lease', async () => {
+    const db = path.join(tmpDir(), 'ckpt.db');
+    // The dead worker's claim: granted by the database, completed under its marker while the
+    // database was locked, then the process was SIGKILLed before it could replay.
+    const pre = new SqliteStore(db);
+    await pre.discover(files('d', 1), Date.now());
+    const [c] = await pre.claim(1, { workerId: 'vm:dead', leaseMs: 500, now: Date.now() });
+    await pre.close();
+    // A running normal-mode store; it opened before the marker appeared (an open replays at once).
+    const b = open(db, 'B', 200);
+    const dead = { pid: 2 ** 22 + 17, host: selfIdentity().host, startTicks: '1' };
+    const at = Date.now();
+    const entry = {
+      t: 'complete' as const, stats: STATS, afterAction: 'keep', at, workerId: 'vm:dead', fileUrl: c!.fileUrl, fileType: 'csv',
+      fileTimestamp: new Date(at).toISOString(), fingerprint: c!.fingerprint, fileSize: 100, version: 1, attempt: 1, retryCount: 0,
+      token: c!.token, startedAt: new Date(at - 100).toISOString(),
+    };
+    new ClaimMarkers(path.join(fallbackDirOf(db), 'claims')).transition(c!.fileUrl, 0, {
+      fileUrl: c!.fileUrl, state: 'completed', owner: dead, instance: 'gone', workerId: 'vm:dead', token: c!.token, fileType: 'csv',
+      fingerprint: c!.fingerprint, version: 1, attempt: 1, retryCount: 0, leaseExpiresAt: c!.leaseExpiresAt, dueAt: null, handlerPid: null, at, entry,
+    });
+    await waitFor(() => Date.now() > c!.leaseExpiresAt + 50);
+
+    // Its claim's sweep would end the expired claim, and the completion replayed afterwards
+    // would be skipped: the file, already moved, would run again and go dead as "vanished".
+    expect(await b.claim(10, W('B'))).toEqual([]);
+    expect(dbRows(db, 'SELECT outcome FROM file_attempts')).not.toContainEqual({ outcome: 'lease_expired' });
+    await waitFor(async () => {
+      await b.claim(10, W('B'));
+      return dbRows(db, 'SELECT status FROM file_checkpoints')[0]!.status === 'completed';
+    });
+    expect(dbRows(db, 'SELECT attempt, worker_id, outcome FROM file_attempts')).toEqual([{ attempt: 1, worker_id: 'vm:dead', outcome: 'completed' }]);
+    expect(markerDirs(db)).toEqual([]);
+  });
+});
+
+describe('attempt numbers while degraded', () => {
+  it('a normal-mode claim of a file whose degraded claim lapsed does not reuse that attempt number', async () => {
+    const db = path.join(tmpDir(), 'ckpt.db');
+    const a = open(db, 'A');
+    await a.discover(files('r', 1), Date.now());
+    const shell = await holdLock(db, 'begin-exclusive');
+    // A claims from memory (attempt 1, under a marker) and then stops renewing (stopped process).
+    const [ca] = await a.claim(1, W('A', 1_000));
+    expect(a.mode().mode).toBe('degraded');
+    expect(ca).toMatchObject({ attempt: 1 });
+    await shell.release();
+    await waitFor(() => Date.now() > ca!.leaseExpiresAt + 50);
+
+    // The database never heard of A's attempt 1; B's claim would be attempt 1 as well.
+    const b = open(db, 'B');
+    const [cb] = await b.claim(1, W('B'));
+    expect(cb).toMatchObject({ fileUrl: ca!.fileUrl, attempt: 2 });
+    expect((await a.heartbeat([ca!], 1_000, Date.now())).map((r) => r.token)).toEqual([ca!.token]);
+    expect(await a.complete(done([ca!]))).toEqual(['lost']);
+    expect(a.tryRecover()).toBe(true);
+    expect(await b.complete(done([cb!]))).toEqual(['ok']);
+    const att = dbRows(db, 'SELECT version, attempt, worker_id, outcome FROM file_attempts ORDER BY id');
+    expect(att).toContainEqual({ version: 1, attempt: 2, worker_id: 'B', outcome: 'completed' });
+    const numbers = att.map((r) => `${String(r.version)}#${String(r.attempt)}`);
+    expect(new Set(numbers).size).toBe(numbers.length);
+  });
+});
+
+describe('a changed file while degraded', () => {
+  it('completed from memory by one worker, rewritten, then seen by another degraded worker: a new version, not attempt 2', async () => {
+    const db = path.join(tmpDir(), 'ckpt.db');
+    const a = open(db, 'A');
+    const c = open(db, 'C');
+    const [f] = files('v', 1);
+    await a.discover([f!], Date.now());
+    const shell = await holdLock(db, 'begin-exclusive');
+    const [ca] = await a.claim(1, W('A'));
+    expect(a.mode().mode).toBe('degraded');
+    expect(ca).toMatchObject({ fileUrl: f!.fileUrl, version: 1, attempt: 1 });
+    expect(await a.complete(done([ca!]))).toEqual(['ok']);
+
+    // The file is rewritten in place. C finds it while the database still says pending v1.
+    const changed = { ...f!, size: 200, fingerprint: '200:1700000000500:1:v0-changed' };
+    await c.discover([changed], Date.now());
+    expect(c.mode().mode).toBe('degraded');
+    const [cc] = await c.claim(1, W('C'));
+    expect(cc).toMatchObject({ fileUrl: f!.fileUrl, version: 2, attempt: 1 });
+    expect(await c.complete(done([cc!], changed.fingerprint))).toEqual(['ok']);
+
+    await shell.release();
+    expect(a.tryRecover()).toBe(true);
+    expect(c.tryRecover()).toBe(true);
+    expect(dbRows(db, 'SELECT version, status, fingerprint FROM file_checkpoints')).toEqual([{ version: 2, status: 'completed', fingerprint: changed.fingerprint }]);
+    expect(dbRows(db, 'SELECT version, attempt, worker_id, outcome FROM file_attempts ORDER BY version, attempt')).toEqual([
+      { version: 1, attempt: 1, worker_id: 'A', outcome: 'completed' },
+      { version: 2, attempt: 1, worker_id: 'C', outcome: 'completed' },
+    ]);
+  });
+
+  it('a file seen while degraded, then rewritten and handled by another worker: not handed to the database stale when this one comes back', async () => {
+    const dir = tmpDir();
+    const db = path.join(dir, 'ckpt.db');
+    const inbox = path.join(dir, 'inbox');
+    fs.mkdirSync(inbox);
+    const file = path.join(inbox, 'f.csv');
+    const seen = (p: string) => {
+      const st = fs.lstatSync(p);
+      return { fileUrl: file, fileType: 'csv', mtimeMs: st.mtimeMs, size: st.size, fingerprint: fingerprintOf(st) };
+    };
+    fs.writeFileSync(file, 'first content\n');
+    const first = seen(file);
+    const a = open(db, 'A');
+    const shell = await holdLock(db, 'begin-exclusive');
+    await a.discover([first], Date.now());
+    expect(a.mode().mode).toBe('degraded');
+    await shell.release();
+
+    // While A is stopped: the file is replaced (write, then rename over it), and B handles
+    // the new content and moves it away.
+    const tmp = path.join(inbox, '.f.tmp');
+    fs.writeFileSync(tmp, 'second, longer content\n');
+    fs.renameSync(tmp, file);
+    const second = seen(file);
+    const b = open(db, 'B');
+    await b.discover([second], Date.now());
+    const [cb] = await b.claim(1, W('B'));
+    expect(await b.complete(done([cb!], second.fingerprint))).toEqual(['ok']);
+    fs.renameSync(file, path.join(dir, 'done.csv'));
+
+    // A comes back: what it saw is gone; the database keeps B's outcome, no stale version.
+    expect(a.tryRecover()).toBe(true);
+    await a.discover([], Date.now());
+    expect(dbRows(db, 'SELECT version, status, fingerprint FROM file_checkpoints')).toEqual([{ version: 1, status: 'completed', fingerprint: second.fingerprint }]);
+  });
+});
