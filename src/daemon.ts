@@ -15,8 +15,9 @@ import { healthFromMode, startHttpServer, type HttpServer } from './ops/http.js'
 import { Metrics } from './ops/metrics.js';
 import { notifyReady, notifyStopping } from './ops/notify.js';
 import { createProgress, type Progress } from './ops/progress.js';
-import { removeStaleMoveTemps } from './run/after-action.js';
+import { cleanStaleMoveTemps, removeStaleMoveTemps } from './run/after-action.js';
 import { createHandler, type Handler } from './run/handler.js';
+import { stillAsFound } from './run/recheck-discovered.js';
 import { Runner, type OutcomeKind } from './run/runner.js';
 import { groupIdOf } from './store/open-database.js';
 import { type ModeInfo, openStore } from './store/open-store.js';
@@ -49,6 +50,17 @@ const NORMAL: ModeInfo = Object.freeze({ mode: 'normal', since: null, reason: nu
 const WORKER_HEARTBEAT_MS = 5_000;
 /** Discovery-to-claim timestamps kept for the latency metric; bounded so memory does not grow per file. */
 const MAX_DISCOVERY_TIMES = 50_000;
+
+/**
+ * How long one write waits synchronously for another process's lock before the store retries
+ * asynchronously (until lockTimeoutMs). Every in-flight write waits its own slice, one after the
+ * other, with the event loop blocked: measured with another process holding the lock and 8
+ * writes in flight, 250 ms slices blocked the loop for up to 1,992 ms at a stretch (a soak
+ * daemon's lease renewal came 3.5 s late that way), 20 ms slices for up to 208 ms (see
+ * test/chaos/lease-renewal.test.ts). Short waits behind another daemon's transaction (a few
+ * ms; a checkpoint up to about 200 ms) still end inside the slice or one async retry later.
+ */
+export const BUSY_WAIT_SLICE_MS = 20;
 
 export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Promise<number> {
   const host = os.hostname();
@@ -103,7 +115,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
         fileMode: config.fileMode,
         ...(config.group !== undefined ? { groupId: groupIdOf(config.group) } : {}),
         // Each busy wait blocks the event loop; retry asynchronously around short waits instead.
-        busyTimeoutMs: Math.min(250, config.lockTimeoutMs),
+        busyTimeoutMs: Math.min(BUSY_WAIT_SLICE_MS, config.lockTimeoutMs),
       });
       store = fb;
       mode = () => fb.mode();
@@ -151,9 +163,14 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
     },
   });
 
-  async function discover(files: DiscoveredFile[]): Promise<void> {
+  async function discover(found: DiscoveredFile[]): Promise<void> {
+    // Only files still as they were found stable: a stale fingerprint would make a new version
+    // of a file another daemon already handled and moved (see stillAsFound).
     const now = Date.now();
-    const res = await store.discover(files, now);
+    const { fresh: files, stale } = stillAsFound(found);
+    if (files.length === 0) return;
+    const res = await store.discover(files, now); // in the same turn as the look
+    if (stale.length > 0) log.debug({ files: stale.length, path: stale[0]!.fileUrl }, 'changed or gone since found ready: left to the watcher');
     for (const f of files) {
       handed?.add(f.fileUrl);
       if (discoveredAt.size < MAX_DISCOVERY_TIMES) discoveredAt.set(f.fileUrl, now);
@@ -229,6 +246,14 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
     if (a.kind !== 'move') continue;
     const n = await removeStaleMoveTemps(a.dir);
     if (n > 0) log.warn({ folder: a.dir, removed: n }, 'removed partial copies left by a mover that was killed mid-move');
+  }
+  // Files a mover killed mid-removal left set aside in a watched folder (see removeIfSame).
+  if (config.onSuccess.kind !== 'keep' || config.onDead.kind !== 'keep') {
+    for (const w of config.watch) {
+      const { removed, kept } = await cleanStaleMoveTemps(w.dir);
+      if (removed > 0) log.warn({ folder: w.dir, removed }, 'removed files a mover killed mid-move had set aside (their data is in the destination)');
+      for (const p of kept) log.error({ path: p, folder: w.dir }, 'a mover killed mid-move left this file set aside; its original name is unknown: move it back by hand');
+    }
   }
 
   runner.start();

@@ -46,6 +46,12 @@ export interface CheckStats {
   dead: number;
   /** Dead although the content said succeed: the retry budget was spent by lease expiries. */
   deadByFaults: number;
+  /**
+   * Dead although the final content said succeed: an earlier content of the same name failed
+   * under the same version and spent the budget (a failed file whose content changes keeps its
+   * version and its failures; src/store/sqlite-store.ts refreshFingerprint).
+   */
+  deadBySharedBudget: number;
   runs: number;
   /** Runs after a handler failure (the retry policy at work). */
   retries: number;
@@ -116,6 +122,7 @@ export function check(input: CheckInput): { stats: CheckStats; violations: Viola
     completed: 0,
     dead: 0,
     deadByFaults: 0,
+    deadBySharedBudget: 0,
     runs: 0,
     retries: 0,
     reruns: { kill: 0, stop: 0, term: 0, lock: 0, corrupt: 0 },
@@ -227,8 +234,12 @@ export function check(input: CheckInput): { stats: CheckStats; violations: Viola
       stats.dead++;
       const err = row.error_message ?? '';
       if (err.trim() === '') violation('dead-without-reason', `${file} (${finalId}) is dead with no error message`);
+      // Runs of this version that read an earlier content of the name.
+      const key = idempotencyKey(file, row.version);
+      const sharedBudget = runs.some((r) => r.key === key && r.id !== finalId);
       if (okish) {
         if (expiredSome) stats.deadByFaults++;
+        else if (sharedBudget && /told to fail/.test(err)) stats.deadBySharedBudget++;
         else violation('wrong-outcome', `${file} (${finalId}) says "${final.directive}" but is dead: ${err.slice(0, 300)}\n${fmtAttempts(atts)}`);
       } else if (final.directive === 'permanent' && !/EX_DATAERR/.test(err) && !expiredSome) {
         violation('wrong-outcome', `${file} (${finalId}) is permanent: expected an EX_DATAERR error, got: ${err.slice(0, 300)}`);

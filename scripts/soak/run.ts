@@ -44,6 +44,7 @@ const LOG_MARKERS: Record<string, string> = {
   'lease lost (taken over or requeued): stopping the handler': 'leaseLost',
   'handler succeeded but the outcome could not be recorded; the file will run again': 'completeNotRecorded',
   'after-action failed; the file stays where it is': 'afterActionFailed',
+  'lease renewal late': 'renewalLate',
 };
 
 async function main(): Promise<number> {
@@ -238,6 +239,7 @@ async function main(): Promise<number> {
   }
   say(`log counts: ${JSON.stringify(logCounts)}`);
   if (s.partialReadsExcused > 0) say(`${s.partialReadsExcused} partial read(s) of slow files whose writer paused longer than stableMs (a loaded machine; not a ckpt fault)`);
+  if (s.deadBySharedBudget > 0) say(`${s.deadBySharedBudget} file(s) dead because an earlier content of the same name spent the version's retry budget`);
   if (s.deadByFaults > 0) say(`${s.deadByFaults} file(s) dead because lease expiries spent their retry budget`);
   process.stdout.write(`${summary}\n`);
 
@@ -357,6 +359,13 @@ async function scanLogs(files: readonly string[]): Promise<Record<string, number
       }
       const k = LOG_MARKERS[msg];
       if (k) counts[k] = (counts[k] ?? 0) + 1;
+      if (msg === 'lease renewal late' || msg === 'lease lost (taken over or requeued): stopping the handler') {
+        // The worst renewal: least lease left, longest timer delay (a blocked event loop), slowest write.
+        const o = JSON.parse(line) as { leftMs?: number; timerLateMs?: number; storeMs?: number };
+        if (typeof o.leftMs === 'number') counts.renewalMinLeftMs = Math.min(counts.renewalMinLeftMs ?? Infinity, o.leftMs);
+        if (typeof o.timerLateMs === 'number') counts.renewalMaxTimerLateMs = Math.max(counts.renewalMaxTimerLateMs ?? 0, o.timerLateMs);
+        if (typeof o.storeMs === 'number') counts.renewalMaxStoreMs = Math.max(counts.renewalMaxStoreMs ?? 0, o.storeMs);
+      }
       else if (level >= 50) counts[`error: ${msg.slice(0, 80)}`] = (counts[`error: ${msg.slice(0, 80)}`] ?? 0) + 1;
     }
   }

@@ -45,6 +45,12 @@ export interface AfterActionOptions {
    * was never handled, so it is neither moved nor deleted.
    */
   identity?: FileIdentity;
+  /**
+   * Runs right before the source name is removed (after a move's copy or link is in place, or
+   * before a delete). Tests drop a new file under the name here to make the soak's race
+   * deterministic; nothing else uses it.
+   */
+  beforeRemove?: (file: string) => Promise<void> | void;
 }
 
 export interface FileIdentity {
@@ -87,26 +93,45 @@ export function afterActionLabel(action: AfterAction): string {
 }
 
 const MOVE_TEMP_PREFIX = '.ckpt-move-';
+const ASIDE_PREFIX = '.ckpt-aside-';
 
 /**
- * Removes partial copies (`.ckpt-move-<pid>-<random>.tmp`) that a mover killed mid-copy left in
- * `dir` or its sub-folders, when that process is gone. Returns how many were removed.
+ * Cleans up after a mover that was killed mid-move, when that process is gone. Returns how many
+ * files were removed.
+ * - `.ckpt-move-<pid>-<random>.tmp` (in a destination folder): a partial copy; removed.
+ * - `.ckpt-aside-<pid>-<random>` (in a watched folder): a source set aside by removeIfSame().
+ *   With a second link it is the handled file, already in the destination: removed. With one
+ *   link it is a file that was to be put back under its name, which the set-aside name does not
+ *   keep: it is left for a person (and returned in `kept`).
  */
 export async function removeStaleMoveTemps(dir: string): Promise<number> {
-  let removed = 0;
+  return (await cleanStaleMoveTemps(dir)).removed;
+}
+
+export async function cleanStaleMoveTemps(dir: string): Promise<{ removed: number; kept: string[] }> {
+  const out = { removed: 0, kept: [] as string[] };
   let entries: fs.Dirent[];
   try {
     entries = await fsp.readdir(dir, { withFileTypes: true, recursive: true });
   } catch {
-    return 0;
+    return out;
   }
   for (const e of entries) {
-    const m = /^\.ckpt-move-(\d+)-[0-9a-f]+\.tmp$/.exec(e.name);
+    const m = /^\.ckpt-(move|aside)-(\d+)-[0-9a-f]+(?:\.tmp)?$/.exec(e.name);
     if (!m || !e.isFile()) continue;
-    if (processAlive(Number(m[1]))) continue;
-    await unlinkIfThere(path.join(e.parentPath ?? dir, e.name)).then(() => removed++, () => undefined);
+    if (processAlive(Number(m[2]))) continue;
+    const p = path.join(e.parentPath ?? dir, e.name);
+    if (m[1] === 'aside') {
+      const st = await lstatOrNull(p);
+      if (st === null) continue;
+      if (st.nlink < 2) {
+        out.kept.push(p);
+        continue;
+      }
+    }
+    await unlinkIfThere(p).then(() => out.removed++, () => undefined);
   }
-  return removed;
+  return out;
 }
 
 function processAlive(pid: number): boolean {
@@ -132,19 +157,11 @@ export async function applyAfterAction(action: AfterAction, fileUrl: string, opt
   if (src.replaced) return REPLACED;
 
   if (a.kind === 'delete') {
-    let gone = false;
-    if (src.exists) {
-      try {
-        await fsp.unlink(src.file);
-      } catch (err) {
-        if (codeOf(err) !== 'ENOENT') throw err;
-        gone = true;
-      }
-    } else {
-      gone = true;
-    }
+    await opts.beforeRemove?.(src.file);
+    const r = src.exists ? await removeIfSame(src.file, opts.identity) : 'gone';
+    if (r === 'replaced') return REPLACED;
     if (src.marker !== null) await unlinkIfThere(src.marker);
-    return gone ? 'deleted (already gone)' : 'deleted';
+    return r === 'gone' ? 'deleted (already gone)' : 'deleted';
   }
 
   if (!src.exists) throw new AfterActionError(`cannot move ${src.file}: the file is gone`);
@@ -154,7 +171,7 @@ export async function applyAfterAction(action: AfterAction, fileUrl: string, opt
   if (!isInside(destRoot, target)) throw new AfterActionError(`refusing to move ${src.file}: ${target} is outside ${destRoot}`);
   await ensureDirInside(destRoot, path.dirname(src.rel));
 
-  const moved = await moveNoClobber(src.file, target, opts.identity);
+  const moved = await moveNoClobber(src.file, target, opts.identity, opts.beforeRemove);
   if (moved === null) return REPLACED;
   if (src.marker !== null) {
     try {
@@ -276,7 +293,7 @@ const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EM
  * hard links): copy to a temporary name in the destination folder, then link that to the free
  * name, so a crash mid-copy never leaves a partial file under a real name.
  */
-async function moveNoClobber(src: string, target: string, identity?: FileIdentity): Promise<string | null> {
+async function moveNoClobber(src: string, target: string, identity?: FileIdentity, beforeRemove?: (file: string) => Promise<void> | void): Promise<string | null> {
   for (let n = 0; n < MAX_SUFFIX; n++) {
     const dst = suffixedName(target, n);
     try {
@@ -284,21 +301,30 @@ async function moveNoClobber(src: string, target: string, identity?: FileIdentit
     } catch (err) {
       const code = codeOf(err);
       if (code === 'EEXIST') continue;
-      if (code !== undefined && LINK_UNSUPPORTED.has(code)) return copyNoClobber(src, target, n, identity);
+      if (code !== undefined && LINK_UNSUPPORTED.has(code)) return copyNoClobber(src, target, n, identity, beforeRemove);
       throw nameError(err, dst);
     }
     // link(2) names whatever the path held at that instant: make sure it is the handled file.
-    if (!sameFile(await fsp.lstat(dst), identity)) {
+    const linked = await fsp.lstat(dst);
+    if (!sameFile(linked, identity)) {
       await unlinkIfThere(dst);
       return null;
     }
-    await removeSource(src, dst, identity);
+    await beforeRemove?.(src);
+    // From here on the source is removed only while it is the inode just linked.
+    await removeSource(src, dst, { dev: linked.dev, ino: linked.ino, size: linked.size, mtimeMs: Math.trunc(linked.mtimeMs) });
     return dst;
   }
   throw new AfterActionError(`cannot move ${src}: ${target} and ${MAX_SUFFIX - 1} suffixed names are all taken`);
 }
 
-async function copyNoClobber(src: string, target: string, firstN: number, identity?: FileIdentity): Promise<string | null> {
+async function copyNoClobber(
+  src: string,
+  target: string,
+  firstN: number,
+  identity?: FileIdentity,
+  beforeRemove?: (file: string) => Promise<void> | void,
+): Promise<string | null> {
   // The pid in the name lets removeStaleMoveTemps() tell a dead mover's partial copy from a live one's.
   const tmp = path.join(path.dirname(target), `${MOVE_TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
   // Copy from an open descriptor whose identity was checked: a file dropped under the same name
@@ -339,7 +365,8 @@ async function copyNoClobber(src: string, target: string, firstN: number, identi
         }
         throw nameError(err, dst);
       }
-      await removeSource(src, dst, identity ?? { dev: st.dev, ino: st.ino });
+      await beforeRemove?.(src);
+      await removeSource(src, dst, { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: Math.trunc(st.mtimeMs) });
       return dst;
     }
     throw new AfterActionError(`cannot move ${src}: ${target} and ${MAX_SUFFIX - 1} suffixed names are all taken`);
@@ -349,22 +376,73 @@ async function copyNoClobber(src: string, target: string, firstN: number, identi
 }
 
 /**
- * The copy is in place: remove the original, or undo the copy so the file is not in both. The
- * original is removed only while the path still holds the handled file (a new file dropped
- * under the name meanwhile stays, for its own turn). A replacement landing between this check
- * and the unlink is not caught: that window is one system call wide.
+ * The copy (or link) is in place: remove the original, or undo the copy so the file is not in
+ * both. Only the handled file is removed: a new file dropped under the name meanwhile stays,
+ * for its own turn (see removeIfSame).
  */
-async function removeSource(src: string, dst: string, identity?: FileIdentity): Promise<void> {
+async function removeSource(src: string, dst: string, identity: FileIdentity): Promise<void> {
   try {
-    const now = await lstatOrNull(src);
-    if (now !== null && !sameFile(now, identity)) return;
-    await fsp.unlink(src);
+    await removeIfSame(src, identity);
   } catch (err) {
-    // Gone already (someone else removed it meanwhile): `dst` now holds the only copy; keep it.
-    if (codeOf(err) === 'ENOENT') return;
     await unlinkIfThere(dst);
     throw new AfterActionError(`could not remove ${src} after copying it to ${dst} (copy undone): ${messageOf(err)}`, { cause: err });
   }
+}
+
+/**
+ * Removes `file` if it is the file `identity` names. There is no "unlink this inode" system
+ * call, and a look followed by unlink(2) deletes whatever the name holds by then: the soak lost
+ * contents dropped under the same name in between (an overwritten file ended in no folder).
+ * So the name is first renamed aside to a unique hidden name in the same folder (rename(2) is
+ * atomic: exactly the file the name held at that instant moves, and a file dropped afterwards
+ * lands under the free name), the moved file is checked, and a file that is not the handled
+ * one is put back with link(2), which never overwrites a file dropped under the name meanwhile
+ * (that newer file would have replaced it anyway).
+ *
+ * 'removed': it was the handled file. 'gone': the name was already free. 'replaced': the name
+ * held another file, which stays.
+ *
+ * A mover killed between the rename and the unlink leaves `.ckpt-aside-<pid>-<random>`;
+ * cleanStaleMoveTemps() removes it when its data also lives in the destination (two links).
+ */
+export async function removeIfSame(file: string, identity: FileIdentity | undefined): Promise<'removed' | 'gone' | 'replaced'> {
+  if (identity === undefined) {
+    try {
+      await fsp.unlink(file);
+      return 'removed';
+    } catch (err) {
+      if (codeOf(err) === 'ENOENT') return 'gone';
+      throw err;
+    }
+  }
+  const aside = path.join(path.dirname(file), `${ASIDE_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
+  try {
+    await fsp.rename(file, aside);
+  } catch (err) {
+    if (codeOf(err) === 'ENOENT') return 'gone';
+    throw err;
+  }
+  let st: fs.Stats;
+  try {
+    st = await fsp.lstat(aside);
+  } catch (err) {
+    // Nobody else uses the name: only an outside hand can have removed it.
+    if (codeOf(err) === 'ENOENT') return 'gone';
+    throw err;
+  }
+  if (sameFile(st, identity)) {
+    await unlinkIfThere(aside);
+    return 'removed';
+  }
+  try {
+    await fsp.link(aside, file);
+  } catch (err) {
+    // EEXIST: a newer file was dropped under the name while this one was aside; the sender's
+    // rename would have replaced it just the same.
+    if (codeOf(err) !== 'EEXIST') throw err;
+  }
+  await unlinkIfThere(aside);
+  return 'replaced';
 }
 
 function nameError(err: unknown, dst: string): unknown {

@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { fingerprintOf } from '../watch/fingerprint.js';
 import type { CheckpointStore, Claim, ClaimRef, DiscoveredFile, ExpiredClaim, UnfinishedAfterAction } from '../store/types.js';
-import { type AfterAction, type FileIdentity, afterActionLabel, applyAfterAction } from './after-action.js';
+import { type AfterAction, type FileIdentity, afterActionLabel, applyAfterAction, removeIfSame } from './after-action.js';
 import { CompletionBatcher } from './completion-batcher.js';
 import type { Handler, HandlerOutcome } from './handler.js';
 import { killOrphanedHandler } from './orphans.js';
@@ -68,11 +68,19 @@ interface Running {
   settled: boolean;
   /** Device and inode of the file the handler read: after-actions touch only that file. */
   identity?: FileIdentity;
+  /** Epoch ms (the runner's clock) when the lease runs out unless renewed. */
+  leaseEndsAt: number;
   done: Promise<void>;
 }
 
 /** Idle poll: a claim on an empty queue costs about 20 us; 4 polls a second per process is noise. */
 const DEFAULT_POLL_MS = 250;
+
+/**
+ * A renewal that failed (the database busy past lockTimeoutMs) is tried again this soon, not a
+ * whole lease/3 later: at the normal pace two more failures would let the lease run out.
+ */
+const RENEW_RETRY_MS = 500;
 
 export class Runner {
   private readonly o: Required<Pick<RunnerOptions, 'pollMs' | 'now'>> & RunnerOptions;
@@ -86,6 +94,9 @@ export class Runner {
   private started = false;
   private pollTimer: NodeJS.Timeout | null = null;
   private leaseTimer: NodeJS.Timeout | null = null;
+  /** performance.now() when the pending renewal timer should fire (its lateness is logged). */
+  private renewDueAt = 0;
+  private renewalsStopped = false;
   /** True when the last claim found nothing: with nothing running, this process is idle. */
   private drained = false;
   private storeErrorLogged = 0;
@@ -100,8 +111,7 @@ export class Runner {
     if (this.started) return;
     this.started = true;
     this.pollTimer = setInterval(() => this.wake(), this.o.pollMs);
-    // Renew at a third of the lease: two renewals can fail (a busy database) before it runs out.
-    this.leaseTimer = setInterval(() => void this.renewLeases(), Math.max(20, Math.floor(this.o.leaseMs / 3)));
+    this.scheduleRenewal(this.renewEveryMs());
     this.wake();
   }
 
@@ -210,7 +220,7 @@ export class Runner {
   }
 
   private launch(claim: Claim): void {
-    const entry: Running = { claim, ac: new AbortController(), abortedFor: null, settled: false, done: Promise.resolve() };
+    const entry: Running = { claim, ac: new AbortController(), abortedFor: null, settled: false, leaseEndsAt: claim.leaseExpiresAt, done: Promise.resolve() };
     this.running.set(claim.fileUrl, entry);
     entry.done = this.runOne(entry)
       .catch((err: unknown) => {
@@ -389,21 +399,30 @@ export class Runner {
   /**
    * A file whose outcome is recorded but whose after-action never ran (its worker died between
    * the commit and the move): whoever wins the store's compare-and-set runs it now, on the same
-   * file only (same device and inode as recorded).
+   * file only (same device and inode as recorded). A worker that took it over and died before
+   * finishing (the label says "(redone by W at T)") is treated the same way: once W is gone,
+   * the next one takes it (the soak killed such a worker 0.6 s after it started, and the file
+   * stayed in the inbox for good).
    */
   async finishAfterAction(item: UnfinishedAfterAction): Promise<void> {
     const log = this.o.logger.child({ path: item.fileUrl, workerId: this.o.workerId });
     const folder = this.folderOf(item.fileUrl);
     const take = this.o.store.takeAfterAction;
     if (!folder || !take) return;
+    const { base, redoneBy } = splitAfterActionLabel(item.afterAction);
     // Only for a worker that is gone: right after a commit, another daemon's watcher often sees
     // the file before its owner has moved it, and two movers would leave two copies.
-    if (!workerGone(item.processedBy, this.o.host)) return;
+    if (!workerGone(redoneBy ?? item.processedBy, this.o.host)) return;
     const action = item.status === 'completed' ? this.o.onSuccess : this.o.onDead;
-    if (afterActionLabel(action) !== item.afterAction) {
+    if (afterActionLabel(action) !== base) {
       log.warn({ recorded: item.afterAction }, 'a recorded after-action was never done, and the configuration now says otherwise: leaving the file');
       return;
     }
+    const identity = identityOf(item.fingerprint);
+    // The discovery that reported it may be a moment old: if the file is no longer there as
+    // recorded, its worker did finish (or someone else did), and there is nothing to take.
+    const before = await fs.promises.lstat(item.fileUrl).catch(() => null);
+    if (!before || (identity && (before.dev !== identity.dev || before.ino !== identity.ino))) return;
     let mine: boolean;
     try {
       mine = await take.call(this.o.store, item, this.o.workerId, this.o.now());
@@ -412,18 +431,22 @@ export class Runner {
       return;
     }
     if (!mine) return;
-    const identity = identityOf(item.fingerprint);
     try {
       // A same-file-system move is link + unlink: a mover killed between the two left the file
       // under both names (two links). Then only the unlink is missing.
       const st = await fs.promises.lstat(item.fileUrl).catch(() => null);
-      if (item.afterAction.startsWith('move:') && st && st.nlink > 1 && identity && st.dev === identity.dev && st.ino === identity.ino && st.size === identity.size) {
-        await fs.promises.unlink(item.fileUrl);
-        log.warn({ outcome: item.status }, 'finished a move its worker did not: the file was already linked into the destination; removed it from the inbox');
+      if (base.startsWith('move:') && st && st.nlink > 1 && identity && st.dev === identity.dev && st.ino === identity.ino && st.size === identity.size) {
+        // Removed only while the name still holds that file (see removeIfSame).
+        const r = await removeIfSame(item.fileUrl, identity);
+        log.warn({ outcome: item.status, removed: r }, 'finished a move its worker did not: the file was already linked into the destination; removed it from the inbox');
+        return;
+      }
+      if (st === null) {
+        log.info({ outcome: item.status }, 'the unfinished after-action was finished meanwhile: the file is gone from the inbox');
         return;
       }
       const done = await applyAfterAction(action, item.fileUrl, { root: folder.dir, readyMarker: folder.readyMarker, ...(identity ? { identity } : {}) });
-      log.warn({ outcome: item.status, afterAction: done }, 'finished an after-action its worker did not (it stopped between the commit and the move)');
+      log.warn({ outcome: item.status, afterAction: done, previousWorker: redoneBy ?? item.processedBy }, 'finished an after-action its worker did not (it stopped between the commit and the move)');
     } catch (err) {
       log.error({ err }, 'after-action failed; the file stays where it is');
     }
@@ -438,24 +461,64 @@ export class Runner {
     return best;
   }
 
+  /** Renew at a third of the lease: two renewals can fail (a busy database) before it runs out. */
+  private renewEveryMs(): number {
+    return Math.max(20, Math.floor(this.o.leaseMs / 3));
+  }
+
+  /**
+   * One timer, re-armed after each renewal (not setInterval): a renewal that failed is retried
+   * after RENEW_RETRY_MS, and renewals never pile up behind a slow one.
+   */
+  private scheduleRenewal(delayMs: number): void {
+    if (this.renewalsStopped) return;
+    if (this.leaseTimer) clearTimeout(this.leaseTimer);
+    this.renewDueAt = performance.now() + delayMs;
+    this.leaseTimer = setTimeout(() => {
+      this.leaseTimer = null;
+      void this.renewLeases();
+    }, delayMs);
+  }
+
   private async renewLeases(): Promise<void> {
-    if (this.running.size === 0) return;
-    const refs = [...this.running.values()].filter((r) => r.abortedFor === null && !r.settled).map((r) => ({ fileUrl: r.claim.fileUrl, token: r.claim.token }));
-    let lost: ClaimRef[];
+    const timerLateMs = Math.max(0, Math.round(performance.now() - this.renewDueAt));
+    let next = this.renewEveryMs();
     try {
-      lost = await this.o.store.heartbeat(refs, this.o.leaseMs, this.o.now());
-    } catch (err) {
-      this.logStoreError(err, 'lease renewal');
-      return;
-    }
-    for (const l of lost) {
-      const r = this.running.get(l.fileUrl);
-      // Settled while the renewal was in flight: the row is completed/failed, not taken over.
-      if (!r || r.claim.token !== l.token || r.settled) continue;
-      r.abortedFor = 'lease';
-      this.log(r.claim).warn('lease lost (taken over or requeued): stopping the handler');
-      this.o.metrics?.failed?.('lease_lost');
-      r.ac.abort(new Error('lease lost'));
+      const held = [...this.running.values()].filter((r) => r.abortedFor === null && !r.settled);
+      if (held.length === 0) return;
+      const now = this.o.now();
+      // How much of the shortest lease was left when this renewal began: with renewals every
+      // lease/3 that is about 2/3 of the lease; much less means the renewal came late.
+      const leftMs = Math.min(...held.map((r) => r.leaseEndsAt)) - now;
+      const refs = held.map((r) => ({ fileUrl: r.claim.fileUrl, token: r.claim.token }));
+      const t0 = performance.now();
+      let lost: ClaimRef[];
+      try {
+        lost = await this.o.store.heartbeat(refs, this.o.leaseMs, now);
+      } catch (err) {
+        this.logStoreError(err, 'lease renewal');
+        next = Math.min(next, RENEW_RETRY_MS);
+        return;
+      }
+      const storeMs = Math.round(performance.now() - t0);
+      const lostKeys = new Set(lost.map((l) => `${l.fileUrl}\0${l.token}`));
+      for (const r of held) if (!lostKeys.has(`${r.claim.fileUrl}\0${r.claim.token}`)) r.leaseEndsAt = now + this.o.leaseMs;
+      // Late: a third of the lease or less was left (it is renewed with 2/3 left when on time).
+      // Says whether the event loop was blocked (timerLateMs) or the write was slow (storeMs).
+      if (leftMs <= this.o.leaseMs / 3 || storeMs >= this.o.leaseMs / 3) {
+        this.o.logger.warn({ workerId: this.o.workerId, claims: held.length, leftMs, timerLateMs, storeMs, leaseMs: this.o.leaseMs }, 'lease renewal late');
+      }
+      for (const l of lost) {
+        const r = this.running.get(l.fileUrl);
+        // Settled while the renewal was in flight: the row is completed/failed, not taken over.
+        if (!r || r.claim.token !== l.token || r.settled) continue;
+        r.abortedFor = 'lease';
+        this.log(r.claim).warn({ leftMs, timerLateMs, storeMs }, 'lease lost (taken over or requeued): stopping the handler');
+        this.o.metrics?.failed?.('lease_lost');
+        r.ac.abort(new Error('lease lost'));
+      }
+    } finally {
+      this.scheduleRenewal(next);
     }
   }
 
@@ -482,7 +545,8 @@ export class Runner {
     clearTimeout(timer);
     this.abortNow();
     await all();
-    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    this.renewalsStopped = true;
+    if (this.leaseTimer) clearTimeout(this.leaseTimer);
     this.leaseTimer = null;
   }
 
@@ -576,6 +640,15 @@ function workerGone(workerId: string | null, host: string): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
+}
+
+/**
+ * `move:/done (redone by host:12 at 2026-...)` -> base `move:/done`, redoneBy `host:12`; a label
+ * without the suffix has no redoer. (The suffix is written by the store's takeAfterAction.)
+ */
+function splitAfterActionLabel(label: string): { base: string; redoneBy: string | null } {
+  const m = / \(redone by (\S+) at [^)]*\)$/.exec(label);
+  return m ? { base: label.slice(0, m.index), redoneBy: m[1]! } : { base: label, redoneBy: null };
 }
 
 /** Device and inode from a fingerprint `size:mtimeMs:dev:ino` (see fingerprintOf). */

@@ -12,12 +12,18 @@
  * - A file that goes dead because a lease expiry spent its retry budget still gets onDead
  *   (the 30-minute soak left f0011601 and f0012143 dead in the inbox, after_action NULL).
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { type FileIdentity, applyAfterAction } from '../../src/run/after-action.js';
+import { Runner } from '../../src/run/runner.js';
+import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { fingerprintOf } from '../../src/watch/fingerprint.js';
 import { drop, killDaemons, rows, setup, startDaemon, started, statusOf } from '../helpers/daemon.js';
-import { cleanupTmpDirs } from '../helpers/tmp.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { chaosCommand, chaosRecords, filesUnder, replaceAtomically, whereIs } from './support.js';
 
@@ -56,7 +62,130 @@ function bigContent(id: string): Buffer {
   return Buffer.concat([head, Buffer.alloc(BIG - head.length, 0x41)]);
 }
 
+function identityOf(file: string): FileIdentity {
+  const st = fs.lstatSync(file);
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: Math.trunc(st.mtimeMs) };
+}
+
+/** Runs `fn` after `turns` turns of the event loop (0: at once). */
+function afterTurns(turns: number, fn: () => void): void {
+  if (turns <= 0) fn();
+  else setImmediate(() => afterTurns(turns - 1, fn));
+}
+
+/**
+ * A sender drops a new file under the name of a handled file while that file's after-action
+ * removes it from the inbox. The replacement is timed from the moment the handled file appears
+ * in done/ (or, for a delete, from the start), 0 to 11 event-loop turns later, so that across
+ * the trials it lands at every step of the removal. Each trial's new content must still be in
+ * the inbox afterwards. The removal used to look (lstat) and then unlink: a file dropped
+ * between the two was deleted unhandled (the soak's "overwritten content ends in no folder").
+ */
+async function raceRemoval(action: 'delete' | { moveTo: string }, trials: number): Promise<{ lost: string[]; leftovers: string[]; moved: number }> {
+  const root = tmpDir('ckpt-race-');
+  const inbox = path.join(root, 'inbox');
+  fs.mkdirSync(inbox);
+  const done = typeof action === 'object' ? action.moveTo : null;
+  if (done) fs.mkdirSync(done, { recursive: true });
+  const lost: string[] = [];
+  let moved = 0;
+  for (let i = 0; i < trials; i++) {
+    const file = path.join(inbox, `t${i}.csv`);
+    fs.writeFileSync(file, `A${i}\n`);
+    const identity = identityOf(file);
+    let replaced: () => void = () => undefined;
+    const replacedP = new Promise<void>((r) => (replaced = r));
+    const replace = (): void => afterTurns(i % 12, () => {
+      replaceAtomically(file, `B${i}\n`);
+      replaced();
+    });
+    let w: fs.FSWatcher | null = null;
+    if (done) {
+      let fired = false;
+      w = fs.watch(done, (_ev, name) => {
+        if (!fired && name?.toString() === `t${i}.csv`) {
+          fired = true;
+          replace();
+        }
+      });
+    } else {
+      replace();
+    }
+    try {
+      const r = await applyAfterAction(action, file, { root: inbox, readyMarker: null, identity });
+      if (r.startsWith('moved to')) moved++;
+      await replacedP;
+    } finally {
+      w?.close();
+    }
+    const now = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : null;
+    if (now !== `B${i}\n`) lost.push(`t${i}.csv (replaced after ${i % 12} turns): inbox holds ${JSON.stringify(now)}`);
+  }
+  const leftovers = [...filesUnder(inbox), ...(done ? filesUnder(done) : [])].filter((p) => path.basename(p).startsWith('.'));
+  return { lost, leftovers, moved };
+}
+
+/** A pid that no process has any more. */
+function deadPid(): number {
+  return spawnSync('true').pid!;
+}
+
 describe('after-actions under faults', () => {
+  it('a worker that took over an unfinished move and died before finishing it is taken over in turn', async () => {
+    const dir = tmpDir('ckpt-retake-');
+    const inbox = path.join(dir, 'inbox');
+    const done = path.join(dir, 'done');
+    fs.mkdirSync(inbox);
+    const store = new SqliteStore(path.join(dir, 'ckpt.db'));
+    try {
+      const file = path.join(inbox, 'r.csv');
+      fs.writeFileSync(file, 'ok\n');
+      const st = fs.lstatSync(file);
+      const found = { fileUrl: file, fileType: 'inbox', mtimeMs: Math.trunc(st.mtimeMs), size: st.size, fingerprint: fingerprintOf(st) };
+      await store.discover([found], Date.now());
+      // The first worker completes and dies before its move...
+      const [c] = await store.claim(1, { workerId: `h:${deadPid()}`, leaseMs: 10_000, now: Date.now() });
+      const stats = { totalRows: 1, filteredRows: 0, persistedRows: 1, durationMs: 1 };
+      await store.complete([{ fileUrl: file, token: c!.token, now: Date.now(), afterAction: `move:${done}`, fingerprint: found.fingerprint, stats }]);
+      // ...the worker that takes the move over dies before finishing it too.
+      const first = (await store.discover([found], Date.now())).unfinished?.[0];
+      expect(first?.afterAction).toBe(`move:${done}`);
+      expect(await store.takeAfterAction(first!, `h:${deadPid()}`, Date.now())).toBe(true);
+
+      const runner = new Runner({
+        store,
+        handler: () => Promise.reject(new Error('not called')),
+        workerId: `h:${process.pid}`,
+        host: 'h',
+        concurrency: 1,
+        leaseMs: 10_000,
+        folders: [{ dir: inbox, readyMarker: null }],
+        onSuccess: { moveTo: done },
+        onDead: 'keep',
+        logger: pino({ level: 'silent' }),
+      });
+      const again = (await store.discover([found], Date.now())).unfinished?.[0];
+      expect(again, 'the store no longer reports the unfinished move: the file would stay in the inbox').toBeDefined();
+      await runner.finishAfterAction(again!);
+      expect({ inInbox: fs.existsSync(file), inDone: fs.existsSync(path.join(done, 'r.csv')) }).toEqual({ inInbox: false, inDone: true });
+      expect((await store.get(file))!.afterAction).toMatch(new RegExp(`^move:${done.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(redone by h:${process.pid} at [^(]*\\)$`));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a file dropped under the same name while the handled one is moved out of the inbox is never removed with it', async () => {
+    const root = tmpDir('ckpt-race-done-');
+    const { lost, leftovers, moved } = await raceRemoval({ moveTo: path.join(root, 'done') }, 96);
+    expect(moved, 'no trial got as far as the move: the race was not reproduced').toBeGreaterThan(48);
+    expect({ lost, leftovers }).toEqual({ lost: [], leftovers: [] });
+  });
+
+  it('a file dropped under the same name while the handled one is deleted is never deleted with it', async () => {
+    const { lost, leftovers } = await raceRemoval('delete', 96);
+    expect({ lost, leftovers }).toEqual({ lost: [], leftovers: [] });
+  });
+
   it.skipIf(!shmUsable)('a file replaced while the previous content is being moved (copied across file systems) is neither deleted nor moved unhandled', async () => {
     const done = path.join(shmDir(), 'done');
     fs.mkdirSync(done);

@@ -1,15 +1,20 @@
 /**
- * The CI-sized chaos soak: scripts/soak/run.ts with three daemons, a producer, and every fault
- * (SIGKILL, SIGSTOP past the lease, SIGTERM, the sqlite3 shell holding BEGIN EXCLUSIVE, a page
- * of the database overwritten), for 40 s of faults and about a minute in all. It prints one summary line (shown here) and
- * exits 0 only if every check of the guarantee passed; on failure its stderr lists each
- * violation with its evidence, and the work folder is kept. The long run is
- * `npm run soak -- --minutes 30`.
+ * The CI-sized chaos soak: scripts/soak/run.ts with three daemons, a producer, and faults
+ * (SIGKILL, SIGSTOP past the lease, SIGTERM) for 40 s, about a minute in all. It prints one
+ * summary line (shown here) and exits 0 only if every check of the guarantee passed; on failure
+ * its stderr lists each violation with its evidence, and the work folder is kept. The long run
+ * is `npm run soak -- --minutes 30`.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO } from '../helpers/spawn.js';
+
+/**
+ * lock and corrupt (degraded mode) are left to the long run until the fallback's takeover bug
+ * is fixed (test/chaos/degraded-takeover.test.ts).
+ */
+const FAULTS = 'kill,stop,term';
 
 /**
  * 40 s at 15 files/s (600 files), a fault every 4 s on average (about 10). Why so few files:
@@ -18,17 +23,20 @@ import { REPO } from '../helpers/spawn.js';
  * keep up with a few dozen files a second at most; at 20/s on the loaded development box the
  * drain alone took 76 s. `npm run soak -- --minutes 30` is the long run.
  */
-const ARGS = ['--seconds', '40', '--rate', '15', '--fault-every', '4', '--no-build'];
+const ARGS = ['--seconds', '40', '--rate', '15', '--fault-every', '4', '--faults', FAULTS, '--no-build', '--quiet'];
 const LIMIT_MS = 200_000;
 
 describe('chaos soak (CI size)', () => {
-  // Known open violations (issue 7), so not yet a gate in CI: under kill/stop/term faults the
-  // last runs showed overlaps=0 and no wrong outcome, but still up to 2 "lost" overwritten
-  // contents and duplicate copies in done/ after a mover was killed mid-move; with lock and
-  // corrupt faults, the degraded-takeover bug (test/chaos/degraded-takeover.test.ts). Run it by
-  // hand: `npm run soak -- --seconds 40 --rate 15 --fault-every 4`.
+  // Not yet a CI gate: 3 of the last 4 runs passed (seeds 554638223, 555185919, 555567606);
+  // the other (seed 554811462) failed on a degraded-mode bug. A daemon SIGSTOPped inside a write
+  // transaction keeps the database lock, the others go degraded, and when they come back the
+  // fallback re-discovers the files it saw while degraded with their old fingerprints
+  // (src/store/fallback/fallback-store.ts, rediscover): a file handled and moved away meanwhile
+  // comes back as a new version and goes dead as "vanished" while its content is in done/. The
+  // daemon's own discoveries take a last look first (src/run/recheck-discovered.ts); once the
+  // fallback's do too, drop the .skip.
   it.skip(
-    'three daemons under kill, stop, term, lock and corrupt faults: nothing lost, nothing completed twice, no overlap, every after-action once',
+    'three daemons under kill, stop and term faults: nothing lost, nothing completed twice, no overlap, every after-action once',
     async () => {
       const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'scripts/soak/run.ts'), ...ARGS], {
         cwd: REPO,

@@ -21,8 +21,13 @@ describe('an after-action its worker never ran', () => {
     expect(await s.takeAfterAction(item, 'w:2', 3)).toBe(true);
     expect(await s.takeAfterAction(item, 'w:3', 3)).toBe(false);
     expect((await s.get(f.fileUrl))!.afterAction).toMatch(/^move:\/done \(redone by w:2 at /);
-    // Taken once: never reported again (a second crash leaves the file for a person).
-    expect((await s.discover([f], 4)).unfinished).toBeUndefined();
+    // Still there: reported again, with the taker's label. The runner takes it only once w:2 is
+    // gone too (a taker that died before finishing); the new label replaces the old suffix.
+    const again = (await s.discover([f], 4)).unfinished![0]!;
+    expect(again.afterAction).toMatch(/^move:\/done \(redone by w:2 at /);
+    expect(await s.takeAfterAction(item, 'w:3', 5)).toBe(false); // the label it named is gone
+    expect(await s.takeAfterAction(again, 'w:3', 5)).toBe(true);
+    expect((await s.get(f.fileUrl))!.afterAction).toMatch(/^move:\/done \(redone by w:3 at [^(]*\)$/);
     await s.close();
   });
 
