@@ -86,6 +86,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   let mode: () => ModeInfo;
   let dbPath: string | undefined;
   let pgTarget: string | undefined;
+  const pathMap = new PathMap(config.pathPrefixes);
   try {
     if (config.database.kind === 'postgres') {
       const db = config.database;
@@ -108,7 +109,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       // Keeps working in memory (journaled, with claim markers) when the database is locked or
       // corrupt, and reconciles when it is usable again; fb.mode() says which.
       const fb = openStore(dbPath, {
-        fallback: { logger: log, workerId },
+        fallback: { logger: log, workerId, localPath: (p) => pathMap.toLocal(p) },
         retry: config.retry,
         onChange: config.onChange,
         lockTimeoutMs: config.lockTimeoutMs,
@@ -121,7 +122,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       mode = () => fb.mode();
     }
     // Everything below sees this host's paths; the ledger keeps the names shared by all hosts.
-    store = withPathMap(store, new PathMap(config.pathPrefixes));
+    store = withPathMap(store, pathMap);
   } catch (err) {
     log.fatal({ err }, `cannot open the database: ${(err as Error).message}`);
     return err instanceof StoreUnavailableError ? EXIT_UNAVAILABLE : EXIT_CONFIG;

@@ -247,4 +247,25 @@ describe('a changed file while degraded', () => {
     await a.discover([], Date.now());
     expect(dbRows(db, 'SELECT version, status, fingerprint FROM file_checkpoints')).toEqual([{ version: 1, status: 'completed', fingerprint: second.fingerprint }]);
   });
+  it('with pathPrefixes, a file seen while degraded and still there reaches the database (the look is at this host\'s path)', async () => {
+    const dir = tmpDir();
+    const db = path.join(dir, 'ckpt.db');
+    const inbox = path.join(dir, 'inbox');
+    fs.mkdirSync(inbox);
+    const local = path.join(inbox, 'g.csv');
+    fs.writeFileSync(local, 'content\n');
+    const st = fs.lstatSync(local);
+    // The store sees the ledger's name; only localPath knows where this host has the file.
+    const shared = '/share/inbox/g.csv';
+    const toLocal = (p: string) => (p.startsWith('/share/') ? path.join(dir, p.slice('/share/'.length)) : p);
+    const a = new FallbackStore(db, { lockTimeoutMs: 300, busyTimeoutMs: 20, fallback: { workerId: 'A', probeMs: 60_000, snapshotMs: 0, localPath: toLocal } });
+    stores.push(a);
+    const shell = await holdLock(db, 'begin-exclusive');
+    await a.discover([{ fileUrl: shared, fileType: 'csv', mtimeMs: st.mtimeMs, size: st.size, fingerprint: fingerprintOf(st) }], Date.now());
+    expect(a.mode().mode).toBe('degraded');
+    await shell.release();
+    expect(a.tryRecover()).toBe(true);
+    await waitFor(() => dbRows(db, 'SELECT file_url, status FROM file_checkpoints').length === 1);
+    expect(dbRows(db, 'SELECT file_url, status FROM file_checkpoints')).toEqual([{ file_url: shared, status: 'pending' }]);
+  });
 });

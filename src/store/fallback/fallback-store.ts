@@ -102,6 +102,12 @@ export interface FallbackOptions {
   healthCheckMs?: number;
   /** Snapshot period (default 1 h; 0: no snapshots). */
   snapshotMs?: number;
+  /**
+   * This host's path for a name the ledger stores (per-host `pathPrefixes`; default: the same).
+   * The store sees the shared names; the one place it looks at the disk (re-discovery after
+   * recovery) must look where this host has the file.
+   */
+  localPath?: (stored: string) => string;
 }
 
 export interface FallbackStoreOptions extends SqliteStoreOptions {
@@ -178,6 +184,7 @@ export class FallbackStore implements CheckpointStore {
   private snapshotting: Promise<void> | null = null;
   private readonly healthCheckMs: number;
   private readonly snapshotMs: number;
+  private readonly localPath: (stored: string) => string;
   private recovering = false;
   private lastRefill = 0;
   private lastSalvageTry = 0;
@@ -197,6 +204,7 @@ export class FallbackStore implements CheckpointStore {
     this.dir = f.dir ?? `${this.file}.fallback`;
     this.log = f.logger;
     this.workerId = f.workerId ?? `${os.hostname()}:${process.pid}`;
+    this.localPath = f.localPath ?? ((p) => p);
     this.self = selfIdentity();
     this.probeMs = f.probeMs ?? DEFAULT_PROBE_MS;
     this.degradedLogMs = f.degradedLogMs ?? DEGRADED_LOG_MS;
@@ -504,7 +512,7 @@ export class FallbackStore implements CheckpointStore {
     if (mem && this.primary) {
       const files: DiscoveredFile[] = mem
         .records()
-        .filter((r) => (r.status === 'pending' || r.status === 'failed') && unchangedOnDisk(r.fileUrl, r.fingerprint))
+        .filter((r) => (r.status === 'pending' || r.status === 'failed') && unchangedOnDisk(this.localPath(r.fileUrl), r.fingerprint))
         .map((r) => ({ fileUrl: r.fileUrl, fileType: r.fileType, mtimeMs: Date.parse(r.fileTimestamp), size: r.fileSize, fingerprint: r.fingerprint }));
       if (files.length > 0) this.rediscover(files, 0);
     }
