@@ -295,6 +295,10 @@ export function startDaemon(dir: string, c: DaemonConfig, args: string[] = [], e
   );
   fs.closeSync(out);
   fs.closeSync(err);
+  // BENCH_DAEMON_NICE=10: the daemon runs at that niceness (what `Nice=` in a systemd unit does),
+  // to see how much of a producer's slowdown is the daemon's share of the CPU.
+  const nice = Number(process.env.BENCH_DAEMON_NICE ?? 0);
+  if (nice !== 0 && child.pid !== undefined) os.setPriority(child.pid, nice);
   const logLines = () => {
     let text = '';
     try {

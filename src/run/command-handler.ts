@@ -17,6 +17,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Handler, HandlerContext, HandlerOutcome } from './handler.js';
+import { SpawnHelper, type Launcher, type OutputTail } from './spawn-helper.js';
 import { readStatsLine } from './stats-line.js';
 
 export interface CommandHandlerConfig {
@@ -27,6 +28,12 @@ export interface CommandHandlerConfig {
   /** Time between SIGTERM and SIGKILL when ckpt stops a handler (default 5000). */
   killGraceMs?: number;
   cwd?: string;
+  /**
+   * 'helper' (default): programs are started by a small helper process, so the daemon's event
+   * loop is not blocked by each fork (spawn-helper.ts has the numbers); 'direct': Node's spawn
+   * in the daemon itself. Not a configuration key: the benchmark compares the two.
+   */
+  spawnVia?: 'helper' | 'direct';
 }
 
 export const PATH_PLACEHOLDER = '{path}';
@@ -71,6 +78,14 @@ export class ByteTail {
 
   get size(): number {
     return this.buf.length;
+  }
+
+  /** A tail kept elsewhere (the spawn helper): its bytes, and how many the stream had in all. */
+  static of(limit: number, t: OutputTail): ByteTail {
+    const b = new ByteTail(limit);
+    b.buf = t.bytes.length > limit ? Buffer.from(t.bytes.subarray(t.bytes.length - limit)) : t.bytes;
+    b.seen = Math.max(t.seen, b.buf.length);
+    return b;
   }
 
   /** A copy of the bytes kept. */
@@ -126,7 +141,8 @@ export function buildArgv(command: readonly string[], file: string): string[] {
 export function createCommandHandler(cfg: CommandHandlerConfig, env: NodeJS.ProcessEnv = process.env): Handler {
   validate(cfg);
   const command = [...cfg.command];
-  const opts = {
+  const opts: RunOptions = {
+    launch: cfg.spawnVia === 'direct' ? launchDirect : new SpawnHelper().launch,
     command,
     timeoutMs: timerDelay(cfg.timeoutMs),
     killGraceMs: Math.min(cfg.killGraceMs ?? DEFAULT_KILL_GRACE_MS, MAX_TIMER_MS),
@@ -145,6 +161,7 @@ export function timerDelay(ms: number | undefined): number | undefined {
 }
 
 interface RunOptions {
+  launch: Launcher;
   command: string[];
   timeoutMs: number | undefined;
   killGraceMs: number;
@@ -163,48 +180,19 @@ function runCommand(opts: RunOptions, ctx: HandlerContext): Promise<HandlerOutco
     return Promise.resolve(failure('aborted', `aborted before start (${reasonText(ctx.signal.reason)})`, 0));
   }
 
-  let child: ChildProcess;
-  try {
-    child = spawn(program, argv.slice(1), {
-      shell: false,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: opts.cwd,
-      env: {
-        ...opts.env,
-        CKPT_FILE: file,
-        CKPT_FILE_TYPE: ctx.fileType,
-        CKPT_ATTEMPT: String(ctx.attempt),
-        CKPT_WORKER_ID: ctx.workerId,
-        CKPT_IDEMPOTENCY_KEY: ctx.idempotencyKey,
-        CKPT_CLAIM_TOKEN: ctx.claimToken,
-      },
-    });
-  } catch (err) {
-    // Synchronous spawn errors: invalid arguments (e.g. a NUL byte in the environment).
-    return Promise.resolve(failure('spawn', spawnErrorText(err, program, opts.cwd), elapsed()));
-  }
-
   return new Promise<HandlerOutcome>((resolve) => {
     const log = ctx.logger;
-    const stdout = new ByteTail(OUTPUT_TAIL_BYTES);
-    const stderr = new ByteTail(OUTPUT_TAIL_BYTES);
-    child.stdout?.on('data', (c: Buffer) => stdout.push(c));
-    child.stderr?.on('data', (c: Buffer) => stderr.push(c));
-
-    const pgid = child.pid;
+    let pgid: number | undefined;
     let settled = false;
     let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
     let stopping: { kind: 'timeout' | 'aborted'; what: string } | null = null;
     let sigkillSent = false;
     let timeoutTimer: NodeJS.Timeout | undefined;
     let graceTimer: NodeJS.Timeout | undefined;
-    let drainTimer: NodeJS.Timeout | undefined;
 
     const cleanup = (): void => {
       clearTimeout(timeoutTimer);
       clearTimeout(graceTimer);
-      clearTimeout(drainTimer);
       ctx.signal.removeEventListener('abort', onAbort);
     };
 
@@ -218,13 +206,14 @@ function runCommand(opts: RunOptions, ctx: HandlerContext): Promise<HandlerOutco
     /** SIGTERM the group now, SIGKILL it after the grace if the leader is still there. */
     const stop = (kind: 'timeout' | 'aborted', what: string): void => {
       if (stopping || exit || pgid === undefined) return;
+      const group = pgid;
       stopping = { kind, what };
-      log.warn({ pgid, kind, graceMs: opts.killGraceMs }, `stopping handler: ${what}`);
-      killGroup(pgid, 'SIGTERM', log);
+      log.warn({ pgid: group, kind, graceMs: opts.killGraceMs }, `stopping handler: ${what}`);
+      killGroup(group, 'SIGTERM', log);
       graceTimer = setTimeout(() => {
         sigkillSent = true;
-        log.warn({ pgid }, `handler still running ${opts.killGraceMs} ms after SIGTERM: SIGKILL`);
-        killGroup(pgid, 'SIGKILL', log);
+        log.warn({ pgid: group }, `handler still running ${opts.killGraceMs} ms after SIGTERM: SIGKILL`);
+        killGroup(group, 'SIGKILL', log);
       }, opts.killGraceMs);
     };
 
@@ -232,57 +221,109 @@ function runCommand(opts: RunOptions, ctx: HandlerContext): Promise<HandlerOutco
       stop('aborted', `aborted (${reasonText(ctx.signal.reason)})`);
     }
 
-    child.on('error', (err) => {
-      if (child.pid === undefined) {
-        // The program could not be started at all (ENOENT, EACCES, missing cwd).
-        settle(failure('spawn', spawnErrorText(err, program, opts.cwd), elapsed()));
-      } else {
-        log.warn({ err, pgid }, 'handler child process error');
-      }
-    });
-
-    if (pgid === undefined) return; // the 'error' event follows
-
-    try {
-      ctx.onSpawn?.(pgid);
-    } catch (err) {
-      log.warn({ err, pgid }, 'onSpawn callback threw; the handler keeps running');
-    }
-    log.debug({ pgid, argv }, 'handler started');
-
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    if (opts.timeoutMs !== undefined) {
-      const timeoutMs = opts.timeoutMs;
-      timeoutTimer = setTimeout(() => stop('timeout', `timed out after ${timeoutMs} ms`), timeoutMs);
-    }
-
-    child.on('exit', (code, signal) => {
-      exit = { code, signal };
-      clearTimeout(timeoutTimer);
-      clearTimeout(graceTimer);
-      // Nothing the handler started may outlive the attempt: a background child left in its
-      // group (or one that ignored our SIGTERM) is killed now. Linux does not hand a pid out
-      // again while a process group still carries it, so -pgid reaches only this handler's
-      // leftovers, or nobody (ESRCH); reusing the number of an emptied group would take a full
-      // wrap of the pid space within this one callback.
-      if (killGroup(pgid, 'SIGKILL', log)) {
-        log.info({ pgid }, 'killed processes left in the handler process group after it exited');
-      }
-      drainTimer = setTimeout(() => {
-        log.warn({ pgid }, `handler stdout/stderr still open ${PIPE_DRAIN_MS} ms after its group was killed (a descendant left the group?); not waiting for them`);
-        child.stdout?.destroy();
-        child.stderr?.destroy();
-      }, PIPE_DRAIN_MS);
-    });
-
-    // 'close' comes after 'exit' and after stdout/stderr reached EOF (or were destroyed), so
-    // the stats line has been read completely.
-    child.on('close', () => {
-      if (exit === null) return;
-      settle(outcomeOf(exit, stopping, sigkillSent, opts.killGraceMs, stdout, stderr, log, elapsed()));
-    });
+    opts.launch(
+      {
+        program,
+        args: argv.slice(1),
+        cwd: opts.cwd,
+        env: {
+          ...opts.env,
+          CKPT_FILE: file,
+          CKPT_FILE_TYPE: ctx.fileType,
+          CKPT_ATTEMPT: String(ctx.attempt),
+          CKPT_WORKER_ID: ctx.workerId,
+          CKPT_IDEMPOTENCY_KEY: ctx.idempotencyKey,
+          CKPT_CLAIM_TOKEN: ctx.claimToken,
+        },
+        tailBytes: OUTPUT_TAIL_BYTES,
+        drainMs: PIPE_DRAIN_MS,
+      },
+      {
+        spawned(pid) {
+          pgid = pid;
+          try {
+            ctx.onSpawn?.(pid);
+          } catch (err) {
+            log.warn({ err, pgid }, 'onSpawn callback threw; the handler keeps running');
+          }
+          log.debug({ pgid, argv }, 'handler started');
+          ctx.signal.addEventListener('abort', onAbort, { once: true });
+          // Aborted while the helper was starting it: stop it now.
+          if (ctx.signal.aborted) onAbort();
+          if (opts.timeoutMs !== undefined) {
+            const timeoutMs = opts.timeoutMs;
+            timeoutTimer = setTimeout(() => stop('timeout', `timed out after ${timeoutMs} ms`), timeoutMs);
+          }
+        },
+        failed(err) {
+          // The program could not be started at all (ENOENT, EACCES, missing cwd, NUL bytes).
+          settle(failure('spawn', spawnErrorText(err, program, opts.cwd), elapsed()));
+        },
+        exited(code, signal, leftovers) {
+          exit = { code, signal };
+          clearTimeout(timeoutTimer);
+          clearTimeout(graceTimer);
+          // Nothing the handler started may outlive the attempt: a background child left in its
+          // group (or one that ignored our SIGTERM) was SIGKILLed at the exit. Linux does not
+          // hand a pid out again while a process group still carries it, so -pgid reached only
+          // this handler's leftovers, or nobody (ESRCH).
+          if (leftovers) log.info({ pgid }, 'killed processes left in the handler process group after it exited');
+        },
+        closed(out, err, abandoned) {
+          if (abandoned) {
+            log.warn({ pgid }, `handler stdout/stderr still open ${PIPE_DRAIN_MS} ms after its group was killed (a descendant left the group?); not waiting for them`);
+          }
+          // 'closed' comes after the exit and after stdout/stderr reached EOF (or were
+          // abandoned), so the stats line has been read completely.
+          if (exit === null) return;
+          const stdout = ByteTail.of(OUTPUT_TAIL_BYTES, out);
+          const stderr = ByteTail.of(OUTPUT_TAIL_BYTES, err);
+          settle(outcomeOf(exit, stopping, sigkillSent, opts.killGraceMs, stdout, stderr, log, elapsed()));
+        },
+        childError(err) {
+          log.warn({ err, pgid }, 'handler child process error');
+        },
+      },
+    );
   });
 }
+
+/** In the daemon's own thread: Node's spawn, which blocks for the fork (see spawn-helper.ts). */
+export const launchDirect: Launcher = (req, ev) => {
+  let child: ChildProcess;
+  try {
+    child = spawn(req.program, req.args, { shell: false, detached: true, stdio: ['ignore', 'pipe', 'pipe'], cwd: req.cwd, env: req.env });
+  } catch (err) {
+    // Synchronous spawn errors: invalid arguments (e.g. a NUL byte in the environment).
+    ev.failed(err as NodeJS.ErrnoException);
+    return;
+  }
+  const out = new ByteTail(req.tailBytes);
+  const err = new ByteTail(req.tailBytes);
+  child.stdout?.on('data', (c: Buffer) => out.push(c));
+  child.stderr?.on('data', (c: Buffer) => err.push(c));
+  let abandoned = false;
+  let drain: NodeJS.Timeout | undefined;
+  child.on('error', (e: NodeJS.ErrnoException) => {
+    if (child.pid === undefined) ev.failed(e);
+    else ev.childError(e);
+  });
+  const pid = child.pid;
+  if (pid === undefined) return; // the 'error' event follows
+  ev.spawned(pid);
+  child.on('exit', (code, signal) => {
+    ev.exited(code, signal, killGroup(pid, 'SIGKILL'));
+    drain = setTimeout(() => {
+      abandoned = true;
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+    }, req.drainMs);
+  });
+  child.on('close', () => {
+    clearTimeout(drain);
+    ev.closed({ bytes: out.bytes(), seen: out.seen }, { bytes: err.bytes(), seen: err.seen }, abandoned);
+  });
+};
 
 function outcomeOf(
   exit: { code: number | null; signal: NodeJS.Signals | null },

@@ -1,26 +1,24 @@
 /**
- * The one place that talks to chokidar. Everything else (readiness, scans, the sink) only needs
- * "something may have happened at this path", so the way we get events can change (folder-only
- * watches, raw fs.watch, fanotify) without touching the rest.
+ * Where file events come from. Everything else (readiness, scans, the sink) only needs
+ * "something may have happened at this path", so the way we get events can change without
+ * touching the rest. The one file that talks to chokidar.
  *
- * chokidar's cost grows with the number of FILES (FACTS.md: one inotify watch per file, 20k
- * files -> 20,001 watches and 160 MB RSS; each event re-reads the folder, 4.2 s at 150k files;
- * ENOSPC at 200k). Our scans and readiness do not depend on chokidar's initial walk or its
- * stats, so swapping this file out is how we get past that.
+ * - inotify (local file systems): one fs.watch per FOLDER (dir-watches.ts). chokidar's cost
+ *   grows with the number of FILES (FACTS.md: one inotify watch per file, 20k files -> 20,001
+ *   watches and 160 MB RSS; each event re-reads the folder, 4.2 s at 150k files; ENOSPC at 200k),
+ *   and even told to ignore files it re-reads a folder on every event in it (dir-watches.ts has
+ *   the numbers), so it cannot be the one that tracks the tree either.
+ * - polling (network file systems, where inotify misses other hosts' writes): chokidar's
+ *   usePolling, as before.
  */
 import type fs from 'node:fs';
-import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
+import { DirWatches } from './dir-watches.js';
 
 /**
- * chokidar's events, plus `hint`: a raw inotify event for a path, straight from fs.watch.
- *
- * Why hints: chokidar turns a directory event into `add` only after re-reading the whole
- * directory, and it throttles those re-reads with a 1 s timer that forgets the events that
- * came in meanwhile when a re-read takes longer than that. Measured with 20,000 files present
- * on this 2-core box under load: 4 of 10 new files got no `add` until the next event in the
- * folder (> 30 s), and the others took 600 ms at p50. The raw event arrives in about 0.3 ms
- * and costs us one lstat.
+ * `hint` is "look at this path" from a folder's inotify watch; it may carry the lstat just
+ * taken of it. `add`/`change`/`unlink` come from chokidar's polling. `addDir`/`unlinkDir` say a
+ * folder appeared or went away (for the watched root itself: it was deleted or moved).
  */
 export type WatchEventKind = 'add' | 'change' | 'unlink' | 'addDir' | 'unlinkDir' | 'hint';
 
@@ -33,8 +31,12 @@ export interface EventSourceOptions {
   pollIntervalMs: number;
   /** True for paths not worth watching (called with and without stats, as chokidar does). */
   ignored: (absPath: string, stats?: fs.Stats) => boolean;
-  onEvent: (kind: WatchEventKind, absPath: string) => void;
+  /** `stats`: an lstat of the path taken just now; null when that lstat found nothing there. */
+  onEvent: (kind: WatchEventKind, absPath: string, stats?: fs.Stats | null) => void;
+  /** ENOSPC/EMFILE when a folder cannot be watched carry that folder in `path`. */
   onError: (err: NodeJS.ErrnoException) => void;
+  /** inotify only: so many events came at once that the kernel may have dropped some. */
+  onOverflow?: (events: number) => void;
 }
 
 export interface EventSource {
@@ -44,6 +46,10 @@ export interface EventSource {
 }
 
 export function startEventSource(opts: EventSourceOptions): EventSource {
+  return opts.poll ? startPolling(opts) : new DirWatches(opts);
+}
+
+function startPolling(opts: EventSourceOptions): EventSource {
   const w: FSWatcher = watch(opts.root, {
     persistent: true,
     // The start-up scan finds what is already there (and feeds readiness), so chokidar's
@@ -51,7 +57,7 @@ export function startEventSource(opts: EventSourceOptions): EventSource {
     ignoreInitial: true,
     // A symlink can point out of the watched root, or at itself: never followed.
     followSymlinks: false,
-    usePolling: opts.poll,
+    usePolling: true,
     interval: opts.pollIntervalMs,
     binaryInterval: opts.pollIntervalMs,
     // Readiness is ours (see readiness.ts), not awaitWriteFinish.
@@ -62,16 +68,6 @@ export function startEventSource(opts: EventSourceOptions): EventSource {
   });
   const kinds = ['add', 'change', 'unlink', 'addDir', 'unlinkDir'] as const;
   for (const kind of kinds) w.on(kind, (p: string) => opts.onEvent(kind, p));
-  if (!opts.poll) {
-    w.on('raw', (_event, evPath: string | null, details: unknown) => {
-      const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
-      if (typeof watched !== 'string' || typeof evPath !== 'string' || evPath === '') return;
-      // A directory's fs.watch names an entry; a file's own fs.watch names the file itself.
-      // (A folder `/a/x` holding an entry `x` reads as the folder: that one hint is lost, and
-      // chokidar's own event still comes.)
-      opts.onEvent('hint', path.basename(watched) === evPath ? watched : path.join(watched, evPath));
-    });
-  }
   w.on('error', (err: unknown) => opts.onError(err as NodeJS.ErrnoException));
   const ready = new Promise<void>((resolve) => w.once('ready', () => resolve()));
   return { ready, close: () => w.close() };

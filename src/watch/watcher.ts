@@ -2,9 +2,9 @@
  * FolderWatcher: finds files dropped into watched folders and hands each one on, once it is
  * completely written, to a sink (the daemon's store.discover). It never touches the database.
  *
- *   chokidar events ─┐
- *   start-up scan  ──┼─> consider() ─> StabilityTracker ─(stable)─> ready queue ─> sink
- *   periodic rescan ─┘        (one timer, bounded)                (micro-batched, one call at a time)
+ *   folder events  ─┐
+ *   start-up scan  ─┼─> consider() ─> StabilityTracker ─(stable)─> ready queue ─> sink
+ *   periodic rescan ┘        (one timer, bounded)                (micro-batched, one call at a time)
  *
  * Events and scans are only hints ("look at this path"): every decision is made on our own
  * lstat, so a missed event costs latency (until the next rescan), never a file.
@@ -77,7 +77,7 @@ export interface WatcherStats {
   sinkFailures: number;
   /** Distinct names skipped because they are not valid UTF-8. */
   invalidNames: number;
-  /** Times a folder's watcher was re-created (deleted and recreated, remounted, ENOSPC). */
+  /** Times a folder's watcher was re-created (deleted and recreated, remounted) or fell back to scans (ENOSPC). */
   restarts: number;
   /** Watched folders that do not exist right now (waited for). */
   missingFolders: number;
@@ -87,6 +87,11 @@ export interface WatcherStats {
 const STAT_BATCH = 256;
 /** Progress line every this many entries during a scan. */
 const SCAN_PROGRESS_EVERY = 10_000;
+/**
+ * Scan period of a folder that could not be watched (ENOSPC/EMFILE). An opendir scan of 50,000
+ * entries took 227 ms here (scripts/bench/findings.md), so 5 s costs about 5% of a core.
+ */
+const FALLBACK_SCAN_MS = 5_000;
 /** Sets that only exist to log something once are capped, so a hostile folder cannot grow them. */
 const LOG_ONCE_CAP = 100_000;
 
@@ -95,7 +100,7 @@ interface FolderState {
   readonly spec: WatchFolder;
   readonly root: string;
   /**
-   * The root with symlinks resolved, which is what chokidar watches: with followSymlinks off it
+   * The root with symlinks resolved, which is what is watched: with followSymlinks off chokidar
    * reports nothing inside a root that is itself a symlink (measured). Events are mapped back
    * to `root`, so file URLs keep the configured path.
    */
@@ -109,8 +114,11 @@ interface FolderState {
   /** A periodic stat of the root is in flight. */
   rootCheck: boolean;
   poll: boolean;
-  /** ENOSPC seen: this folder is polled from now on. */
-  forcePoll: boolean;
+  /**
+   * Some folder under this root could not be watched (inotify watches exhausted, ENOSPC, or
+   * EMFILE): the whole folder is scanned every FALLBACK_SCAN_MS instead, until ckpt restarts.
+   */
+  fallbackTimer: NodeJS.Timeout | null;
   /** A start/stop of this folder's watcher in progress (the root check must not overlap it). */
   transition: Promise<void> | null;
   scan: Promise<void> | null;
@@ -210,7 +218,7 @@ export class FolderWatcher {
       gone: false,
       rootCheck: false,
       poll: false,
-      forcePoll: false,
+      fallbackTimer: null,
       transition: null,
       scan: null,
       scanAgain: false,
@@ -279,6 +287,7 @@ export class FolderWatcher {
     await Promise.allSettled(
       this.folders.map(async (f) => {
         if (f.overflowTimer !== null) clearTimeout(f.overflowTimer);
+        if (f.fallbackTimer !== null) clearInterval(f.fallbackTimer);
         await this.stopSource(f);
         await f.transition?.catch(() => undefined);
         await this.stopSource(f); // one a transition may have started before it saw `closed`
@@ -291,7 +300,7 @@ export class FolderWatcher {
   // ---------------------------------------------------------------------------------------
   // Folder lifecycle: start, root gone, root back.
 
-  private startFolder(f: FolderState, reason: 'start' | 'recreated' | 'remounted' | 'enospc'): Promise<void> {
+  private startFolder(f: FolderState, reason: 'start' | 'recreated' | 'remounted'): Promise<void> {
     const run = (async () => {
       let st: fs.Stats;
       try {
@@ -306,7 +315,7 @@ export class FolderWatcher {
       if (this.closed) return;
       f.gone = false;
       f.rootId = rootIdOf(st);
-      f.poll = f.forcePoll || this.decidePoll(f);
+      f.poll = this.decidePoll(f);
       if (reason !== 'start') this.counters.restarts++;
       const source = startEventSource({
         root: f.watchRoot,
@@ -314,8 +323,9 @@ export class FolderWatcher {
         poll: f.poll,
         pollIntervalMs: this.pollIntervalMs,
         ignored: (p, stats) => this.ignoredByWatcher(f, this.fromWatchRoot(f, p), stats),
-        onEvent: (kind, p) => this.onEvent(f, source, kind, this.fromWatchRoot(f, p)),
+        onEvent: (kind, p, st) => this.onEvent(f, source, kind, this.fromWatchRoot(f, p), st),
         onError: (err) => this.onWatcherError(f, source, err),
+        onOverflow: (events) => this.onOverflow(f, source, events),
       });
       f.source = source;
       await Promise.race([source.ready, this.closing]);
@@ -363,8 +373,8 @@ export class FolderWatcher {
   }
 
   /**
-   * The root was deleted or unmounted. chokidar goes silent for good after the root's
-   * `unlinkDir` (FACTS.md), so its watcher is dropped and the root check re-creates it.
+   * The root was deleted or unmounted. A watch on a deleted folder goes silent for good (FACTS.md,
+   * for chokidar and for inotify alike), so it is dropped and the root check re-creates it.
    */
   private rootGone(f: FolderState, why: string): void {
     if (f.gone || this.closed) return;
@@ -443,7 +453,7 @@ export class FolderWatcher {
     }
   }
 
-  private onEvent(f: FolderState, source: EventSource, kind: WatchEventKind, p: string): void {
+  private onEvent(f: FolderState, source: EventSource, kind: WatchEventKind, p: string, st?: fs.Stats | null): void {
     if (this.closed || f.source !== source) return;
     try {
       switch (kind) {
@@ -456,7 +466,7 @@ export class FolderWatcher {
           // `unlink` is checked too, not believed: with 20,000 files chokidar reported files
           // that were still there as unlinked (its folder re-reads overlap), and forgetting them
           // had 64 of 20,030 files handed twice. Our lstat's ENOENT forgets a file for real.
-          this.considerCoalesced(f, p, kind);
+          this.considerCoalesced(f, p, kind, st);
           break;
         case 'unlinkDir':
           if (p === f.root) {
@@ -475,29 +485,44 @@ export class FolderWatcher {
 
   private onWatcherError(f: FolderState, source: EventSource, err: NodeJS.ErrnoException): void {
     if (this.closed || f.source !== source) return;
-    if (err?.code === 'ENOSPC') {
-      // One error per watch that could not be added: say it once, then only count on.
-      if (f.forcePoll || f.poll) return;
+    if (err?.code === 'ENOSPC' || err?.code === 'EMFILE') {
+      // One watch per folder now, so this takes a tree of ~max_user_watches folders or another
+      // process holding the watches. Files there are still found, by scans: say it once.
+      if (f.fallbackTimer !== null) {
+        this.log.debug({ folder: f.root, dir: err.path, err }, 'another folder could not be watched; scanned instead');
+        return;
+      }
+      const everyMs = Math.min(this.rescanMs, FALLBACK_SCAN_MS);
       this.log.error(
-        { folder: f.root, err },
-        'inotify watches exhausted (ENOSPC): raise fs.inotify.max_user_watches ' +
-          '(e.g. `sysctl fs.inotify.max_user_watches=524288`, and in /etc/sysctl.d/ to keep it); ' +
-          'this folder falls back to polling until ckpt restarts',
+        { folder: f.root, dir: err.path, err, scanEveryMs: everyMs },
+        (err.code === 'ENOSPC'
+          ? 'inotify watches exhausted (ENOSPC): raise fs.inotify.max_user_watches ' +
+            '(e.g. `sysctl fs.inotify.max_user_watches=524288`, and in /etc/sysctl.d/ to keep it)'
+          : 'too many open files (EMFILE): raise the open file limit (LimitNOFILE= in the systemd unit)') +
+          '; this folder is scanned periodically instead until ckpt restarts',
       );
-      f.forcePoll = true;
-      if (f.transition !== null) return; // the start in progress is already doomed; root checks retry
-      const stop = this.stopSource(f);
-      const restart = (async () => {
-        await stop;
-        await this.startFolder(f, 'enospc');
-      })();
-      f.transition = restart;
-      void restart.finally(() => {
-        if (f.transition === restart) f.transition = null;
-      });
+      this.counters.restarts++;
+      f.fallbackTimer = setInterval(() => {
+        if (!this.closed && !f.gone && f.scan === null) void this.scanFolder(f, 'fallback');
+      }, everyMs);
       return;
     }
-    this.log.error({ folder: f.root, err }, 'folder watcher error; continuing (rescans still run)');
+    this.log.error({ folder: f.root, dir: err?.path, err }, 'folder watcher error; continuing (rescans still run)');
+  }
+
+  /** The inotify queue may have overflowed: rescan once the burst is over (after stableMs). */
+  private onOverflow(f: FolderState, source: EventSource, events: number): void {
+    if (this.closed || f.source !== source) return;
+    if (f.scan !== null) {
+      f.scanAgain = true;
+      return;
+    }
+    if (f.overflowTimer !== null) return;
+    this.log.info({ folder: f.root, events }, 'a burst of file events may have overflowed the inotify queue: rescanning the folder');
+    f.overflowTimer = setTimeout(() => {
+      f.overflowTimer = null;
+      if (!this.closed && !f.gone) void this.scanFolder(f, 'overflow');
+    }, this.stableMs);
   }
 
   private dropped(f: FolderState, p: string): void {
@@ -519,17 +544,18 @@ export class FolderWatcher {
 
   /**
    * At most one look at a path in flight: a file written in 64 KB chunks raises an event per
-   * write (chokidar's and the raw one), and one more look after the current one sees them all.
+   * write, and one more look after the current one sees them all. `st`: the lstat the event
+   * source just took (the first look uses it instead of taking another).
    */
-  private considerCoalesced(f: FolderState, p: string, kind: WatchEventKind): void {
+  private considerCoalesced(f: FolderState, p: string, kind: WatchEventKind, st?: fs.Stats | null): void {
     const state = this.inFlight.get(p);
     if (state !== undefined) {
       this.inFlight.set(p, 'again');
       return;
     }
     this.inFlight.set(p, 'once');
-    const run = (): void => {
-      this.consider(f, p).then(
+    const run = (known?: fs.Stats | null): void => {
+      this.consider(f, p, known).then(
         (r) => {
           if (r === 'full') this.dropped(f, p);
           if (this.inFlight.get(p) === 'again' && !this.closed) {
@@ -545,7 +571,7 @@ export class FolderWatcher {
         },
       );
     };
-    run();
+    run(st);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -555,13 +581,17 @@ export class FolderWatcher {
    * Look at `p` (an event or a scan found it). 'full' means the tracker had no room: the
    * caller drops it (an event) or waits for room (a scan).
    */
-  private async consider(f: FolderState, p: string): Promise<ConsiderResult> {
+  private async consider(f: FolderState, p: string, known?: fs.Stats | null): Promise<ConsiderResult> {
     if (!p.startsWith(`${f.root}/`)) return 'ok';
+    if (known === null) {
+      this.forgetGone(p); // the event source's lstat found nothing there
+      return 'ok';
+    }
     const rel = p.slice(f.root.length + 1);
     const target = f.filter.markerTarget(rel);
     if (target !== null) return this.onMarker(f, `${f.root}/${target}`);
     if (!f.filter.isDataFile(rel)) return 'ok';
-    const st = await this.lstatOrNull(p);
+    const st = known ?? (await this.lstatOrNull(f, p));
     if (st === null || !this.isRegularFile(p, st)) return 'ok';
     const fp = fingerprintOf(st);
     if (this.isHanded(p, fp)) return 'ok';
@@ -579,13 +609,13 @@ export class FolderWatcher {
     if (fp === undefined) {
       // Not known to be stable yet: track it (if already tracked, its check will see the marker).
       if (this.tracker.has(dataPath)) return 'ok';
-      const st = await this.lstatOrNull(dataPath);
+      const st = await this.lstatOrNull(f, dataPath);
       if (st === null || !this.isRegularFile(dataPath, st)) return 'ok';
       const dfp = fingerprintOf(st);
       if (this.isHanded(dataPath, dfp) || this.queue.get(dataPath)?.fingerprint === dfp) return 'ok';
       return this.tracker.observe(dataPath, st, f.index, this.queue.size) === 'full' ? 'full' : 'ok';
     }
-    const st = await this.lstatOrNull(dataPath);
+    const st = await this.lstatOrNull(f, dataPath);
     if (st === null || !st.isFile()) {
       this.awaitingMarker.delete(dataPath);
       return 'ok';
@@ -600,9 +630,9 @@ export class FolderWatcher {
     return this.tracker.observe(dataPath, st, f.index, this.queue.size) === 'full' ? 'full' : 'ok';
   }
 
-  private async lstatOrNull(p: string): Promise<fs.Stats | null> {
+  private async lstatOrNull(f: FolderState, p: string): Promise<fs.Stats | null> {
     try {
-      return await lstat(p);
+      return await this.lstatIn(f, p);
     } catch (err) {
       if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) {
         this.forgetGone(p);
@@ -679,7 +709,7 @@ export class FolderWatcher {
     if (f === undefined) return;
     let st: fs.Stats;
     try {
-      st = await lstat(p);
+      st = await this.lstatIn(f, p);
     } catch (err) {
       if (!isErrno(err, 'ENOENT') && !isErrno(err, 'ENOTDIR')) throw err;
       if (this.tracker.isCurrent(p, e)) this.forgetGone(p);
@@ -724,6 +754,22 @@ export class FolderWatcher {
         this.tracker.forget(p, e);
         this.enqueueReady(f, p, st);
         return;
+    }
+  }
+
+  /**
+   * lstat in line for a folder on a local file system, through the thread pool for a polled
+   * (network) one. One lstat at a time (events, a due-check at a steady trickle of files) cost
+   * 43-60 us of CPU through the thread pool here against 6-10 us in line (20,000 files, 2 cores,
+   * loaded): the hops were 30% of the daemon's CPU in the producer scenario. A hung NFS server
+   * would block the event loop in lstatSync, hence not there (scan.ts lstat says more).
+   */
+  private lstatIn(f: FolderState, p: string): Promise<fs.Stats> {
+    if (f.poll) return lstat(p);
+    try {
+      return Promise.resolve(fs.lstatSync(p));
+    } catch (err) {
+      return Promise.reject(err);
     }
   }
 

@@ -30,6 +30,25 @@ afterEach(async () => {
   cleanupTmpDirs();
 });
 
+/**
+ * inotify watches this process holds: one `inotify wd:` line per watch in the fdinfo of each
+ * inotify descriptor (libuv keeps one per event loop).
+ */
+function inotifyWatches(): number {
+  let n = 0;
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    let target = '';
+    try {
+      target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // closed meanwhile (the readdir's own descriptor)
+    }
+    if (target !== 'anon_inode:inotify') continue;
+    n += fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').split('\n').filter((l) => l.startsWith('inotify wd:')).length;
+  }
+  return n;
+}
+
 function folder(dir: string, more: Partial<WatchFolder> = {}): WatchFolder {
   return { dir, include: [], exclude: [], fileType: 'test', poll: false, readyMarker: null, ...more };
 }
@@ -399,6 +418,93 @@ describe('FolderWatcher', () => {
     await closing;
     expect(finished).toBe(true);
     expect(calls).toBe(1);
+  });
+
+  it('watches a folder made after start, handing files written before its watch existed and after', async () => {
+    const dir = tmpDir();
+    const { w, names, settle } = harness([folder(dir)]);
+    await w.start();
+    // mkdir and write at once: the file may land before the new folder's watch is added.
+    fs.mkdirSync(path.join(dir, 'new'));
+    fs.writeFileSync(path.join(dir, 'new', 'early.csv'), 'e');
+    await waitFor(() => names().includes('early.csv'));
+    await waitFor(() => inotifyWatches() >= 2, { message: 'the new folder is watched' });
+    fs.writeFileSync(path.join(dir, 'new', 'later.csv'), 'l');
+    await waitFor(() => names().includes('later.csv'));
+    await settle();
+    expect(names()).toEqual(['early.csv', 'later.csv']);
+  });
+
+  it('watches deep folders made at once and a full folder moved in, and lets go of removed ones', async () => {
+    const dir = tmpDir();
+    const outside = tmpDir();
+    const { w, names, settle } = harness([folder(dir)]);
+    const before = inotifyWatches();
+    await w.start();
+    fs.mkdirSync(path.join(dir, 'a', 'b', 'c', 'd'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'a', 'b', 'c', 'd', 'deep1.csv'), '1');
+    await waitFor(() => names().includes('deep1.csv'));
+    await waitFor(() => inotifyWatches() - before === 5, { message: 'root + 4 folders watched' });
+    fs.writeFileSync(path.join(dir, 'a', 'b', 'c', 'd', 'deep2.csv'), '2');
+    await waitFor(() => names().includes('deep2.csv'));
+    // A folder holding files (and a folder) moved in whole: no event for its files, only for it.
+    fs.mkdirSync(path.join(outside, 'batch', 'inner'), { recursive: true });
+    for (const n of ['m1.csv', 'm2.csv', 'inner/m3.csv']) fs.writeFileSync(path.join(outside, 'batch', n), n);
+    fs.renameSync(path.join(outside, 'batch'), path.join(dir, 'batch'));
+    await waitFor(() => ['m1.csv', 'm2.csv', 'm3.csv'].every((n) => names().includes(n)), { message: 'moved-in files' });
+    await waitFor(() => inotifyWatches() - before === 7, { message: 'batch and batch/inner watched too' });
+    fs.rmSync(path.join(dir, 'a'), { recursive: true });
+    await waitFor(() => inotifyWatches() - before === 3, { message: 'the watches of a/... let go' });
+    fs.mkdirSync(path.join(dir, 'a'));
+    fs.writeFileSync(path.join(dir, 'a', 'again.csv'), 'x');
+    await waitFor(() => names().includes('again.csv'));
+    await settle();
+    expect(names()).toEqual(['again.csv', 'deep1.csv', 'deep2.csv', 'm1.csv', 'm2.csv', 'm3.csv']);
+  });
+
+  it('holds one inotify watch per folder, not per file', async () => {
+    const dir = tmpDir();
+    for (const sub of ['s1', 's2', 's3']) {
+      fs.mkdirSync(path.join(dir, sub));
+      for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(dir, sub, `p${i}.csv`), 'x');
+    }
+    for (let i = 0; i < 1000; i++) fs.writeFileSync(path.join(dir, `p${i}.csv`), 'x');
+    fs.mkdirSync(path.join(dir, '.staging')); // pruned: not watched
+    const { w, handed } = harness([folder(dir)], { batchSize: 512 });
+    const before = inotifyWatches();
+    await w.start();
+    await waitFor(() => handed.length === 1900, { message: '1900 present files handed' });
+    for (let i = 0; i < 200; i++) fs.writeFileSync(path.join(dir, 's2', `n${i}.csv`), 'x');
+    await waitFor(() => handed.length === 2100, { message: '200 new files handed' });
+    expect(inotifyWatches() - before).toBe(4);
+    await w.close();
+    expect(inotifyWatches()).toBe(before);
+  });
+
+  it('after a burst that overflowed the inotify queue (events lost), rescans and hands every file', async () => {
+    const dir = tmpDir();
+    const { w, names, logs } = harness([folder(dir)]);
+    await w.start();
+    // execFileSync blocks this event loop while the child writes 12,000 files (two events
+    // each): more than max_queued_events (16,384 here) pile up and the kernel drops the rest.
+    const n = 12_000;
+    const script = `const fs = require('fs'); for (let i = 0; i < ${n}; i++) fs.writeFileSync(${JSON.stringify(dir)} + '/f' + i + '.csv', 'x');`;
+    execFileSync(process.execPath, ['-e', script]);
+    await waitFor(() => names().length >= n, { timeoutMs: 40_000, message: `all ${n} files handed` });
+    expect(logs.some((l) => /overflowed the inotify queue/.test(l.msg))).toBe(true);
+    expect(new Set(names()).size).toBe(n);
+  });
+
+  it('with recursive false, watches the root folder only', async () => {
+    const dir = tmpDir();
+    fs.mkdirSync(path.join(dir, 'sub'));
+    const { w, names } = harness([folder(dir, { recursive: false })]);
+    const before = inotifyWatches();
+    await w.start();
+    fs.mkdirSync(path.join(dir, 'sub2'));
+    fs.writeFileSync(path.join(dir, 'top.csv'), 't');
+    await waitFor(() => names().length === 1);
+    expect(inotifyWatches() - before).toBe(1);
   });
 
   it('calls the sink one batch at a time', async () => {

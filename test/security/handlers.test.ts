@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { countStatus, drop, killDaemons, rows, setup, startDaemon, started, statusOf } from '../helpers/daemon.js';
+import { parseProcStat } from '../../src/run/orphans.js';
 import { REPO } from '../helpers/spawn.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -50,11 +51,13 @@ describe('no shell', () => {
     const starts = chaosRecords(s.recordLog).filter((r) => r.ev === 'start');
     expect(starts.map((r) => path.basename(r.file)).sort()).toEqual([...HOSTILE].sort());
     for (const r of starts) {
-      // Parent: the daemon (no sh in between); argv: {path} + the six inert items, unsplit.
-      expect({ file: path.basename(r.file), ppid: r.ppid, parent: r.parentComm, argc: r.argc }).toEqual({
+      // Parent: the daemon's spawn helper, a node process whose parent is the daemon (no sh in
+      // between; src/run/spawn-helper.ts); argv: {path} + the six inert items, unsplit.
+      const helper = parseProcStat(fs.readFileSync(`/proc/${String(r.ppid)}/stat`, 'utf8'));
+      expect({ file: path.basename(r.file), parent: r.parentComm, grandparent: helper?.ppid, argc: r.argc }).toEqual({
         file: path.basename(r.file),
-        ppid: d.child.pid,
         parent: 'node',
+        grandparent: d.child.pid,
         argc: 1 + inert.length,
       });
     }

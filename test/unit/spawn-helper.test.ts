@@ -1,0 +1,92 @@
+/**
+ * The spawn helper (src/run/spawn-helper.ts): command handlers are started by one long-lived
+ * helper process, not by the daemon's own thread; and when the helper dies, runs in flight end
+ * as failures with their process groups killed, and the next run gets a new helper.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseProcStat } from '../../src/run/orphans.js';
+import { createHandler } from '../../src/run/handler.js';
+import { makeContext } from '../fixtures/handlers/make-context.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
+
+const killed: number[] = [];
+
+afterEach(() => {
+  for (const pid of killed.splice(0)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  cleanupTmpDirs();
+});
+
+function readNumber(file: string): number | null {
+  try {
+    const n = Number(fs.readFileSync(file, 'utf8').trim());
+    return n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+function isGone(pid: number): boolean {
+  try {
+    const st = parseProcStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    return st === null || st.state === 'Z';
+  } catch {
+    return true;
+  }
+}
+
+/** argv of a handler that writes its parent's pid to `<dir>/<name>.ppid` and its own to `.pid`. */
+function recorder(dir: string, name: string, then = 'exit 0'): string[] {
+  const base = path.join(dir, name);
+  return ['sh', '-c', `echo $PPID > "$0.ppid"; echo $$ > "$0.pid"; ${then}`, base];
+}
+
+describe('spawn helper', () => {
+  it('starts every handler from one helper process whose parent is this process', async () => {
+    const dir = tmpDir();
+    const a = await createHandler({ command: recorder(dir, 'a') });
+    expect(await a(makeContext('/tmp/a.csv'))).toMatchObject({ ok: true });
+    expect(await a(makeContext('/tmp/b.csv'))).toMatchObject({ ok: true });
+    const helper = readNumber(path.join(dir, 'a.ppid'));
+    expect(helper).not.toBeNull();
+    expect(helper).not.toBe(process.pid);
+    expect(parseProcStat(fs.readFileSync(`/proc/${String(helper)}/stat`, 'utf8'))?.ppid).toBe(process.pid);
+  });
+
+  it("spawnVia 'direct' starts the handler from this process", async () => {
+    const dir = tmpDir();
+    const h = await createHandler({ command: recorder(dir, 'd'), spawnVia: 'direct' });
+    expect(await h(makeContext('/tmp/d.csv'))).toMatchObject({ ok: true });
+    expect(readNumber(path.join(dir, 'd.ppid'))).toBe(process.pid);
+  });
+
+  it('a helper that dies mid-run: the run fails, its process group is killed, the next run gets a new helper', async () => {
+    const dir = tmpDir();
+    const h = await createHandler({ command: recorder(dir, 'long', 'exec sleep 30') });
+    const run = h(makeContext('/tmp/long.csv'));
+    const helper = await waitFor(() => readNumber(path.join(dir, 'long.ppid')));
+    const sleeper = await waitFor(() => readNumber(path.join(dir, 'long.pid')));
+    killed.push(sleeper);
+    process.kill(helper, 'SIGKILL');
+    const o = await run;
+    expect(o).toMatchObject({ ok: false, kind: 'signal' });
+    expect(o.ok ? '' : o.error).toContain('spawn helper process exited');
+    await waitFor(() => isGone(sleeper), { message: 'the handler outlived its helper' });
+
+    fs.rmSync(path.join(dir, 'long.ppid'));
+    const again = await createHandler({ command: recorder(dir, 'next') });
+    expect(await again(makeContext('/tmp/next.csv'))).toMatchObject({ ok: true });
+    expect(await h(makeContext('/tmp/long2.csv', { signal: AbortSignal.timeout(300) }))).toMatchObject({ ok: false, kind: 'aborted' });
+    const second = readNumber(path.join(dir, 'long.ppid'));
+    expect(second).not.toBeNull();
+    expect(second).not.toBe(helper);
+  });
+});
