@@ -142,7 +142,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
     host,
     concurrency: config.concurrency,
     leaseMs: config.leaseMs,
-    folders: config.watch.map((w) => ({ dir: w.dir, readyMarker: w.readyMarker })),
+    folders: config.watch.map((w) => ({ dir: w.dir, readyMarker: w.readyMarker, poll: w.poll })),
     onSuccess: config.onSuccess,
     onDead: config.onDead,
     // The runner's lines carry path, attempt and workerId itself.

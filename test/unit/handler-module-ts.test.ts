@@ -12,7 +12,7 @@ import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const FIX = path.join(ROOT, 'test/fixtures/handlers');
-const SOURCES = ['handler.ts', 'command-handler.ts', 'module-handler.ts', 'stats-line.ts', 'errors.ts'];
+const SOURCES = ['handler.ts', 'command-handler.ts', 'spawn-helper.ts', 'module-handler.ts', 'stats-line.ts', 'errors.ts'];
 
 let driver: string;
 

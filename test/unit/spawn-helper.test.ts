@@ -82,11 +82,17 @@ describe('spawn helper', () => {
     await waitFor(() => isGone(sleeper), { message: 'the handler outlived its helper' });
 
     fs.rmSync(path.join(dir, 'long.ppid'));
+    fs.rmSync(path.join(dir, 'long.pid'));
     const again = await createHandler({ command: recorder(dir, 'next') });
     expect(await again(makeContext('/tmp/next.csv'))).toMatchObject({ ok: true });
-    expect(await h(makeContext('/tmp/long2.csv', { signal: AbortSignal.timeout(300) }))).toMatchObject({ ok: false, kind: 'aborted' });
-    const second = readNumber(path.join(dir, 'long.ppid'));
-    expect(second).not.toBeNull();
+    // The old handler starts its next run through a new helper (stopped once it has started).
+    const ac = new AbortController();
+    const run2 = h(makeContext('/tmp/long2.csv', { signal: ac.signal }));
+    const second = await waitFor(() => readNumber(path.join(dir, 'long.ppid')));
+    const sleeper2 = await waitFor(() => readNumber(path.join(dir, 'long.pid')));
+    killed.push(sleeper2);
+    ac.abort();
+    expect(await run2).toMatchObject({ ok: false, kind: 'aborted' });
     expect(second).not.toBe(helper);
   });
 });
