@@ -20,10 +20,10 @@ import { createHandler, type Handler } from './run/handler.js';
 import { stillAsFound } from './run/recheck-discovered.js';
 import { Runner, type OutcomeKind } from './run/runner.js';
 import { groupIdOf } from './store/open-database.js';
-import { type ModeInfo, openStore } from './store/open-store.js';
+import { FallbackStore, type ModeInfo, openStore } from './store/open-store.js';
 import { PathMap } from './store/path-map.js';
 import { withPathMap } from './store/path-mapped-store.js';
-import type { PostgresStore } from './store/postgres/index.js';
+import type { PostgresPrimary } from './store/postgres/fallback-primary.js';
 import { StoreUnavailableError } from './store/sqlite-errors.js';
 import type { CheckpointStore, DiscoveredFile } from './store/types.js';
 import { FolderWatcher } from './watch/watcher.js';
@@ -43,8 +43,6 @@ export interface DaemonOptions {
   /** Listen to SIGTERM/SIGINT (default true). */
   handleSignals?: boolean;
 }
-
-const NORMAL: ModeInfo = Object.freeze({ mode: 'normal', since: null, reason: null, kind: null });
 
 /** How often a process records that it is alive (`ckpt status` lists live workers). */
 const WORKER_HEARTBEAT_MS = 5_000;
@@ -82,7 +80,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   }
 
   let store: CheckpointStore;
-  /** normal or degraded, since when and why (always normal for PostgreSQL for now). */
+  /** normal or degraded, since when and why. */
   let mode: () => ModeInfo;
   let dbPath: string | undefined;
   let pgTarget: string | undefined;
@@ -90,26 +88,49 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   try {
     if (config.database.kind === 'postgres') {
       const db = config.database;
+      if (config.fallbackDir === undefined) {
+        log.fatal(
+          `${config.configPath}: fallbackDir: missing: with PostgreSQL, ckpt run needs a folder on a local disk for the journals and claim markers it keeps while the server is unreachable (e.g. "/var/lib/ckpt/fallback")`,
+        );
+        return EXIT_CONFIG;
+      }
       // Loaded only when used: SQLite deployments do not pay for node-postgres at start-up.
-      const { PostgresStore } = await import('./store/postgres/index.js');
-      const pg: PostgresStore = new PostgresStore({
+      const { PostgresPrimary } = await import('./store/postgres/fallback-primary.js');
+      const pg: PostgresPrimary = new PostgresPrimary({
         url: db.url,
         schema: db.schema,
         retry: config.retry,
         onChange: config.onChange,
         connectTimeoutMs: config.lockTimeoutMs,
-        onConnectionError: (e) => log.warn({ database: pg.target, code: (e as { code?: string }).code }, 'PostgreSQL connection lost'),
+        onConnectionError: (e) => log.warn({ database: pg.location, code: (e as { code?: string }).code }, 'PostgreSQL connection lost'),
+        fallbackDir: config.fallbackDir,
       });
-      store = pg;
-      pgTarget = pg.target;
-      await pg.ensureReady();
-      mode = () => NORMAL;
+      pgTarget = pg.location;
+      // The same degraded mode as a locked SQLite file while the server is unreachable (memory,
+      // journal in fallbackDir, claim markers for this host only); a server that refuses ckpt
+      // (password, privilege) stops the start with exit 69.
+      const fb = await FallbackStore.open(pg, {
+        fallback: { logger: log, workerId, localPath: (p) => pathMap.toLocal(p) },
+        retry: config.retry,
+        onChange: config.onChange,
+        lockTimeoutMs: config.lockTimeoutMs,
+        fileMode: config.fileMode,
+      });
+      const m = fb.mode();
+      if (m.mode === 'degraded') {
+        // Started without the server, this process would know no file's state: every file in the
+        // folder would be new to it, completed ones included, so it could run nothing anyway.
+        await fb.close();
+        throw new StoreUnavailableError('locked', `${pg.location} is unreachable at start: ${m.reason ?? '?'}`, undefined);
+      }
+      store = fb;
+      mode = () => fb.mode();
     } else {
       dbPath = config.database.path;
       // Keeps working in memory (journaled, with claim markers) when the database is locked or
       // corrupt, and reconciles when it is usable again; fb.mode() says which.
       const fb = openStore(dbPath, {
-        fallback: { logger: log, workerId, localPath: (p) => pathMap.toLocal(p) },
+        fallback: { logger: log, workerId, localPath: (p) => pathMap.toLocal(p), ...(config.fallbackDir === undefined ? {} : { dir: config.fallbackDir }) },
         retry: config.retry,
         onChange: config.onChange,
         lockTimeoutMs: config.lockTimeoutMs,

@@ -13,6 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from './errors.js';
+import { fileSystemOf, isNetworkFileSystem } from '../mounts.js';
 import type { Layer } from './env.js';
 import { DEFAULTS, isPostgresUrl, type FileConfig, type RawAfterAction, type RawDatabase } from './schema.js';
 import type { PathPrefix } from '../store/path-map.js';
@@ -125,6 +126,7 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
   if (onDead.kind === 'move') ensureFolder(onDead.dir, file.createDirs, ctx.display, 'onDead.moveTo', fs.constants.W_OK | fs.constants.X_OK);
   if (db.kind === 'sqlite') ensureDatabaseFolder(db.path, database.source, database.key);
   if (handler.kind === 'module') ensureFile(handler.module, ctx.display, 'handler.module');
+  const fallbackDir = file.fallbackDir === undefined ? undefined : resolveFallbackDir(abs(file.fallbackDir), ctx.display);
 
   return {
     configPath: ctx.configPath,
@@ -149,7 +151,28 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
     group: file.group === undefined ? undefined : String(file.group),
     createDirs: file.createDirs,
     pathPrefixes,
+    ...(fallbackDir === undefined ? {} : { fallbackDir }),
   };
+}
+
+/**
+ * Where degraded mode keeps its journals and claim markers (created when missing). It must be
+ * on a local disk: the markers keep two processes of THIS host from running one file, and on a
+ * share they would look as if they protected other hosts too, which they cannot (pids and
+ * leases in them are per host). `ckpt run` on PostgreSQL requires it (daemon.ts); the other
+ * commands do not use it.
+ */
+function resolveFallbackDir(dir: string, source: string): string {
+  if (statOrNull(dir, source, 'fallbackDir') === null) mkdirs(dir, source, 'fallbackDir');
+  ensureFolder(dir, false, source, 'fallbackDir', fs.constants.W_OK | fs.constants.X_OK);
+  if (isNetworkFileSystem(dir)) {
+    throw ConfigError.at(
+      source,
+      'fallbackDir',
+      `folder ${dir} is on a network file system (${fileSystemOf(dir).fsType}): claim markers there would look shared between hosts, and they protect one host only; use a local disk`,
+    );
+  }
+  return dir;
 }
 
 /**

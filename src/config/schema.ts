@@ -20,6 +20,8 @@
  *   http          {port, host?}            (off when absent)
  *   workerId, fileMode ("0600"), group, createDirs (create missing watch/moveTo folders)
  *   pathPrefixes  [{local: "/mnt/a/share", shared: "/share"}, ...]   (per-host mount points)
+ *   fallbackDir   "/var/lib/ckpt/fallback"  (degraded-mode journals and claim markers; required
+ *                 with PostgreSQL, default `<database>.fallback` with SQLite)
  */
 import { z } from 'zod';
 import { LOG_FORMATS, LOG_LEVELS } from './types.js';
@@ -399,6 +401,7 @@ export const fileSchema = strictObject(
     group: groupSchema.optional(),
     createDirs: z.boolean({ error: expected('true or false') }).default(false),
     pathPrefixes: pathPrefixesSchema.default([]),
+    fallbackDir: text('a folder on a local disk for degraded-mode journals and claim markers').optional(),
   },
   'a JSON object with the ckpt settings (see config/examples/)',
 );

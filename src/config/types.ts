@@ -132,6 +132,11 @@ export interface ResolvedConfig {
    * `local` is absolute. Empty: paths are stored as they are.
    */
   readonly pathPrefixes: readonly PathPrefix[];
+  /**
+   * Absolute folder for degraded-mode journals, claim markers and state files. Always set for
+   * PostgreSQL (required there); absent for SQLite means `<database>.fallback`.
+   */
+  readonly fallbackDir?: string;
 }
 
 /**

@@ -9,8 +9,9 @@ export { FallbackStore } from './fallback/fallback-store.js';
 export { readFallbackStates, type FallbackState } from './fallback/state-files.js';
 
 /**
- * Pick the store for a `database` setting. Today: a file path means SQLite. (PostgreSQL URLs
- * are recognised so the error is clear rather than a file named "postgres:..." appearing.)
+ * The store for a SQLite `database` path. (PostgreSQL URLs are recognised so the error is clear
+ * rather than a file named "postgres:..." appearing: PostgreSQL is opened asynchronously, as
+ * `PostgresStore.connect()` or, for the daemon, `FallbackStore.open(new PostgresPrimary(...))`.)
  *
  * With `fallback` (the daemon): a FallbackStore around the SQLite store, which keeps working
  * when the database is locked or corrupt (memory + journal + claim markers, salvage) and says
@@ -21,7 +22,7 @@ export function openStore(database: string, opts: OpenStoreOptions & { fallback:
 export function openStore(database: string, opts?: OpenStoreOptions): CheckpointStore;
 export function openStore(database: string, opts: OpenStoreOptions & { fallback?: FallbackOptions } = {}): CheckpointStore {
   if (/^postgres(ql)?:\/\//i.test(database)) {
-    throw new Error('a PostgreSQL database URL was given, but this build of ckpt supports only SQLite files');
+    throw new Error('openStore() opens SQLite files; open PostgreSQL with PostgresStore.connect() or FallbackStore.open(new PostgresPrimary(...))');
   }
   if (opts.fallback) return new FallbackStore(database, opts);
   return new SqliteStore(database, opts);

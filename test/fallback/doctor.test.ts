@@ -74,7 +74,7 @@ describe('ckpt doctor', () => {
     expect(byName(j, 'markers')[0]!.message).toMatch(/2 claim marker\(s\) \(1 claimed, 1 completed\); 2 of live processes, 0 left by processes that are gone/);
     expect(byName(j, 'open by')[0]!.message).toMatch(/sqlite3/);
     await shell.release();
-    expect(s.tryRecover()).toBe(true);
+    expect(await s.tryRecover()).toBe(true);
     const after = await ckpt(['doctor', '--config', ws.config], { cwd: ws.dir });
     expect(after.code, after.stdout).toBe(0);
   });

@@ -32,6 +32,12 @@ function open(db: string, workerId: string, probeMs = 60_000): FallbackStore {
   return s;
 }
 
+/** What the watcher would hand over for a real file now. */
+function seenAt(file: string) {
+  const st = fs.lstatSync(file);
+  return { fileUrl: file, fileType: 'csv', mtimeMs: st.mtimeMs, size: st.size, fingerprint: fingerprintOf(st) };
+}
+
 const W = (workerId: string, leaseMs = 30_000) => ({ workerId, leaseMs, now: Date.now() });
 const done = (cs: { fileUrl: string; token: string }[], fingerprint?: string) =>
   cs.map((c) => ({ fileUrl: c.fileUrl, token: c.token, stats: STATS, now: Date.now(), ...(fingerprint ? { fingerprint } : {}) }));
@@ -68,7 +74,7 @@ describe('fencing a degraded worker against the lease sweep', () => {
     // A completes from memory (still degraded); B still leaves the file alone; A replays.
     expect(await a.complete(done([c!]))).toEqual(['ok']);
     expect(await b.claim(10, W('B'))).toEqual([]);
-    expect(a.tryRecover()).toBe(true);
+    expect(await a.tryRecover()).toBe(true);
     expect(dbRows(db, 'SELECT status, claim_token FROM file_checkpoints')).toEqual([{ status: 'completed', claim_token: c!.token }]);
     expect(dbRows(db, 'SELECT attempt, worker_id, outcome FROM file_attempts')).toEqual([{ attempt: 1, worker_id: 'A', outcome: 'completed' }]);
     expect(markerDirs(db)).toEqual([]);
@@ -92,7 +98,7 @@ describe('fencing a degraded worker against the lease sweep', () => {
     // B's sweep takes the expired claim over (failed, retried after the backoff).
     const b = open(db, 'B');
     expect(await b.claim(10, W('B'))).toEqual([]);
-    expect(a.tryRecover()).toBe(true);
+    expect(await a.tryRecover()).toBe(true);
     expect(dbRows(db, 'SELECT status FROM file_checkpoints')).toEqual([{ status: 'failed' }]);
     expect(dbRows(db, 'SELECT attempt, outcome FROM file_attempts')).toEqual([{ attempt: 1, outcome: 'lease_expired' }]);
     const got = await b.claim(10, { ...W('B'), now: Date.now() + 3_600_000 });
@@ -172,7 +178,7 @@ describe('attempt numbers while degraded', () => {
     expect(cb).toMatchObject({ fileUrl: ca!.fileUrl, attempt: 2 });
     expect((await a.heartbeat([ca!], 1_000, Date.now())).map((r) => r.token)).toEqual([ca!.token]);
     expect(await a.complete(done([ca!]))).toEqual(['lost']);
-    expect(a.tryRecover()).toBe(true);
+    expect(await a.tryRecover()).toBe(true);
     expect(await b.complete(done([cb!]))).toEqual(['ok']);
     const att = dbRows(db, 'SELECT version, attempt, worker_id, outcome FROM file_attempts ORDER BY id');
     expect(att).toContainEqual({ version: 1, attempt: 2, worker_id: 'B', outcome: 'completed' });
@@ -183,33 +189,66 @@ describe('attempt numbers while degraded', () => {
 
 describe('a changed file while degraded', () => {
   it('completed from memory by one worker, rewritten, then seen by another degraded worker: a new version, not attempt 2', async () => {
-    const db = path.join(tmpDir(), 'ckpt.db');
+    const dir = tmpDir();
+    const db = path.join(dir, 'ckpt.db');
+    const file = path.join(dir, 'v.csv');
+    fs.writeFileSync(file, 'first\n');
+    const f = seenAt(file);
     const a = open(db, 'A');
     const c = open(db, 'C');
-    const [f] = files('v', 1);
-    await a.discover([f!], Date.now());
+    await a.discover([f], Date.now());
     const shell = await holdLock(db, 'begin-exclusive');
     const [ca] = await a.claim(1, W('A'));
     expect(a.mode().mode).toBe('degraded');
-    expect(ca).toMatchObject({ fileUrl: f!.fileUrl, version: 1, attempt: 1 });
-    expect(await a.complete(done([ca!]))).toEqual(['ok']);
+    expect(ca).toMatchObject({ fileUrl: file, version: 1, attempt: 1 });
+    expect(await a.complete(done([ca!], f.fingerprint))).toEqual(['ok']);
 
-    // The file is rewritten in place. C finds it while the database still says pending v1.
-    const changed = { ...f!, size: 200, fingerprint: '200:1700000000500:1:v0-changed' };
+    // The file is rewritten. C finds it while the database still says pending v1.
+    fs.writeFileSync(file, 'second, longer\n');
+    const changed = seenAt(file);
     await c.discover([changed], Date.now());
     expect(c.mode().mode).toBe('degraded');
     const [cc] = await c.claim(1, W('C'));
-    expect(cc).toMatchObject({ fileUrl: f!.fileUrl, version: 2, attempt: 1 });
+    expect(cc).toMatchObject({ fileUrl: file, version: 2, attempt: 1 });
     expect(await c.complete(done([cc!], changed.fingerprint))).toEqual(['ok']);
 
     await shell.release();
-    expect(a.tryRecover()).toBe(true);
-    expect(c.tryRecover()).toBe(true);
+    expect(await a.tryRecover()).toBe(true);
+    expect(await c.tryRecover()).toBe(true);
     expect(dbRows(db, 'SELECT version, status, fingerprint FROM file_checkpoints')).toEqual([{ version: 2, status: 'completed', fingerprint: changed.fingerprint }]);
     expect(dbRows(db, 'SELECT version, attempt, worker_id, outcome FROM file_attempts ORDER BY version, attempt')).toEqual([
       { version: 1, attempt: 1, worker_id: 'A', outcome: 'completed' },
       { version: 2, attempt: 1, worker_id: 'C', outcome: 'completed' },
     ]);
+  });
+
+  it('a stale record (the file was rewritten, handled under its newer content by another degraded worker and moved): not run as a new version', async () => {
+    const dir = tmpDir();
+    const db = path.join(dir, 'ckpt.db');
+    const file = path.join(dir, 's.csv');
+    fs.writeFileSync(file, 'first\n');
+    const first = seenAt(file);
+    const a = open(db, 'A');
+    const c = open(db, 'C');
+    const shell = await holdLock(db, 'begin-exclusive');
+    // A sees the first content and goes degraded before it claims it.
+    await a.discover([first], Date.now());
+    expect(a.mode().mode).toBe('degraded');
+    // The file is rewritten; C sees, handles and moves the newer content.
+    fs.writeFileSync(file, 'second, longer\n');
+    const second = seenAt(file);
+    await c.discover([second], Date.now());
+    const [cc] = await c.claim(1, W('C'));
+    expect(cc).toMatchObject({ fileUrl: file, version: 1 });
+    expect(await c.complete(done([cc!], second.fingerprint))).toEqual(['ok']);
+    fs.renameSync(file, path.join(dir, 'done.csv'));
+
+    // A's first content is gone: nothing to run (it used to become version 2, dead "vanished").
+    expect(await a.claim(1, W('A'))).toEqual([]);
+    await shell.release();
+    expect(await c.tryRecover()).toBe(true);
+    expect(await a.tryRecover()).toBe(true);
+    expect(dbRows(db, 'SELECT version, status, fingerprint FROM file_checkpoints')).toEqual([{ version: 1, status: 'completed', fingerprint: second.fingerprint }]);
   });
 
   it('a file seen while degraded, then rewritten and handled by another worker: not handed to the database stale when this one comes back', async () => {
@@ -243,7 +282,7 @@ describe('a changed file while degraded', () => {
     fs.renameSync(file, path.join(dir, 'done.csv'));
 
     // A comes back: what it saw is gone; the database keeps B's outcome, no stale version.
-    expect(a.tryRecover()).toBe(true);
+    expect(await a.tryRecover()).toBe(true);
     await a.discover([], Date.now());
     expect(dbRows(db, 'SELECT version, status, fingerprint FROM file_checkpoints')).toEqual([{ version: 1, status: 'completed', fingerprint: second.fingerprint }]);
   });
@@ -264,7 +303,7 @@ describe('a changed file while degraded', () => {
     await a.discover([{ fileUrl: shared, fileType: 'csv', mtimeMs: st.mtimeMs, size: st.size, fingerprint: fingerprintOf(st) }], Date.now());
     expect(a.mode().mode).toBe('degraded');
     await shell.release();
-    expect(a.tryRecover()).toBe(true);
+    expect(await a.tryRecover()).toBe(true);
     await waitFor(() => dbRows(db, 'SELECT file_url, status FROM file_checkpoints').length === 1);
     expect(dbRows(db, 'SELECT file_url, status FROM file_checkpoints')).toEqual([{ file_url: shared, status: 'pending' }]);
   });

@@ -146,7 +146,7 @@ describe('database locked by the sqlite3 shell (BEGIN EXCLUSIVE)', () => {
 
     expect(await a.complete(done(heldByA))).toEqual(['ok', 'ok']);
     expect(await b.claim(10, W('B'))).toEqual([]);
-    expect(a.tryRecover()).toBe(true);
+    expect(await a.tryRecover()).toBe(true);
     expect(statusOf(db)).toEqual({ completed: 2, processing: 1 });
     expect(await b.claim(10, { ...W('B'), now: Date.now() + 5_000 })).toEqual([]);
   });

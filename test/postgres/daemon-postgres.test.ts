@@ -23,7 +23,7 @@ afterAll(async () => {
 describe.skipIf(!cluster)('ckpt run on PostgreSQL', () => {
   it('two daemons share one database: every file handled once, the password never printed', async () => {
     const schema = freshSchema('daemon');
-    const s = setup({ database: { urlEnv: 'CKPT_TEST_PG_URL', schema } });
+    const s = setup({ database: { urlEnv: 'CKPT_TEST_PG_URL', schema }, fallbackDir: 'fallback' });
     const env = { CKPT_TEST_PG_URL: cluster!.url() };
     const a = startDaemon(s, ['--worker-id', 'host-a:1'], env);
     const b = startDaemon(s, ['--worker-id', 'host-b:2'], env);
@@ -56,6 +56,8 @@ describe.skipIf(!cluster)('ckpt run on PostgreSQL', () => {
     const schema = freshSchema('roots');
     const hostConfig = (root: string) => ({
       database: { urlEnv: 'CKPT_TEST_PG_URL', schema },
+      // Each host its own local folder for degraded-mode journals and markers.
+      fallbackDir: path.join(base, root === rootA ? 'fallback-a' : 'fallback-b'),
       watch: [{ dir: path.join(root, 'inbox'), fileType: 'csv' }],
       onSuccess: { moveTo: path.join(root, 'done') },
       pathPrefixes: [{ local: root, shared: '/share' }],

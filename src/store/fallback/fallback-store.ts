@@ -6,8 +6,8 @@ import type { Logger } from 'pino';
 import { idempotencyKey } from '../idempotency.js';
 import { MemoryStore } from '../memory-store.js';
 import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from '../retry-policy.js';
-import { StoreUnavailableError, classifySqliteError, toStoreError } from '../sqlite-errors.js';
-import { SqliteStore, type SqliteStoreOptions } from '../sqlite-store.js';
+import { StoreUnavailableError, toStoreError } from '../sqlite-errors.js';
+import type { SqliteStoreOptions } from '../sqlite-store.js';
 import { iso } from '../time.js';
 import type {
   AttemptRecord,
@@ -34,16 +34,17 @@ import type {
   WriteResult,
 } from '../types.js';
 import { ClaimMarkers, type Marker, type MarkerBody, claimStands } from './claim-markers.js';
-import { checkIntegrity, isCorruption, probeWritable, withBusyTimeout } from './health-probe.js';
+import { checkIntegrity, isCorruption } from './health-probe.js';
 import { Journal, type JournalEntry, type ReadJournal, listJournals, readJournal, removeJournal, safeName } from './journal.js';
-import { Lookup, type Looked } from './lookup.js';
-import { type Expiring, expiringClaims, extendLeases, protectedUntil, stillHeld } from './fencing.js';
+import type { Looked } from './lookup.js';
+import { type Expiring, protectedUntil, stillHeld } from './fencing.js';
+import { type FallbackPrimary, type Maybe, drive, isPromise } from './primary.js';
+import { SqlitePrimary } from './sqlite-primary.js';
 import { type ProcessIdentity, isAlive, selfIdentity } from './process-identity.js';
-import { type CarriedClaim, Replayer, type ReplayStats, emptyStats } from './replay.js';
+import { type CarriedClaim, type ReplayStats, emptyStats } from './replay.js';
 import { type SalvageReport, salvageDatabase } from './salvage.js';
 import { SNAPSHOT_NAME, snapshotAge, takeSnapshot } from './snapshot.js';
 import { type FallbackState, removeStaleStates } from './state-files.js';
-import { openDatabase } from '../open-database.js';
 import { fingerprintOf } from '../../watch/fingerprint.js';
 
 /**
@@ -124,6 +125,8 @@ interface OpenClaim {
   marker: Marker | null;
   fileTimestamp: string;
   fileSize: number;
+  /** Granted by the database (in normal mode), as opposed to from memory while degraded. */
+  fromDatabase?: boolean;
 }
 
 type State = 'normal' | 'degraded';
@@ -153,10 +156,18 @@ const SALVAGE_LOCK = 'salvage';
  * one of them runs the file (possibly neither, for one round).
  */
 export class FallbackStore implements CheckpointStore {
-  readonly kind = 'sqlite' as const;
+  readonly kind: 'sqlite' | 'postgres';
   readonly dir: string;
-  private primary: SqliteStore | null = null;
-  private primaryIno: number | null = null;
+  /** Where the work goes in normal mode, and what the fallback asks of it (primary.ts). */
+  private readonly db: FallbackPrimary;
+  /** The same primary when it is SQLite: quick_check, snapshots, salvage, the replaced-file check. */
+  private readonly sq: SqlitePrimary | null;
+  /** While a recovery (or the start) runs asynchronously (PostgreSQL): every call waits for it. */
+  private gate: Promise<void> | null = null;
+  /** Degraded-mode calls in progress: an asynchronous recovery waits until none is. */
+  private degradedOps = 0;
+  private idleWaiters: (() => void)[] = [];
+  private startError: unknown = null;
   private state: State = 'normal';
   private modeInfo: ModeInfo = { mode: 'normal', since: null, reason: null, kind: null };
   /** The file's content is bad (CORRUPT/NOTADB), as opposed to locked, full, or replaced. */
@@ -166,7 +177,6 @@ export class FallbackStore implements CheckpointStore {
   private readonly markers: ClaimMarkers;
   private readonly locks: ClaimMarkers;
   private readonly journal: Journal;
-  private readonly lookup: Lookup;
   private readonly log: Logger | undefined;
   private readonly workerId: string;
   private readonly self: ProcessIdentity;
@@ -176,7 +186,6 @@ export class FallbackStore implements CheckpointStore {
   private readonly degradedLogMs: number;
   private readonly clock: () => number;
   private readonly retry: RetryPolicy;
-  private readonly busyTimeoutMs: number;
   private probeTimer: NodeJS.Timeout | null = null;
   private logTimer: NodeJS.Timeout | null = null;
   private healthTimer: NodeJS.Timeout | null = null;
@@ -195,13 +204,35 @@ export class FallbackStore implements CheckpointStore {
   readonly counters = { degradedEpisodes: 0, replayed: emptyStats(), salvages: 0, deferredForMarkers: 0, protectedLeases: 0, fencedOutcomes: 0 };
   lastSalvage: SalvageReport | null = null;
 
+  /** The database file (SQLite), or `postgres host:port/db`. */
+  readonly file: string;
+
+  /**
+   * `target`: a SQLite file path, or a FallbackPrimary (PostgreSQL: see
+   * ../postgres/fallback-primary.ts; use FallbackStore.open() to wait for its start).
+   */
   constructor(
-    readonly file: string,
+    target: string | FallbackPrimary,
     private readonly opts: FallbackStoreOptions = {},
   ) {
     const f = opts.fallback ?? {};
-    this.file = path.resolve(file);
-    this.dir = f.dir ?? `${this.file}.fallback`;
+    if (typeof target === 'string') {
+      const file = path.resolve(target);
+      this.dir = f.dir ?? `${file}.fallback`;
+      this.sq = new SqlitePrimary(file, opts, `${file}.fallback`, (info) =>
+        'error' in info
+          ? this.log?.warn({ error: info.error }, 'could not copy the database for look-ups while it is locked')
+          : this.log?.warn({ ms: info.ms, bytes: info.bytes }, 'the database cannot even be read (locking_mode=EXCLUSIVE elsewhere?): looking files up in a private copy'),
+        this.dir,
+      );
+      this.db = this.sq;
+    } else {
+      this.db = target;
+      this.sq = target instanceof SqlitePrimary ? target : null;
+      this.dir = f.dir ?? target.defaultFallbackDir;
+    }
+    this.kind = this.db.kind;
+    this.file = this.db.location;
     this.log = f.logger;
     this.workerId = f.workerId ?? `${os.hostname()}:${process.pid}`;
     this.localPath = f.localPath ?? ((p) => p);
@@ -210,18 +241,40 @@ export class FallbackStore implements CheckpointStore {
     this.degradedLogMs = f.degradedLogMs ?? DEGRADED_LOG_MS;
     this.clock = f.clock ?? Date.now;
     this.retry = opts.retry ?? DEFAULT_RETRY;
-    this.busyTimeoutMs = opts.busyTimeoutMs ?? 5_000;
     this.healthCheckMs = f.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS;
     this.snapshotMs = f.snapshotMs ?? DEFAULT_SNAPSHOT_MS;
     this.markers = new ClaimMarkers(path.join(this.dir, 'claims'), opts.fileMode ?? 0o600);
     this.locks = new ClaimMarkers(path.join(this.dir, 'locks'), opts.fileMode ?? 0o600);
     this.journal = new Journal(this.dir, this.workerId, this.self, opts.fileMode ?? 0o600);
-    this.lookup = new Lookup(this.file, this.dir, (info) =>
-      'error' in info
-        ? this.log?.warn({ error: info.error }, 'could not copy the database for look-ups while it is locked')
-        : this.log?.warn({ ms: info.ms, bytes: info.bytes }, 'the database cannot even be read (locking_mode=EXCLUSIVE elsewhere?): looking files up in a private copy'),
-    );
-    this.openAtStart(f.checkAtOpen ?? true);
+    const started = drive(this.startSteps(f.checkAtOpen ?? true));
+    if (isPromise(started)) {
+      this.gate = started.then(
+        () => undefined,
+        (err: unknown) => {
+          this.startError = err;
+        },
+      );
+      void this.gate.then(() => (this.gate = null));
+    }
+  }
+
+  /**
+   * A FallbackStore that has finished starting (PostgreSQL: connected and migrated, or
+   * degraded because the server cannot be reached; journals left behind replayed). Errors that
+   * are not unavailability (a wrong password, a schema from a newer ckpt) are thrown.
+   */
+  static async open(target: string | FallbackPrimary, opts: FallbackStoreOptions = {}): Promise<FallbackStore> {
+    const s = new FallbackStore(target, opts);
+    await s.gate;
+    if (s.startError !== null) {
+      await s.close().catch(() => undefined);
+      throw s.startError;
+    }
+    return s;
+  }
+
+  private *startSteps(check: boolean): Generator<unknown, void, unknown> {
+    yield* this.openAtStart(check);
     if (this.state === 'normal') this.writeState();
     this.startMaintenance();
   }
@@ -232,7 +285,7 @@ export class FallbackStore implements CheckpointStore {
       this.healthTimer = setInterval(() => this.healthCheck(), this.healthCheckMs);
       this.healthTimer.unref();
     }
-    if (this.snapshotMs > 0) {
+    if (this.snapshotMs > 0 && this.sq) {
       this.snapshotTimer = setInterval(() => void this.snapshot(), Math.min(this.snapshotMs, 60_000));
       this.snapshotTimer.unref();
       setImmediate(() => void this.snapshot());
@@ -244,33 +297,20 @@ export class FallbackStore implements CheckpointStore {
     if (this.closed) return;
     // State files of daemons killed meanwhile (a readdir; once a minute).
     removeStaleStates(this.dir);
-    if (this.state !== 'normal' || !this.primary) return;
-    let db: ReturnType<typeof openDatabase> | undefined;
-    try {
-      db = openDatabase(this.file, { readonly: true, busyTimeoutMs: 0, allowNetworkFs: true });
-      const bad = checkIntegrity(db);
-      if (bad && bad.kind === 'broken') this.degrade(bad);
-    } catch (err) {
-      const e = toStoreError(err, 'health check');
-      if (e instanceof StoreUnavailableError && isCorruption(e)) this.degrade(e);
-      // A lock or a missing file: the ordinary calls will tell.
-    } finally {
-      try {
-        db?.close();
-      } catch {
-        // ignore
-      }
-    }
+    if (this.state !== 'normal' || !this.primary || !this.sq) return;
+    const bad = this.sq.checkFile();
+    if (bad) this.degrade(bad);
   }
 
   /** Take a snapshot if the last one is older than the period. */
   async snapshot(force = false): Promise<void> {
-    if (this.state !== 'normal' || !this.primary || this.closed || this.snapshotting) return;
+    const sdb = this.sq?.db;
+    if (this.state !== 'normal' || !sdb || this.closed || this.snapshotting) return;
     const age = snapshotAge(this.dir, this.clock());
     if (!force && age !== null && age < this.snapshotMs) return;
     const run = async () => {
       try {
-        const r = await takeSnapshot(this.primary!.db, this.dir, this.opts.fileMode ?? 0o600);
+        const r = await takeSnapshot(sdb, this.dir, this.opts.fileMode ?? 0o600);
         this.log?.debug({ bytes: r.bytes, ms: r.ms }, 'database snapshot taken');
       } catch (err) {
         this.log?.warn({ err }, 'could not take a database snapshot');
@@ -289,28 +329,31 @@ export class FallbackStore implements CheckpointStore {
 
   // ---- opening ---------------------------------------------------------------------------------
 
-  private openAtStart(check: boolean): void {
+  private *openAtStart(check: boolean): Generator<unknown, void, unknown> {
     try {
-      this.openPrimary();
-      if (check && this.primary) {
-        const bad = checkIntegrity(this.primary.db);
+      yield this.openPrimary();
+      if (check && this.sq?.db) {
+        const bad = checkIntegrity(this.sq.db);
         if (bad) throw bad;
       }
     } catch (err) {
       const e = toStoreError(err, `open ${this.file}`);
       if (!(e instanceof StoreUnavailableError)) throw e;
+      // PostgreSQL refusing ckpt (wrong password, no such database, no privilege) needs a
+      // person, not degraded mode: only an unreachable or restarting server is ridden out.
+      if (this.kind === 'postgres' && e.kind === 'broken') throw e;
       // Leftovers of dead processes go whatever the database says (a SIGKILLed daemon's state
       // file would otherwise show in `ckpt status` until a start found the database healthy).
       this.cleanLeftovers();
       this.degrade(e);
       // A corrupt file is salvaged at once: nothing can be claimed until it is.
-      this.recoverNow();
+      yield drive(this.recoverSteps());
       return;
     }
     this.cleanLeftovers();
     // Journals left by processes that died (a crash while degraded) go in first.
     try {
-      this.reconcileOrphans(true);
+      yield drive(this.reconcileSteps(true));
     } catch (err) {
       const e = toStoreError(err, 'replaying journals at open');
       if (!(e instanceof StoreUnavailableError)) throw e;
@@ -344,22 +387,21 @@ export class FallbackStore implements CheckpointStore {
     }
   }
 
-  private openPrimary(): void {
+  /** The normal-mode store, while open. */
+  private get primary(): CheckpointStore | null {
+    return this.db.store;
+  }
+
+  private openPrimary(): Maybe<void> {
     if (this.salvageLockStands()) {
       throw new StoreUnavailableError('broken', `another ckpt process is salvaging ${this.file}`, undefined);
     }
-    const store = new SqliteStore(this.file, this.opts);
-    this.primary = store;
-    this.primaryIno = inodeOf(this.file);
+    return this.db.open();
   }
 
+  /** SQLite only (a file replaced or salvaged underneath): closing is synchronous there. */
   private closePrimary(): void {
-    const p = this.primary;
-    this.primary = null;
-    this.primaryIno = null;
-    // Safe even after the file was moved aside: SQLite neither checkpoints into nor deletes the
-    // -wal of a database that was renamed away (the pager checks SQLITE_FCNTL_HAS_MOVED).
-    void p?.close();
+    void this.db.close();
   }
 
   // ---- mode switching --------------------------------------------------------------------------
@@ -387,13 +429,7 @@ export class FallbackStore implements CheckpointStore {
       ...(this.opts.random ? { random: this.opts.random } : {}),
     });
     this.lastRefill = 0;
-    // Reads while degraded must not wait: under locking_mode=EXCLUSIVE elsewhere every read
-    // would block the event loop for the whole busy timeout and then fail anyway.
-    try {
-      this.primary?.db.pragma('busy_timeout = 0');
-    } catch {
-      // a broken connection
-    }
+    this.db.setDegradedReads(true);
     for (const o of this.open.values()) this.adoptOpenClaim(o, now);
     this.writeState();
     this.startTimers();
@@ -428,15 +464,52 @@ export class FallbackStore implements CheckpointStore {
   /** One recovery attempt (timer tick). Never throws. */
   private async probe(): Promise<void> {
     if (this.state !== 'degraded' || this.recovering || this.closed) return;
-    this.recoverNow();
+    if (this.kind === 'postgres' && this.primary) {
+      // Ask before closing the gate: against a server behind a network partition one probe waits
+      // its whole connect timeout (2 s), and the calls it held would stall for that long each time.
+      this.recovering = true;
+      let down: boolean;
+      try {
+        down = (await this.db.probe()) !== null;
+      } catch {
+        down = true;
+      } finally {
+        this.recovering = false;
+      }
+      if (down || this.state !== 'degraded' || this.closed) return;
+    }
+    await this.recoverNow();
   }
 
-  /** Synchronous: the whole switch back happens in one turn of the event loop, so no call interleaves. */
-  private recoverNow(): boolean {
+  /**
+   * One recovery attempt. With SQLite it is synchronous: the whole switch back happens in one
+   * turn of the event loop, so no call interleaves. With PostgreSQL it takes round trips: the
+   * gate holds every new call until it is over, and it starts only once no degraded call is
+   * in progress.
+   */
+  private recoverNow(): Maybe<boolean> {
+    if (this.state !== 'degraded' || this.recovering || this.closed) return false;
+    const r = drive(this.recoverSteps());
+    if (!isPromise(r)) return r;
+    const gate = r.then(() => undefined);
+    this.gate = gate;
+    void gate.then(() => {
+      if (this.gate === gate) this.gate = null;
+    });
+    return r;
+  }
+
+  /** Resolves once no degraded-mode call is in progress. */
+  private degradedIdle(): Promise<void> {
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private *recoverSteps(): Generator<unknown, boolean, unknown> {
     if (this.state !== 'degraded' || this.recovering || this.closed) return false;
     this.recovering = true;
     const now = this.clock();
     try {
+      if (this.degradedOps > 0) yield this.degradedIdle();
       if (this.salvageLockStands()) return false;
       if (this.primary && this.fileReplaced()) this.closePrimary();
       if (this.primary && this.corrupt) {
@@ -444,30 +517,29 @@ export class FallbackStore implements CheckpointStore {
       }
       if (!this.primary) {
         try {
-          this.openPrimary();
+          yield this.openPrimary();
         } catch (err) {
           const e = toStoreError(err, `open ${this.file}`);
           if (!(e instanceof StoreUnavailableError)) throw e;
           if (!isCorruption(e)) return false;
           this.corrupt = true;
           if (!this.salvage(now)) return false;
-          this.openPrimary();
+          yield this.openPrimary();
         }
-        const bad = checkIntegrity(this.primary!.db);
+        const bad = this.sq?.db ? checkIntegrity(this.sq.db) : null;
         if (bad) {
           if (bad.kind === 'broken') this.corrupt = true;
           this.degrade(bad);
           return false;
         }
       }
-      const p = this.primary!;
-      const blocked = probeWritable(p.db);
+      const blocked = (yield this.db.probe()) as StoreUnavailableError | null;
       if (blocked) {
         if (isCorruption(blocked)) this.corrupt = true;
         return false;
       }
       this.corrupt = false;
-      const stats = this.replayAll(p, now, true);
+      const stats = (yield drive(this.replaySteps(now, true))) as ReplayStats;
       this.backToNormal(now, stats);
       return true;
     } catch (err) {
@@ -491,12 +563,8 @@ export class FallbackStore implements CheckpointStore {
     this.modeInfo = { mode: 'normal', since: now, reason: null, kind: null };
     for (const o of this.open.values()) o.marker = null;
     this.stopTimers();
-    this.lookup.dropCopy();
-    try {
-      this.primary?.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
-    } catch {
-      // reported on the next call
-    }
+    this.db.endEpisode();
+    this.db.setDegradedReads(false);
     this.writeState();
     this.log?.info(
       { degradedForMs: now - since, replayed: stats.applied, skipped: stats.skipped, conflicts: stats.conflicts, inserted: stats.inserted, openClaims: this.open.size },
@@ -519,6 +587,11 @@ export class FallbackStore implements CheckpointStore {
     if (this.worker) void this.touchWorker({ ...this.worker, mode: 'normal', modeSince: now, modeReason: null }, now).catch(() => {});
   }
 
+  /** The stored name's file on this host still has this fingerprint (one lstat). */
+  private onDiskAsSeen(stored: string, fingerprint: string): boolean {
+    return unchangedOnDisk(this.localPath(stored), fingerprint);
+  }
+
   /** Hand files seen while degraded to the database, retrying every second for up to 10 minutes. */
   private rediscover(files: DiscoveredFile[], attempt: number): void {
     if (this.closed) return;
@@ -533,7 +606,7 @@ export class FallbackStore implements CheckpointStore {
    * dead processes, and (at recovery) write this process's open claims into the database, in
    * one IMMEDIATE transaction with busy timeout 0. Then remove what was replayed.
    */
-  private replayAll(p: SqliteStore, now: number, carry: boolean): ReplayStats {
+  private *replaySteps(now: number, carry: boolean): Generator<unknown, ReplayStats, unknown> {
     const mine: ReadJournal | null = carry && fs.existsSync(this.journal.file) ? readJournal(this.journal.file) : null;
     const orphans = listJournals(this.dir)
       .filter((f) => f !== this.journal.file)
@@ -541,33 +614,17 @@ export class FallbackStore implements CheckpointStore {
       .filter((j) => j.header === null || !isAlive(j.header.owner));
     const markers = this.markers.all();
     const mineOrDead = (m: Marker) => m.instance === this.instance || !isAlive(m.owner);
-    const replayer = new Replayer(p.db, now);
-    const lost: OpenClaim[] = [];
-    const apply = (e: JournalEntry) => {
-      try {
-        replayer.apply(e);
-      } catch (err) {
-        const cls = classifySqliteError(err);
-        if (cls !== 'other') throw err;
-        this.log?.error({ err, path: e.fileUrl, entry: e.t }, 'a journal entry could not be replayed; skipped');
-      }
-    };
-    withBusyTimeout(p.db, 0, () =>
-      p.db
-        .transaction(() => {
-          for (const j of orphans) for (const e of j.entries) apply(e);
-          if (mine) for (const e of mine.entries) apply(e);
-          // A terminal marker carries its outcome too: it covers a crash between the marker and
-          // the journal line (replaying both is harmless: the token makes the second a no-op).
-          for (const m of markers) if (m.entry && mineOrDead(m)) apply(m.entry);
-          if (carry) {
-            for (const o of this.open.values()) {
-              if (!replayer.carry(this.carried(o))) lost.push(o);
-            }
-          }
-        })
-        .immediate(),
-    );
+    const entries: JournalEntry[] = [];
+    for (const j of orphans) entries.push(...j.entries);
+    if (mine) entries.push(...mine.entries);
+    // A terminal marker carries its outcome too: it covers a crash between the marker and
+    // the journal line (replaying both is harmless: the token makes the second a no-op).
+    for (const m of markers) if (m.entry && mineOrDead(m)) entries.push(m.entry);
+    const carried = carry ? [...this.open.values()] : [];
+    const { stats: s, lostTokens } = (yield this.db.replay(entries, carried.map((o) => this.carried(o)), now, (err, e) =>
+      this.log?.error({ err, path: e.fileUrl, entry: e.t }, 'a journal entry could not be replayed; skipped'),
+    )) as { stats: ReplayStats; lostTokens: Set<string> };
+    const lost = carried.filter((o) => lostTokens.has(o.claim.token));
     // Committed: the journals are redundant now. Journal first, then markers, so a marker never
     // disappears while its outcome exists only in a journal.
     for (const j of orphans) removeJournal(j.file);
@@ -577,7 +634,6 @@ export class FallbackStore implements CheckpointStore {
       this.open.delete(o.claim.fileUrl);
       this.log?.warn({ path: o.claim.fileUrl, attempt: o.claim.attempt, workerId: this.workerId }, 'claim held while degraded was finished elsewhere meanwhile; it is lost');
     }
-    const s = replayer.stats;
     const c = this.counters.replayed;
     c.applied += s.applied;
     c.skipped += s.skipped;
@@ -597,14 +653,18 @@ export class FallbackStore implements CheckpointStore {
   }
 
   /** In normal mode: replay what dead processes left behind (rate-limited unless forced). */
-  private reconcileOrphans(force = false): void {
+  private *reconcileSteps(force = false): Generator<unknown, void, unknown> {
     const now = this.clock();
     if (!force && now - this.lastOrphanCheck < this.probeMs) return;
     this.lastOrphanCheck = now;
     if (!this.primary || this.state !== 'normal') return;
     const anyJournal = listJournals(this.dir).some((f) => f !== this.journal.file);
     if (!anyJournal && !this.markers.anyExist()) return;
-    this.replayAll(this.primary, now, false);
+    yield drive(this.replaySteps(now, false));
+  }
+
+  private async reconcileOrphans(): Promise<void> {
+    await drive(this.reconcileSteps());
   }
 
   private carried(o: OpenClaim): CarriedClaim {
@@ -682,8 +742,7 @@ export class FallbackStore implements CheckpointStore {
   }
 
   private fileReplaced(): boolean {
-    if (this.primaryIno === null) return false;
-    return inodeOf(this.file) !== this.primaryIno;
+    return this.sq?.replaced() ?? false;
   }
 
   // ---- normal-mode plumbing -----------------------------------------------------------------------
@@ -692,18 +751,29 @@ export class FallbackStore implements CheckpointStore {
    * Run `fn` on the database in normal mode; on StoreUnavailableError switch to degraded mode
    * and answer from `degraded` instead. Other errors (bugs, constraints) pass through.
    */
-  private async route<T>(fn: (p: SqliteStore) => Promise<T>, degraded: () => Promise<T> | T): Promise<T> {
-    if (this.closed) throw new Error('store is closed');
-    if (this.state === 'normal') this.checkReplaced();
-    if (this.state === 'normal' && this.primary) {
+  private async route<T>(fn: (p: CheckpointStore) => Promise<T>, degraded: () => Promise<T> | T): Promise<T> {
+    for (;;) {
+      // A recovery in progress (PostgreSQL only; SQLite recovers within one turn): wait for it.
+      if (this.gate) await this.gate;
+      if (this.closed) throw new Error('store is closed');
+      if (this.state === 'normal') this.checkReplaced();
+      if (this.state === 'normal' && this.primary) {
+        try {
+          return await fn(this.primary);
+        } catch (err) {
+          if (!(err instanceof StoreUnavailableError)) throw err;
+          this.degrade(err);
+        }
+      }
+      // A recovery began while this call waited on the database: ask again once it is over.
+      if (this.gate) continue;
+      this.degradedOps++;
       try {
-        return await fn(this.primary);
-      } catch (err) {
-        if (!(err instanceof StoreUnavailableError)) throw err;
-        this.degrade(err);
+        return await degraded();
+      } finally {
+        if (--this.degradedOps === 0) for (const w of this.idleWaiters.splice(0)) w();
       }
     }
-    return degraded();
   }
 
   /**
@@ -713,7 +783,7 @@ export class FallbackStore implements CheckpointStore {
    * moved aside would be lost from the new one.
    */
   private checkReplaced(): void {
-    if (!this.primary) return;
+    if (!this.primary || !this.sq) return;
     if (this.fileReplaced() || this.salvageLockStands()) {
       this.degrade(new StoreUnavailableError('broken', `database file ${this.file} was replaced or is being salvaged by another process`, undefined));
     }
@@ -722,6 +792,7 @@ export class FallbackStore implements CheckpointStore {
   private track(c: Claim, workerId: string, now: number, extra?: { fileTimestamp: string; fileSize: number }): void {
     const o: OpenClaim = {
       claim: c,
+      fromDatabase: true,
       workerId,
       startedAt: now,
       handlerPid: null,
@@ -750,7 +821,7 @@ export class FallbackStore implements CheckpointStore {
    * written before a lease ran out is seen here. Without this, the sweep took over a claim whose
    * worker had completed it from memory, and the next run found the file moved: dead, "vanished".
    */
-  private protectMarkedClaims(p: SqliteStore, opts: ClaimOptions): void {
+  private async protectMarkedClaims(opts: ClaimOptions): Promise<void> {
     if (!this.markers.anyExist()) return;
     let extended = 0;
     let deadOwners = 0;
@@ -758,7 +829,7 @@ export class FallbackStore implements CheckpointStore {
       // Batch by batch as the sweep reads them: once a batch holds nothing to protect, that is
       // the batch the sweep takes. 16 batches of 256 bound the work after a very long lock.
       for (let round = 0, skip = 0; round < 16; round++) {
-        const batch = expiringClaims(p.db, opts.now, SWEEP_BATCH, skip);
+        const batch = await this.db.expiring(opts.now, SWEEP_BATCH, skip);
         const keep: (Expiring & { until: number })[] = [];
         for (const e of batch) {
           if (!this.markers.mayHave(e.fileUrl)) continue;
@@ -772,7 +843,7 @@ export class FallbackStore implements CheckpointStore {
           if (p0 && p0.until > opts.now) keep.push({ ...e, until: p0.until });
         }
         if (keep.length === 0) break;
-        extended += extendLeases(p.db, keep, opts.now);
+        extended += await this.db.extendLeases(keep, opts.now);
         // The rows left unprotected stay expired and come first in the next read: step over them.
         skip += batch.length - keep.length;
       }
@@ -782,7 +853,7 @@ export class FallbackStore implements CheckpointStore {
     if (deadOwners > 0) {
       // Their outcomes go in now (protected meanwhile, so the sweep did not end those claims).
       try {
-        this.reconcileOrphans();
+        await this.reconcileOrphans();
       } catch (err) {
         this.log?.warn({ err }, 'could not replay journals left behind; will retry');
       }
@@ -815,14 +886,14 @@ export class FallbackStore implements CheckpointStore {
       }
       const until = this.blockedUntil(m, c, now);
       if (until !== null) blocked.push({ c, until });
-      else if (m && m.version === c.version && m.attempt >= c.attempt) keep.push(this.renumber(c, m.attempt + 1));
+      else if (m && m.version === c.version && m.attempt >= c.attempt) keep.push(await this.renumber(c, m.attempt + 1));
       else keep.push(c);
     }
     if (blocked.length > 0) {
       this.counters.deferredForMarkers += blocked.length;
       await this.defer(blocked);
       try {
-        this.reconcileOrphans();
+        await this.reconcileOrphans();
       } catch (err) {
         this.log?.warn({ err }, 'could not replay journals left behind; will retry');
       }
@@ -835,17 +906,9 @@ export class FallbackStore implements CheckpointStore {
    * replayed, says so): the database read the row before that worker's journal reached it.
    * Renumbered before the handler starts, so that no (file, version, attempt) gets two outcomes.
    */
-  private renumber(c: Claim, attempt: number): Claim {
-    try {
-      const r = this.primary?.db
-        .prepare(`UPDATE file_checkpoints SET attempts = ? WHERE file_url = ? AND claim_token = ? AND status = 'processing' AND attempts < ?`)
-        .run(attempt, c.fileUrl, c.token, attempt);
-      if (r && r.changes === 1) return { ...c, attempt };
-    } catch (err) {
-      if (classifySqliteError(err) === 'other') throw err;
-      // Locked again: the replay renumbers whichever outcome comes second (replay.ts).
-    }
-    return c;
+  private async renumber(c: Claim, attempt: number): Promise<Claim> {
+    // Not written (locked again): the replay renumbers whichever outcome comes second (replay.ts).
+    return (await this.db.renumber(c.fileUrl, c.token, attempt)) ? { ...c, attempt } : c;
   }
 
   private blockedUntil(m: Marker | null, c: Claim, now: number): number | null {
@@ -870,17 +933,8 @@ export class FallbackStore implements CheckpointStore {
     const p = this.primary;
     if (!p) return;
     const nowIso = iso(this.clock());
-    try {
-      const st = p.db.prepare(
-        `UPDATE file_checkpoints SET status = CASE WHEN retry_count > 0 THEN 'failed' ELSE 'pending' END,
-           due_at = ?, attempts = attempts - 1, handler_pid = NULL, updated_at = ?
-         WHERE file_url = ? AND claim_token = ? AND status = 'processing'`,
-      );
-      p.db.transaction(() => {
-        for (const b of blocked) st.run(iso(b.until), nowIso, b.c.fileUrl, b.c.token);
-      }).immediate();
-    } catch (err) {
-      if (classifySqliteError(err) === 'other') throw err;
+    const written = await this.db.defer(blocked.map((b) => ({ fileUrl: b.c.fileUrl, token: b.c.token, until: b.until })), nowIso);
+    if (!written) {
       // Could not write: give them back the ordinary way (with its retries), or let the lease run out.
       await p.release(blocked.map((b) => b.c), this.clock()).catch(() => {});
     }
@@ -1049,7 +1103,7 @@ export class FallbackStore implements CheckpointStore {
     if (now - this.lastRefill < 2 * this.probeMs) return;
     this.lastRefill = now;
     if (this.corrupt || this.fileReplaced() || (this.modeInfo.kind === 'broken' && !this.primary)) return;
-    const rows = this.lookup.claimable(this.primary?.db ?? null, iso(now), REFILL_ROWS);
+    const rows = await this.db.claimable(iso(now), REFILL_ROWS);
     if (!rows) return;
     for (const r of rows) {
       if (mem.has(r.fileUrl)) continue;
@@ -1063,9 +1117,9 @@ export class FallbackStore implements CheckpointStore {
    * What the database says about a file, or null when nobody can tell. A corrupt or replaced
    * file is not asked at all: a damaged index could answer "no such row" for a completed file.
    */
-  private looked(fileUrl: string, now: number): Looked | null {
+  private looked(fileUrl: string, now: number): Maybe<Looked | null> {
     if (this.corrupt || this.fileReplaced() || (this.modeInfo.kind === 'broken' && !this.primary)) return null;
-    return this.lookup.get(this.primary?.db ?? null, fileUrl, now);
+    return this.db.lookup(fileUrl, now);
   }
 
   private async discoverDegraded(files: readonly DiscoveredFile[], now: number): Promise<DiscoverResult> {
@@ -1073,7 +1127,7 @@ export class FallbackStore implements CheckpointStore {
     const res: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
     for (const f of files) {
       if (!mem.has(f.fileUrl)) {
-        const l = this.looked(f.fileUrl, now);
+        const l = await this.looked(f.fileUrl, now);
         if (l?.row) mem.put(l.row);
         else if (l?.tomb && (l.tomb.fingerprint === f.fingerprint || this.opts.onChange === 'ignore')) {
           res.tombstoned++;
@@ -1108,7 +1162,7 @@ export class FallbackStore implements CheckpointStore {
       for (const c of cands) {
         let ok: Claim | null = null;
         try {
-          ok = this.vet(c, opts);
+          ok = await this.vet(c, opts);
         } catch (err) {
           this.log?.warn({ err, path: c.fileUrl, attempt: c.attempt, workerId: opts.workerId }, 'could not check a file before handing it out; trying later');
           this.putBack(c, opts.now + this.probeMs);
@@ -1164,7 +1218,7 @@ export class FallbackStore implements CheckpointStore {
    * version, attempt and retry count reconciled against the database and the markers), or
    * null after putting the candidate back or settling it.
    */
-  private vet(c: Claim, opts: ClaimOptions): Claim | null {
+  private async vet(c: Claim, opts: ClaimOptions): Promise<Claim | null> {
     const mem = this.memory!;
     const now = opts.now;
     const rec = mem.peekHeld(c)!;
@@ -1177,7 +1231,7 @@ export class FallbackStore implements CheckpointStore {
 
     // 1. What the database says, before spending a marker on it (a rescan re-offers every
     //    completed file that is still in the folder).
-    const pre = this.looked(c.fileUrl, now);
+    const pre = await this.looked(c.fileUrl, now);
     if (!pre) {
       this.putBack(c, now + this.probeMs, rec);
       return null;
@@ -1192,7 +1246,12 @@ export class FallbackStore implements CheckpointStore {
       }
       if (r.status === 'completed' || r.status === 'dead') {
         if (r.fingerprint === fingerprint || this.opts.onChange === 'ignore') return { done: r };
-        // Changed since it was handled: a new version.
+        // Another fingerprint: a new version only if that content is what the folder holds now.
+        // Otherwise ours is the older one (seen before the file was rewritten, then handled
+        // under its newer content and moved by another worker): running it would record a
+        // stale version dead as "vanished" (16 of the 37 violations of the 30-minute soak,
+        // seed 556139824). The newer content, if still there, comes back from the watcher.
+        if (!this.onDiskAsSeen(c.fileUrl, fingerprint)) return { done: r };
         if (version <= r.version) {
           version = r.version + 1;
           attempt = 1;
@@ -1246,6 +1305,12 @@ export class FallbackStore implements CheckpointStore {
         return null;
       }
       const finished = cur.state === 'completed' || cur.state === 'dead';
+      if (finished && cur.version >= version && !this.onDiskAsSeen(c.fileUrl, fingerprint)) {
+        // Finished under another fingerprint, and ours is not what the folder holds: stale
+        // (see decide() above).
+        this.settleTerminal({ ...rec, status: cur.state === 'completed' ? 'completed' : 'dead', version: cur.version, attempts: cur.attempt, retryCount: cur.retryCount, dueAt: null });
+        return null;
+      }
       if (finished && cur.version >= version) {
         // Finished under another fingerprint (the outcome is not in the database yet, so the
         // database still shows the old version pending): the content changed since, and it is
@@ -1299,7 +1364,7 @@ export class FallbackStore implements CheckpointStore {
       this.putBack(c, now + Math.ceil(this.probeMs / 4), rec);
       return null;
     }
-    const post = this.looked(c.fileUrl, now);
+    const post = await this.looked(c.fileUrl, now);
     const second = post ? decide(post) : { until: now + this.probeMs };
     if (second !== 'go' || claim.version !== version) {
       this.markers.drop(marker);
@@ -1418,6 +1483,12 @@ export class FallbackStore implements CheckpointStore {
         this.takeMarker(o, at);
         if (!o.marker) continue;
       }
+      if (this.kind === 'postgres' && o.fromDatabase) {
+        // Other hosts cannot see this host's markers: for them the lease the database last
+        // confirmed is all that holds the claim, and a sweep there takes it over once it runs
+        // out. So it is not extended here; the check above loses the claim at that moment.
+        continue;
+      }
       const m: Marker = { ...o.marker, leaseExpiresAt: at + leaseMs, at };
       let kept: boolean;
       try {
@@ -1471,7 +1542,11 @@ export class FallbackStore implements CheckpointStore {
 
   discover(files: readonly DiscoveredFile[], now: number): Promise<DiscoverResult> {
     return this.route(
-      (p) => p.discover(files, now),
+      async (p) => {
+        const r = await p.discover(files, now);
+        this.db.noteDiscovered?.(files.map((f) => f.fileUrl));
+        return r;
+      },
       () => this.discoverDegraded(files, now),
     );
   }
@@ -1479,7 +1554,7 @@ export class FallbackStore implements CheckpointStore {
   /** Only in normal mode: while degraded the recorded label cannot be changed, so nobody takes it. */
   takeAfterAction(item: UnfinishedAfterAction, workerId: string, now: number): Promise<boolean> {
     return this.route(
-      (p) => p.takeAfterAction(item, workerId, now),
+      (p) => p.takeAfterAction?.(item, workerId, now) ?? Promise.resolve(false),
       () => false,
     );
   }
@@ -1487,7 +1562,7 @@ export class FallbackStore implements CheckpointStore {
   async claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
     const claims = await this.route(
       async (p) => {
-        this.protectMarkedClaims(p, opts);
+        await this.protectMarkedClaims(opts);
         const got = await p.claim(n, opts);
         const keep = await this.screenNormalClaims(got, opts.now);
         for (const c of keep) this.track(c, opts.workerId, opts.now);
@@ -1501,7 +1576,7 @@ export class FallbackStore implements CheckpointStore {
   async claimFile(fileUrl: string, opts: ClaimOptions): Promise<Claim | null> {
     return this.route(
       async (p) => {
-        this.protectMarkedClaims(p, opts);
+        await this.protectMarkedClaims(opts);
         const c = await p.claimFile(fileUrl, opts);
         if (!c) return null;
         const [keep] = await this.screenNormalClaims([c], opts.now);
@@ -1615,10 +1690,10 @@ export class FallbackStore implements CheckpointStore {
   get(fileUrl: string): Promise<FileRecord | null> {
     return this.route(
       (p) => p.get(fileUrl),
-      () => {
+      async () => {
         const m = this.memory?.peek(fileUrl);
         if (m) return m;
-        return this.looked(fileUrl, this.clock())?.row ?? null;
+        return (await this.looked(fileUrl, this.clock()))?.row ?? null;
       },
     );
   }
@@ -1652,14 +1727,9 @@ export class FallbackStore implements CheckpointStore {
   }
 
   /** A read against the database while degraded (works under a write lock), or null. */
-  private async readPrimaryOr<T>(fn: (p: SqliteStore) => Promise<T>): Promise<T | null> {
-    const p = this.primary;
-    if (!p || this.corrupt) return null;
-    try {
-      return await withBusyTimeout(p.db, 0, () => fn(p));
-    } catch {
-      return null;
-    }
+  private async readPrimaryOr<T>(fn: (p: CheckpointStore) => Promise<T>): Promise<T | null> {
+    if (!this.primary || this.corrupt) return null;
+    return this.db.readWhileDegraded(fn);
   }
 
   touchWorker(w: WorkerInfo, now: number): Promise<void> {
@@ -1694,27 +1764,29 @@ export class FallbackStore implements CheckpointStore {
   }
 
   /** For tests and `ckpt doctor`: try to recover now instead of waiting for the probe. */
-  tryRecover(): boolean {
+  async tryRecover(): Promise<boolean> {
+    if (this.gate) await this.gate;
     return this.recoverNow();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     // Degraded at shutdown: one last try to get the outcomes into the database.
-    if (this.state === 'degraded') this.recoverNow();
+    if (this.gate) await this.gate;
+    if (this.state === 'degraded') await this.recoverNow();
     this.closed = true;
     this.stopTimers();
     if (this.healthTimer) clearInterval(this.healthTimer);
     if (this.snapshotTimer) clearInterval(this.snapshotTimer);
     await this.snapshotting;
     this.journal.close();
-    this.lookup.dropCopy();
+    this.db.endEpisode();
     try {
       fs.rmSync(this.stateFile(), { force: true });
     } catch {
       // ignore
     }
-    this.closePrimary();
+    await this.db.close();
   }
 }
 
@@ -1724,13 +1796,5 @@ function unchangedOnDisk(fileUrl: string, fingerprint: string): boolean {
     return fingerprintOf(fs.lstatSync(fileUrl)) === fingerprint;
   } catch {
     return false;
-  }
-}
-
-function inodeOf(file: string): number | null {
-  try {
-    return fs.statSync(file).ino;
-  } catch {
-    return null;
   }
 }

@@ -10,7 +10,11 @@ export interface Looked {
   row: FileRecord | null;
   /** A purge tombstone: this version was handled and its row deleted. */
   tomb: { fingerprint: string; version: number } | null;
-  source: 'database' | 'copy';
+  /**
+   * 'assumed-new' (PostgreSQL, server unreachable): nothing could be read, and the file is new to
+   * this process (first seen while degraded); see postgres/fallback-primary.ts.
+   */
+  source: 'database' | 'copy' | 'assumed-new';
 }
 
 /**
