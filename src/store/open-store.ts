@@ -6,7 +6,7 @@ export type OpenStoreOptions = SqliteStoreOptions;
 
 export type { FallbackOptions, ModeInfo } from './fallback/fallback-store.js';
 export { FallbackStore } from './fallback/fallback-store.js';
-export { readFallbackStates, type FallbackState } from './fallback/state-files.js';
+export { fallbackDirForConfig, readFallbackStates, type FallbackState } from './fallback/state-files.js';
 
 /**
  * The store for a SQLite `database` path. (PostgreSQL URLs are recognised so the error is clear

@@ -35,12 +35,12 @@ describe('state files of processes that are gone', () => {
     const out = path.join(dir, 'victim.out');
     const child = runTs('test/fixtures/fallback-worker.ts', [db, out, 'victim', JSON.stringify({ files: 1, prefix: 's', holdAfter: { completed: 0, claimed: 0 } })]);
     await waitFor(() => fs.existsSync(out) && fs.readFileSync(out, 'utf8').includes('READY'), { timeoutMs: 30_000 });
-    expect(readFallbackStates(db).map((s) => s.workerId)).toEqual(['survivor', 'victim']);
+    expect(readFallbackStates(fallbackDirOf(db)).map((s) => s.workerId)).toEqual(['survivor', 'victim']);
     const name = stateFiles(db).find((n) => n.startsWith('state-victim-'))!;
     process.kill(Number(/-(\d+)\.json$/.exec(name)![1]), 'SIGKILL');
     await child;
 
-    expect(readFallbackStates(db).map((s) => s.workerId)).toEqual(['survivor']);
+    expect(readFallbackStates(fallbackDirOf(db)).map((s) => s.workerId)).toEqual(['survivor']);
     await waitFor(() => !stateFiles(db).includes(name), { timeoutMs: 10_000, message: 'the dead process state file removed' });
     expect(stateFiles(db)).toHaveLength(1);
   });
@@ -54,7 +54,7 @@ describe('state files of processes that are gone', () => {
     const stale = path.join(fallbackDirOf(db), 'state-old-1.json');
     const owner = { pid: 1, host: selfIdentity().host, startTicks: '1' };
     fs.writeFileSync(stale, JSON.stringify({ workerId: 'old', owner, mode: 'degraded', since: 1, reason: 'locked', kind: 'locked', openClaims: 0, journal: 'x', updatedAt: 1 }));
-    expect(readFallbackStates(db)).toEqual([]);
+    expect(readFallbackStates(fallbackDirOf(db))).toEqual([]);
 
     // Even reads fail: the store starts degraded, and still clears what dead processes left.
     const shell = await holdLock(db, 'locking-mode-exclusive');

@@ -8,7 +8,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { readJournal } from '../../src/store/fallback/journal.js';
-import { drop, killDaemons, records, setup, startDaemon, started } from '../helpers/daemon.js';
+import { cli, drop, killDaemons, records, setup, startDaemon, started } from '../helpers/daemon.js';
 import { freshSchema, pgClusterForTests } from '../helpers/postgres.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -61,6 +61,12 @@ describe.skipIf(!cluster)('ckpt run on PostgreSQL, server stopped mid-run', () =
     expect(h.body).toMatchObject({ mode: 'degraded' });
     expect(fs.readdirSync(fallback).filter((f) => f.startsWith('journal-'))).toHaveLength(1);
     expect(d.lines.some((l) => l.level === 50 && String(l.msg).startsWith('database unavailable: switching to degraded mode'))).toBe(true);
+    // `ckpt doctor` reads the same fallbackDir: the server is a FAIL, and so is this host's mode.
+    const doc = await cli(['doctor', '--json', '--config', s.config], { env: { CKPT_TEST_PG_URL: cluster!.url() } });
+    expect(doc.code).toBe(69);
+    const checks = (JSON.parse(doc.stdout) as { checks: { name: string; level: string; message: string }[] }).checks;
+    expect(checks.find((c) => c.name === 'mode')).toMatchObject({ level: 'fail', message: expect.stringContaining('host-a:1') });
+    expect(checks.find((c) => c.name === 'journals')).toMatchObject({ level: 'warn' });
 
     await cluster!.startServer();
     await waitFor(async () => (await completed()).length === 13, { timeoutMs: 30_000, message: 'all 13 files completed in the database' });

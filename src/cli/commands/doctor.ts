@@ -20,7 +20,7 @@ import { ClaimMarkers, claimStands } from '../../store/fallback/claim-markers.js
 import { listJournals, readJournal } from '../../store/fallback/journal.js';
 import { isAlive } from '../../store/fallback/process-identity.js';
 import { SNAPSHOT_NAME } from '../../store/fallback/snapshot.js';
-import { readFallbackStates } from '../../store/fallback/state-files.js';
+import { fallbackDirForConfig, readFallbackStates } from '../../store/fallback/state-files.js';
 import { JOURNAL_SIZE_LIMIT, openDatabase, type SqliteDatabase } from '../../store/open-database.js';
 import { classifySqliteError } from '../../store/sqlite-errors.js';
 import { EXIT } from '../exit-codes.js';
@@ -45,10 +45,16 @@ export interface DoctorJson {
 export async function doctorCommand(config: ResolvedConfig, opts: { json?: boolean } = {}): Promise<number> {
   const db = config.database;
   // node-postgres is loaded only for a PostgreSQL configuration.
+  const fallbackDir = fallbackDirForConfig(db, config.fallbackDir);
+  const now = Date.now();
   const checks =
     db.kind === 'sqlite'
-      ? runChecks(db.path, config.lockTimeoutMs, Date.now())
-      : await (await import('./doctor-postgres.js')).postgresChecks(db, { lockTimeoutMs: config.lockTimeoutMs, leaseMs: config.leaseMs, now: Date.now() });
+      ? runChecks(db.path, config.lockTimeoutMs, now, fallbackDir ?? undefined)
+      : [
+          ...(await (await import('./doctor-postgres.js')).postgresChecks(db, { lockTimeoutMs: config.lockTimeoutMs, leaseMs: config.leaseMs, now })),
+          // Without fallbackDir `ckpt run` refuses to start on PostgreSQL, so nothing to read.
+          ...(fallbackDir === null ? [] : fallbackChecks(fallbackDir, now)),
+        ];
   const needsPerson = checks.some((c) => c.level === 'fail');
   const exitCode = needsPerson ? EXIT.UNAVAILABLE : EXIT.OK;
   if (opts.json) {
@@ -63,11 +69,10 @@ export async function doctorCommand(config: ResolvedConfig, opts: { json?: boole
 }
 
 /** Every check, in the order printed. Exported for tests. */
-export function runChecks(db: string, lockTimeoutMs: number, now: number): Check[] {
+export function runChecks(db: string, lockTimeoutMs: number, now: number, fallbackDir = `${db}.fallback`): Check[] {
   const checks: Check[] = [];
   const add = (name: string, level: Level, message: string) => checks.push({ name, level, message });
   const dir = path.dirname(db);
-  const fallbackDir = `${db}.fallback`;
 
   // File system: SQLite's WAL needs working locks and shared memory.
   if (fs.existsSync(dir)) {
@@ -117,8 +122,26 @@ export function runChecks(db: string, lockTimeoutMs: number, now: number): Check
   else if (walSize > JOURNAL_SIZE_LIMIT) add('wal size', 'warn', `${mib(walSize)}, above the ${mib(JOURNAL_SIZE_LIMIT)} limit: a reader is holding a transaction open (a sqlite3 shell in BEGIN?); it shrinks once that ends`);
   else add('wal size', 'ok', mib(walSize));
 
-  // What the fallback leaves beside the database.
-  const live = readFallbackStates(db);
+  checks.push(...fallbackChecks(fallbackDir, now));
+
+  const aside = corruptFiles(db);
+  if (aside.length > 0) {
+    add('corrupt files', 'warn', `kept for inspection (ckpt never deletes them): ${aside.map((f) => path.basename(f)).join(', ')}; delete them when no longer needed`);
+  } else add('corrupt files', 'ok', 'none');
+
+  const snap = path.join(fallbackDir, SNAPSHOT_NAME);
+  const snapStat = statOf(snap);
+  if (snapStat) add('snapshot', 'ok', `${mib(snapStat.size)}, taken ${Math.round((now - snapStat.mtimeMs) / 60_000)} min ago`);
+  else add('snapshot', 'ok', 'none yet (a running ckpt takes one every hour)');
+
+  return checks;
+}
+
+/** What degraded mode leaves in its folder (SQLite and PostgreSQL alike): modes, journals, markers. */
+export function fallbackChecks(fallbackDir: string, now: number): Check[] {
+  const checks: Check[] = [];
+  const add = (name: string, level: Level, message: string) => checks.push({ name, level, message });
+  const live = readFallbackStates(fallbackDir);
   const degraded = live.filter((s) => s.mode === 'degraded');
   if (live.length === 0) add('mode', 'ok', 'no ckpt process with fallback is running');
   else if (degraded.length === 0) add('mode', 'ok', `normal (${live.map((s) => `${s.workerId} pid ${s.owner.pid}`).join(', ')})`);
@@ -158,17 +181,6 @@ export function runChecks(db: string, lockTimeoutMs: number, now: number): Check
   for (const l of salvageLock) {
     add('salvage', 'warn', claimStands(l, now) ? `pid ${l.owner.pid} is salvaging the database right now` : `a salvage by pid ${l.owner.pid} did not finish (process gone); the next ckpt retries it`);
   }
-
-  const aside = corruptFiles(db);
-  if (aside.length > 0) {
-    add('corrupt files', 'warn', `kept for inspection (ckpt never deletes them): ${aside.map((f) => path.basename(f)).join(', ')}; delete them when no longer needed`);
-  } else add('corrupt files', 'ok', 'none');
-
-  const snap = path.join(fallbackDir, SNAPSHOT_NAME);
-  const snapStat = statOf(snap);
-  if (snapStat) add('snapshot', 'ok', `${mib(snapStat.size)}, taken ${Math.round((now - snapStat.mtimeMs) / 60_000)} min ago`);
-  else add('snapshot', 'ok', 'none yet (a running ckpt takes one every hour)');
-
   return checks;
 }
 

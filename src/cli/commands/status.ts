@@ -6,7 +6,7 @@
  */
 import os from 'node:os';
 import { isAlive } from '../../store/fallback/process-identity.js';
-import { readFallbackStates } from '../../store/open-store.js';
+import { fallbackDirForConfig, readFallbackStates } from '../../store/open-store.js';
 import type { ResolvedConfig } from '../../config/types.js';
 import { ageSeconds, formatAgo, formatCount, formatDuration } from '../../ops/format.js';
 import { formatKeyValues, formatTable } from '../../ops/table.js';
@@ -197,10 +197,11 @@ export async function statusCommand(config: ResolvedConfig, opts: { json?: boole
   const now = Date.now();
   const database = config.database.kind === 'sqlite' ? config.database.path : null;
   const env: StatusEnv = { now, hostname: os.hostname(), staleAfterMs: staleAfterMs(config.leaseMs), pidAlive };
+  const fallbackDir = fallbackDirForConfig(config.database, config.fallbackDir);
   const states: DegradedState[] =
-    database === null
+    fallbackDir === null
       ? []
-      : readFallbackStates(database)
+      : readFallbackStates(fallbackDir)
           .filter((f) => f.mode === 'degraded' && isAlive(f.owner))
           .map((f) => ({ workerId: f.workerId, since: f.since === null ? null : new Date(f.since).toISOString(), reason: f.reason }));
   const report = await withStore(config, (store) => statusReport(store, database, env, states));

@@ -53,9 +53,18 @@ export function removeStaleStates(dir: string): number {
   return removed;
 }
 
-/** State of every ckpt process on this database whose process still runs. */
-export function readFallbackStates(dbPath: string): FallbackState[] {
-  const dir = fallbackDirOf(dbPath);
+/**
+ * The fallback folder a configuration uses: `fallbackDir` when set (required with
+ * PostgreSQL), else `<database>.fallback` beside the SQLite file. The daemon and the CLI both
+ * ask here, so `ckpt status` and `ckpt doctor` read where the daemon writes.
+ */
+export function fallbackDirForConfig(database: { kind: 'sqlite'; path: string } | { kind: 'postgres' }, fallbackDir: string | undefined): string | null {
+  if (fallbackDir !== undefined) return fallbackDir;
+  return database.kind === 'sqlite' ? fallbackDirOf(database.path) : null;
+}
+
+/** State of every ckpt process using this fallback folder whose process still runs. */
+export function readFallbackStates(dir: string): FallbackState[] {
   let names: string[];
   try {
     names = fs.readdirSync(dir).filter((n) => n.startsWith('state-') && n.endsWith('.json'));
