@@ -244,6 +244,20 @@ describe('folders', () => {
     );
   });
 
+  it('fallbackDir: relative to the config file, created when missing', () => {
+    const dir = setup({ fallbackDir: 'state/fallback' });
+    const cfg = load(dir);
+    expect(cfg.fallbackDir).toBe(path.join(dir, 'state/fallback'));
+    expect(fs.statSync(path.join(dir, 'state/fallback')).isDirectory()).toBe(true);
+    expect(load(setup()).fallbackDir).toBeUndefined();
+  });
+
+  it('fallbackDir that is a file is an error naming the key', () => {
+    const dir = setup({ fallbackDir: 'fb' });
+    fs.writeFileSync(path.join(dir, 'fb'), 'x');
+    expect(configError(() => load(dir)).message).toContain('fallbackDir');
+  });
+
   it('a watched path that is a file is an error', () => {
     const dir = setup({ watch: [{ dir: 'file.txt' }] });
     fs.writeFileSync(path.join(dir, 'file.txt'), 'x');
