@@ -44,6 +44,22 @@ describe('claim markers', () => {
     expect(m.current('/a')).toBeNull();
   });
 
+  it("a dead process's half-written marker does not keep the folder: removed with the markers", () => {
+    const m = new ClaimMarkers(path.join(tmpDir(), 'claims'));
+    m.transition('/b', 0, body('/b'));
+    const dir = m.dirOf('/b');
+    // pid 2^22+17 is above the kernel's pid limit: never alive. A live process's temp stays.
+    fs.writeFileSync(path.join(dir, `.tmp-${dead.pid}-a1b2c3`), '{"half":');
+    m.remove('/b');
+    expect(fs.existsSync(dir)).toBe(false);
+
+    m.transition('/c', 0, body('/c'));
+    const live = path.join(m.dirOf('/c'), `.tmp-${process.pid}-d4e5f6`);
+    fs.writeFileSync(live, '{"half":');
+    m.remove('/c');
+    expect(fs.existsSync(live)).toBe(true);
+  });
+
   it('a claim stands while its owner lives and its lease runs; a dead owner does not hold it', () => {
     const now = Date.now();
     expect(claimStands({ ...body('/x'), gen: 1 }, now)).toBe(true);

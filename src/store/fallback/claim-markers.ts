@@ -50,6 +50,8 @@ export interface Marker {
 export type MarkerBody = Omit<Marker, 'gen'>;
 
 const GEN_RE = /^(\d{6,})\.json$/;
+/** A marker being written: `.tmp-<pid>-<random>` (writeTemp). */
+const TEMP_RE = /^\.tmp-(\d+)-[0-9a-f]+$/;
 
 export function markerKey(fileUrl: string): string {
   return createHash('sha256').update(fileUrl).digest('hex');
@@ -185,6 +187,36 @@ export class ClaimMarkers {
   }
 }
 
+/**
+ * Remove the half-written markers of processes that are gone: a process SIGKILLed between
+ * writing its temp file and linking it leaves `.tmp-<pid>-...` behind, and the folder could
+ * never be removed (the 60-second soak found one, seed 559136349). Only the pid is in the name;
+ * a reused pid keeps its file until that process is gone too, which costs nothing.
+ */
+function removeDeadTemps(dir: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = TEMP_RE.exec(n);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    fs.rmSync(path.join(dir, n), { force: true });
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Whether a 'claimed' marker still stands: its owner lives and its lease has not run out. */
 export function claimStands(m: Marker, now: number): boolean {
   return m.state === 'claimed' && m.leaseExpiresAt > now && isAlive(m.owner);
@@ -228,6 +260,7 @@ function readCurrent(dir: string): Marker | null {
 }
 
 function tryRmdir(dir: string): void {
+  removeDeadTemps(dir);
   try {
     fs.rmdirSync(dir);
   } catch {
