@@ -17,7 +17,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Handler, HandlerContext, HandlerOutcome } from './handler.js';
-import { SpawnHelper, type Launcher, type OutputTail } from './spawn-helper.js';
+import { LEASE_PASSED, SpawnHelper, type Launcher, type OutputTail } from './spawn-helper.js';
 import { readStatsLine } from './stats-line.js';
 
 export interface CommandHandlerConfig {
@@ -237,6 +237,7 @@ function runCommand(opts: RunOptions, ctx: HandlerContext): Promise<HandlerOutco
         },
         tailBytes: OUTPUT_TAIL_BYTES,
         drainMs: PIPE_DRAIN_MS,
+        ...(ctx.startBy === undefined ? {} : { notAfter: ctx.startBy }),
       },
       {
         spawned(pid) {
@@ -290,6 +291,10 @@ function runCommand(opts: RunOptions, ctx: HandlerContext): Promise<HandlerOutco
 
 /** In the daemon's own thread: Node's spawn, which blocks for the fork (see spawn-helper.ts). */
 export const launchDirect: Launcher = (req, ev) => {
+  if (req.notAfter !== undefined && Date.now() > req.notAfter) {
+    ev.failed(Object.assign(new Error('not started: the lease ran out before the handler could start'), { code: LEASE_PASSED }));
+    return;
+  }
   let child: ChildProcess;
   try {
     child = spawn(req.program, req.args, { shell: false, detached: true, stdio: ['ignore', 'pipe', 'pipe'], cwd: req.cwd, env: req.env });
@@ -397,6 +402,7 @@ function spawnErrorText(err: unknown, program: string, cwd: string | undefined):
     return `handler program not found: ${program}`;
   }
   if (code === 'EACCES') return `handler program is not executable (permission denied): ${program}`;
+  if (code === LEASE_PASSED) return 'handler not started: the lease ran out before it could start (the daemon was stopped or stalled)';
   const msg = err instanceof Error ? err.message : String(err);
   return `could not start handler program ${program}: ${msg}`;
 }

@@ -30,6 +30,11 @@ export interface HandlerContext {
   signal: AbortSignal;
   /** Child logger already carrying path/attempt/workerId. */
   logger: Logger;
+  /**
+   * Command handler only: the program is not started after this time (epoch ms, the lease the
+   * claim holds when the run begins); the outcome is then a `spawn` failure.
+   */
+  startBy?: number;
   /** Command handler only: called with the process-group id right after the spawn. */
   onSpawn?: (pid: number) => void;
 }

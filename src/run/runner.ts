@@ -365,6 +365,8 @@ export class Runner {
       claimToken: claim.token,
       signal: entry.ac.signal,
       logger: log,
+      // The lease as it stands now, on the wall clock the launcher reads (o.now may be a test clock).
+      startBy: Date.now() + (entry.leaseEndsAt - this.o.now()),
       onSpawn: (pid) => {
         this.o.store.setHandlerPid(ref, pid).catch((err: unknown) => log.warn({ err }, 'could not record the handler pid'));
       },

@@ -26,7 +26,18 @@ export interface LaunchRequest {
   tailBytes: number;
   /** After the exit, how long stdout/stderr may stay open before they are abandoned. */
   drainMs: number;
+  /**
+   * Do not start the program after this time (epoch ms): the claim's lease. A daemon stopped
+   * (SIGSTOP, or a stall) between sending the request and the fork would otherwise start its
+   * handler after another worker took the file over: the soak saw a run start 12 s late,
+   * 183 ms beside the new owner's run (seed 559326382). Checked by whoever forks, as late as
+   * possible; refused as `ELEASE`.
+   */
+  notAfter?: number;
 }
+
+/** The error a launcher reports for a request whose `notAfter` has passed. */
+export const LEASE_PASSED = 'ELEASE';
 
 /** Output kept from one stream: the last bytes, and how many there were in all. */
 export interface OutputTail {
@@ -74,6 +85,10 @@ function tail(limit) {
   };
 }
 function run(r) {
+  if (r.notAfter !== undefined && Date.now() > r.notAfter) {
+    send({ id: r.id, ev: 'failed', code: 'ELEASE', message: 'not started: the lease ran out before the handler could start' });
+    return;
+  }
   let c;
   try {
     c = spawn(r.program, r.args, { shell: false, detached: true, stdio: ['ignore', 'pipe', 'pipe'], cwd: r.cwd, env: r.env });
@@ -156,8 +171,8 @@ export class SpawnHelper {
     const id = this.nextId++;
     this.pending.set(id, { ev, pid: undefined, exited: false });
     this.setRef(true);
-    const { program, args, env, cwd, tailBytes, drainMs } = req;
-    child.stdin?.write(`${JSON.stringify({ id, program, args, env, cwd, tailBytes, drainMs })}\n`);
+    const { program, args, env, cwd, tailBytes, drainMs, notAfter } = req;
+    child.stdin?.write(`${JSON.stringify({ id, program, args, env, cwd, tailBytes, drainMs, notAfter })}\n`);
   };
 
   /** The helper's pid (tests), or undefined when none is running. */

@@ -95,4 +95,15 @@ describe('spawn helper', () => {
     expect(await run2).toMatchObject({ ok: false, kind: 'aborted' });
     expect(second).not.toBe(helper);
   });
+  it.each(['helper', 'direct'] as const)('spawnVia %s: a run whose lease ran out before the fork is not started', async (via) => {
+    const dir = tmpDir();
+    const h = await createHandler({ command: recorder(dir, 'late'), spawnVia: via });
+    const o = await h(makeContext('/tmp/late.csv', { startBy: Date.now() - 1 }));
+    expect(o).toMatchObject({ ok: false, kind: 'spawn', permanent: false });
+    expect(o.ok ? '' : o.error).toContain('lease ran out');
+    expect(fs.existsSync(path.join(dir, 'late.pid'))).toBe(false);
+    // With time left it runs.
+    expect(await h(makeContext('/tmp/late.csv', { startBy: Date.now() + 60_000 }))).toMatchObject({ ok: true });
+    expect(fs.existsSync(path.join(dir, 'late.pid'))).toBe(true);
+  });
 });
