@@ -13,7 +13,7 @@ import { FallbackStore } from '../../src/store/fallback/fallback-store.js';
 import { selfIdentity } from '../../src/store/fallback/process-identity.js';
 import { fingerprintOf } from '../../src/watch/fingerprint.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
-import type { ClaimRef } from '../../src/store/types.js';
+import type { ClaimRef, ExpiredClaim } from '../../src/store/types.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { STATS, dbRows, fallbackDirOf, files, holdLock, killShells, markerDirs } from './helpers.js';
@@ -306,5 +306,22 @@ describe('a changed file while degraded', () => {
     expect(await a.tryRecover()).toBe(true);
     await waitFor(() => dbRows(db, 'SELECT file_url, status FROM file_checkpoints').length === 1);
     expect(dbRows(db, 'SELECT file_url, status FROM file_checkpoints')).toEqual([{ file_url: shared, status: 'pending' }]);
+  });
+  it("a normal-mode claim of a file whose degraded claim lapsed reports that claim, so the runner kills its orphaned handler", async () => {
+    const db = path.join(tmpDir(), 'ckpt.db');
+    const a = open(db, 'A');
+    const b = open(db, 'B');
+    await a.discover(files('o', 1), Date.now());
+    const shell = await holdLock(db, 'begin-exclusive');
+    const [ca] = await a.claim(1, W('A', 600));
+    expect(a.mode().mode).toBe('degraded');
+    await a.setHandlerPid({ fileUrl: ca!.fileUrl, token: ca!.token }, 4242);
+    await shell.release();
+    // A stops renewing (as if stopped or killed): its marker's lease runs out.
+    await waitFor(() => Date.now() > ca!.leaseExpiresAt + 50);
+    const reported: ExpiredClaim[] = [];
+    const [cb] = await b.claim(1, { ...W('B'), onExpired: (e) => reported.push(...e) });
+    expect(cb).toMatchObject({ fileUrl: ca!.fileUrl });
+    expect(reported).toEqual([expect.objectContaining({ fileUrl: ca!.fileUrl, token: ca!.token, workerId: 'A', handlerPid: 4242 })]);
   });
 });

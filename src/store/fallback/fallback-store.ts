@@ -868,9 +868,10 @@ export class FallbackStore implements CheckpointStore {
    * After a database claim: if a degraded process holds a marker for the file (or has an outcome
    * for it not yet replayed), give the file back for a moment without running it.
    */
-  private async screenNormalClaims(claims: Claim[], now: number): Promise<Claim[]> {
+  private async screenNormalClaims(claims: Claim[], now: number, onExpired?: ClaimOptions['onExpired']): Promise<Claim[]> {
     if (claims.length === 0 || !this.markers.anyExist()) return claims;
     const keep: Claim[] = [];
+    const lapsed: ExpiredClaim[] = [];
     const blocked: { c: Claim; until: number }[] = [];
     for (const c of claims) {
       if (!this.markers.mayHave(c.fileUrl)) {
@@ -885,10 +886,18 @@ export class FallbackStore implements CheckpointStore {
         continue;
       }
       const until = this.blockedUntil(m, c, now);
+      if (until === null && m?.state === 'claimed') {
+        // A degraded worker's claim that lapsed (its process died or stopped): its handler may
+        // still run, orphaned. The runner kills it as for an expired database lease, before
+        // this claim's handler starts (the 30-minute soak, seed 558397883: a worker SIGKILLed
+        // just after its degraded claim left a handler that overlapped the next run).
+        lapsed.push({ fileUrl: c.fileUrl, version: m.version, attempt: m.attempt, token: m.token, workerId: m.workerId, handlerPid: m.handlerPid, status: 'failed' });
+      }
       if (until !== null) blocked.push({ c, until });
       else if (m && m.version === c.version && m.attempt >= c.attempt) keep.push(await this.renumber(c, m.attempt + 1));
       else keep.push(c);
     }
+    if (lapsed.length > 0) onExpired?.(lapsed);
     if (blocked.length > 0) {
       this.counters.deferredForMarkers += blocked.length;
       await this.defer(blocked);
@@ -1564,7 +1573,7 @@ export class FallbackStore implements CheckpointStore {
       async (p) => {
         await this.protectMarkedClaims(opts);
         const got = await p.claim(n, opts);
-        const keep = await this.screenNormalClaims(got, opts.now);
+        const keep = await this.screenNormalClaims(got, opts.now, opts.onExpired);
         for (const c of keep) this.track(c, opts.workerId, opts.now);
         return keep;
       },
@@ -1579,7 +1588,7 @@ export class FallbackStore implements CheckpointStore {
         await this.protectMarkedClaims(opts);
         const c = await p.claimFile(fileUrl, opts);
         if (!c) return null;
-        const [keep] = await this.screenNormalClaims([c], opts.now);
+        const [keep] = await this.screenNormalClaims([c], opts.now, opts.onExpired);
         if (keep) this.track(keep, opts.workerId, opts.now);
         return keep ?? null;
       },
