@@ -324,4 +324,18 @@ describe('a changed file while degraded', () => {
     expect(cb).toMatchObject({ fileUrl: ca!.fileUrl });
     expect(reported).toEqual([expect.objectContaining({ fileUrl: ca!.fileUrl, token: ca!.token, workerId: 'A', handlerPid: 4242 })]);
   });
+  it('a file that went dead while degraded carries its onDead after-action label into the database (so a killed mover is redone)', async () => {
+    const db = path.join(tmpDir(), 'ckpt.db');
+    const a = open(db, 'A');
+    await a.discover(files('d', 1), Date.now());
+    const shell = await holdLock(db, 'begin-exclusive');
+    const [c] = await a.claim(1, W('A'));
+    expect(a.mode().mode).toBe('degraded');
+    const res = await a.fail({ fileUrl: c!.fileUrl, token: c!.token, error: 'bad data', permanent: true, now: Date.now(), durationMs: 5, reason: 'dead', deadAfterAction: 'move:/srv/dead' });
+    expect(res).toBe('dead');
+    await shell.release();
+    expect(await a.tryRecover()).toBe(true);
+    expect(dbRows(db, 'SELECT status, after_action FROM file_checkpoints')).toEqual([{ status: 'dead', after_action: 'move:/srv/dead' }]);
+    expect(dbRows(db, 'SELECT outcome, after_action FROM file_attempts')).toEqual([{ outcome: 'dead', after_action: 'move:/srv/dead' }]);
+  });
 });

@@ -1438,6 +1438,7 @@ export class FallbackStore implements CheckpointStore {
       error: f.error,
       durationMs: f.durationMs,
       outcome: f.reason ?? (plan.status === 'dead' ? (f.permanent ? 'dead' : 'failed') : 'failed'),
+      afterAction: plan.status === 'dead' ? (f.deadAfterAction ?? null) : null,
       ...this.entryBase(o, f.now),
       retryCount: plan.retryCount,
     };

@@ -47,6 +47,12 @@ export type JournalEntry =
       durationMs: number;
       /** Outcome for the attempts table ('failed', 'dead', 'timeout', 'vanished', ...). */
       outcome: string;
+      /**
+       * When dead: the onDead after-action about to run, recorded on the row as in normal mode,
+       * so that a worker killed before finishing it has its move redone (absent in journals
+       * written before this field existed).
+       */
+      afterAction?: string | null;
     } & FileEntryBase)
   | ({ t: 'release' } & FileEntryBase)
   /** A claim of a dead (or silent) owner taken over while degraded: its attempt ends here. */

@@ -125,7 +125,7 @@ export class Replayer {
         `UPDATE file_checkpoints SET status = @status, claim_token = @token, processed_by = @workerId,
            started_at = @startedAt, attempts = CASE WHEN version < @version THEN @attempt ELSE max(attempts, @attempt) END,
            version = @version, fingerprint = @fingerprint, retry_count = @retryCount, due_at = @due, error_message = @error, processing_time_ms = @durationMs,
-           completed_at = @completedAt, handler_pid = NULL, updated_at = @endedAt
+           completed_at = @completedAt, handler_pid = NULL, after_action = @afterAction, updated_at = @endedAt
          WHERE file_url = @fileUrl`,
       ),
       toPending: p(
@@ -346,12 +346,13 @@ export class Replayer {
         fileUrl: e.fileUrl, status: e.status, token: e.token, workerId: e.workerId, startedAt: e.startedAt, attempt: e.attempt,
         version: e.version, fingerprint: e.fingerprint, retryCount: e.retryCount, due: e.dueAt === null ? null : iso(e.dueAt),
         error: e.error, durationMs: Math.round(e.durationMs), completedAt: e.status === 'dead' ? endedAt : null, endedAt,
+        afterAction: e.status === 'dead' ? (e.afterAction ?? null) : null,
       });
       this.stats.applied++;
     } else if (rel === 'conflict') {
       this.stats.conflicts++;
     }
-    this.addAttempt({ ...base, outcome: rel === 'conflict' ? 'conflict' : e.outcome });
+    this.addAttempt({ ...base, outcome: rel === 'conflict' ? 'conflict' : e.outcome, afterAction: rel !== 'conflict' && e.status === 'dead' ? (e.afterAction ?? null) : null });
   }
 
   private release(e0: Extract<JournalEntry, { t: 'release' }>): void {
@@ -380,7 +381,7 @@ export class Replayer {
       this.s.toFailed.run({
         fileUrl: e.fileUrl, status: e.status, token: e.token, workerId: e.workerId, startedAt: e.startedAt, attempt: e.attempt,
         version: r.version, fingerprint: r.fingerprint, retryCount: e.retryCount, due: e.dueAt === null ? null : iso(e.dueAt),
-        error: e.error, durationMs: 0, completedAt: e.status === 'dead' ? iso(e.at) : null, endedAt: iso(e.at),
+        error: e.error, durationMs: 0, completedAt: e.status === 'dead' ? iso(e.at) : null, endedAt: iso(e.at), afterAction: null,
       });
     }
     this.addAttempt({
