@@ -1,4 +1,5 @@
 import type { SqliteDatabase } from '../open-database.js';
+import { classifySqliteError } from '../sqlite-errors.js';
 import { iso } from '../time.js';
 import type { JournalEntry } from './journal.js';
 
@@ -71,6 +72,31 @@ export interface CarriedClaim {
   startedAt: string;
   leaseExpiresAt: number;
   handlerPid: number | null;
+}
+
+/**
+ * Apply journal entries and carried claims with `replayer`, inside the caller's transaction.
+ * An entry that fails with an error that is not about the database (a bad entry) is reported
+ * and skipped; a database error ends the transaction. Returns the tokens of carried claims the
+ * database no longer gives this process.
+ */
+export function applyAll(
+  replayer: Replayer,
+  entries: readonly JournalEntry[],
+  carried: readonly CarriedClaim[],
+  onEntryError: (err: unknown, e: JournalEntry) => void,
+): Set<string> {
+  const lostTokens = new Set<string>();
+  for (const e of entries) {
+    try {
+      replayer.apply(e);
+    } catch (err) {
+      if (classifySqliteError(err) !== 'other') throw err;
+      onEntryError(err, e);
+    }
+  }
+  for (const c of carried) if (!replayer.carry(c)) lostTokens.add(c.token);
+  return lostTokens;
 }
 
 export class Replayer {

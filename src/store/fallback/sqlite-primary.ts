@@ -10,7 +10,7 @@ import { checkIntegrity, isCorruption, probeWritable, withBusyTimeout } from './
 import type { JournalEntry } from './journal.js';
 import { Lookup, type Looked } from './lookup.js';
 import type { FallbackPrimary, ReplayOutcome } from './primary.js';
-import { type CarriedClaim, Replayer } from './replay.js';
+import { type CarriedClaim, Replayer, applyAll } from './replay.js';
 
 /**
  * The SQLite database behind a FallbackStore. Every method is synchronous: a recovery
@@ -170,22 +170,7 @@ export class SqlitePrimary implements FallbackPrimary {
     const db = this.db;
     if (!db) throw new Error('replay without an open database');
     const replayer = new Replayer(db, now);
-    const lostTokens = new Set<string>();
-    withBusyTimeout(db, 0, () =>
-      db
-        .transaction(() => {
-          for (const e of entries) {
-            try {
-              replayer.apply(e);
-            } catch (err) {
-              if (classifySqliteError(err) !== 'other') throw err;
-              onEntryError(err, e);
-            }
-          }
-          for (const c of carried) if (!replayer.carry(c)) lostTokens.add(c.token);
-        })
-        .immediate(),
-    );
+    const lostTokens = withBusyTimeout(db, 0, () => db.transaction(() => applyAll(replayer, entries, carried, onEntryError)).immediate());
     return { stats: replayer.stats, lostTokens };
   }
 

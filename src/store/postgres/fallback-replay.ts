@@ -2,9 +2,8 @@ import Database from 'better-sqlite3';
 import type pg from 'pg';
 import type { JournalEntry } from '../fallback/journal.js';
 import type { ReplayOutcome } from '../fallback/primary.js';
-import { type CarriedClaim, Replayer, emptyStats } from '../fallback/replay.js';
+import { type CarriedClaim, Replayer, applyAll, emptyStats } from '../fallback/replay.js';
 import { migrate } from '../open-database.js';
-import { classifySqliteError } from '../sqlite-errors.js';
 
 type PgRow = Record<string, unknown>;
 
@@ -56,17 +55,7 @@ export async function replayOnPostgres(
     copyIn(scratch, 'file_tombstones', tombs);
     const maxId = attempts.reduce((m, a) => Math.max(m, Number(a.id)), 0);
     const replayer = new Replayer(scratch, now);
-    scratch.transaction(() => {
-      for (const e of entries) {
-        try {
-          replayer.apply(e);
-        } catch (err) {
-          if (classifySqliteError(err) !== 'other') throw err;
-          onEntryError(err, e);
-        }
-      }
-      for (const c of carried) if (!replayer.carry(c)) lostTokens.add(c.token);
-    })();
+    for (const t of scratch.transaction(() => applyAll(replayer, entries, carried, onEntryError))()) lostTokens.add(t);
     stats = replayer.stats;
     const before = new Map(rows.map((r) => [String(r.file_url), same(r)]));
     changed = (scratch.prepare('SELECT * FROM file_checkpoints ORDER BY file_url').all() as PgRow[]).filter((r) => before.get(String(r.file_url)) !== same(r));
