@@ -191,7 +191,9 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
     const now = Date.now();
     const { fresh: files, stale } = stillAsFound(found);
     if (files.length === 0) return;
-    const res = await store.discover(files, now); // in the same turn as the look
+    // The look again inside the store's write, on every try: a write that waited on a lock must
+    // not record a file handled and moved meanwhile.
+    const res = await store.discover(files, now, { stillThere: (f) => stillAsFound([f]).fresh.length === 1 });
     if (stale.length > 0) log.debug({ files: stale.length, path: stale[0]!.fileUrl }, 'changed or gone since found ready: left to the watcher');
     for (const f of files) {
       handed?.add(f.fileUrl);

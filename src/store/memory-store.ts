@@ -11,6 +11,7 @@ import type {
   ClaimRef,
   Completion,
   DiscoverResult,
+  DiscoverOptions,
   DiscoveredFile,
   ExpiredClaim,
   FailResult,
@@ -79,10 +80,10 @@ export class MemoryStore implements CheckpointStore {
 
   // ---- the contract ---------------------------------------------------------------------------
 
-  discover(files: readonly DiscoveredFile[], now: number): Promise<DiscoverResult> {
+  discover(files: readonly DiscoveredFile[], now: number, opts?: DiscoverOptions): Promise<DiscoverResult> {
     const res: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
     const nowIso = iso(now);
-    for (const f of files) this.discoverOne(f, nowIso, res);
+    for (const f of files) if (!opts?.stillThere || opts.stillThere(f)) this.discoverOne(f, nowIso, res);
     return Promise.resolve(res);
   }
 

@@ -17,6 +17,7 @@ import type {
   ClaimRef,
   Completion,
   DiscoverResult,
+  DiscoverOptions,
   DiscoveredFile,
   FailResult,
   Failure,
@@ -62,8 +63,10 @@ export class PathMappedStore implements CheckpointStore {
     return onExpired ? { ...opts, onExpired: (expired) => onExpired(expired.map((e) => this.local(e))) } : opts;
   }
 
-  async discover(files: readonly DiscoveredFile[], now: number): Promise<DiscoverResult> {
-    const res = await this.inner.discover(files.map((f) => this.sharedRef(f)), now);
+  async discover(files: readonly DiscoveredFile[], now: number, opts?: DiscoverOptions): Promise<DiscoverResult> {
+    const still = opts?.stillThere;
+    const inner = still ? { stillThere: (f: DiscoveredFile) => still(this.local(f)) } : undefined;
+    const res = await this.inner.discover(files.map((f) => this.sharedRef(f)), now, inner);
     return res.unfinished ? { ...res, unfinished: res.unfinished.map((u) => this.local(u)) } : res;
   }
 

@@ -14,6 +14,7 @@ import type {
   ClaimRef,
   Completion,
   DiscoverResult,
+  DiscoverOptions,
   DiscoveredFile,
   ExpiredClaim,
   FailResult,
@@ -122,12 +123,13 @@ export class SqliteStore implements CheckpointStore {
     }
   }
 
-  discover(files: readonly DiscoveredFile[], now: number): Promise<DiscoverResult> {
-    const res: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
-    if (files.length === 0) return Promise.resolve(res);
+  discover(files: readonly DiscoveredFile[], now: number, opts?: DiscoverOptions): Promise<DiscoverResult> {
+    if (files.length === 0) return Promise.resolve({ inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 });
     const nowIso = iso(now);
+    // write() runs this again after SQLITE_BUSY: the check and the counts start over each try.
     return this.write('discover', () => {
-      for (const f of files) this.discoverOne(f, nowIso, res);
+      const res: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
+      for (const f of files) if (!opts?.stillThere || opts.stillThere(f)) this.discoverOne(f, nowIso, res);
       return res;
     });
   }

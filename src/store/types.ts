@@ -249,9 +249,19 @@ export interface WorkerRecord {
   modeReason: string | null;
 }
 
+export interface DiscoverOptions {
+  /**
+   * Asked for each file inside the write, on every try: false drops the file. The daemon's last
+   * look at the disk (src/run/recheck-discovered.ts): a write that waited on a lock must not
+   * record a file that was handled under newer content and moved meanwhile (soak seed
+   * 562355558).
+   */
+  stillThere?: (f: DiscoveredFile) => boolean;
+}
+
 export interface CheckpointStore {
   readonly kind: 'sqlite' | 'memory' | 'postgres';
-  discover(files: readonly DiscoveredFile[], now: number): Promise<DiscoverResult>;
+  discover(files: readonly DiscoveredFile[], now: number, opts?: DiscoverOptions): Promise<DiscoverResult>;
   claim(n: number, opts: ClaimOptions): Promise<Claim[]>;
   /** Claim one named file if it is claimable now (pending, or failed and due). */
   claimFile(fileUrl: string, opts: ClaimOptions): Promise<Claim | null>;

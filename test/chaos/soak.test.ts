@@ -30,14 +30,7 @@ const ARGS = ['--seconds', '40', '--rate', '15', '--fault-every', '4', '--faults
 const LIMIT_MS = 200_000;
 
 describe('chaos soak (CI size)', () => {
-  // Skipped again at the end of session 2: it passed 8 of its last 9 runs, and a 1-in-9 red CI
-  // is not a gate. The failure (seed 562355558): a daemon's discovery that waited on
-  // SQLITE_BUSY was retried inside the store after the file had been handled under newer
-  // content and moved, so a stale version went dead "vanished". The last look before discover
-  // (src/run/recheck-discovered.ts) runs once, not on each retry of the write: it belongs in
-  // the store's discover transaction (a per-file check the store calls inside it). Until then
-  // `npm run soak -- --seconds 40 --rate 15 --fault-every 4 --faults kill,stop,term` is this run.
-  it.skip(
+  it(
     'three daemons under kill, stop and term faults: nothing lost, nothing completed twice, no overlap, every after-action once',
     async () => {
       const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'scripts/soak/run.ts'), ...ARGS], {

@@ -221,4 +221,26 @@ describe('a crash while degraded loses nothing', () => {
     expect(handed.sort()).toEqual(files('k', 10).map((f) => f.fileUrl).filter((f) => !completed.includes(f)).sort());
     expect(dbRows(db, `SELECT count(*) AS n FROM file_attempts WHERE outcome = 'lease_expired'`)[0]!.n).toBe(2);
   });
+  it('discover asks stillThere inside the write, after a wait on the lock, not before it', async () => {
+    const db = path.join(tmpDir(), 'ckpt.db');
+    const s = new SqliteStore(db, { lockTimeoutMs: 10_000, busyTimeoutMs: 20 });
+    try {
+      const [f] = files('still', 1);
+      const shell = await holdLock(db, 'begin-exclusive');
+      let there = true;
+      let asked = 0;
+      // The first try (BEGIN IMMEDIATE) fails at once under the shell's lock; the write waits.
+      const p = s.discover([f!], Date.now(), { stillThere: () => (asked++, there) });
+      expect(asked).toBe(0);
+      // The file is handled and moved elsewhere while the write waits.
+      there = false;
+      await shell.release();
+      expect(await p).toMatchObject({ inserted: 0 });
+      // Asked once, inside the transaction that finally got the lock: after the move.
+      expect(asked).toBe(1);
+      expect(dbRows(db, 'SELECT file_url FROM file_checkpoints')).toEqual([]);
+    } finally {
+      s.close();
+    }
+  });
 });

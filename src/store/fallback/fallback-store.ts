@@ -17,6 +17,7 @@ import type {
   ClaimRef,
   Completion,
   DiscoverResult,
+  DiscoverOptions,
   DiscoveredFile,
   ExpiredClaim,
   FailResult,
@@ -1550,14 +1551,14 @@ export class FallbackStore implements CheckpointStore {
 
   // ---- the contract ---------------------------------------------------------------------------------
 
-  discover(files: readonly DiscoveredFile[], now: number): Promise<DiscoverResult> {
+  discover(files: readonly DiscoveredFile[], now: number, opts?: DiscoverOptions): Promise<DiscoverResult> {
     return this.route(
       async (p) => {
-        const r = await p.discover(files, now);
+        const r = await p.discover(files, now, opts);
         this.db.noteDiscovered?.(files.map((f) => f.fileUrl));
         return r;
       },
-      () => this.discoverDegraded(files, now),
+      () => this.discoverDegraded(opts?.stillThere ? files.filter(opts.stillThere) : files, now),
     );
   }
 

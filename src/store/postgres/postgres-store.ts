@@ -11,6 +11,7 @@ import type {
   ClaimRef,
   Completion,
   DiscoverResult,
+  DiscoverOptions,
   DiscoveredFile,
   ExpiredClaim,
   FailResult,
@@ -204,7 +205,9 @@ export class PostgresStore implements CheckpointStore {
 
   // --- discover ---------------------------------------------------------------------------
 
-  async discover(files: readonly DiscoveredFile[], now: number): Promise<DiscoverResult> {
+  async discover(all: readonly DiscoveredFile[], now: number, opts?: DiscoverOptions): Promise<DiscoverResult> {
+    // Checked once, before the round trips (a server is not a local lock: no retry loop here).
+    const files = opts?.stillThere ? all.filter(opts.stillThere) : all;
     const res: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
     if (files.length === 0) return res;
     const nowIso = iso(now);
