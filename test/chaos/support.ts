@@ -5,9 +5,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CLI, type Daemon, type Setup } from '../helpers/daemon.js';
+import { CLI, type Daemon, type Setup, daemonFrom } from '../helpers/daemon.js';
 import { REPO } from '../helpers/spawn.js';
-import { waitFor } from '../helpers/wait.js';
 
 export const CHAOS_HANDLER = path.join(REPO, 'test/fixtures/chaos/handler.mjs');
 
@@ -141,37 +140,7 @@ export function startDaemonWith(s: Setup, opts: { prefix?: string[]; env?: NodeJ
     env: { ...process.env, RECORD_LOG: s.recordLog, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  mine.add(child);
-  const lines: Record<string, unknown>[] = [];
-  let buf = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ raw: line });
-      }
-    }
-  });
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      mine.delete(child);
-      resolve({ code, signal });
-    }),
-  );
-  return {
-    child,
-    lines,
-    stderr: () => err,
-    exited,
-    waitForLog: (pred, timeoutMs = 20_000) => waitFor(() => lines.find(pred), { timeoutMs, message: 'log line' }),
-  };
+  return daemonFrom(child, mine);
 }
 
 export function killMyDaemons(): void {

@@ -61,7 +61,15 @@ export function startDaemon(s: Setup, args: string[] = [], env: NodeJS.ProcessEn
     env: { ...process.env, RECORD_LOG: s.recordLog, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  live.add(child);
+  return daemonFrom(child, live);
+}
+
+/**
+ * A spawned `ckpt run` as a Daemon: its JSON log lines parsed as they come, stderr kept, and
+ * the child in `track` until it exits (each test module kills what it tracks).
+ */
+export function daemonFrom(child: ChildProcess, track: Set<ChildProcess>): Daemon {
+  track.add(child);
   const lines: Record<string, unknown>[] = [];
   let buf = '';
   let err = '';
@@ -81,7 +89,7 @@ export function startDaemon(s: Setup, args: string[] = [], env: NodeJS.ProcessEn
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => {
-      live.delete(child);
+      track.delete(child);
       resolve({ code, signal });
     }),
   );
