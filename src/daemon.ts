@@ -187,14 +187,19 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
 
   async function discover(found: DiscoveredFile[]): Promise<void> {
     // Only files still as they were found stable: a stale fingerprint would make a new version
-    // of a file another daemon already handled and moved (see stillAsFound).
+    // of a file another daemon already handled and moved (see stillAsFound). The store asks
+    // inside its write, so the look comes after any wait on the lock; one lstat per file per try.
     const now = Date.now();
-    const { fresh: files, stale } = stillAsFound(found);
-    if (files.length === 0) return;
-    // The look again inside the store's write, on every try: a write that waited on a lock must
-    // not record a file handled and moved meanwhile.
-    const res = await store.discover(files, now, { stillThere: (f) => stillAsFound([f]).fresh.length === 1 });
-    if (stale.length > 0) log.debug({ files: stale.length, path: stale[0]!.fileUrl }, 'changed or gone since found ready: left to the watcher');
+    const stale = new Set<string>();
+    const stillThere = (f: DiscoveredFile): boolean => {
+      const fresh = stillAsFound([f]).fresh.length === 1;
+      if (fresh) stale.delete(f.fileUrl);
+      else stale.add(f.fileUrl);
+      return fresh;
+    };
+    const res = await store.discover(found, now, { stillThere });
+    const files = stale.size === 0 ? found : found.filter((f) => !stale.has(f.fileUrl));
+    if (stale.size > 0) log.debug({ files: stale.size, path: [...stale][0] }, 'changed or gone since found ready: left to the watcher');
     for (const f of files) {
       handed?.add(f.fileUrl);
       if (discoveredAt.size < MAX_DISCOVERY_TIMES) discoveredAt.set(f.fileUrl, now);
