@@ -162,7 +162,9 @@ describe('ckpt run', () => {
   });
 
   it("a SIGKILLed daemon's files are taken over and completed once, never two runs at the same time", async () => {
-    const s = setup({ leaseMs: 1_500, concurrency: 2 });
+    // 3 s, not less: a handler that cannot be started before its lease runs out is refused
+    // (spawn-helper.ts notAfter), and under CI load a start can take well over a second.
+    const s = setup({ leaseMs: 3_000, concurrency: 2 });
     const a = startDaemon(s);
     await started(a);
     const files = [drop(s.inbox, 'k1.csv', 'sleep 5000\n'), drop(s.inbox, 'k2.csv', 'sleep 5000\n')];
