@@ -185,6 +185,39 @@ describe('attempt numbers while degraded', () => {
     const numbers = att.map((r) => `${String(r.version)}#${String(r.attempt)}`);
     expect(new Set(numbers).size).toBe(numbers.length);
   });
+  it('a lapsed degraded claim taken over and completed in normal mode is not carried back into the database at recovery', async () => {
+    // 30-minute soak, seed 560401330: a worker SIGSTOPped while degraded woke up, came back to
+    // normal mode and wrote its lapsed claim over the row another worker had completed meanwhile;
+    // the sweep then ended it, and a third worker found the file gone and recorded it dead.
+    const db = path.join(tmpDir(), 'ckpt.db');
+    const a = open(db, 'A');
+    const b = open(db, 'B');
+    const shell = await holdLock(db, 'begin-exclusive');
+    // A sees the file while degraded and claims it from memory; then the file is rewritten,
+    // and B records the new content (also version 1: the database never heard of A's).
+    const [first] = files('k', 1);
+    await a.discover([first!], Date.now());
+    const [ca] = await a.claim(1, W('A', 800));
+    expect(a.mode().mode).toBe('degraded');
+    await shell.release();
+    await b.discover([{ ...first!, size: 200, fingerprint: '200:1700000000001:1:k0' }], Date.now());
+    await waitFor(() => Date.now() > ca!.leaseExpiresAt + 50);
+
+    const [cb] = await b.claim(1, W('B'));
+    expect(cb).toMatchObject({ fileUrl: ca!.fileUrl, attempt: 2 });
+    expect(await b.complete(done([cb!]))).toEqual(['ok']);
+
+    // A wakes and comes back before its runner has noticed the lapse.
+    expect(await a.tryRecover()).toBe(true);
+    expect(dbRows(db, 'SELECT status, claim_token FROM file_checkpoints')).toEqual([{ status: 'completed', claim_token: cb!.token }]);
+    expect(await b.claim(10, W('B'))).toEqual([]);
+    expect(await a.complete(done([ca!]))).toEqual(['lost']);
+    const att = dbRows(db, 'SELECT version, attempt, worker_id, outcome FROM file_attempts ORDER BY id');
+    expect(att.filter((r) => r.outcome === 'completed')).toEqual([{ version: 1, attempt: 2, worker_id: 'B', outcome: 'completed' }]);
+    const numbers = att.map((r) => `${String(r.version)}#${String(r.attempt)}`);
+    expect(new Set(numbers).size).toBe(numbers.length);
+    expect(dbRows(db, 'SELECT status FROM file_checkpoints')).toEqual([{ status: 'completed' }]);
+  });
 });
 
 describe('a changed file while degraded', () => {

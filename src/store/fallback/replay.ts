@@ -2,6 +2,7 @@ import type { SqliteDatabase } from '../open-database.js';
 import { classifySqliteError } from '../sqlite-errors.js';
 import { iso } from '../time.js';
 import type { JournalEntry } from './journal.js';
+import { stillHeld } from './fencing.js';
 
 /**
  * Applying fallback journal entries to the database: called inside one IMMEDIATE transaction,
@@ -423,6 +424,10 @@ export class Replayer {
    * the database. False: the file was finished by someone else meanwhile; the claim is lost.
    */
   carry(c0: CarriedClaim): boolean {
+    // A lease that ran out (the process was stopped or starved past it) no longer protects the
+    // claim: a normal-mode worker may have passed its marker, run the file and moved it. Carried
+    // anyway, it would reopen a finished row (30-minute soak, seed 560401330). Lost instead.
+    if (!stillHeld(c0.leaseExpiresAt, this.now)) return false;
     const r0 = this.row(c0.fileUrl);
     const c = r0 && r0.claim_token === c0.token ? c0 : this.numbered(c0);
     if (r0 && r0.claim_token === c.token && r0.status === 'processing') {
@@ -432,7 +437,10 @@ export class Replayer {
     if (this.tokenEnded(c.fileUrl, c.token)) return false;
     const r = r0 ?? this.ensureRow({ ...c, at: this.now });
     if (r.version > c.version) return false;
-    if ((r.status === 'completed' || r.status === 'dead') && r.version === c.version && r.fingerprint === c.fingerprint) return false;
+    // Finished under this version number, whatever content it saw: a degraded worker numbers a
+    // file it saw change as a new version, so the same number with another fingerprint is an
+    // older look at the file (same seed: the file was rewritten after this claim), not newer.
+    if ((r.status === 'completed' || r.status === 'dead') && r.version === c.version) return false;
     // Pending, failed, or held under another token: our claim marker stood the whole time, so
     // the other holder found it and gave the file back without running it (see FallbackStore).
     this.supersede(r, c.workerId, this.now);
