@@ -255,6 +255,44 @@ describe('a changed file while degraded', () => {
     ]);
   });
 
+  it("the old version's completion still in a journal, the new one failed from memory: a normal-mode worker does not run the new content under the old version", async () => {
+    // 60-second soak, seed 559493685: the marker of the failed version 2 replaced the one of
+    // version 1's completion; once its retry was due a normal-mode worker claimed the row the
+    // database still had as version 1 pending, and ran the new content under version 1's
+    // idempotency key (a sink deduplicating by key would have dropped it).
+    const dir = tmpDir();
+    const db = path.join(dir, 'ckpt.db');
+    const file = path.join(dir, 'n.csv');
+    fs.writeFileSync(file, 'first\n');
+    const f = seenAt(file);
+    const a = new FallbackStore(db, { lockTimeoutMs: 300, busyTimeoutMs: 20, retry: { maxRetries: 3, baseDelayMs: 1, maxDelayMs: 1 }, fallback: { workerId: 'A', probeMs: 60_000, snapshotMs: 0 } });
+    stores.push(a);
+    await a.discover([f], Date.now());
+    const shell = await holdLock(db, 'begin-exclusive');
+    const [ca] = await a.claim(1, W('A'));
+    expect(a.mode().mode).toBe('degraded');
+    expect(await a.complete(done([ca!], f.fingerprint))).toEqual(['ok']);
+    fs.writeFileSync(file, 'second, longer\n');
+    const changed = seenAt(file);
+    await a.discover([changed], Date.now());
+    const [ca2] = await a.claim(1, W('A'));
+    expect(ca2).toMatchObject({ fileUrl: file, version: 2, attempt: 1 });
+    expect(await a.fail({ fileUrl: file, token: ca2!.token, error: 'told to fail', permanent: false, now: Date.now(), durationMs: 1 })).toBe('failed');
+    await shell.release();
+
+    // B, normal mode: the database still has version 1 pending, and sees the new content.
+    const b = open(db, 'B');
+    await b.discover([changed], Date.now());
+    expect(b.mode().mode).toBe('normal');
+    const early = await b.claim(1, W('B'));
+    expect(early.filter((c) => c.version === 1)).toEqual([]);
+    expect(await a.tryRecover()).toBe(true);
+    await waitFor(async () => (await b.claim(1, W('B'))).length > 0 || dbRows(db, "SELECT 1 FROM file_checkpoints WHERE status = 'processing'").length > 0);
+    const att = dbRows(db, 'SELECT version, attempt, worker_id, outcome FROM file_attempts ORDER BY id');
+    expect(att.filter((r) => r.version === 1)).toEqual([{ version: 1, attempt: 1, worker_id: 'A', outcome: 'completed' }]);
+    expect(dbRows(db, 'SELECT version, status FROM file_checkpoints')).toEqual([{ version: 2, status: 'processing' }]);
+  });
+
   it('a stale record (the file was rewritten, handled under its newer content by another degraded worker and moved): not run as a new version', async () => {
     const dir = tmpDir();
     const db = path.join(dir, 'ckpt.db');

@@ -924,6 +924,11 @@ export class FallbackStore implements CheckpointStore {
   private blockedUntil(m: Marker | null, c: Claim, now: number): number | null {
     if (!m) return null;
     const soon = now + 2 * this.probeMs;
+    // A marker of a newer version than the claim's: a degraded worker finished the claim's
+    // version and saw the file change, and the database has heard of neither. Run now, the new
+    // content would go under the old version's idempotency key (60-s soak, seed 559493685).
+    // Wait for the journal instead, whatever the marker's state.
+    if (m.version > c.version) return soon;
     switch (m.state) {
       case 'claimed':
         return claimStands(m, now) ? Math.min(m.leaseExpiresAt, soon) : null;
