@@ -498,7 +498,10 @@ export class FolderWatcher {
         (err.code === 'ENOSPC'
           ? 'inotify watches exhausted (ENOSPC): raise fs.inotify.max_user_watches ' +
             '(e.g. `sysctl fs.inotify.max_user_watches=524288`, and in /etc/sysctl.d/ to keep it)'
-          : 'too many open files (EMFILE): raise the open file limit (LimitNOFILE= in the systemd unit)') +
+          : // From inotify_init1 this is the per-user limit on inotify instances (128 here; each
+            // process that watches anything holds one), more often than the file descriptor limit.
+            'no inotify instance or file descriptor left (EMFILE): raise fs.inotify.max_user_instances ' +
+            '(e.g. `sysctl fs.inotify.max_user_instances=1024`) or the open file limit (LimitNOFILE= in the systemd unit)') +
           '; this folder is scanned periodically instead until ckpt restarts',
       );
       this.counters.restarts++;
