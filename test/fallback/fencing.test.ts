@@ -220,6 +220,72 @@ describe('attempt numbers while degraded', () => {
   });
 });
 
+describe('attempt numbers when a replay and a normal-mode claim meet', () => {
+  it('a claim renumbered past a marker skips the number a replay gave away meanwhile', async () => {
+    // 30-minute soak, seed 564589116: B's claim read A's failed marker (attempt 1) and was to
+    // become attempt 2; in between, A came back and its replayed failure, meeting B's live
+    // claim, was renumbered to 2 as well. Two rows v2#2.
+    const db = path.join(tmpDir(), 'ckpt.db');
+    const a = new FallbackStore(db, { lockTimeoutMs: 300, busyTimeoutMs: 20, retry: { maxRetries: 3, baseDelayMs: 1, maxDelayMs: 1 }, fallback: { workerId: 'A', probeMs: 60_000, snapshotMs: 0 } });
+    stores.push(a);
+    const b = open(db, 'B');
+    await a.discover(files('n', 1), Date.now());
+    const shell = await holdLock(db, 'begin-exclusive');
+    const [ca] = await a.claim(1, W('A'));
+    expect(a.mode().mode).toBe('degraded');
+    expect(await a.fail({ fileUrl: ca!.fileUrl, token: ca!.token, error: 'told to fail', permanent: false, now: Date.now(), durationMs: 1 })).toBe('failed');
+    await shell.release();
+    expect(markerDirs(db)).toHaveLength(1);
+    // B's claim finds A's marker and renumbers; A comes back just before that write.
+    const primary = (b as unknown as { db: { renumber: (f: string, t: string, n: number) => unknown } }).db;
+    const renumber = primary.renumber.bind(primary);
+    primary.renumber = async (f, t, n) => {
+      expect(await a.tryRecover()).toBe(true);
+      return renumber(f, t, n);
+    };
+    const [cb] = await b.claim(1, W('B'));
+    expect(cb).toBeDefined();
+    expect(await b.complete(done([cb!]))).toEqual(['ok']);
+    const numbers = dbRows(db, 'SELECT version, attempt FROM file_attempts').map((r) => `${String(r.version)}#${String(r.attempt)}`);
+    expect(numbers).toHaveLength(2);
+    expect(new Set(numbers).size).toBe(numbers.length);
+  });
+});
+
+describe('a degraded claim carried into the database at recovery', () => {
+  it('supersedes a normal-mode claim made meanwhile, and that claim is not handed to the runner even though the marker is gone by its screen', async () => {
+    // 30-minute soak, seed 564589116: B claimed the file in the database right after the lock
+    // was released; before B looked for markers, A (degraded, holding the file under a marker,
+    // its handler running) recovered, carried its claim over B's and removed its marker. B saw
+    // no marker and ran the file too: two runs at once.
+    const db = path.join(tmpDir(), 'ckpt.db');
+    const a = open(db, 'A');
+    const b = open(db, 'B');
+    await a.discover(files('c', 1), Date.now());
+    const shell = await holdLock(db, 'begin-exclusive');
+    const [ca] = await a.claim(1, W('A'));
+    expect(a.mode().mode).toBe('degraded');
+    await shell.release();
+    // The database knows nothing of A's claim: the row is pending, and B's claim gets it. Right
+    // after B's claim commits, A comes back (the interleaving of two processes, made exact).
+    const primary = (b as unknown as { primary: SqliteStore }).primary;
+    const claimInDb = primary.claim.bind(primary);
+    primary.claim = async (n, opts) => {
+      const got = await claimInDb(n, opts);
+      expect(await a.tryRecover()).toBe(true);
+      return got;
+    };
+    expect(await b.claim(1, W('B'))).toEqual([]);
+    expect(markerDirs(db)).toEqual([]);
+    expect(dbRows(db, 'SELECT status, claim_token FROM file_checkpoints')).toEqual([{ status: 'processing', claim_token: ca!.token }]);
+    expect(await a.complete(done([ca!]))).toEqual(['ok']);
+    expect(dbRows(db, 'SELECT attempt, worker_id, outcome FROM file_attempts ORDER BY id')).toEqual([
+      { attempt: 1, worker_id: 'B', outcome: 'lost' },
+      { attempt: 2, worker_id: 'A', outcome: 'completed' },
+    ]);
+  });
+});
+
 describe('a changed file while degraded', () => {
   it('completed from memory by one worker, rewritten, then seen by another degraded worker: a new version, not attempt 2', async () => {
     const dir = tmpDir();

@@ -869,8 +869,10 @@ export class FallbackStore implements CheckpointStore {
    * After a database claim: if a degraded process holds a marker for the file (or has an outcome
    * for it not yet replayed), give the file back for a moment without running it.
    */
-  private async screenNormalClaims(claims: Claim[], now: number, onExpired?: ClaimOptions['onExpired']): Promise<Claim[]> {
-    if (claims.length === 0 || !this.markers.anyExist()) return claims;
+  private async screenNormalClaims(claims: Claim[], opts: ClaimOptions, markedBefore: boolean): Promise<Claim[]> {
+    const { now, onExpired } = opts;
+    if (claims.length === 0) return claims;
+    if (!this.markers.anyExist()) return markedBefore ? this.heldInDatabase(claims, opts) : claims;
     const keep: Claim[] = [];
     const lapsed: ExpiredClaim[] = [];
     const blocked: { c: Claim; until: number }[] = [];
@@ -908,7 +910,28 @@ export class FallbackStore implements CheckpointStore {
         this.log?.warn({ err }, 'could not replay journals left behind; will retry');
       }
     }
-    return keep;
+    return this.heldInDatabase(keep, opts);
+  }
+
+  /**
+   * The claims the database still holds under their own tokens. A degraded process that comes
+   * back carries its open claims into the database, over any claim made meanwhile, and then
+   * removes its markers; a screen after that finds no marker, and only the database tells (the
+   * 30-minute soak, seed 564589116: two runs of one file at once). The screen reads markers
+   * first and the database second, and the carrier writes the database first and removes its
+   * markers second, so one of the two reads sees it. Only while markers exist (or existed when
+   * the claim began): one primary-key read per claim, and none in a plain normal mode.
+   */
+  private async heldInDatabase(claims: Claim[], opts: ClaimOptions): Promise<Claim[]> {
+    const p = this.primary;
+    if (!p || claims.length === 0) return claims;
+    const held: Claim[] = [];
+    for (const c of claims) {
+      const r = await p.get(c.fileUrl);
+      if (r && r.status === 'processing' && r.claimToken === c.token) held.push(c);
+      else this.log?.warn({ path: c.fileUrl, attempt: c.attempt, workerId: opts.workerId }, 'claim taken over by a claim carried back from degraded mode before it started; not run');
+    }
+    return held;
   }
 
   /**
@@ -918,7 +941,8 @@ export class FallbackStore implements CheckpointStore {
    */
   private async renumber(c: Claim, attempt: number): Promise<Claim> {
     // Not written (locked again): the replay renumbers whichever outcome comes second (replay.ts).
-    return (await this.db.renumber(c.fileUrl, c.token, attempt)) ? { ...c, attempt } : c;
+    const n = await this.db.renumber(c.fileUrl, c.token, attempt);
+    return n === null ? c : { ...c, attempt: n };
   }
 
   private blockedUntil(m: Marker | null, c: Claim, now: number): number | null {
@@ -1579,8 +1603,9 @@ export class FallbackStore implements CheckpointStore {
     const claims = await this.route(
       async (p) => {
         await this.protectMarkedClaims(opts);
+        const marked = this.markers.anyExist();
         const got = await p.claim(n, opts);
-        const keep = await this.screenNormalClaims(got, opts.now, opts.onExpired);
+        const keep = await this.screenNormalClaims(got, opts, marked);
         for (const c of keep) this.track(c, opts.workerId, opts.now);
         return keep;
       },
@@ -1593,9 +1618,10 @@ export class FallbackStore implements CheckpointStore {
     return this.route(
       async (p) => {
         await this.protectMarkedClaims(opts);
+        const marked = this.markers.anyExist();
         const c = await p.claimFile(fileUrl, opts);
         if (!c) return null;
-        const [keep] = await this.screenNormalClaims([c], opts.now, opts.onExpired);
+        const [keep] = await this.screenNormalClaims([c], opts, marked);
         if (keep) this.track(keep, opts.workerId, opts.now);
         return keep ?? null;
       },

@@ -46,7 +46,7 @@ export interface FallbackPrimary {
   /** Claimable rows, oldest first, or null when they cannot be read. */
   claimable(nowIso: string, limit: number): Maybe<FileRecord[] | null>;
   /** Raise the attempt number of a claim the database just granted; true when it changed. */
-  renumber(fileUrl: string, token: string, attempt: number): Maybe<boolean>;
+  renumber(fileUrl: string, token: string, attempt: number): Maybe<number | null>;
   /** Put just-granted claims back, uncounted, due at `until`; false: could not write. */
   defer(blocked: readonly { fileUrl: string; token: string; until: number }[], nowIso: string): Maybe<boolean>;
   /** The claims the next lease sweep would take over (fencing.ts). */

@@ -125,16 +125,23 @@ export class SqlitePrimary implements FallbackPrimary {
     this.lookups.dropCopy();
   }
 
-  renumber(fileUrl: string, token: string, attempt: number): boolean {
+  renumber(fileUrl: string, token: string, attempt: number): number | null {
     try {
+      // Past any number an attempt row of this version has: a replay may have given one away
+      // between the claim and this call (30-minute soak, seed 564589116: two rows v2#2).
       const r = this.db
-        ?.prepare(`UPDATE file_checkpoints SET attempts = ? WHERE file_url = ? AND claim_token = ? AND status = 'processing' AND attempts < ?`)
-        .run(attempt, fileUrl, token, attempt);
-      return r?.changes === 1;
+        ?.prepare(
+          `UPDATE file_checkpoints SET attempts = max(?, 1 + coalesce((SELECT max(a.attempt) FROM file_attempts a
+             WHERE a.file_url = file_checkpoints.file_url AND a.version = file_checkpoints.version), 0))
+           WHERE file_url = ? AND claim_token = ? AND status = 'processing' AND attempts < ?
+           RETURNING attempts`,
+        )
+        .get(attempt, fileUrl, token, attempt) as { attempts: number } | undefined;
+      return r?.attempts ?? null;
     } catch (err) {
       if (classifySqliteError(err) === 'other') throw err;
       // Locked again: the replay renumbers whichever outcome comes second (replay.ts).
-      return false;
+      return null;
     }
   }
 

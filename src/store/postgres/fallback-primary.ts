@@ -152,16 +152,20 @@ export class PostgresPrimary implements FallbackPrimary {
     }
   }
 
-  async renumber(fileUrl: string, token: string, attempt: number): Promise<boolean> {
+  async renumber(fileUrl: string, token: string, attempt: number): Promise<number | null> {
     try {
-      const r = await this.pg.pool.query(
-        `UPDATE ${this.qs}.file_checkpoints SET attempts = $1 WHERE file_url = $2::text AND claim_token = $3 AND status = 'processing' AND attempts < $1`,
+      // Past any number an attempt row of this version has (see sqlite-primary.ts).
+      const r = await this.pg.pool.query<{ attempts: number }>(
+        `UPDATE ${this.qs}.file_checkpoints AS f SET attempts = GREATEST($1, 1 + COALESCE((SELECT max(a.attempt) FROM ${this.qs}.file_attempts a
+           WHERE a.file_url = f.file_url AND a.version = f.version), 0))
+         WHERE f.file_url = $2::text AND f.claim_token = $3 AND f.status = 'processing' AND f.attempts < $1
+         RETURNING f.attempts`,
         [attempt, fileUrl, token],
       );
-      return r.rowCount === 1;
+      return r.rows[0]?.attempts ?? null;
     } catch (err) {
       if (!(toPgStoreError(err, 'renumber') instanceof StoreUnavailableError)) throw err;
-      return false;
+      return null;
     }
   }
 
