@@ -248,6 +248,8 @@ export interface DaemonConfig {
   rescanMs?: number;
   logLevel?: string;
   extra?: Record<string, unknown>;
+  /** Node options for the daemon process, before the script (e.g. `--import` of a probe). */
+  nodeArgs?: string[];
 }
 
 export interface DaemonRun {
@@ -291,7 +293,7 @@ export function startDaemon(dir: string, c: DaemonConfig, args: string[] = [], e
   // BENCH_PROFILE_DIR=/some/dir: the daemon writes a V8 CPU profile there when it exits.
   const prof = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
   const child = track(
-    spawn(process.execPath, [...prof, CLI, 'run', '--config', cfgFile, ...args], { cwd: dir, stdio: ['ignore', out, err], env: { ...process.env, ...env } }),
+    spawn(process.execPath, [...prof, ...(c.nodeArgs ?? []), CLI, 'run', '--config', cfgFile, ...args], { cwd: dir, stdio: ['ignore', out, err], env: { ...process.env, ...env } }),
   );
   fs.closeSync(out);
   fs.closeSync(err);
