@@ -220,6 +220,37 @@ describe('attempt numbers while degraded', () => {
   });
 });
 
+describe('a dead outcome replayed against a normal-mode claim made meanwhile', () => {
+  it('wins over that claim (made while its marker stood), so the file is not run again and recorded "vanished"', async () => {
+    // 60-second soak, seed 569056558: A's handler rejected the file while degraded (dead, moved to
+    // dead/). B claimed it in the database before A came back; A's replay saw B's live claim as
+    // newer and kept the database's state, B gave the file back for A's marker, and the next claim
+    // found the file gone: dead "vanished" beside a 'conflict' row of the same attempt.
+    const db = path.join(tmpDir(), 'ckpt.db');
+    const a = open(db, 'A');
+    const b = open(db, 'B');
+    await a.discover(files('x', 1), Date.now());
+    const shell = await holdLock(db, 'begin-exclusive');
+    const [ca] = await a.claim(1, W('A'));
+    expect(a.mode().mode).toBe('degraded');
+    expect(await a.fail({ fileUrl: ca!.fileUrl, token: ca!.token, error: 'bad data', permanent: true, now: Date.now(), durationMs: 5, deadAfterAction: 'move:/srv/dead' })).toBe('dead');
+    await shell.release();
+    const primary = (b as unknown as { primary: SqliteStore }).primary;
+    const claimInDb = primary.claim.bind(primary);
+    primary.claim = async (n, opts) => {
+      const got = await claimInDb(n, opts);
+      expect(await a.tryRecover()).toBe(true);
+      return got;
+    };
+    expect(await b.claim(1, W('B'))).toEqual([]);
+    expect(dbRows(db, 'SELECT status, claim_token, after_action FROM file_checkpoints')).toEqual([{ status: 'dead', claim_token: ca!.token, after_action: 'move:/srv/dead' }]);
+    expect(dbRows(db, 'SELECT worker_id, outcome FROM file_attempts ORDER BY id')).toEqual([
+      { worker_id: 'B', outcome: 'lost' },
+      { worker_id: 'A', outcome: 'dead' },
+    ]);
+  });
+});
+
 describe('attempt numbers when a replay and a normal-mode claim meet', () => {
   it('a claim renumbered past a marker skips the number a replay gave away meanwhile', async () => {
     // 30-minute soak, seed 564589116: B's claim read A's failed marker (attempt 1) and was to

@@ -239,10 +239,10 @@ export class Replayer {
    * is still running, or it ended with an outcome of its own (a claim that was only given back
    * at once, for a marker, left no attempt row and does not count).
    */
-  private newerClaim(r: Row, e: { token: string; version: number; startedAt: string }): boolean {
+  private newerClaim(r: Row, e: { token: string; version: number; startedAt: string }, live = true): boolean {
     if (r.claim_token === e.token) return false;
     const ours = Date.parse(e.startedAt);
-    if (r.status === 'processing') {
+    if (live && r.status === 'processing') {
       const lease = r.due_at === null ? 0 : Date.parse(r.due_at);
       const started = r.started_at === null ? 0 : Date.parse(r.started_at);
       if (lease > this.now || started > ours) return true;
@@ -360,8 +360,12 @@ export class Replayer {
     }
     const e = this.numbered(e0);
     const r = this.ensureRow(e);
-    // A failure never overrides a newer claim: the database's newer state wins.
-    const rel = r.version === e.version && this.newerClaim(r, e) ? 'conflict' : this.relation(r, e);
+    // A failure never overrides a newer claim: the database's newer state wins. A live claim
+    // does not count against a dead outcome, as against a completion: made while this outcome's
+    // marker stood, it is one its screen gives back or finds superseded (FallbackStore). Kept,
+    // it left the file, already moved to dead/, to be claimed again and recorded "vanished"
+    // (60-second soak, seed 569056558). After a retryable failure a newer claim is the retry.
+    const rel = r.version === e.version && this.newerClaim(r, e, e.status !== 'dead') ? 'conflict' : this.relation(r, e);
     const endedAt = iso(e.at);
     const base = {
       fileUrl: e.fileUrl, version: e.version, attempt: e.attempt, workerId: e.workerId, token: e.token,
