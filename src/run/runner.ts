@@ -384,7 +384,7 @@ export class Runner {
       return;
     }
     if (outcome.ok) await this.recordSuccess(entry, log, outcome, checked.fingerprint, inLine);
-    else await this.recordFailure(entry, log, outcome);
+    else await this.recordFailure(entry, log, outcome, checked.fingerprint);
   }
 
   /**
@@ -453,7 +453,13 @@ export class Runner {
     }
   }
 
-  private async recordFailure(entry: Running, log: Logger, outcome: FailureOutcome): Promise<void> {
+  /**
+   * `readFingerprint`: the file as the handler read it. A file rewritten between discovery and
+   * the run fails under the content it has now; recorded with the claim's older look, that
+   * content would come back from the watcher as a new version, be claimed once more and, moved
+   * to dead/ meanwhile, be recorded "vanished" (60-second soak, seed 569571688).
+   */
+  private async recordFailure(entry: Running, log: Logger, outcome: FailureOutcome, readFingerprint?: string): Promise<void> {
     const { claim } = entry;
     let res;
     try {
@@ -466,6 +472,7 @@ export class Runner {
         durationMs: outcome.durationMs,
         reason: outcome.permanent ? 'dead' : outcome.kind,
         deadAfterAction: afterActionLabel(this.o.onDead),
+        ...(readFingerprint !== undefined && readFingerprint !== claim.fingerprint ? { fingerprint: readFingerprint } : {}),
       });
     } catch (err) {
       log.error({ err, error: outcome.error }, 'handler failed and the failure could not be recorded; the file will run again');

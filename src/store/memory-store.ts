@@ -320,6 +320,7 @@ export class MemoryStore implements CheckpointStore {
       errorMessage: f.error,
       processingTimeMs: Math.round(f.durationMs),
       completedAt: dead ? nowIso : null,
+      fingerprint: f.fingerprint ?? r.fingerprint,
       handlerPid: null,
       updatedAt: nowIso,
     } satisfies Partial<Row>);

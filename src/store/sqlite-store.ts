@@ -265,7 +265,7 @@ export class SqliteStore implements CheckpointStore {
       const due = dead ? null : iso(f.now + backoffDelayMs(this.retry, failures, this.random));
       const status = dead ? 'dead' : 'failed';
       const after = dead ? (f.deadAfterAction ?? null) : null;
-      this.s.fail.run(status, failures, due, f.error, Math.round(f.durationMs), dead ? nowIso : null, after, nowIso, f.fileUrl, f.token);
+      this.s.fail.run(status, failures, due, f.error, Math.round(f.durationMs), dead ? nowIso : null, after, f.fingerprint ?? null, nowIso, f.fileUrl, f.token);
       const outcome = f.reason ?? (dead ? (f.permanent ? 'dead' : 'failed') : 'failed');
       this.s.insertAttempt.run(f.fileUrl, cur.version, cur.attempts, cur.processed_by, f.token, cur.started_at, nowIso, outcome, f.error, Math.round(f.durationMs), after);
       return status;
@@ -475,7 +475,8 @@ function prepare(db: Database.Database) {
     ),
     fail: p(
       `UPDATE file_checkpoints SET status = ?, retry_count = ?, due_at = ?, error_message = ?,
-         processing_time_ms = ?, completed_at = ?, after_action = ?, handler_pid = NULL, updated_at = ?
+         processing_time_ms = ?, completed_at = ?, after_action = ?, fingerprint = coalesce(?, fingerprint),
+         handler_pid = NULL, updated_at = ?
        WHERE file_url = ? AND claim_token = ? AND status = 'processing'`,
     ),
     release: p(

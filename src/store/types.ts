@@ -135,6 +135,12 @@ export interface Failure extends ClaimRef {
   reason?: string;
   /** The after-action that will follow if this failure makes the file dead (recorded then). */
   deadAfterAction?: string;
+  /**
+   * The file as the handler read it, when that differs from the claim's look (rewritten between
+   * discovery and the run): recorded, so the content that failed is not seen as a new version
+   * (as for a completion).
+   */
+  fingerprint?: string;
 }
 
 /**

@@ -239,6 +239,17 @@ export function runStoreContract(name: string, make: StoreFactory): void {
       expect(await s.discover([file('a', 'v2')], T0 + 2)).toMatchObject({ unchanged: 1, reversioned: 0 });
     });
 
+    it('a failure records the fingerprint the handler actually read, so that content is not a new version', async () => {
+      const s = await mk();
+      await s.discover([file('a', 'v1'), file('b', 'v1')], T0);
+      const [ca, cb] = await s.claim(2, claimOpts(T0));
+      expect(await s.fail({ fileUrl: ca!.fileUrl, token: ca!.token, error: 'bad data', permanent: true, now: T0 + 1, durationMs: 1, fingerprint: 'v2' })).toBe('dead');
+      expect(await s.fail({ fileUrl: cb!.fileUrl, token: cb!.token, error: 'sink down', permanent: false, now: T0 + 1, durationMs: 1, fingerprint: 'v2' })).toBe('failed');
+      expect(await s.get('/inbox/a')).toMatchObject({ status: 'dead', version: 1, fingerprint: 'v2' });
+      expect(await s.get('/inbox/b')).toMatchObject({ status: 'failed', version: 1, fingerprint: 'v2' });
+      expect(await s.discover([file('a', 'v2'), file('b', 'v2')], T0 + 2)).toMatchObject({ unchanged: 2, reversioned: 0 });
+    });
+
     it('policy ignore never re-runs a handled file; a pending file just takes the new fingerprint', async () => {
       const s = await mk({ onChange: 'ignore' });
       await s.discover([file('a', 'v1'), file('b', 'v1')], T0);

@@ -1470,9 +1470,10 @@ export class FallbackStore implements CheckpointStore {
       outcome: f.reason ?? (plan.status === 'dead' ? (f.permanent ? 'dead' : 'failed') : 'failed'),
       afterAction: plan.status === 'dead' ? (f.deadAfterAction ?? null) : null,
       ...this.entryBase(o, f.now),
+      fingerprint: f.fingerprint ?? o.claim.fingerprint,
       retryCount: plan.retryCount,
     };
-    if (!this.settleFenced(o, plan.status, { dueAt: plan.dueAt, retryCount: plan.retryCount, entry }, f.now)) {
+    if (!this.settleFenced(o, plan.status, { dueAt: plan.dueAt, retryCount: plan.retryCount, entry, fingerprint: entry.fingerprint }, f.now)) {
       this.open.delete(f.fileUrl);
       return 'lost';
     }

@@ -440,6 +440,7 @@ export class PostgresStore implements CheckpointStore {
       dead ? nowIso : null,
       nowIso,
       outcome,
+      f.fingerprint ?? null,
     ]);
     return r.rowCount === 1 ? status : 'lost';
   }

@@ -247,7 +247,7 @@ export function statements(s: string) {
          UPDATE ${fc}
             SET status = $3::text, retry_count = $4::int, due_at = $5::timestamptz, error_message = $6::text,
                 processing_time_ms = $7::bigint, completed_at = $8::timestamptz, handler_pid = NULL,
-                updated_at = $9::timestamptz
+                updated_at = $9::timestamptz, fingerprint = coalesce($11::text, fingerprint)
           WHERE file_url = $1::text AND claim_token = $2::text AND status = 'processing'
          RETURNING file_url, version, attempts, processed_by, started_at
        ), logged AS (
