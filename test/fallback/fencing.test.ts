@@ -32,6 +32,27 @@ function open(db: string, workerId: string, probeMs = 60_000): FallbackStore {
   return s;
 }
 
+/** Like open(), with retries due at once (1 ms backoff). */
+function openRetryingAtOnce(db: string, workerId: string): FallbackStore {
+  const s = new FallbackStore(db, { lockTimeoutMs: 300, busyTimeoutMs: 20, retry: { maxRetries: 3, baseDelayMs: 1, maxDelayMs: 1 }, fallback: { workerId, probeMs: 60_000, snapshotMs: 0 } });
+  stores.push(s);
+  return s;
+}
+
+/**
+ * `a` recovers right after `b`'s next database claim commits, before `b` screens it for
+ * markers: the interleaving of two processes that the soak found, made exact.
+ */
+function recoverRightAfterClaimOf(b: FallbackStore, a: FallbackStore): void {
+  const primary = (b as unknown as { primary: SqliteStore }).primary;
+  const claimInDb = primary.claim.bind(primary);
+  primary.claim = async (n, opts) => {
+    const got = await claimInDb(n, opts);
+    expect(await a.tryRecover()).toBe(true);
+    return got;
+  };
+}
+
 /** What the watcher would hand over for a real file now. */
 function seenAt(file: string) {
   const st = fs.lstatSync(file);
@@ -235,13 +256,7 @@ describe('a dead outcome replayed against a normal-mode claim made meanwhile', (
     expect(a.mode().mode).toBe('degraded');
     expect(await a.fail({ fileUrl: ca!.fileUrl, token: ca!.token, error: 'bad data', permanent: true, now: Date.now(), durationMs: 5, deadAfterAction: 'move:/srv/dead' })).toBe('dead');
     await shell.release();
-    const primary = (b as unknown as { primary: SqliteStore }).primary;
-    const claimInDb = primary.claim.bind(primary);
-    primary.claim = async (n, opts) => {
-      const got = await claimInDb(n, opts);
-      expect(await a.tryRecover()).toBe(true);
-      return got;
-    };
+    recoverRightAfterClaimOf(b, a);
     expect(await b.claim(1, W('B'))).toEqual([]);
     expect(dbRows(db, 'SELECT status, claim_token, after_action FROM file_checkpoints')).toEqual([{ status: 'dead', claim_token: ca!.token, after_action: 'move:/srv/dead' }]);
     expect(dbRows(db, 'SELECT worker_id, outcome FROM file_attempts ORDER BY id')).toEqual([
@@ -257,8 +272,7 @@ describe('attempt numbers when a replay and a normal-mode claim meet', () => {
     // become attempt 2; in between, A came back and its replayed failure, meeting B's live
     // claim, was renumbered to 2 as well. Two rows v2#2.
     const db = path.join(tmpDir(), 'ckpt.db');
-    const a = new FallbackStore(db, { lockTimeoutMs: 300, busyTimeoutMs: 20, retry: { maxRetries: 3, baseDelayMs: 1, maxDelayMs: 1 }, fallback: { workerId: 'A', probeMs: 60_000, snapshotMs: 0 } });
-    stores.push(a);
+    const a = openRetryingAtOnce(db, 'A');
     const b = open(db, 'B');
     await a.discover(files('n', 1), Date.now());
     const shell = await holdLock(db, 'begin-exclusive');
@@ -299,13 +313,7 @@ describe('a degraded claim carried into the database at recovery', () => {
     await shell.release();
     // The database knows nothing of A's claim: the row is pending, and B's claim gets it. Right
     // after B's claim commits, A comes back (the interleaving of two processes, made exact).
-    const primary = (b as unknown as { primary: SqliteStore }).primary;
-    const claimInDb = primary.claim.bind(primary);
-    primary.claim = async (n, opts) => {
-      const got = await claimInDb(n, opts);
-      expect(await a.tryRecover()).toBe(true);
-      return got;
-    };
+    recoverRightAfterClaimOf(b, a);
     expect(await b.claim(1, W('B'))).toEqual([]);
     expect(markerDirs(db)).toEqual([]);
     expect(dbRows(db, 'SELECT status, claim_token FROM file_checkpoints')).toEqual([{ status: 'processing', claim_token: ca!.token }]);
@@ -362,8 +370,7 @@ describe('a changed file while degraded', () => {
     const file = path.join(dir, 'n.csv');
     fs.writeFileSync(file, 'first\n');
     const f = seenAt(file);
-    const a = new FallbackStore(db, { lockTimeoutMs: 300, busyTimeoutMs: 20, retry: { maxRetries: 3, baseDelayMs: 1, maxDelayMs: 1 }, fallback: { workerId: 'A', probeMs: 60_000, snapshotMs: 0 } });
-    stores.push(a);
+    const a = openRetryingAtOnce(db, 'A');
     await a.discover([f], Date.now());
     const shell = await holdLock(db, 'begin-exclusive');
     const [ca] = await a.claim(1, W('A'));
