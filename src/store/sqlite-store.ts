@@ -47,6 +47,16 @@ export interface SqliteStoreOptions extends OpenOptions {
 }
 
 /**
+ * The attempt number a claim takes: one past the row's counter, and past any attempt row of the
+ * version. A journal replayed from degraded mode can put a renumbered attempt into the history of
+ * a row another worker holds, whose counter must stay that worker's number until its claim ends
+ * (60-second soak, seed 570326835: the next claim took the number again). One seek in fa_file
+ * per claimed row.
+ */
+const NEXT_ATTEMPT = `1 + max(attempts, coalesce((SELECT max(a.attempt) FROM file_attempts a
+               WHERE a.file_url = file_checkpoints.file_url AND a.version = file_checkpoints.version), 0))`;
+
+/**
  * Rows claimed per expired-lease sweep. Expiry is rare (a worker died); a bound keeps one
  * claim transaction short even after a crash of a worker that held thousands of files.
  */
@@ -430,11 +440,11 @@ function prepare(db: Database.Database) {
        WHERE file_url = ? AND status IN ('pending', 'failed')`,
     ),
     // The inner WHERE repeats fc_ready's condition literally, or SQLite scans the table
-    // (measured: 56 ms per claim at 1M rows instead of 34 us).
+    // (measured: 56 ms per claim at 1M rows instead of 34 us). NEXT_ATTEMPT: see its comment.
     claim: p(
       `UPDATE file_checkpoints
          SET status = 'processing', claim_token = ? || rowid, processed_by = ?, started_at = ?,
-             due_at = ?, attempts = attempts + 1, handler_pid = NULL, updated_at = ?
+             due_at = ?, attempts = ${NEXT_ATTEMPT}, handler_pid = NULL, updated_at = ?
        WHERE rowid IN (SELECT rowid FROM file_checkpoints
                        WHERE status IN ('pending', 'failed') AND due_at <= ?
                        ORDER BY due_at LIMIT ?)
@@ -443,7 +453,7 @@ function prepare(db: Database.Database) {
     claimOne: p(
       `UPDATE file_checkpoints
          SET status = 'processing', claim_token = ? || rowid, processed_by = ?, started_at = ?,
-             due_at = ?, attempts = attempts + 1, handler_pid = NULL, updated_at = ?
+             due_at = ?, attempts = ${NEXT_ATTEMPT}, handler_pid = NULL, updated_at = ?
        WHERE file_url = ? AND status IN ('pending', 'failed') AND due_at <= ?
        RETURNING file_url, file_type, version, attempts, retry_count, claim_token, fingerprint`,
     ),

@@ -13,7 +13,7 @@ import { FallbackStore } from '../../src/store/fallback/fallback-store.js';
 import { selfIdentity } from '../../src/store/fallback/process-identity.js';
 import { fingerprintOf } from '../../src/watch/fingerprint.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
-import type { ClaimRef, ExpiredClaim } from '../../src/store/types.js';
+import type { Claim, ClaimRef, ExpiredClaim } from '../../src/store/types.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { STATS, dbRows, fallbackDirOf, files, holdLock, killShells, markerDirs } from './helpers.js';
@@ -293,6 +293,35 @@ describe('attempt numbers when a replay and a normal-mode claim meet', () => {
     expect(await b.complete(done([cb!]))).toEqual(['ok']);
     const numbers = dbRows(db, 'SELECT version, attempt FROM file_attempts').map((r) => `${String(r.version)}#${String(r.attempt)}`);
     expect(numbers).toHaveLength(2);
+    expect(new Set(numbers).size).toBe(numbers.length);
+  });
+});
+
+describe('attempt numbers a replay gave to the history of a file another worker held', () => {
+  it('are not given again by the next claim', async () => {
+    // 60-second soak, seed 570326835: A's failure from degraded mode met B's live claim (#1) and
+    // went into the history as a conflict, renumbered #2; the row's counter stays B's #1 while B
+    // holds it. B's lease ran out, and the next claim took #2 as well.
+    const db = path.join(tmpDir(), 'ckpt.db');
+    const a = openRetryingAtOnce(db, 'A');
+    const b = open(db, 'B');
+    await a.discover(files('h', 1), Date.now());
+    const shell = await holdLock(db, 'begin-exclusive');
+    const [ca] = await a.claim(1, W('A'));
+    expect(a.mode().mode).toBe('degraded');
+    expect(await a.fail({ fileUrl: ca!.fileUrl, token: ca!.token, error: 'told to fail', permanent: false, now: Date.now(), durationMs: 1 })).toBe('failed');
+    await shell.release();
+    recoverRightAfterClaimOf(b, a);
+    const [cb] = await b.claim(1, W('B', 300));
+    expect(cb).toMatchObject({ attempt: 1 });
+    expect(dbRows(db, 'SELECT attempt, worker_id, outcome FROM file_attempts')).toEqual([{ attempt: 2, worker_id: 'A', outcome: 'conflict' }]);
+    // B stops renewing; the next claim sweeps its lease and takes the file.
+    await waitFor(() => Date.now() > cb!.leaseExpiresAt + 20);
+    const c = openRetryingAtOnce(db, 'C');
+    let cc: Claim | undefined;
+    await waitFor(async () => ([cc] = await c.claim(1, W('C'))).length > 0);
+    expect(cc!.attempt).toBe(3);
+    const numbers = dbRows(db, 'SELECT version, attempt FROM file_attempts').map((r) => `${String(r.version)}#${String(r.attempt)}`);
     expect(new Set(numbers).size).toBe(numbers.length);
   });
 });

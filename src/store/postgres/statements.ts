@@ -30,6 +30,9 @@ export function statements(s: string) {
   const wk = `${s}.ckpt_workers`;
   const st = (name: string, text: string): Statement => ({ name: `ckpt_${name}`, text });
   const attemptCols = 'file_url, version, attempt, worker_id, claim_token, started_at, ended_at, outcome, error_message, duration_ms, after_action';
+  // Past any attempt row of the version, as in SQLite (NEXT_ATTEMPT in sqlite-store.ts).
+  const nextAttempt = `1 + GREATEST(f.attempts, COALESCE((SELECT max(a.attempt) FROM ${fa} AS a
+                   WHERE a.file_url = f.file_url AND a.version = f.version), 0))`;
   return {
     // --- discover -------------------------------------------------------------------------
     /**
@@ -141,7 +144,7 @@ export function statements(s: string) {
        ), claimed AS (
          UPDATE ${fc} AS f
             SET status = 'processing', claim_token = gen_random_uuid()::text, processed_by = $3::text,
-                started_at = $1::timestamptz, due_at = $4::timestamptz, attempts = f.attempts + 1,
+                started_at = $1::timestamptz, due_at = $4::timestamptz, attempts = ${nextAttempt},
                 handler_pid = NULL, updated_at = $1::timestamptz
           WHERE f.file_url = ANY (ARRAY(SELECT file_url FROM picked))
          RETURNING f.file_url, f.file_type, f.version, f.attempts, f.retry_count, f.claim_token, f.fingerprint
@@ -161,7 +164,7 @@ export function statements(s: string) {
        ), claimed AS (
          UPDATE ${fc} AS f
             SET status = 'processing', claim_token = gen_random_uuid()::text, processed_by = $3::text,
-                started_at = $1::timestamptz, due_at = $4::timestamptz, attempts = f.attempts + 1,
+                started_at = $1::timestamptz, due_at = $4::timestamptz, attempts = ${nextAttempt},
                 handler_pid = NULL, updated_at = $1::timestamptz
           WHERE f.file_url = ANY (ARRAY(SELECT file_url FROM picked))
          RETURNING f.file_url, f.file_type, f.version, f.attempts, f.retry_count, f.claim_token, f.fingerprint
@@ -176,7 +179,7 @@ export function statements(s: string) {
        ), claimed AS (
          UPDATE ${fc} AS f
             SET status = 'processing', claim_token = gen_random_uuid()::text, processed_by = $3::text,
-                started_at = $1::timestamptz, due_at = $4::timestamptz, attempts = f.attempts + 1,
+                started_at = $1::timestamptz, due_at = $4::timestamptz, attempts = ${nextAttempt},
                 handler_pid = NULL, updated_at = $1::timestamptz
           WHERE f.file_url = $2::text AND f.status IN ('pending', 'failed') AND f.due_at <= $1::timestamptz
             AND NOT (SELECT expired FROM probe)
