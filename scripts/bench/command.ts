@@ -8,7 +8,9 @@
  * handler pid recorded in the store) on each, and completes it. Against it, interleaved:
  * `xargs -0 -P4 -n1 true` over the same paths, the cheapest way to run a program per file, and
  * the same Runner with Node's spawn in the daemon's own thread (spawnVia 'direct'), which is
- * what the spawn helper (src/run/spawn-helper.ts) has to beat to be worth its process.
+ * what the spawn helper (src/run/spawn-helper.ts) has to beat to be worth its process; and
+ * Node's own floor: a bare `node` that only spawns `true` four at a time with the options the
+ * handler uses (own process group, stdout/stderr piped), timed inside that process.
  * Goal: ckpt >= 0.7x xargs.
  */
 import { spawn } from 'node:child_process';
@@ -29,6 +31,36 @@ async function xargs(listFile: string, n: number): Promise<number> {
   const code = await exited(c);
   if (code !== 0) throw new Error(`xargs exited ${code}`);
   return (n / (performance.now() - t0)) * 1000;
+}
+
+/**
+ * Run as `node -e NODE_FLOOR_SOURCE listFile concurrency`: prints files/s of its spawn loop
+ * (Node's start-up is left out; xargs's is a millisecond).
+ */
+const NODE_FLOOR_SOURCE = String.raw`
+const { spawn } = require('node:child_process');
+const files = require('node:fs').readFileSync(process.argv[1], 'utf8').split('\0').filter(Boolean);
+const t0 = performance.now();
+let next = 0;
+const one = (f) => new Promise((res) => {
+  const c = spawn('true', [f], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  c.stdout.resume();
+  c.stderr.resume();
+  c.on('close', res);
+});
+const slot = async () => { while (next < files.length) await one(files[next++]); };
+Promise.all(Array.from({ length: Number(process.argv[2]) }, slot)).then(() => {
+  process.stdout.write(String((files.length / (performance.now() - t0)) * 1000));
+});
+`;
+
+async function nodeFloor(listFile: string): Promise<number> {
+  const c = track(spawn(process.execPath, ['-e', NODE_FLOOR_SOURCE, listFile, String(CONCURRENCY)], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  let out = '';
+  c.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await exited(c);
+  if (code !== 0) throw new Error(`node spawn loop exited ${code}`);
+  return Number(out);
 }
 
 async function main(): Promise<void> {
@@ -56,11 +88,16 @@ async function main(): Promise<void> {
   const ck: number[] = [];
   const ckDirect: number[] = [];
   const xa: number[] = [];
+  const nf: number[] = [];
   for (let r = 0; r < RUNS; r++) {
     ck.push(await drain(handler));
     xa.push(await xargs(listFile, N));
     ckDirect.push(await drain(direct));
-    log(`run ${r + 1}: ckpt ${Math.round(ck[r]!)} files/s; xargs -P4 ${Math.round(xa[r]!)} files/s; ckpt with spawn in its own thread ${Math.round(ckDirect[r]!)} files/s`);
+    nf.push(await nodeFloor(listFile));
+    log(
+      `run ${r + 1}: ckpt ${Math.round(ck[r]!)} files/s; xargs -P4 ${Math.round(xa[r]!)} files/s; ckpt with spawn in its own thread ${Math.round(ckDirect[r]!)} files/s; ` +
+        `bare node spawn loop ${Math.round(nf[r]!)} files/s`,
+    );
   }
   emit({
     id: '4',
@@ -70,10 +107,12 @@ async function main(): Promise<void> {
       { name: 'ckpt Runner + command handler ["true", "{path}"]', unit: 'files/s', runs: ck, better: 'higher' },
       { name: 'xargs -0 -P4 -n1 true', unit: 'files/s', runs: xa, better: 'higher' },
       { name: "ckpt with Node's spawn in the daemon's thread (no spawn helper)", unit: 'files/s', runs: ckDirect, better: 'higher' },
+      { name: 'bare node: spawn `true` 4 at a time (own group, piped output), nothing else', unit: 'files/s', runs: nf, better: 'higher' },
     ],
     ratios: [{ goal: 'ckpt / xargs -P4 >= 0.7', value: median(ck) / median(xa), target: 0.7, op: '>=', how: 'median / median' }],
     notes: [
       `The spawn helper against spawning in the daemon's thread: ${(median(ck) / median(ckDirect)).toFixed(2)}x (median / median).`,
+      `Node's floor: a bare node spawn loop reaches ${(median(nf) / median(xa)).toFixed(2)}x xargs, and ckpt ${(median(ck) / median(nf)).toFixed(2)}x that loop (median / median).`,
       ...(FULL ? [] : [`Short run: ${N} files (the goal names 2,000; the full run uses 2,000).`]),
     ],
   });
