@@ -71,9 +71,13 @@ describe('spawn helper', () => {
   it('a helper that dies mid-run: the run fails, its process group is killed, the next run gets a new helper', async () => {
     const dir = tmpDir();
     const h = await createHandler({ command: recorder(dir, 'long', 'exec sleep 30') });
-    const run = h(makeContext('/tmp/long.csv'));
+    // Killed only once the helper has said it spawned the handler (onSpawn): before that the run
+    // fails as kind 'spawn' instead, which the full suite's load made happen once.
+    let spawned = 0;
+    const run = h(makeContext('/tmp/long.csv', { onSpawn: (pid) => (spawned = pid) }));
     const helper = await waitFor(() => readNumber(path.join(dir, 'long.ppid')));
     const sleeper = await waitFor(() => readNumber(path.join(dir, 'long.pid')));
+    await waitFor(() => spawned !== 0);
     killed.push(sleeper);
     process.kill(helper, 'SIGKILL');
     const o = await run;
