@@ -104,6 +104,19 @@ describe('journal replay against a database that moved on', () => {
     ]);
   });
 
+  it('a replayed claim does not reopen a row that a later claim has moved on since', async () => {
+    // CI soak seed 572555440: a stopped degraded worker's claim (started T) was written back as
+    // processing after a normal-mode worker had claimed the file later and failed it; the sweep
+    // then recorded a second outcome for that worker's attempt number.
+    const s = store();
+    await s.discover(files('m', 1), T);
+    const f = files('m', 1)[0]!.fileUrl;
+    const [c] = await s.claim(1, { workerId: 'normal-w', leaseMs: 60_000, now: T + 20 });
+    expect(await s.fail({ fileUrl: f, token: c!.token, error: 'told to fail', permanent: false, now: T + 30, durationMs: 10 })).toBe('failed');
+    expect(replay(s, [entry('claim', f, 'tok-d')])).toMatchObject({ applied: 0, skipped: 1 });
+    expect(await s.get(f)).toMatchObject({ status: 'failed', claimToken: c!.token, attempts: 1 });
+  });
+
   it('a replayed failure does not override a newer live claim: the database wins, the failure is a conflict', async () => {
     const s = store();
     await s.discover(files('z', 1), T);

@@ -281,7 +281,10 @@ export class Replayer {
     }
     const r = r0 ?? this.ensureRow(e);
     // Only a row nobody else holds or finished takes the claim; later entries settle the rest.
-    if ((r.status === 'pending' || r.status === 'failed') && r.version <= e.version) {
+    // Nor one that a claim begun after this one has moved on since: reopened, it went back to
+    // processing under a lapsed token, and the sweep gave that worker's attempt number a second
+    // outcome (CI soak, seed 572555440).
+    if ((r.status === 'pending' || r.status === 'failed') && r.version <= e.version && !this.newerClaim(r, e)) {
       this.s.toProcessing.run({
         fileUrl: e.fileUrl, token: e.token, workerId: e.workerId, startedAt: e.startedAt, lease: iso(e.leaseExpiresAt),
         attempt: e.attempt, retryCount: e.retryCount, version: e.version, fingerprint: e.fingerprint, handlerPid: null, at: iso(e.at),
