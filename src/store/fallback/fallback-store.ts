@@ -822,8 +822,9 @@ export class FallbackStore implements CheckpointStore {
    * written before a lease ran out is seen here. Without this, the sweep took over a claim whose
    * worker had completed it from memory, and the next run found the file moved: dead, "vanished".
    */
-  private async protectMarkedClaims(opts: ClaimOptions): Promise<void> {
-    if (!this.markers.anyExist()) return;
+  /** Returns whether any marker existed (the screen after the claim needs to know). */
+  private async protectMarkedClaims(opts: ClaimOptions): Promise<boolean> {
+    if (!this.markers.anyExist()) return false;
     let extended = 0;
     let deadOwners = 0;
     try {
@@ -863,6 +864,7 @@ export class FallbackStore implements CheckpointStore {
       this.counters.protectedLeases += extended;
       this.log?.info({ leases: extended, workerId: opts.workerId }, 'kept leases of claims that degraded workers hold under claim markers');
     }
+    return true;
   }
 
   /**
@@ -1603,8 +1605,7 @@ export class FallbackStore implements CheckpointStore {
   async claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
     const claims = await this.route(
       async (p) => {
-        await this.protectMarkedClaims(opts);
-        const marked = this.markers.anyExist();
+        const marked = await this.protectMarkedClaims(opts);
         const got = await p.claim(n, opts);
         const keep = await this.screenNormalClaims(got, opts, marked);
         for (const c of keep) this.track(c, opts.workerId, opts.now);
@@ -1618,8 +1619,7 @@ export class FallbackStore implements CheckpointStore {
   async claimFile(fileUrl: string, opts: ClaimOptions): Promise<Claim | null> {
     return this.route(
       async (p) => {
-        await this.protectMarkedClaims(opts);
-        const marked = this.markers.anyExist();
+        const marked = await this.protectMarkedClaims(opts);
         const c = await p.claimFile(fileUrl, opts);
         if (!c) return null;
         const [keep] = await this.screenNormalClaims([c], opts, marked);
