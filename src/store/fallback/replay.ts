@@ -239,14 +239,20 @@ export class Replayer {
    * is still running, or it ended with an outcome of its own (a claim that was only given back
    * at once, for a marker, left no attempt row and does not count).
    */
-  private newerClaim(r: Row, e: { token: string; version: number; startedAt: string }, live = true): boolean {
+  private newerClaim(r: Row, e: { token: string; version: number; startedAt: string }): boolean {
     if (r.claim_token === e.token) return false;
     const ours = Date.parse(e.startedAt);
-    if (live && r.status === 'processing') {
+    if (r.status === 'processing') {
       const lease = r.due_at === null ? 0 : Date.parse(r.due_at);
       const started = r.started_at === null ? 0 : Date.parse(r.started_at);
       if (lease > this.now || started > ours) return true;
     }
+    return this.laterClaimEnded(r, e);
+  }
+
+  /** A claim begun after the entry's that ended with an outcome of its own. */
+  private laterClaimEnded(r: Row, e: { token: string; version: number; startedAt: string }): boolean {
+    if (r.claim_token === e.token) return false;
     return this.s.laterClaimEnded.get(r.file_url, e.version, e.token, e.startedAt) !== undefined;
   }
 
@@ -368,7 +374,8 @@ export class Replayer {
     // marker stood, it is one its screen gives back or finds superseded (FallbackStore). Kept,
     // it left the file, already moved to dead/, to be claimed again and recorded "vanished"
     // (60-second soak, seed 569056558). After a retryable failure a newer claim is the retry.
-    const rel = r.version === e.version && this.newerClaim(r, e, e.status !== 'dead') ? 'conflict' : this.relation(r, e);
+    const newer = e.status === 'dead' ? this.laterClaimEnded(r, e) : this.newerClaim(r, e);
+    const rel = r.version === e.version && newer ? 'conflict' : this.relation(r, e);
     const endedAt = iso(e.at);
     const base = {
       fileUrl: e.fileUrl, version: e.version, attempt: e.attempt, workerId: e.workerId, token: e.token,
