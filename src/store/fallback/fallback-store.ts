@@ -36,12 +36,12 @@ import type {
 } from '../types.js';
 import { ClaimMarkers, type Marker, type MarkerBody, claimStands } from './claim-markers.js';
 import { checkIntegrity, isCorruption } from './health-probe.js';
-import { Journal, type JournalEntry, type ReadJournal, listJournals, readJournal, removeJournal, safeName } from './journal.js';
+import { Journal, type JournalEntry, type ReadJournal, listJournals, orphanJournals, readJournal, removeJournal, safeName } from './journal.js';
 import type { Looked } from './lookup.js';
 import { type Expiring, protectedUntil, stillHeld } from './fencing.js';
 import { type FallbackPrimary, type Maybe, drive, isPromise } from './primary.js';
 import { SqlitePrimary } from './sqlite-primary.js';
-import { type ProcessIdentity, isAlive, selfIdentity } from './process-identity.js';
+import { type ProcessIdentity, isAlive, livenessOnce, selfIdentity } from './process-identity.js';
 import { type CarriedClaim, type ReplayStats, emptyStats } from './replay.js';
 import { type SalvageReport, salvageDatabase } from './salvage.js';
 import { SNAPSHOT_NAME, snapshotAge, takeSnapshot } from './snapshot.js';
@@ -609,18 +609,17 @@ export class FallbackStore implements CheckpointStore {
    */
   private *replaySteps(now: number, carry: boolean): Generator<unknown, ReplayStats, unknown> {
     const mine: ReadJournal | null = carry && fs.existsSync(this.journal.file) ? readJournal(this.journal.file) : null;
-    const orphans = listJournals(this.dir)
-      .filter((f) => f !== this.journal.file)
-      .map((f) => readJournal(f))
-      .filter((j) => j.header === null || !isAlive(j.header.owner));
-    const markers = this.markers.all();
-    const mineOrDead = (m: Marker) => m.instance === this.instance || !isAlive(m.owner);
+    // One verdict per owner for the whole pass, markers' owners first: a marker removed below
+    // belongs to an owner that was gone before its journal was read, so that journal is whole.
+    const alive = livenessOnce();
+    const markers = this.markers.all().filter((m) => m.instance === this.instance || !alive(m.owner));
+    const orphans = orphanJournals(this.dir, this.journal.file, this.self.host, alive);
     const entries: JournalEntry[] = [];
     for (const j of orphans) entries.push(...j.entries);
     if (mine) entries.push(...mine.entries);
     // A terminal marker carries its outcome too: it covers a crash between the marker and
     // the journal line (replaying both is harmless: the token makes the second a no-op).
-    for (const m of markers) if (m.entry && mineOrDead(m)) entries.push(m.entry);
+    for (const m of markers) if (m.entry) entries.push(m.entry);
     const carried = carry ? [...this.open.values()] : [];
     const { stats: s, lostTokens } = (yield this.db.replay(entries, carried.map((o) => this.carried(o)), now, (err, e) =>
       this.log?.error({ err, path: e.fileUrl, entry: e.t }, 'a journal entry could not be replayed; skipped'),
@@ -630,7 +629,7 @@ export class FallbackStore implements CheckpointStore {
     // disappears while its outcome exists only in a journal.
     for (const j of orphans) removeJournal(j.file);
     if (mine) this.journal.remove();
-    for (const m of markers) if (mineOrDead(m)) this.markers.remove(m.fileUrl, m.gen);
+    for (const m of markers) this.markers.remove(m.fileUrl, m.gen);
     for (const o of lost) {
       this.open.delete(o.claim.fileUrl);
       this.log?.warn({ path: o.claim.fileUrl, attempt: o.claim.attempt, workerId: this.workerId }, 'claim held while degraded was finished elsewhere meanwhile; it is lost');

@@ -184,6 +184,34 @@ export function readJournal(file: string): ReadJournal {
   return { file, header, entries, badLines };
 }
 
+/**
+ * The owner a journal's file name names (`journal-<worker>-<pid>-<startTicks>.ndjson`, see
+ * Journal), on `host`. The header says the same, but a journal being created is empty for a
+ * moment (open, then the header's write), and a reader must not take that for a dead owner's.
+ */
+export function ownerFromName(file: string, host: string): ProcessIdentity | null {
+  const m = /-(\d+)-(\d+)\.ndjson$/.exec(path.basename(file));
+  if (!m) return null;
+  return { pid: Number(m[1]), host, startTicks: m[2] === '0' ? null : m[2]! };
+}
+
+/**
+ * The journals of processes that are gone, except `ownFile`, each read after its owner was
+ * judged gone by `alive` (a live owner may still be appending: read before the verdict, the
+ * lines it wrote in between would be removed with the file unread).
+ */
+export function orphanJournals(dir: string, ownFile: string, host: string, alive: (id: ProcessIdentity) => boolean): ReadJournal[] {
+  const out: ReadJournal[] = [];
+  for (const f of listJournals(dir)) {
+    if (f === ownFile) continue;
+    const first = readJournal(f);
+    const owner = first.header?.owner ?? ownerFromName(f, host);
+    if (owner && alive(owner)) continue;
+    out.push(owner ? readJournal(f) : first);
+  }
+  return out;
+}
+
 /** Journal files in the fallback folder (absolute paths), oldest name first. */
 export function listJournals(dir: string): string[] {
   let names: string[];

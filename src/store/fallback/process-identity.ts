@@ -61,3 +61,24 @@ export function isAlive(id: ProcessIdentity): boolean {
 export function sameProcess(a: ProcessIdentity, b: ProcessIdentity): boolean {
   return a.pid === b.pid && a.host === b.host && a.startTicks === b.startTicks;
 }
+
+/**
+ * isAlive, decided once per process for the life of the returned function. A pass that reads
+ * journals and later removes markers must act on one verdict per owner: asked twice, an owner
+ * SIGKILLed in between is alive at the first question (its journal is not read) and dead at
+ * the second (its marker is removed), and its claim vanishes with its orphaned handler still
+ * running (60-s soak, seed 573612072: the next claim reused the attempt number and overlapped
+ * that handler).
+ */
+export function livenessOnce(): (id: ProcessIdentity) => boolean {
+  const seen = new Map<string, boolean>();
+  return (id) => {
+    const key = `${id.host}\0${id.pid}\0${id.startTicks ?? ''}`;
+    let v = seen.get(key);
+    if (v === undefined) {
+      v = isAlive(id);
+      seen.set(key, v);
+    }
+    return v;
+  };
+}
