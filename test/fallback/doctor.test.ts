@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DoctorJson } from '../../src/cli/commands/doctor.js';
 import { FallbackStore } from '../../src/store/fallback/fallback-store.js';
+import { selfIdentity } from '../../src/store/fallback/process-identity.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { ckpt } from '../cli/cli-helper.js';
 import { makeWorkspace } from '../cli/workspace.js';
@@ -77,5 +78,16 @@ describe('ckpt doctor', () => {
     expect(await s.tryRecover()).toBe(true);
     const after = await ckpt(['doctor', '--config', ws.config], { cwd: ws.dir });
     expect(after.code, after.stdout).toBe(0);
+  });
+
+  it('a journal being created (no header line yet) is reported by the owner its name gives, not as left by a process that is gone', async () => {
+    const ws = await seeded();
+    const dir = `${ws.db}.fallback`;
+    fs.mkdirSync(dir, { recursive: true });
+    // This test's own process stands for the live owner.
+    const me = selfIdentity();
+    fs.writeFileSync(path.join(dir, `journal-w-${me.pid}-${me.startTicks ?? '0'}.ndjson`), '');
+    const j = (await ckpt(['doctor', '--config', ws.config, '--json'], { cwd: ws.dir })).json<DoctorJson>();
+    expect(byName(j, 'journals')[0]!.message).toMatch(new RegExp(`its process \\(pid ${me.pid}\\) is degraded`));
   });
 });

@@ -13,11 +13,12 @@
  * it read-only) nor to the fallback folder.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { ResolvedConfig } from '../../config/types.js';
 import { fileSystemOf, isNetworkFileSystem } from '../../mounts.js';
 import { ClaimMarkers, claimStands } from '../../store/fallback/claim-markers.js';
-import { listJournals, readJournal } from '../../store/fallback/journal.js';
+import { listJournals, ownerFromName, readJournal } from '../../store/fallback/journal.js';
 import { isAlive } from '../../store/fallback/process-identity.js';
 import { SNAPSHOT_NAME } from '../../store/fallback/snapshot.js';
 import { fallbackDirForConfig, readFallbackStates } from '../../store/fallback/state-files.js';
@@ -153,7 +154,7 @@ export function fallbackChecks(fallbackDir: string, now: number): Check[] {
   if (journals.length === 0) add('journals', 'ok', 'none pending');
   for (const j of journals) {
     const outcomes = j.entries.filter((e) => e.t !== 'claim').length;
-    const owner = j.header?.owner;
+    const owner = j.header?.owner ?? ownerFromName(j.file, os.hostname());
     const alive = owner ? isAlive(owner) : false;
     add(
       'journals',
