@@ -35,7 +35,7 @@ import type {
   WriteResult,
 } from '../types.js';
 import { ClaimMarkers, type Marker, type MarkerBody, claimStands } from './claim-markers.js';
-import { checkIntegrity, isCorruption } from './health-probe.js';
+import { ROOM_AFTER_FULL, checkIntegrity, hasRoomFor, isCorruption } from './health-probe.js';
 import { Journal, type JournalEntry, type ReadJournal, listJournals, orphanJournals, readJournal, removeJournal, safeName } from './journal.js';
 import type { Looked } from './lookup.js';
 import { type Expiring, protectedUntil, stillHeld } from './fencing.js';
@@ -173,6 +173,8 @@ export class FallbackStore implements CheckpointStore {
   private modeInfo: ModeInfo = { mode: 'normal', since: null, reason: null, kind: null };
   /** The file's content is bad (CORRUPT/NOTADB), as opposed to locked, full, or replaced. */
   private corrupt = false;
+  /** The episode met SQLITE_FULL: recovery waits for free space (see hasRoomFor). */
+  private diskFull = false;
   private memory: MemoryStore | null = null;
   private readonly open = new Map<string, OpenClaim>();
   private readonly markers: ClaimMarkers;
@@ -409,6 +411,7 @@ export class FallbackStore implements CheckpointStore {
 
   private degrade(err: StoreUnavailableError): void {
     if (isCorruption(err)) this.corrupt = true;
+    if (err.code?.startsWith('SQLITE_FULL')) this.diskFull = true;
     const now = this.clock();
     if (this.state === 'degraded') {
       if (err.kind === 'broken' && this.modeInfo.kind !== 'broken') {
@@ -512,6 +515,7 @@ export class FallbackStore implements CheckpointStore {
     try {
       if (this.degradedOps > 0) yield this.degradedIdle();
       if (this.salvageLockStands()) return false;
+      if (this.diskFull && this.kind === 'sqlite' && !hasRoomFor(this.file, ROOM_AFTER_FULL)) return false;
       if (this.primary && this.fileReplaced()) this.closePrimary();
       if (this.primary && this.corrupt) {
         if (!this.salvage(now)) return false;
@@ -541,6 +545,7 @@ export class FallbackStore implements CheckpointStore {
       }
       this.corrupt = false;
       const stats = (yield drive(this.replaySteps(now, true))) as ReplayStats;
+      this.diskFull = false;
       this.backToNormal(now, stats);
       return true;
     } catch (err) {

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import type { SqliteDatabase } from '../open-database.js';
 import { quickCheck } from '../open-database.js';
 import { StoreUnavailableError, classifySqliteError, sqliteErrorCode, toStoreError } from '../sqlite-errors.js';
@@ -53,6 +55,30 @@ export function probeWritable(db: SqliteDatabase): StoreUnavailableError | null 
     const e = toStoreError(err, 'probe');
     if (e instanceof StoreUnavailableError) return e;
     throw e;
+  }
+}
+
+/**
+ * Free space that a database which met SQLITE_FULL needs before a recovery is tried. A replay
+ * writes a few pages plus their WAL frames; 1 MiB is far more, and far less than any disk that
+ * is really in use.
+ */
+export const ROOM_AFTER_FULL = 1024 * 1024;
+
+/**
+ * Whether the file system holding `file` has `bytes` free for this process (root may use the
+ * reserved blocks). probeWritable cannot tell a full disk: BEGIN IMMEDIATE and ROLLBACK write
+ * nothing. Without this check, a daemon on a full tmpfs came back to normal mode 9 ms after
+ * SQLITE_FULL and degraded again at its next write (test/hostile/disk-full.test.ts). True when
+ * it cannot tell: the probe and the next write decide then.
+ */
+export function hasRoomFor(file: string, bytes: number): boolean {
+  try {
+    const st = fs.statfsSync(path.dirname(file));
+    const blocks = process.getuid?.() === 0 ? st.bfree : st.bavail;
+    return blocks * st.bsize >= bytes;
+  } catch {
+    return true;
   }
 }
 
