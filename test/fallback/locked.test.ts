@@ -178,6 +178,38 @@ describe('PRAGMA locking_mode=EXCLUSIVE held by another process (even reads fail
     expect(statusOf(db)).toEqual({ completed: 6 });
     expect(fs.readdirSync(`${db}.fallback`).some((f) => f.startsWith('lookup-'))).toBe(false);
   });
+
+  it('the lock let go and taken again: a file another process completed in between is not handed out from the older copy', async () => {
+    const db = path.join(tmpDir(), 'ckpt.db');
+    const pre = new SqliteStore(db);
+    await pre.discover(files('y', 3), Date.now());
+    await pre.close();
+
+    let shell = await holdLock(db, 'locking-mode-exclusive');
+    // Probing once a minute: it stays degraded across the gap, as a process would that did
+    // not probe during it.
+    const s = open(db, 'w1', 60_000);
+    expect(s.mode()).toMatchObject({ mode: 'degraded', kind: 'locked' });
+    await s.discover(files('y', 3), Date.now());
+    await shell.release();
+
+    const other = new SqliteStore(db);
+    const y0 = files('y', 1)[0]!.fileUrl;
+    const c = await other.claimFile(y0, W('other'));
+    expect(await other.complete(done([c!]))).toEqual(['ok']);
+    await other.close();
+    shell = await holdLock(db, 'locking-mode-exclusive');
+
+    const handed: string[] = [];
+    await waitFor(async () => {
+      const cs = await s.claim(10, W());
+      handed.push(...cs.map((x) => x.fileUrl));
+      return handed.length >= 2;
+    });
+    expect(handed.sort()).toEqual(files('y', 3).slice(1).map((f) => f.fileUrl).sort());
+    expect(s.mode().mode).toBe('degraded');
+    await shell.release();
+  });
 });
 
 describe('a crash while degraded loses nothing', () => {

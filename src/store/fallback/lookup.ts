@@ -24,14 +24,19 @@ export interface Looked {
  * 1. The database itself, read with busy timeout 0. Under another connection's write lock
  *    (the sqlite3 shell in `BEGIN EXCLUSIVE`) reads in WAL mode still work (measured 0.1 ms).
  * 2. When even reads fail (another process took `PRAGMA locking_mode=EXCLUSIVE`: every read
- *    gets SQLITE_BUSY, measured), a private copy of the database file and its -wal, made once
- *    per episode: file locks do not stop read(2), and opening the copy replays the -wal, so it
- *    holds every transaction committed up to the copy. The lock holder is someone else (a
- *    shell, a backup tool), so what ckpt itself wrote is all in the copy.
+ *    gets SQLITE_BUSY, measured), a private copy of the database file and its -wal: file locks
+ *    do not stop read(2), and opening the copy replays the -wal, so it holds every transaction
+ *    committed up to the copy. The copy is made again whenever the file or its -wal changed
+ *    since (size, mtime, inode; two stats a look-up): the lock may have been let go and taken
+ *    again, and another ckpt process may have completed files in between. A lock holder that
+ *    writes all the time would make every look-up copy (a 55 MB file took 20-49 ms here); a
+ *    shell or a backup tool, the usual holders, does not.
  * 3. Neither (the file is corrupt and not yet salvaged): unavailable, and nothing is handed out.
  */
 export class Lookup {
   private copy: SqliteDatabase | null = null;
+  /** The file and -wal as they were when the copy was taken (see signature()). */
+  private copiedFrom = '';
   private copyFailedAt = 0;
   private readonly copyDir: string;
 
@@ -90,11 +95,17 @@ export class Lookup {
   }
 
   private ensureCopy(now: number): SqliteDatabase | null {
-    if (this.copy) return this.copy;
+    if (this.copy) {
+      if (this.signature() === this.copiedFrom) return this.copy;
+      // Written since: a stale copy could show a completed file as pending.
+      this.dropCopy();
+    }
     // A failed copy (corrupt file, torn copy) is not retried more than every 5 s.
     if (now - this.copyFailedAt < 5_000) return null;
     const t0 = Date.now();
     try {
+      // Before copying: a write during the copy makes the next look-up copy again.
+      const sig = this.signature();
       fs.rmSync(this.copyDir, { recursive: true, force: true });
       fs.mkdirSync(this.copyDir, { recursive: true, mode: 0o700 });
       const target = path.join(this.copyDir, 'lookup.db');
@@ -107,6 +118,7 @@ export class Lookup {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
       this.copy = openDatabase(target, { allowNetworkFs: true, busyTimeoutMs: 0 });
+      this.copiedFrom = sig;
       this.onCopy({ ms: Date.now() - t0, bytes });
       return this.copy;
     } catch (err) {
@@ -115,6 +127,19 @@ export class Lookup {
       this.dropCopy();
       return null;
     }
+  }
+
+  /** Size, mtime and inode of the database file and its -wal. */
+  private signature(): string {
+    const part = (f: string) => {
+      try {
+        const st = fs.statSync(f);
+        return `${st.size}:${st.mtimeMs}:${st.ino}`;
+      } catch {
+        return '-';
+      }
+    };
+    return `${part(this.dbFile)}|${part(`${this.dbFile}-wal`)}`;
   }
 
   /** Forget the copy (the database is usable again). */
