@@ -5,11 +5,11 @@ import type { ProcessIdentity } from './process-identity.js';
 
 /**
  * The fallback journal: one append-only NDJSON file per process beside the database
- * (`<db>.fallback/journal-<workerId>-<pid>.ndjson`), holding every claim and outcome made
- * while the database could not be written. Outcomes are fsynced before the call that made
- * them returns (the runner runs the after-action only after `complete()` said 'ok'), so a
- * crash or a power cut after that loses nothing: the next ckpt to open the database replays
- * every journal whose owner is gone.
+ * (`<db>.fallback/journal-<workerId>-<pid>-<startTicks>.ndjson`), holding every claim and
+ * outcome made while the database could not be written. Outcomes are fsynced before the call
+ * that made them returns (the runner runs the after-action only after `complete()` said 'ok'),
+ * so a crash or a power cut after that loses nothing: the next ckpt to open the database
+ * replays every journal whose owner is gone.
  *
  * Each entry carries the whole file row it touched (type, fingerprint, version, attempt,
  * token), so that replay can insert the row when the database lost it (salvage) and can tell
