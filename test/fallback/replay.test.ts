@@ -49,6 +49,17 @@ describe('journal replay', () => {
     expect((await s.attempts(f)).map((a) => a.outcome)).toEqual(['completed']);
   });
 
+  it("a replayed row's updated_at is when the replay wrote it; the outcome keeps its own time", async () => {
+    const s = store();
+    await s.discover(files('u', 1), T);
+    const f = files('u', 1)[0]!.fileUrl;
+    // replay() writes at T + 100; the entries happened at T + 10. Stamped T + 10, the row would
+    // look older than copies written before it, and salvage picks the newest copy by it.
+    replay(s, [entry('claim', f, 'tok-u'), entry('complete', f, 'tok-u')]);
+    const row = s.db.prepare('SELECT updated_at, completed_at FROM file_checkpoints WHERE file_url = ?').get(f) as { updated_at: string; completed_at: string };
+    expect(row).toEqual({ updated_at: new Date(T + 100).toISOString(), completed_at: new Date(T + 10).toISOString() });
+  });
+
   it('a file completed in both keeps the first outcome; the other is recorded as a conflict', async () => {
     const s = store();
     await s.discover(files('q', 1), T);

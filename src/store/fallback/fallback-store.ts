@@ -732,7 +732,7 @@ export class FallbackStore implements CheckpointStore {
       this.log?.error(
         {
           corruptFile: report.corruptPath, moved: report.moved, salvagedRows: report.checkpoints, completed: report.completed, attempts: report.attempts,
-          headerRepaired: report.headerRepaired, fromPages: report.fromPages, fromSnapshot: report.fromSnapshot, ms: report.ms,
+          headerRepaired: report.headerRepaired, fromPages: report.fromPages, fromSnapshot: report.fromSnapshot, rolledForward: report.rolledForward, ms: report.ms,
         },
         'the database file was corrupt: moved aside (never deleted) and salvaged into a fresh database',
       );

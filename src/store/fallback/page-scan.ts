@@ -23,6 +23,13 @@ export interface ScannedRecord {
   values: SqlValue[];
   /** 'db' page number or 'wal' frame index: where it was found (for tests and logs). */
   source: 'db' | 'wal';
+  /**
+   * Write order of the copy, higher is newer: 0 for the database file; 1 + the frame's index
+   * for a committed frame of the WAL's current generation (newer than anything checkpointed);
+   * -1 for a frame of an older generation (checkpointed long ago) or after the last commit.
+   * Copies of one row with the same order (a live page and a free one) need another tie-break.
+   */
+  order: number;
 }
 
 const HEADER_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
@@ -94,20 +101,38 @@ export function scanRecords(db: Buffer, wal: Buffer | null, pageSizeHint?: numbe
   };
   for (let p = 1; p <= pages; p++) {
     const page = db.subarray((p - 1) * ps, p * ps);
-    decodePage(page, p === 1 ? 100 : 0, usable, getPage, 'db', out, accept);
+    decodePage(page, p === 1 ? 100 : 0, usable, getPage, 'db', 0, out, accept);
   }
   if (wal && wal.length > 32) {
     const walPs = wal.readUInt32BE(8);
     if (walPs === ps) {
-      for (let off = 32; off + 24 + ps <= wal.length; off += 24 + ps) {
+      const current = currentFrames(wal, ps);
+      for (let i = 0, off = 32; off + 24 + ps <= wal.length; i++, off += 24 + ps) {
         const pgno = wal.readUInt32BE(off);
         if (pgno === 0) continue;
         const page = wal.subarray(off + 24, off + 24 + ps);
-        decodePage(page, pgno === 1 ? 100 : 0, usable, getPage, 'wal', out, accept);
+        decodePage(page, pgno === 1 ? 100 : 0, usable, getPage, 'wal', i < current ? 1 + i : -1, out, accept);
       }
     }
   }
   return out;
+}
+
+/**
+ * How many frames at the start of the WAL are committed frames of its current generation: the
+ * frames carry the header's salts up to the last one with a commit mark (a non-zero database
+ * size). A WAL is rewritten from its start after a checkpoint, so frames past those belong to an
+ * older generation, already in the database file, or to a transaction that never committed.
+ */
+function currentFrames(wal: Buffer, ps: number): number {
+  const salt1 = wal.readUInt32BE(16);
+  const salt2 = wal.readUInt32BE(20);
+  let committed = 0;
+  for (let i = 0, off = 32; off + 24 + ps <= wal.length; i++, off += 24 + ps) {
+    if (wal.readUInt32BE(off + 8) !== salt1 || wal.readUInt32BE(off + 12) !== salt2) break;
+    if (wal.readUInt32BE(off + 4) !== 0) committed = i + 1;
+  }
+  return committed;
 }
 
 function decodePage(
@@ -116,6 +141,7 @@ function decodePage(
   usable: number,
   getPage: (n: number) => Buffer | null,
   source: 'db' | 'wal',
+  order: number,
   out: ScannedRecord[],
   accept: (columns: number) => boolean,
 ): void {
@@ -127,7 +153,7 @@ function decodePage(
     const ptr = page.readUInt16BE(hdrOff + 8 + 2 * i);
     if (ptr < hdrOff + 8 || ptr >= usable) continue;
     try {
-      decodeCell(page, ptr, type, usable, getPage, accept, source, out);
+      decodeCell(page, ptr, type, usable, getPage, accept, source, order, out);
     } catch {
       // a damaged cell: skip it, keep the rest of the page
     }
@@ -142,6 +168,7 @@ function decodeCell(
   getPage: (n: number) => Buffer | null,
   accept: (columns: number) => boolean,
   source: 'db' | 'wal',
+  order: number,
   out: ScannedRecord[],
 ): void {
   let pos = ptr;
@@ -182,7 +209,7 @@ function decodeCell(
     const payload = Buffer.concat(parts);
     values = decodeRecord(payload, accept, 0, payload.length);
   }
-  if (values) out.push({ rowid, values, source });
+  if (values) out.push({ rowid, values, source, order });
 }
 
 /** Decode the record in `p[start, end)`; null when it is not a well-formed record (or not accepted). */

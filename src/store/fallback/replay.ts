@@ -105,11 +105,17 @@ export class Replayer {
   readonly stats = emptyStats();
   /** Claim token -> the attempt number it got here, when the journal's number was taken. */
   private readonly numbers = new Map<string, number>();
+  /**
+   * updated_at of every row written here: the replay's time, not the entry's. The row's copies
+   * must be in write order by it; salvage picks the newest copy of a row by it (salvage.ts).
+   */
+  private readonly written: string;
 
   constructor(
     private readonly db: SqliteDatabase,
     private readonly now: number,
   ) {
+    this.written = iso(now);
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       get: p(`SELECT file_url, status, version, attempts, retry_count, fingerprint, claim_token, processed_by, started_at, due_at
@@ -137,7 +143,7 @@ export class Replayer {
         `UPDATE file_checkpoints SET status = 'processing', claim_token = @token, processed_by = @workerId,
            started_at = @startedAt, due_at = @lease, attempts = CASE WHEN version < @version THEN @attempt ELSE max(attempts, @attempt) END,
            retry_count = CASE WHEN version < @version THEN @retryCount ELSE max(retry_count, @retryCount) END,
-           version = @version, fingerprint = @fingerprint, handler_pid = @handlerPid, updated_at = @at
+           version = @version, fingerprint = @fingerprint, handler_pid = @handlerPid, updated_at = @written
          WHERE file_url = @fileUrl`,
       ),
       toCompleted: p(
@@ -145,18 +151,18 @@ export class Replayer {
            started_at = @startedAt, attempts = CASE WHEN version < @version THEN @attempt ELSE max(attempts, @attempt) END,
            version = @version, fingerprint = @fingerprint, records_total = @total, records_filtered = @filtered, records_persisted = @persisted,
            processing_time_ms = @durationMs, completed_at = @endedAt, after_action = @afterAction,
-           error_message = NULL, due_at = NULL, handler_pid = NULL, updated_at = @endedAt
+           error_message = NULL, due_at = NULL, handler_pid = NULL, updated_at = @written
          WHERE file_url = @fileUrl`,
       ),
       toFailed: p(
         `UPDATE file_checkpoints SET status = @status, claim_token = @token, processed_by = @workerId,
            started_at = @startedAt, attempts = CASE WHEN version < @version THEN @attempt ELSE max(attempts, @attempt) END,
            version = @version, fingerprint = @fingerprint, retry_count = @retryCount, due_at = @due, error_message = @error, processing_time_ms = @durationMs,
-           completed_at = @completedAt, handler_pid = NULL, after_action = @afterAction, updated_at = @endedAt
+           completed_at = @completedAt, handler_pid = NULL, after_action = @afterAction, updated_at = @written
          WHERE file_url = @fileUrl`,
       ),
       toPending: p(
-        `UPDATE file_checkpoints SET status = 'pending', due_at = @due, handler_pid = NULL, updated_at = @at
+        `UPDATE file_checkpoints SET status = 'pending', due_at = @due, handler_pid = NULL, updated_at = @written
          WHERE file_url = @fileUrl AND claim_token = @token AND status = 'processing'`,
       ),
       attempt: p(
@@ -292,6 +298,7 @@ export class Replayer {
     // outcome (CI soak, seed 572555440).
     if ((r.status === 'pending' || r.status === 'failed') && r.version <= e.version && !this.newerClaim(r, e)) {
       this.s.toProcessing.run({
+        written: this.written,
         fileUrl: e.fileUrl, token: e.token, workerId: e.workerId, startedAt: e.startedAt, lease: iso(e.leaseExpiresAt),
         attempt: e.attempt, retryCount: e.retryCount, version: e.version, fingerprint: e.fingerprint, handlerPid: null, at: iso(e.at),
       });
@@ -343,6 +350,7 @@ export class Replayer {
     if (rel === 'token' || rel === 'free') {
       if (rel === 'free') this.supersede(r, e.workerId, e.at);
       this.s.toCompleted.run({
+        written: this.written,
         fileUrl: e.fileUrl, token: e.token, workerId: e.workerId, startedAt: e.startedAt, attempt: e.attempt, version: e.version,
         fingerprint: e.fingerprint, total: e.stats.totalRows, filtered: e.stats.filteredRows, persisted: e.stats.persistedRows,
         durationMs: Math.round(e.stats.durationMs), endedAt, afterAction: e.afterAction,
@@ -384,6 +392,7 @@ export class Replayer {
     if (rel === 'token' || rel === 'free') {
       if (rel === 'free') this.supersede(r, e.workerId, e.at);
       this.s.toFailed.run({
+        written: this.written,
         fileUrl: e.fileUrl, status: e.status, token: e.token, workerId: e.workerId, startedAt: e.startedAt, attempt: e.attempt,
         version: e.version, fingerprint: e.fingerprint, retryCount: e.retryCount, due: e.dueAt === null ? null : iso(e.dueAt),
         error: e.error, durationMs: Math.round(e.durationMs), completedAt: e.status === 'dead' ? endedAt : null, endedAt,
@@ -403,7 +412,7 @@ export class Replayer {
     }
     const e = this.numbered(e0);
     const r = this.row(e.fileUrl);
-    if (r) this.s.toPending.run({ fileUrl: e.fileUrl, token: e.token, due: iso(e.at), at: iso(e.at) });
+    if (r) this.s.toPending.run({ fileUrl: e.fileUrl, token: e.token, due: iso(e.at), written: this.written });
     this.addAttempt({
       fileUrl: e.fileUrl, version: e.version, attempt: e.attempt, workerId: e.workerId, token: e.token,
       startedAt: e.startedAt, endedAt: iso(e.at), outcome: 'released',
@@ -420,6 +429,7 @@ export class Replayer {
     const r = this.row(e.fileUrl);
     if (r && r.claim_token === e.token && r.status === 'processing') {
       this.s.toFailed.run({
+        written: this.written,
         fileUrl: e.fileUrl, status: e.status, token: e.token, workerId: e.workerId, startedAt: e.startedAt, attempt: e.attempt,
         version: r.version, fingerprint: r.fingerprint, retryCount: e.retryCount, due: e.dueAt === null ? null : iso(e.dueAt),
         error: e.error, durationMs: 0, completedAt: e.status === 'dead' ? iso(e.at) : null, endedAt: iso(e.at), afterAction: null,
@@ -445,7 +455,7 @@ export class Replayer {
     const r0 = this.row(c0.fileUrl);
     const c = r0 && r0.claim_token === c0.token ? c0 : this.numbered(c0);
     if (r0 && r0.claim_token === c.token && r0.status === 'processing') {
-      this.s.toProcessing.run({ ...this.carryArgs(c) });
+      this.s.toProcessing.run({ ...this.carryArgs(c), written: this.written });
       return true;
     }
     if (this.tokenEnded(c.fileUrl, c.token)) return false;
@@ -458,7 +468,7 @@ export class Replayer {
     // Pending, failed, or held under another token: our claim marker stood the whole time, so
     // the other holder found it and gave the file back without running it (see FallbackStore).
     this.supersede(r, c.workerId, this.now);
-    this.s.toProcessing.run({ ...this.carryArgs(c) });
+    this.s.toProcessing.run({ ...this.carryArgs(c), written: this.written });
     this.stats.applied++;
     return true;
   }

@@ -68,6 +68,8 @@ export interface SalvageReport {
   fromPages: number;
   /** Rows the file had lost, taken from the last snapshot (older, but better than nothing). */
   fromSnapshot: number;
+  /** Rows older than their own attempt history, brought up to its last outcome (rollForward). */
+  rolledForward: number;
   ms: number;
 }
 
@@ -101,6 +103,7 @@ export function salvageDatabase(dbPath: string, opts: { now: number; workRoot: s
       fromSnapshot = mergeSnapshot(rows, snap);
     }
 
+    const rolledForward = rollForward(rows);
     const fresh = path.join(work, 'fresh.db');
     const counts = buildFreshDatabase(fresh, rows, opts.fileMode);
 
@@ -117,6 +120,7 @@ export function salvageDatabase(dbPath: string, opts: { now: number; workRoot: s
       fromSql: rows.fromSql.checkpoints,
       fromPages: rows.fromPages.checkpoints,
       fromSnapshot,
+      rolledForward,
       ms: Date.now() - t0,
     };
   } finally {
@@ -385,35 +389,88 @@ function stripRowid(r: Row): Row {
 }
 
 const STATUS_SET: ReadonlySet<string> = new Set(STATUSES);
+/** Attempt outcomes that did not settle the row: it moved on under another claim, or was given back. */
+const UNSETTLING = new Set(['released', 'lost', 'conflict']);
+
+/**
+ * A salvaged row older than its own attempt history: the page with the row's newest copy was
+ * lost, and an older copy (a free page, an earlier WAL frame, the snapshot) stood in for it,
+ * while the attempt row of what happened next survived on another page. Left so, the file is
+ * claimed again: run twice, or recorded dead "vanished" when it had been moved (60-second soak,
+ * seed 578276500: a file gone dead at attempt 5 came back as failed at 4). The row is brought
+ * up to the last settling attempt of its version: completed, dead (a failure that recorded an
+ * after-action: only a dead one does), or failed and due now. Only within the row's version:
+ * an attempt of a newer one does not carry that version's fingerprint. Returns how many.
+ */
+export function rollForward(rows: SalvagedRows): number {
+  const last = new Map<string, Row>();
+  for (const a of rows.attempts) {
+    if (a.ended_at === null || UNSETTLING.has(String(a.outcome))) continue;
+    const url = String(a.file_url);
+    const prev = last.get(url);
+    const later = !prev || Number(a.version) > Number(prev.version) || (Number(a.version) === Number(prev.version) && Number(a.attempt) > Number(prev.attempt));
+    if (later) last.set(url, a);
+  }
+  let n = 0;
+  for (const r of rows.checkpoints) {
+    const a = last.get(String(r.file_url));
+    if (!a || Number(a.version) !== Number(r.version)) continue;
+    const attempt = Number(a.attempt);
+    const done = String(a.outcome) === 'completed';
+    const dead = !done && (String(a.outcome) === 'dead' || a.after_action !== null);
+    const status = done ? 'completed' : dead ? 'dead' : 'failed';
+    // Written before that attempt ended: every store writes the row in the attempt's own
+    // transaction, at its end time. A later row (a requeue, say) stands.
+    const older = String(r.updated_at) < String(a.ended_at);
+    const behind = attempt > Number(r.attempts) || (attempt === Number(r.attempts) && status !== String(r.status));
+    if (!older || !behind) continue;
+    const failures = done ? Number(r.retry_count) : Number(r.retry_count) + Math.max(1, attempt - Number(r.attempts));
+    Object.assign(r, {
+      status, attempts: attempt, retry_count: failures, processed_by: a.worker_id, claim_token: a.claim_token, started_at: a.started_at,
+      completed_at: status === 'failed' ? null : a.ended_at, due_at: status === 'failed' ? a.ended_at : null,
+      error_message: done ? null : a.error_message, after_action: status === 'failed' ? null : a.after_action,
+      processing_time_ms: a.duration_ms ?? 0, handler_pid: null, updated_at: a.ended_at,
+    });
+    n++;
+  }
+  return n;
+}
+
 const STATUS_RANK: Record<string, number> = { completed: 4, dead: 3, failed: 2, processing: 1, pending: 0 };
 
 /** Sort page-scan records into the three tables by shape; keep the newest copy of each row. */
-function classify(records: readonly ScannedRecord[]): {
+export function classify(records: readonly ScannedRecord[]): {
   checkpoints: Map<string, Row>;
   attempts: Map<number, Row>;
   tombstones: Map<string, Row>;
 } {
-  const checkpoints = new Map<string, Row>();
-  const attempts = new Map<number, Row>();
-  const tombstones = new Map<string, Row>();
+  // Write order first (see ScannedRecord.order): the row's own time stamps are not write
+  // order, since a replayed outcome carries the time it happened, and a copy of the row written
+  // earlier can say later (60-second soak, seed 578276500: a file recorded dead by a replay came
+  // back from the database file as the failed row that a claim given back had written before).
+  const checkpoints = new Map<string, { row: Row; order: number }>();
+  const attempts = new Map<number, { row: Row; order: number }>();
+  const tombstones = new Map<string, { row: Row; order: number }>();
   for (const rec of records) {
     const v = rec.values;
+    const order = rec.order;
     if (rec.rowid !== null && isCheckpointRecord(v)) {
       const row = toRow(CHECKPOINT_COLS, v);
       const prev = checkpoints.get(String(row.file_url));
-      if (!prev || newerCheckpoint(row, prev)) checkpoints.set(String(row.file_url), row);
+      if (!prev || order > prev.order || (order === prev.order && newerCheckpoint(row, prev.row))) checkpoints.set(String(row.file_url), { row, order });
     } else if (rec.rowid !== null && isAttemptRecord(v)) {
       const row = toRow(ATTEMPT_COLS, v);
       row.id = rec.rowid;
       const prev = attempts.get(rec.rowid);
-      if (!prev || String(row.ended_at ?? '') > String(prev.ended_at ?? '')) attempts.set(rec.rowid, row);
+      if (!prev || order > prev.order || (order === prev.order && String(row.ended_at ?? '') > String(prev.row.ended_at ?? ''))) attempts.set(rec.rowid, { row, order });
     } else if (rec.rowid === null && isTombstoneRecord(v)) {
       const row = toRow(TOMBSTONE_COLS, v);
       const prev = tombstones.get(String(row.file_url));
-      if (!prev || String(row.purged_at) > String(prev.purged_at)) tombstones.set(String(row.file_url), row);
+      if (!prev || order > prev.order || (order === prev.order && String(row.purged_at) > String(prev.row.purged_at))) tombstones.set(String(row.file_url), { row, order });
     }
   }
-  return { checkpoints, attempts, tombstones };
+  const rows = <K>(m: Map<K, { row: Row }>) => new Map([...m].map(([k, x]) => [k, x.row]));
+  return { checkpoints: rows(checkpoints), attempts: rows(attempts), tombstones: rows(tombstones) };
 }
 
 function newerCheckpoint(a: Row, b: Row): boolean {
