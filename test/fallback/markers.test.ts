@@ -44,6 +44,26 @@ describe('claim markers', () => {
     expect(m.current('/a')).toBeNull();
   });
 
+  it('a step from a generation that was cleared meanwhile does not stand, whichever link comes first', () => {
+    for (const staleFirst of [true, false]) {
+      const m = new ClaimMarkers(path.join(tmpDir(), 'claims'));
+      m.transition('/b', 0, body('/b'));
+      const done = m.transition('/b', 1, body('/b', { state: 'completed' }))!;
+      // One worker reads the completed marker; then its outcome is replayed and the markers are
+      // cleared; then another worker, finding none, begins again at generation 1.
+      const read = m.current('/b')!;
+      expect(read.gen).toBe(done.gen);
+      m.remove('/b', done.gen);
+      const stale = () => m.transition('/b', read.gen, body('/b', { token: 'stale' }));
+      const fresh = () => m.transition('/b', 0, body('/b', { token: 'fresh' }));
+      const [a, b] = staleFirst ? [stale(), fresh()] : [fresh(), stale()];
+      const [s, f] = staleFirst ? [a, b] : [b, a];
+      expect(s, 'the step from the cleared generation').toBeNull();
+      expect(f?.gen).toBe(1);
+      expect(m.current('/b')).toMatchObject({ gen: 1, token: 'fresh' });
+    }
+  });
+
   it("a dead process's half-written marker does not keep the folder: removed with the markers", () => {
     const m = new ClaimMarkers(path.join(tmpDir(), 'claims'));
     m.transition('/b', 0, body('/b'));

@@ -106,6 +106,10 @@ export class ClaimMarkers {
       }
       try {
         fs.linkSync(tmp, target);
+        if (!stepStands(dir, fromGen, marker.gen)) {
+          fs.rmSync(target, { force: true });
+          return null;
+        }
         return marker;
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
@@ -215,6 +219,19 @@ function pidAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * After linking generation `gen` as the step from `fromGen`: the step stands only if `gen` is
+ * the highest generation and `fromGen` is still there. link(2) alone cannot tell when the
+ * folder was cleared after the caller read `fromGen` (a replay removes the markers it put into
+ * the database) and another writer began again at generation 1: both links succeed, and two
+ * processes each hold a claim (60-second soak, seed 579353569: two degraded workers ran one
+ * file 16 ms apart). The one whose step does not stand undoes it and reads again.
+ */
+function stepStands(dir: string, fromGen: number, gen: number): boolean {
+  const g = gens(dir);
+  return g[g.length - 1] === gen && (fromGen === 0 || g.includes(fromGen));
 }
 
 /** Whether a 'claimed' marker still stands: its owner lives and its lease has not run out. */
