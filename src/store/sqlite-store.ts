@@ -46,6 +46,10 @@ export interface SqliteStoreOptions extends OpenOptions {
   random?: () => number;
 }
 
+/** In an UPDATE of file_checkpoints: the highest attempt number in the history of the row's version, or 0. */
+export const MAX_ATTEMPT_ROW = `coalesce((SELECT max(a.attempt) FROM file_attempts a
+  WHERE a.file_url = file_checkpoints.file_url AND a.version = file_checkpoints.version), 0)`;
+
 /**
  * The attempt number a claim takes: one past the row's counter, and past any attempt row of the
  * version. A journal replayed from degraded mode can put a renumbered attempt into the history of
@@ -53,8 +57,7 @@ export interface SqliteStoreOptions extends OpenOptions {
  * (60-second soak, seed 570326835: the next claim took the number again). One seek in fa_file
  * per claimed row.
  */
-const NEXT_ATTEMPT = `1 + max(attempts, coalesce((SELECT max(a.attempt) FROM file_attempts a
-               WHERE a.file_url = file_checkpoints.file_url AND a.version = file_checkpoints.version), 0))`;
+const NEXT_ATTEMPT = `1 + max(attempts, ${MAX_ATTEMPT_ROW})`;
 
 /**
  * Rows claimed per expired-lease sweep. Expiry is rare (a worker died); a bound keeps one

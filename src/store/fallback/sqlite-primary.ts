@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type SqliteDatabase, openDatabase } from '../open-database.js';
 import { StoreUnavailableError, classifySqliteError, toStoreError } from '../sqlite-errors.js';
-import { SqliteStore, type SqliteStoreOptions } from '../sqlite-store.js';
+import { MAX_ATTEMPT_ROW, SqliteStore, type SqliteStoreOptions } from '../sqlite-store.js';
 import { iso } from '../time.js';
 import type { CheckpointStore, FileRecord } from '../types.js';
 import { type Expiring, expiringClaims, extendLeases } from './fencing.js';
@@ -131,8 +131,7 @@ export class SqlitePrimary implements FallbackPrimary {
       // between the claim and this call (30-minute soak, seed 564589116: two rows v2#2).
       const r = this.db
         ?.prepare(
-          `UPDATE file_checkpoints SET attempts = max(?, 1 + coalesce((SELECT max(a.attempt) FROM file_attempts a
-             WHERE a.file_url = file_checkpoints.file_url AND a.version = file_checkpoints.version), 0))
+          `UPDATE file_checkpoints SET attempts = max(?, 1 + ${MAX_ATTEMPT_ROW})
            WHERE file_url = ? AND claim_token = ? AND status = 'processing' AND attempts < ?
            RETURNING attempts`,
         )
