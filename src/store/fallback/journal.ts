@@ -198,16 +198,20 @@ export function ownerFromName(file: string, host: string): ProcessIdentity | nul
 /**
  * The journals of processes that are gone, except `ownFile`, each read after its owner was
  * judged gone by `alive` (a live owner may still be appending: read before the verdict, the
- * lines it wrote in between would be removed with the file unread).
+ * lines it wrote in between would be removed with the file unread). The file name gives the
+ * owner, so a live owner's journal is not read at all; a journal whose named owner is gone is
+ * read once, and its header, when it has one, has the last word.
  */
 export function orphanJournals(dir: string, ownFile: string, host: string, alive: (id: ProcessIdentity) => boolean): ReadJournal[] {
   const out: ReadJournal[] = [];
   for (const f of listJournals(dir)) {
     if (f === ownFile) continue;
-    const first = readJournal(f);
-    const owner = first.header?.owner ?? ownerFromName(f, host);
+    const named = ownerFromName(f, host);
+    if (named && alive(named)) continue;
+    const j = readJournal(f);
+    const owner = j.header?.owner ?? named;
     if (owner && alive(owner)) continue;
-    out.push(owner ? readJournal(f) : first);
+    out.push(j);
   }
   return out;
 }
