@@ -825,8 +825,8 @@ export class FallbackStore implements CheckpointStore {
    * lease. The markers are read after the caller took `opts.now` (the sweep's time), so a marker
    * written before a lease ran out is seen here. Without this, the sweep took over a claim whose
    * worker had completed it from memory, and the next run found the file moved: dead, "vanished".
+   * Returns whether any marker existed (the screen after the claim needs to know).
    */
-  /** Returns whether any marker existed (the screen after the claim needs to know). */
   private async protectMarkedClaims(opts: ClaimOptions): Promise<boolean> {
     if (!this.markers.anyExist()) return false;
     let extended = 0;
