@@ -300,7 +300,7 @@ export class Replayer {
       this.s.toProcessing.run({
         written: this.written,
         fileUrl: e.fileUrl, token: e.token, workerId: e.workerId, startedAt: e.startedAt, lease: iso(e.leaseExpiresAt),
-        attempt: e.attempt, retryCount: e.retryCount, version: e.version, fingerprint: e.fingerprint, handlerPid: null, at: iso(e.at),
+        attempt: e.attempt, retryCount: e.retryCount, version: e.version, fingerprint: e.fingerprint, handlerPid: null,
       });
       this.stats.applied++;
     } else {
@@ -455,7 +455,7 @@ export class Replayer {
     const r0 = this.row(c0.fileUrl);
     const c = r0 && r0.claim_token === c0.token ? c0 : this.numbered(c0);
     if (r0 && r0.claim_token === c.token && r0.status === 'processing') {
-      this.s.toProcessing.run({ ...this.carryArgs(c), written: this.written });
+      this.s.toProcessing.run(this.carryArgs(c));
       return true;
     }
     if (this.tokenEnded(c.fileUrl, c.token)) return false;
@@ -468,7 +468,7 @@ export class Replayer {
     // Pending, failed, or held under another token: our claim marker stood the whole time, so
     // the other holder found it and gave the file back without running it (see FallbackStore).
     this.supersede(r, c.workerId, this.now);
-    this.s.toProcessing.run({ ...this.carryArgs(c), written: this.written });
+    this.s.toProcessing.run(this.carryArgs(c));
     this.stats.applied++;
     return true;
   }
@@ -477,7 +477,7 @@ export class Replayer {
     return {
       fileUrl: c.fileUrl, token: c.token, workerId: c.workerId, startedAt: c.startedAt, lease: iso(c.leaseExpiresAt),
       attempt: c.attempt, retryCount: c.retryCount, version: c.version, fingerprint: c.fingerprint, handlerPid: c.handlerPid,
-      at: iso(this.now),
+      written: this.written,
     };
   }
 }
