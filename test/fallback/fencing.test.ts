@@ -53,6 +53,23 @@ function recoverRightAfterClaimOf(b: FallbackStore, a: FallbackStore): void {
   };
 }
 
+/**
+ * A (retries due at once) and B on one database: A claims its one file while the sqlite3 shell
+ * holds the write lock, fails it there (retryable), and the lock is let go. A stays degraded.
+ */
+async function failedByADegraded(prefix: string): Promise<{ db: string; a: FallbackStore; b: FallbackStore }> {
+  const db = path.join(tmpDir(), 'ckpt.db');
+  const a = openRetryingAtOnce(db, 'A');
+  const b = open(db, 'B');
+  await a.discover(files(prefix, 1), Date.now());
+  const shell = await holdLock(db, 'begin-exclusive');
+  const [ca] = await a.claim(1, W('A'));
+  expect(a.mode().mode).toBe('degraded');
+  expect(await a.fail({ fileUrl: ca!.fileUrl, token: ca!.token, error: 'told to fail', permanent: false, now: Date.now(), durationMs: 1 })).toBe('failed');
+  await shell.release();
+  return { db, a, b };
+}
+
 /** What the watcher would hand over for a real file now. */
 function seenAt(file: string) {
   const st = fs.lstatSync(file);
@@ -271,15 +288,7 @@ describe('attempt numbers when a replay and a normal-mode claim meet', () => {
     // 30-minute soak, seed 564589116: B's claim read A's failed marker (attempt 1) and was to
     // become attempt 2; in between, A came back and its replayed failure, meeting B's live
     // claim, was renumbered to 2 as well. Two rows v2#2.
-    const db = path.join(tmpDir(), 'ckpt.db');
-    const a = openRetryingAtOnce(db, 'A');
-    const b = open(db, 'B');
-    await a.discover(files('n', 1), Date.now());
-    const shell = await holdLock(db, 'begin-exclusive');
-    const [ca] = await a.claim(1, W('A'));
-    expect(a.mode().mode).toBe('degraded');
-    expect(await a.fail({ fileUrl: ca!.fileUrl, token: ca!.token, error: 'told to fail', permanent: false, now: Date.now(), durationMs: 1 })).toBe('failed');
-    await shell.release();
+    const { db, a, b } = await failedByADegraded('n');
     expect(markerDirs(db)).toHaveLength(1);
     // B's claim finds A's marker and renumbers; A comes back just before that write.
     const primary = (b as unknown as { db: { renumber: (f: string, t: string, n: number) => unknown } }).db;
@@ -302,15 +311,7 @@ describe('attempt numbers a replay gave to the history of a file another worker 
     // 60-second soak, seed 570326835: A's failure from degraded mode met B's live claim (#1) and
     // went into the history as a conflict, renumbered #2; the row's counter stays B's #1 while B
     // holds it. B's lease ran out, and the next claim took #2 as well.
-    const db = path.join(tmpDir(), 'ckpt.db');
-    const a = openRetryingAtOnce(db, 'A');
-    const b = open(db, 'B');
-    await a.discover(files('h', 1), Date.now());
-    const shell = await holdLock(db, 'begin-exclusive');
-    const [ca] = await a.claim(1, W('A'));
-    expect(a.mode().mode).toBe('degraded');
-    expect(await a.fail({ fileUrl: ca!.fileUrl, token: ca!.token, error: 'told to fail', permanent: false, now: Date.now(), durationMs: 1 })).toBe('failed');
-    await shell.release();
+    const { db, a, b } = await failedByADegraded('h');
     recoverRightAfterClaimOf(b, a);
     const [cb] = await b.claim(1, W('B', 300));
     expect(cb).toMatchObject({ attempt: 1 });
