@@ -18,7 +18,7 @@ import path from 'node:path';
 import type { ResolvedConfig } from '../../config/types.js';
 import { fileSystemOf, isNetworkFileSystem } from '../../mounts.js';
 import { ClaimMarkers, claimStands } from '../../store/fallback/claim-markers.js';
-import { listJournals, ownerFromName, readJournal } from '../../store/fallback/journal.js';
+import { listJournals, ownerOf, readJournal } from '../../store/fallback/journal.js';
 import { isAlive } from '../../store/fallback/process-identity.js';
 import { SNAPSHOT_NAME } from '../../store/fallback/snapshot.js';
 import { fallbackDirForConfig, readFallbackStates } from '../../store/fallback/state-files.js';
@@ -154,7 +154,7 @@ export function fallbackChecks(fallbackDir: string, now: number): Check[] {
   if (journals.length === 0) add('journals', 'ok', 'none pending');
   for (const j of journals) {
     const outcomes = j.entries.filter((e) => e.t !== 'claim').length;
-    const owner = j.header?.owner ?? ownerFromName(j.file, os.hostname());
+    const owner = ownerOf(j, os.hostname());
     const alive = owner ? isAlive(owner) : false;
     add(
       'journals',

@@ -195,6 +195,11 @@ export function ownerFromName(file: string, host: string): ProcessIdentity | nul
   return { pid: Number(m[1]), host, startTicks: m[2] === '0' ? null : m[2]! };
 }
 
+/** Who wrote a journal: its header's owner, or, before the header is written, the one its name gives. */
+export function ownerOf(j: ReadJournal, host: string): ProcessIdentity | null {
+  return j.header?.owner ?? ownerFromName(j.file, host);
+}
+
 /**
  * The journals of processes that are gone, except `ownFile`, each read after its owner was
  * judged gone by `alive` (a live owner may still be appending: read before the verdict, the
@@ -209,7 +214,7 @@ export function orphanJournals(dir: string, ownFile: string, host: string, alive
     const named = ownerFromName(f, host);
     if (named && alive(named)) continue;
     const j = readJournal(f);
-    const owner = j.header?.owner ?? named;
+    const owner = ownerOf(j, host);
     if (owner && alive(owner)) continue;
     out.push(j);
   }
