@@ -6,13 +6,14 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CLI, type Daemon, type Setup, daemonFrom } from '../helpers/daemon.js';
+import type { OtherUser } from '../helpers/other-user.js';
 import { REPO } from '../helpers/spawn.js';
 
 export const CHAOS_HANDLER = path.join(REPO, 'test/fixtures/chaos/handler.mjs');
 
-/** The argv of a command handler running the chaos handler on `{path}`. */
-export function chaosCommand(): string[] {
-  return [process.execPath, CHAOS_HANDLER, '{path}'];
+/** The argv of a command handler running the chaos handler on `{path}` (from `as`'s copy, if given). */
+export function chaosCommand(as?: OtherUser): string[] {
+  return as ? [as.node(), as.copyOf(CHAOS_HANDLER), '{path}'] : [process.execPath, CHAOS_HANDLER, '{path}'];
 }
 
 export interface ChaosRec {
@@ -130,11 +131,12 @@ export function replaceAtomically(final: string, content: string | Buffer): void
 const mine = new Set<ChildProcess>();
 
 /**
- * Like startDaemon() of test/helpers/daemon.ts, but with a command in front (e.g. setpriv to run
- * as another user) and this module's own clean-up (killMyDaemons()).
+ * Like startDaemon() of test/helpers/daemon.ts, but with this module's own clean-up
+ * (killMyDaemons()) and, with `as`, run as another user from that user's copy of ckpt.
  */
-export function startDaemonWith(s: Setup, opts: { prefix?: string[]; env?: NodeJS.ProcessEnv; args?: string[] } = {}): Daemon {
-  const argv = [...(opts.prefix ?? []), process.execPath, CLI, 'run', '--config', s.config, ...(opts.args ?? [])];
+export function startDaemonWith(s: Setup, opts: { as?: OtherUser; env?: NodeJS.ProcessEnv; args?: string[] } = {}): Daemon {
+  const ckpt = opts.as ? [...opts.as.prefix(), opts.as.node(), opts.as.copyOf(CLI)] : [process.execPath, CLI];
+  const argv = [...ckpt, 'run', '--config', s.config, ...(opts.args ?? [])];
   const child = spawn(argv[0]!, argv.slice(1), {
     cwd: s.dir,
     env: { ...process.env, RECORD_LOG: s.recordLog, ...opts.env },
@@ -152,14 +154,4 @@ export function killMyDaemons(): void {
     }
   }
   mine.clear();
-}
-
-/** chown -R without following symlinks (tests that run the daemon as another user). */
-export function chownTree(dir: string, uid: number, gid = uid): void {
-  fs.chownSync(dir, uid, gid);
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) chownTree(p, uid, gid);
-    else fs.lchownSync(p, uid, gid);
-  }
 }

@@ -10,7 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { countStatus, drop, killDaemons, rows, setup, startDaemon, started, statusOf } from '../helpers/daemon.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
-import { chownTree, bytesRead, chaosCommand, chaosRecords, killMyDaemons, replaceAtomically, startDaemonWith, whereIs } from '../chaos/support.js';
+import { otherUser, runningAsRoot } from '../helpers/other-user.js';
+import { bytesRead, chaosCommand, chaosRecords, killMyDaemons, replaceAtomically, startDaemonWith, whereIs } from '../chaos/support.js';
 
 afterEach(() => {
   killDaemons();
@@ -20,16 +21,10 @@ afterEach(() => {
 
 const GB = 2 ** 30;
 
-/** How a test can run the daemon as a user that mode 000 really locks out. */
-const NOBODY = 65534;
-const asNonRoot: { how: 'self' | 'setpriv'; reason?: undefined } | { how: null; reason: string } = (() => {
-  if (typeof process.getuid !== 'function') return { how: null, reason: 'no getuid() on this platform' };
-  if (process.getuid() !== 0) return { how: 'self' };
-  const probe = spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'true']);
-  if (probe.status === 0) return { how: 'setpriv' };
-  return { how: null, reason: `running as root and setpriv cannot switch to uid ${NOBODY}: ${probe.error?.message ?? probe.stderr.toString()}` };
-})();
-if (asNonRoot.how === null) console.log(`skipping the unreadable-file test: ${asNonRoot.reason}`);
+/** A user that mode 000 really locks out: the test's own when not root, else nobody (65534). */
+const nobody = otherUser(65534);
+const asSelf = !runningAsRoot;
+if (!asSelf && nobody.skipReason !== null) console.log(`skipping the unreadable-file test: ${nobody.skipReason}`);
 
 describe('hostile files', () => {
   it('empty, huge sparse, folder named like a file, FIFOs, symlinks out of the root and symlink loops: each handled once or skipped, the daemon never blocked', async () => {
@@ -134,19 +129,17 @@ describe('hostile files', () => {
     ]);
   });
 
-  it.skipIf(asNonRoot.how === null)('an unreadable file (mode 000, daemon not root) fails with a clear reason and goes dead; the handler never runs on it', async () => {
-    const s = setup({ handler: { command: chaosCommand() }, retry: { maxRetries: 1, baseDelayMs: 20, maxDelayMs: 50 } });
+  it.skipIf(!asSelf && nobody.skipReason !== null)('an unreadable file (mode 000, daemon not root) fails with a clear reason and goes dead; the handler never runs on it', async () => {
+    const as = asSelf ? undefined : nobody;
+    const s = setup({ handler: { command: chaosCommand(as) }, retry: { maxRetries: 1, baseDelayMs: 20, maxDelayMs: 50 } });
     const locked = path.join(s.inbox, 'locked.csv');
     fs.writeFileSync(locked, 'ok\nid LOCKED\n');
     fs.chmodSync(locked, 0o000);
-    if (asNonRoot.how === 'setpriv') chownTree(s.dir, NOBODY);
-    const d =
-      asNonRoot.how === 'setpriv'
-        ? startDaemonWith(s, { prefix: ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] })
-        : startDaemon(s);
+    as?.own(s.dir);
+    const d = as ? startDaemonWith(s, { as }) : startDaemon(s);
     await started(d);
     const ok = drop(s.inbox, 'fine.csv', 'ok\nid FINE\n');
-    if (asNonRoot.how === 'setpriv') fs.chownSync(ok, NOBODY, NOBODY);
+    if (as) fs.chownSync(ok, as.uid, as.uid);
     await waitFor(() => statusOf(s.db, locked) === 'dead' && statusOf(s.db, ok) === 'completed', { timeoutMs: 20_000 });
     const row = rows(s.db).find((r) => r.file_url === locked)!;
     expect(row).toMatchObject({ status: 'dead', attempts: 2 });

@@ -12,20 +12,19 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { drop, killDaemons, setup, started, statusOf } from '../helpers/daemon.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
-import { chownTree, chaosCommand, killMyDaemons, startDaemonWith } from '../chaos/support.js';
+import { otherUser } from '../helpers/other-user.js';
+import { chaosCommand, killMyDaemons, startDaemonWith } from '../chaos/support.js';
 
 /** A uid no account uses: only this test's processes run under it. */
-const UID = 47_311;
-const AS_UID = ['setpriv', `--reuid=${UID}`, `--regid=${UID}`, '--clear-groups'];
+const user = otherUser(47_311);
 
 /** inotify_init1's syscall number (the holder calls it from perl, which every box has). */
 const INOTIFY_INIT1: Partial<Record<string, number>> = { x64: 294, arm64: 26 };
 
 const skipReason: string | null = (() => {
-  if (typeof process.getuid !== 'function') return 'no getuid() on this platform';
-  if (process.getuid() !== 0) return 'not root: cannot run processes under a uid of their own';
+  if (user.skipReason !== null) return user.skipReason;
   if (INOTIFY_INIT1[process.arch] === undefined) return `inotify_init1's syscall number on ${process.arch} is not known here`;
-  if (spawnSync(AS_UID[0]!, [...AS_UID.slice(1), 'perl', '-e', '1']).status !== 0) return 'setpriv cannot switch uid, or no perl';
+  if (spawnSync('perl', ['-e', '1']).status !== 0) return 'no perl';
   return null;
 })();
 if (skipReason !== null) console.log(`skipping the inotify-limit test: ${skipReason}`);
@@ -42,7 +41,8 @@ afterEach(() => {
 });
 
 async function takeAllInstances(): Promise<{ taken: number; errno: number }> {
-  const h = spawn(AS_UID[0]!, [...AS_UID.slice(1), 'perl', '-e', HOLDER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const argv = [...user.prefix(), 'perl', '-e', HOLDER];
+  const h = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
   holders.push(h);
   let out = '';
   h.stdout!.on('data', (b: Buffer) => (out += b.toString()));
@@ -54,16 +54,16 @@ async function takeAllInstances(): Promise<{ taken: number; errno: number }> {
 describe('inotify limits', () => {
   it.skipIf(skipReason !== null)('no inotify instance left for the daemon (EMFILE): it says so once and still handles new files, by scanning', async () => {
     // rescanMs far away: only the fallback scan (every 5 s) can find the file dropped later.
-    const s = setup({ handler: { command: chaosCommand() }, rescanMs: 600_000 });
-    chownTree(s.dir, UID);
+    const s = setup({ handler: { command: chaosCommand(user) }, rescanMs: 600_000 });
+    user.own(s.dir);
     const { taken, errno } = await takeAllInstances();
     expect(errno).toBe(24); // EMFILE: the per-user limit on inotify instances
     expect(taken).toBeGreaterThan(0);
 
-    const d = startDaemonWith(s, { prefix: AS_UID });
+    const d = startDaemonWith(s, { as: user });
     await started(d);
     const f = drop(s.inbox, 'late.csv', 'ok\nid LATE\n');
-    fs.chownSync(f, UID, UID);
+    fs.chownSync(f, user.uid, user.uid);
     await waitFor(() => statusOf(s.db, f) === 'completed', { timeoutMs: 30_000 });
 
     const limit = d.lines.filter((l) => String(l.msg).includes('EMFILE'));

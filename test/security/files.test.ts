@@ -10,12 +10,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { countStatus, drop, killDaemons, setup, startDaemon, started } from '../helpers/daemon.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
-import { chownTree, FALLBACK_MISSING, FALLBACK_WIRED, chaosCommand, filesUnder, killMyDaemons, startDaemonWith } from '../chaos/support.js';
+import { otherUser, runningAsRoot as isRoot } from '../helpers/other-user.js';
+import { FALLBACK_MISSING, FALLBACK_WIRED, chaosCommand, filesUnder, killMyDaemons, startDaemonWith } from '../chaos/support.js';
 
 const ROOT_WARNING = 'running as root: handlers run as root too. Run ckpt as a dedicated user (see config/ckpt.service)';
-const NOBODY = 65534;
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const canSetpriv = isRoot && spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'true']).status === 0;
+/** An ordinary user: the test's own when not root, else nobody (65534). */
+const nobody = otherUser(65534);
 /** A group other than the test's own, to configure: Debian's `nogroup`, if present. */
 const otherGroup = (() => {
   const r = spawnSync('getent', ['group', 'nogroup'], { encoding: 'utf8' });
@@ -23,6 +23,7 @@ const otherGroup = (() => {
   return m ? { name: 'nogroup', gid: Number(m[1]) } : null;
 })();
 if (!isRoot) console.log('skipping the root-warning and group tests: they need to run as root');
+if (isRoot && nobody.skipReason !== null) console.log(`skipping the ordinary-user test: ${nobody.skipReason}`);
 if (!FALLBACK_WIRED) console.log(`skipping the journal/marker mode test: it ${FALLBACK_MISSING}`);
 
 let savedUmask: number | null = null;
@@ -103,14 +104,15 @@ describe('who runs ckpt', () => {
     expect(w?.level).toBe(40);
   });
 
-  it.skipIf(!canSetpriv)('`ckpt run` as an ordinary user does not', async () => {
-    const s = setup({ handler: { command: chaosCommand() } });
-    chownTree(s.dir, NOBODY);
-    const d = startDaemonWith(s, { prefix: ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] });
+  it.skipIf(isRoot && nobody.skipReason !== null)('`ckpt run` as an ordinary user does not', async () => {
+    const as = isRoot ? nobody : undefined;
+    const s = setup({ handler: { command: chaosCommand(as) } });
+    as?.own(s.dir);
+    const d = as ? startDaemonWith(s, { as }) : startDaemon(s);
     await started(d);
     drop(s.inbox, 'a.csv', 'ok\n');
     await waitFor(() => countStatus(s.db, 'completed') === 1);
     expect(d.lines.some((l) => l.msg === ROOT_WARNING)).toBe(false);
-    expect(fs.statSync(s.db).uid).toBe(NOBODY);
+    expect(fs.statSync(s.db).uid).toBe(as?.uid ?? process.getuid!());
   });
 });
