@@ -36,8 +36,8 @@ export interface OtherUser {
   node(): string;
   /** Where the user's copy holds `file` (an absolute path inside the repository). */
   copyOf(file: string): string;
-  /** chown -R `dir` to the user, symlinks not followed (the test's own folders only). */
-  own(dir: string): void;
+  /** chown -R `file` (a file or folder) to the user, symlinks not followed (the test's own files only). */
+  own(file: string): void;
 }
 
 /**
@@ -76,9 +76,9 @@ export function otherUser(uid: number): OtherUser {
       }
       return dst;
     },
-    own(dir) {
+    own(file) {
       usable();
-      chownTree(dir, uid);
+      chownTree(file, uid);
     },
   };
 }
@@ -176,11 +176,8 @@ function share(src: string, dst: string): void {
   fs.chmodSync(dst, executable ? 0o755 : 0o644);
 }
 
-function chownTree(dir: string, uid: number): void {
-  fs.chownSync(dir, uid, uid);
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) chownTree(p, uid);
-    else fs.lchownSync(p, uid, uid);
-  }
+function chownTree(file: string, uid: number): void {
+  fs.lchownSync(file, uid, uid);
+  if (!fs.lstatSync(file).isDirectory()) return;
+  for (const name of fs.readdirSync(file)) chownTree(path.join(file, name), uid);
 }

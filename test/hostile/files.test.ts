@@ -139,7 +139,7 @@ describe('hostile files', () => {
     const d = as ? startDaemonWith(s, { as }) : startDaemon(s);
     await started(d);
     const ok = drop(s.inbox, 'fine.csv', 'ok\nid FINE\n');
-    if (as) fs.chownSync(ok, as.uid, as.uid);
+    as?.own(ok);
     await waitFor(() => statusOf(s.db, locked) === 'dead' && statusOf(s.db, ok) === 'completed', { timeoutMs: 20_000 });
     const row = rows(s.db).find((r) => r.file_url === locked)!;
     expect(row).toMatchObject({ status: 'dead', attempts: 2 });

@@ -6,7 +6,6 @@
  * exhausting its instances cannot disturb any other test running at the same time.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { drop, killDaemons, setup, started, statusOf } from '../helpers/daemon.js';
@@ -63,7 +62,7 @@ describe('inotify limits', () => {
     const d = startDaemonWith(s, { as: user });
     await started(d);
     const f = drop(s.inbox, 'late.csv', 'ok\nid LATE\n');
-    fs.chownSync(f, user.uid, user.uid);
+    user.own(f);
     await waitFor(() => statusOf(s.db, f) === 'completed', { timeoutMs: 30_000 });
 
     const limit = d.lines.filter((l) => String(l.msg).includes('EMFILE'));
