@@ -107,9 +107,11 @@ function makeCopy(prefix: string[]): { root: string; node: string } {
       mkdirsReadable(root, path.dirname(pkg));
       share(path.join(REPO, pkg), path.join(root, pkg));
     }
-    const node = runs(prefix, process.execPath, ['-e', '0']) === null ? process.execPath : path.join(root, 'node');
+    // `test -x`, not a run of node: setpriv's own exec reached a node binary inside a 0700
+    // folder here, but the daemon's children (the spawn helper, handlers) could not.
+    const node = runs(prefix, 'test', ['-x', process.execPath]) === null ? process.execPath : path.join(root, 'node');
     if (node !== process.execPath) share(process.execPath, node);
-    const failed = runs(prefix, node, [path.join(root, 'dist/cli/main.js'), '--version']);
+    const failed = runs(prefix, 'test', ['-x', node]) ?? runs(prefix, node, [path.join(root, 'dist/cli/main.js'), '--version']);
     if (failed !== null) throw new Error(`${prefix.join(' ')} cannot run ckpt from its copy in ${root}: ${failed}`);
     return { root, node };
   } catch (err) {
@@ -118,11 +120,11 @@ function makeCopy(prefix: string[]): { root: string; node: string } {
   }
 }
 
-/** Null when `cmd args` exits 0 as the user; else its error output. */
+/** Null when `cmd args` exits 0 as the user; else the command and its error output. */
 function runs(prefix: string[], cmd: string, args: string[]): string | null {
   const r = spawnSync(prefix[0]!, [...prefix.slice(1), cmd, ...args], { encoding: 'utf8', cwd: os.tmpdir() });
   if (r.status === 0) return null;
-  return (r.error?.message ?? r.stderr.trim()) || `exit ${r.status}`;
+  return `${[cmd, ...args].join(' ')}: ${(r.error?.message ?? r.stderr.trim()) || `exit ${r.status}`}`;
 }
 
 /**
