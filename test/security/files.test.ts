@@ -110,7 +110,8 @@ describe('who runs ckpt', () => {
     as?.own(s.dir);
     const d = as ? startDaemonWith(s, { as }) : startDaemon(s);
     await started(d);
-    as?.own(drop(s.inbox, 'a.csv', 'ok\n'));
+    const f = drop(s.inbox, 'a.csv', 'ok\n');
+    as?.own(f);
     await waitFor(() => countStatus(s.db, 'completed') === 1);
     expect(d.lines.some((l) => l.msg === ROOT_WARNING)).toBe(false);
     expect(fs.statSync(s.db).uid).toBe(as?.uid ?? process.getuid!());
