@@ -14,7 +14,7 @@
  * files were completed, i.e. the last 10% completed after it (an hourly snapshot, an hour
  * with 10% of the traffic since).
  *
- * Prints a Markdown table for the README.
+ * Prints a Markdown table for docs/degraded-mode.md.
  */
 import fs from 'node:fs';
 import os from 'node:os';

@@ -67,7 +67,7 @@ Examples:
   program
     .command('status')
     .description('counts by status, oldest waiting file, recent outcomes, mode and live workers')
-    .option('--json', 'print JSON (shape documented in the README)')
+    .option('--json', 'print JSON (shape documented in docs/cli.md)')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const { statusCommand } = await import('./commands/status.js');
       result.exitCode = await statusCommand(await config(cmd), opts);
@@ -80,7 +80,7 @@ Examples:
     .option('--type <type>', 'only files of this type')
     .option('--since <duration>', 'only files changed within this long (30s, 15m, 2h, 7d)', durationArg)
     .option('--limit <n>', 'at most this many files (0: all)', limitArg, 100)
-    .option('--json', 'print JSON (shape documented in the README)')
+    .option('--json', 'print JSON (shape documented in docs/cli.md)')
     .action(async (opts: import('./commands/list.js').ListOptions, cmd: Command) => {
       const { listCommand } = await import('./commands/list.js');
       result.exitCode = await listCommand(await config(cmd), opts);
@@ -90,7 +90,7 @@ Examples:
     .command('show')
     .description("one file's record, every attempt at it, and what was done with it")
     .argument('<file>', 'the file (a relative path is taken from the current folder)')
-    .option('--json', 'print JSON (shape documented in the README)')
+    .option('--json', 'print JSON (shape documented in docs/cli.md)')
     .action(async (file: string, opts: { json?: boolean }, cmd: Command) => {
       const { showCommand } = await import('./commands/show.js');
       result.exitCode = await showCommand(await config(cmd), file, opts);
@@ -102,7 +102,7 @@ Examples:
     .argument('[files...]', 'files to requeue')
     .option('--dead', 'requeue every dead file')
     .option('--type <type>', 'with --dead: only dead files of this type')
-    .option('--json', 'print JSON (shape documented in the README)')
+    .option('--json', 'print JSON (shape documented in docs/cli.md)')
     .action(async (files: string[], opts: import('./commands/retry.js').RetryOptions, cmd: Command) => {
       const { retryCommand } = await import('./commands/retry.js');
       const problem = retryUsageProblem(files, opts);
@@ -115,7 +115,7 @@ Examples:
     .description('delete old finished rows (a small tombstone stays, so the file is not handled again)')
     .requiredOption('--older-than <duration>', 'rows unchanged for longer than this (30s, 15m, 2h, 7d)', durationArg)
     .option('--status <which>', 'completed (default), dead, completed,dead or all', purgeStatusArg)
-    .option('--json', 'print JSON (shape documented in the README)')
+    .option('--json', 'print JSON (shape documented in docs/cli.md)')
     .action(async (opts: { olderThan: number; status?: PurgeStatus[]; json?: boolean }, cmd: Command) => {
       const { purgeCommand } = await import('./commands/purge.js');
       const purgeOpts: import('./commands/purge.js').PurgeOptions = { olderThan: opts.olderThan, status: opts.status ?? ['completed'] };

@@ -2,7 +2,7 @@
  * The JSON shapes the CLI prints (`--json`). They are spelled out here, field by field and in a
  * fixed order, rather than passing store records through: the store may grow internal fields
  * (the claim token is one, deliberately left out) without changing what scripts read.
- * Documented in the README ("CLI", JSON output).
+ * Documented in docs/cli.md ("JSON output").
  */
 import type { AttemptRecord, FileRecord } from '../store/types.js';
 

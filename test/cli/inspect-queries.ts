@@ -1,11 +1,7 @@
 /**
- * The README's "Inspect with sqlite3" queries, read from the README itself so that the text
- * and the test cannot drift apart: every ```sql block between that heading and the next
- * heading of the same or a higher level.
- *
- * README.md is the source once it has the section. Until the README is assembled, the draft
- * section in ./readme-inspect-section.md is used (delete that file after the merge: from then
- * on a README without the section fails the test instead of silently testing the draft).
+ * The "Inspect with sqlite3" queries, read from docs/sqlite3.md itself so that the text and the
+ * test cannot drift apart: every ```sql block between that heading and the next heading of the
+ * same or a higher level.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -45,14 +41,8 @@ export function extractInspectQueries(markdown: string): InspectQuery[] | null {
 }
 
 export function loadInspectQueries(): { source: string; queries: InspectQuery[] } {
-  const readme = path.join(REPO, 'README.md');
-  if (fs.existsSync(readme)) {
-    const q = extractInspectQueries(fs.readFileSync(readme, 'utf8'));
-    if (q !== null) return { source: readme, queries: q };
-  }
-  const draft = path.join(REPO, 'test', 'cli', 'readme-inspect-section.md');
-  if (!fs.existsSync(draft)) throw new Error(`README.md has no "## ${INSPECT_HEADING}" section (and the draft ${draft} is gone)`);
-  const q = extractInspectQueries(fs.readFileSync(draft, 'utf8'));
-  if (q === null) throw new Error(`${draft} has no "${INSPECT_HEADING}" heading`);
-  return { source: draft, queries: q };
+  const source = path.join(REPO, 'docs', 'sqlite3.md');
+  const q = extractInspectQueries(fs.readFileSync(source, 'utf8'));
+  if (q === null) throw new Error(`${source} has no "${INSPECT_HEADING}" heading`);
+  return { source, queries: q };
 }

@@ -1,5 +1,5 @@
 /**
- * The README's "Inspect with sqlite3" queries, run through the real sqlite3 shell against a
+ * The "Inspect with sqlite3" queries of docs/sqlite3.md, run through the real sqlite3 shell against a
  * database that a real `ckpt run` wrote; and the promise next to them: reading from the shell,
  * even inside an open transaction, never blocks the daemons.
  */
@@ -30,7 +30,7 @@ afterEach(() => {
 const HANDLER = path.join(path.dirname(new URL(import.meta.url).pathname), 'fixtures', 'outcome-handler.mjs');
 
 describe.skipIf(!hasSqlite3())('Inspect with sqlite3', () => {
-  it('the README section holds exactly five queries', () => {
+  it('docs/sqlite3.md holds exactly five queries', () => {
     const { source, queries } = loadInspectQueries();
     expect(queries.map((q) => q.title), source).toHaveLength(5);
     for (const q of queries) expect(q.sql).toMatch(/^SELECT /);
@@ -45,7 +45,7 @@ describe.skipIf(!hasSqlite3())('Inspect with sqlite3', () => {
     expect(extractInspectQueries('# nothing here')).toBeNull();
   });
 
-  it("runs each README query against a running daemon's database, while a shell holds a read transaction", async () => {
+  it("runs each docs/sqlite3.md query against a running daemon's database, while a shell holds a read transaction", async () => {
     const ws = makeWorkspace({
       handler: { command: [process.execPath, HANDLER, '{path}'] },
       stableMs: 100,

@@ -1,5 +1,5 @@
 /**
- * PostgreSQL migration 2 (the psql views): every `psql` line of the README's PostgreSQL section
+ * PostgreSQL migration 2 (the psql views): every `psql` line of docs/postgresql.md
  * runs through the real psql against a ledger written by the store, and the views show what
  * the store wrote (the same rows as the SQLite views).
  */
@@ -15,12 +15,9 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
-/** The README's PostgreSQL section, and the SQL of each `psql "$CKPT_PG_URL" -c "..."` line. */
+/** The SQL of each `psql "$CKPT_PG_URL" -c "..."` line of docs/postgresql.md. */
 function readmePsqlQueries(): string[] {
-  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
-  const start = readme.indexOf('## Several hosts, one ledger: PostgreSQL');
-  const end = readme.indexOf('\n## ', start + 1);
-  const section = readme.slice(start, end === -1 ? undefined : end);
+  const section = fs.readFileSync(path.join(REPO, 'docs', 'postgresql.md'), 'utf8');
   return section
     .split('\n')
     .filter((l) => l.startsWith('psql "$CKPT_PG_URL" -c "'))
@@ -33,8 +30,8 @@ function psqlBinary(): string {
 }
 
 describe.skipIf(!cluster)('psql views', () => {
-  it('every psql line of the README runs, and the views show what the store wrote', async () => {
-    // The README's examples use the schema "ckpt"; this cluster belongs to this test file alone.
+  it('every psql line of docs/postgresql.md runs, and the views show what the store wrote', async () => {
+    // The examples use the schema "ckpt"; this cluster belongs to this test file alone.
     const store = await PostgresStore.connect({ url: cluster!.url(), schema: 'ckpt', retry: { maxRetries: 3, baseDelayMs: 60_000, maxDelayMs: 60_000 } });
     try {
       const now = Date.now();

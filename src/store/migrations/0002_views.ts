@@ -1,16 +1,16 @@
 /**
- * Migration 2: read-only views for people at the sqlite3 shell (README "Inspect with sqlite3").
+ * Migration 2: read-only views for people at the sqlite3 shell (docs/sqlite3.md).
  *
  * Nothing in ckpt reads these views; they exist so that an operator can answer "where do things
  * stand, what failed and why, how fast is it going" with one short SELECT. Rules they follow:
  *
  * - Times are shown as `YYYY-MM-DD HH:MM:SS` (UTC, what `datetime()` prints) next to an age
  *   such as `4m 05s`; the stored ISO-8601 text stays in the tables for exact work.
- * - Every function used here exists in the Debian sqlite3 shell 3.40 (FACTS.md): a view the
+ * - Every function used here exists in the Debian sqlite3 shell 3.40 (docs/stack-facts.md): a view the
  *   older shell cannot parse would make the whole schema unreadable there, not just the view.
- *   test/cli/inspect-sqlite3.test.ts runs the README's queries through that shell.
+ *   test/cli/inspect-sqlite3.test.ts runs the queries of docs/sqlite3.md through that shell.
  * - Filters repeat the partial indexes' literal conditions (`status IN ('pending', 'failed')`,
- *   `status = 'processing'`) so the planner can use them (FACTS.md: a partial index is used only
+ *   `status = 'processing'`) so the planner can use them (docs/stack-facts.md: a partial index is used only
  *   when the WHERE repeats its condition literally).
  */
 

@@ -26,7 +26,7 @@ const SIDE_TIMEOUT_MS = 2_000;
 export interface PostgresPrimaryOptions extends PostgresStoreOptions {
   /**
    * Journals, claim markers and state files while the server is unreachable. Required: there
-   * is no database file to put them beside. A local disk (see the README: markers protect
+   * is no database file to put them beside. A local disk (see docs/postgresql.md: markers protect
    * this host only, and a network share would make them look shared when they are not).
    */
   fallbackDir: string;

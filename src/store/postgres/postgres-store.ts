@@ -70,7 +70,7 @@ const CONFLICT_RETRIES = 8;
  *   expired rows are locked, before they become claimable, but it can only act on THIS host:
  *   a lease that ran out on another host belongs to a process that ckpt cannot see or kill.
  *   Across hosts the lease and the claim token are the protection: the old holder can no
- *   longer write anything for the file (its handler may still be running, see the README).
+ *   longer write anything for the file (its handler may still be running, see docs/postgresql.md).
  * - `now` always comes from the caller, never from the server clock (as in SQLite).
  * - Errors: see pg-errors.ts. An unreachable or restarting server is StoreUnavailableError
  *   ('locked'), like a locked SQLite file, so the fallback layer treats both alike.

@@ -7,7 +7,7 @@
  * Every write after a claim names the claim token and `status = 'processing'`: a worker whose
  * claim was taken over changes nothing. Times are ISO-8601 text cast to TIMESTAMPTZ; `now`
  * always comes from the caller, never from the server's clock, so tests can move time (and
- * across hosts, leases are measured with the claiming host's clock: the README asks for NTP).
+ * across hosts, leases are measured with the claiming host's clock: docs/postgresql.md asks for NTP).
  */
 
 export interface Statement {

@@ -1,7 +1,7 @@
 /**
  * PostgreSQL migration 2: the read-only views of the SQLite ledger (../../migrations/0002_views.ts),
- * for people at psql (README "Several hosts, one ledger: PostgreSQL", "Looking inside"). Same
- * names, same columns, same rows, so that the README's sqlite3 questions work here too with
+ * for people at psql (docs/postgresql.md, "Looking inside"). Same
+ * names, same columns, same rows, so that the sqlite3 questions of docs/sqlite3.md work here too with
  * only the schema in front (`SELECT * FROM ckpt.v_status`).
  *
  * Nothing in ckpt reads them. Differences from SQLite, all deliberate:
