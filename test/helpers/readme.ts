@@ -26,8 +26,18 @@ export function sectionBlocks(markdown: string, heading: string): Block[] | null
   const start = lines.findIndex((l) => /^#{1,6}\s+/.test(l) && l.replace(/^#+\s+/, '').trim() === heading);
   if (start < 0) return null;
   const level = /^#+/.exec(lines[start]!)![0].length;
+  return fencedBlocks(lines, start + 1, level);
+}
+
+/** Every fenced block of the markdown. */
+export function allBlocks(markdown: string): Block[] {
+  return fencedBlocks(markdown.split('\n'), 0, 0);
+}
+
+/** Blocks from line `from` up to the next heading of level <= `level` (0: to the end). */
+function fencedBlocks(lines: string[], from: number, level: number): Block[] {
   const blocks: Block[] = [];
-  for (let i = start + 1; i < lines.length; i++) {
+  for (let i = from; i < lines.length; i++) {
     const h = /^(#{1,6})\s/.exec(lines[i]!);
     if (h && h[1]!.length <= level) break;
     const fence = /^```(\S*)\s*$/.exec(lines[i]!);
