@@ -10,8 +10,28 @@ export interface CheckpointManagerOptions {
   /** How long a claim holds without renewal; renewed automatically at a third of it. */
   leaseMs?: number;
   retry?: RetryPolicy;
+  /**
+   * What a different `version` (claimFile's option) does to a completed or dead file:
+   * 'reprocess' (default) makes it a new version to claim, 'ignore' keeps it finished.
+   * Calls without a version never re-open a finished file, whatever the policy.
+   */
   onChange?: ChangePolicy;
 }
+
+export interface ClaimFileOptions {
+  /**
+   * What identifies this content of the file: a content hash, an ETag, an object-store
+   * generation. A completed (or dead) file given a different version is claimable again as a
+   * new version; the same version, or no version, is not. `fileTimestamp` is never a version.
+   */
+  version?: string;
+}
+
+/**
+ * The fingerprint recorded for a file claimed without a version. The same for every call, so a
+ * timestamp (the seed passes `new Date()`) never makes a finished file look changed.
+ */
+const UNVERSIONED = 'unversioned';
 
 export interface ProcessingStats {
   totalRows: number;
@@ -35,16 +55,15 @@ export class CheckpointManager {
   private readonly store: CheckpointStore;
   private readonly workerId: string;
   private readonly leaseMs: number;
+  private readonly onChange: ChangePolicy;
   private readonly held = new Map<string, Claim>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(opts: CheckpointManagerOptions) {
     this.workerId = opts.workerId ?? `${os.hostname()}:${process.pid}`;
     this.leaseMs = opts.leaseMs ?? 60_000;
-    this.store = openStore(opts.database, {
-      ...(opts.retry ? { retry: opts.retry } : {}),
-      ...(opts.onChange ? { onChange: opts.onChange } : {}),
-    });
+    this.onChange = opts.onChange ?? 'reprocess';
+    this.store = openStore(opts.database, opts.retry ? { retry: opts.retry } : {});
     this.timer = setInterval(() => void this.renew(), Math.max(50, Math.floor(this.leaseMs / 3)));
     this.timer.unref();
   }
@@ -52,13 +71,20 @@ export class CheckpointManager {
   /**
    * Register the file (idempotent) and try to claim it. True: you hold it and must complete or
    * fail it. False: it is completed, dead, waiting for a retry, or held by a live worker.
-   * A changed `fileTimestamp` for a completed file makes it a new version (claimable again).
+   * `fileTimestamp` is recorded when the file is first registered; it is not a version: a
+   * completed file is never claimed again unless `opts.version` says its content changed.
    */
-  async claimFile(fileUrl: string, fileType: string, fileTimestamp: Date): Promise<boolean> {
+  async claimFile(fileUrl: string, fileType: string, fileTimestamp: Date, opts: ClaimFileOptions = {}): Promise<boolean> {
     const now = Date.now();
     const ts = fileTimestamp.getTime();
     if (Number.isNaN(ts)) throw new TypeError(`claimFile(${fileUrl}): fileTimestamp is not a valid date`);
-    await this.store.discover([{ fileUrl, fileType, mtimeMs: ts, size: 0, fingerprint: `ts:${ts}` }], now);
+    const { version } = opts;
+    if (version !== undefined && (typeof version !== 'string' || version === '')) {
+      throw new TypeError(`claimFile(${fileUrl}): version must be a non-empty string`);
+    }
+    const file = { fileUrl, fileType, mtimeMs: ts, size: 0, fingerprint: version ?? UNVERSIONED };
+    // Without a version, a finished file stays finished: the store's change rule is switched off.
+    await this.store.discover([file], now, version === undefined ? { onChange: 'ignore' } : { onChange: this.onChange });
     const claim = await this.store.claimFile(fileUrl, { workerId: this.workerId, leaseMs: this.leaseMs, now });
     if (!claim) return false;
     this.held.set(fileUrl, claim);

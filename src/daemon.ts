@@ -75,7 +75,8 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
         ? await createHandler({ command: config.handler.command, timeoutMs: config.handler.timeoutMs, killGraceMs: config.handler.killGraceMs, cwd: config.handler.cwd })
         : await createHandler({ module: config.handler.module, timeoutMs: config.handler.timeoutMs });
   } catch (err) {
-    log.fatal({ err }, `${config.configPath}: handler: ${(err as Error).message}`);
+    // A configuration error: one line naming the file, the key and the cause, no loader stack.
+    log.fatal(`${config.configPath}: handler: ${(err as Error).message}`);
     return EXIT_CONFIG;
   }
 

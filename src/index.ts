@@ -1,5 +1,5 @@
 /** ckpt's library API. The daemon is `ckpt run`; this is for programs that embed ckpt. */
-export { CheckpointManager, ClaimLostError, type CheckpointManagerOptions, type ProcessingStats } from './checkpoint-manager.js';
+export { CheckpointManager, ClaimLostError, type CheckpointManagerOptions, type ClaimFileOptions, type ProcessingStats } from './checkpoint-manager.js';
 export { PermanentError, isPermanentError } from './run/errors.js';
 export { SqliteStore, type SqliteStoreOptions } from './store/sqlite-store.js';
 export { openStore } from './store/open-store.js';

@@ -16,6 +16,8 @@ import type { Logger } from 'pino';
 import { timerDelay } from './command-handler.js';
 import { isPermanentError } from './errors.js';
 import type { Handler, HandlerContext, HandlerOutcome } from './handler.js';
+import { provideCkptSpecifier } from './ckpt-specifier.js';
+import { loadErrorText } from './load-error.js';
 import { checkStats } from './stats-line.js';
 
 export interface ModuleHandlerConfig {
@@ -42,8 +44,8 @@ export type ModuleHandlerFunction = (file: string, ctx: ModuleHandlerContext) =>
 const TS_EXTENSION = /\.[cm]?tsx?$/i;
 
 /**
- * Loads the module and checks its default export. Throws a clear Error (the daemon exits 78)
- * when the module is missing, fails to load, or has no default function export.
+ * Loads the module and checks its default export. Throws a clear one-line Error (the daemon
+ * exits 78) when the module is missing, fails to load, or has no default function export.
  *
  * TypeScript: Node 20 cannot load .ts by itself (no type stripping before Node 22.6). ckpt does
  * not bundle a TypeScript loader: tsx is only a dev dependency, and the daemon should not
@@ -66,6 +68,7 @@ export async function loadModuleHandler(cfg: ModuleHandlerConfig): Promise<Handl
   if (!isFile) throw new Error(`handler module not found: ${file}`);
 
   let mod: Record<string, unknown>;
+  provideCkptSpecifier();
   try {
     mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (err) {
@@ -74,10 +77,9 @@ export async function loadModuleHandler(cfg: ModuleHandlerConfig): Promise<Handl
         `handler module ${file} is TypeScript, which Node ${process.versions.node} cannot load by itself: ` +
           `start ckpt with the tsx loader registered (node --import tsx .../ckpt/dist/cli/main.js ..., ` +
           `or NODE_OPTIONS="--import tsx" with tsx installed), or compile the handler to .js/.mjs`,
-        { cause: err },
       );
     }
-    throw new Error(`handler module ${file} failed to load: ${errorText(err)}`, { cause: err });
+    throw new Error(`handler module ${file} failed to load: ${loadErrorText(err, file)}`);
   }
 
   let fn: unknown = mod.default;

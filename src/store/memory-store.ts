@@ -83,18 +83,19 @@ export class MemoryStore implements CheckpointStore {
   discover(files: readonly DiscoveredFile[], now: number, opts?: DiscoverOptions): Promise<DiscoverResult> {
     const res: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
     const nowIso = iso(now);
-    for (const f of files) if (!opts?.stillThere || opts.stillThere(f)) this.discoverOne(f, nowIso, res);
+    const policy = opts?.onChange ?? this.onChange;
+    for (const f of files) if (!opts?.stillThere || opts.stillThere(f)) this.discoverOne(f, nowIso, policy, res);
     return Promise.resolve(res);
   }
 
-  private discoverOne(f: DiscoveredFile, nowIso: string, res: DiscoverResult): void {
+  private discoverOne(f: DiscoveredFile, nowIso: string, policy: ChangePolicy, res: DiscoverResult): void {
     const ts = iso(f.mtimeMs);
     const tomb = this.tombstones.get(f.fileUrl);
     const cur = this.rows.get(f.fileUrl);
     if (!cur) {
       let version = 1;
       if (tomb) {
-        if (tomb.fingerprint === f.fingerprint || this.onChange === 'ignore') {
+        if (tomb.fingerprint === f.fingerprint || policy === 'ignore') {
           res.tombstoned++;
           return;
         }
@@ -110,7 +111,7 @@ export class MemoryStore implements CheckpointStore {
       return;
     }
     if (cur.status === 'completed' || cur.status === 'dead') {
-      if (this.onChange !== 'reprocess') {
+      if (policy !== 'reprocess') {
         res.unchanged++;
         return;
       }

@@ -65,7 +65,7 @@ export class PathMappedStore implements CheckpointStore {
 
   async discover(files: readonly DiscoveredFile[], now: number, opts?: DiscoverOptions): Promise<DiscoverResult> {
     const still = opts?.stillThere;
-    const inner = still ? { stillThere: (f: DiscoveredFile) => still(this.local(f)) } : undefined;
+    const inner = still ? { ...opts, stillThere: (f: DiscoveredFile) => still(this.local(f)) } : opts;
     const res = await this.inner.discover(files.map((f) => this.sharedRef(f)), now, inner);
     return res.unfinished ? { ...res, unfinished: res.unfinished.map((u) => this.local(u)) } : res;
   }

@@ -142,18 +142,19 @@ export class SqliteStore implements CheckpointStore {
     // write() runs this again after SQLITE_BUSY: the check and the counts start over each try.
     return this.write('discover', () => {
       const res: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
-      for (const f of files) if (!opts?.stillThere || opts.stillThere(f)) this.discoverOne(f, nowIso, res);
+      const policy = opts?.onChange ?? this.onChange;
+      for (const f of files) if (!opts?.stillThere || opts.stillThere(f)) this.discoverOne(f, nowIso, policy, res);
       return res;
     });
   }
 
-  private discoverOne(f: DiscoveredFile, nowIso: string, res: DiscoverResult): void {
+  private discoverOne(f: DiscoveredFile, nowIso: string, policy: ChangePolicy, res: DiscoverResult): void {
     const s = this.s;
     const ts = iso(f.mtimeMs);
     const tomb = s.getTombstone.get(f.fileUrl) as { fingerprint: string; version: number } | undefined;
     let version = 1;
     if (tomb) {
-      if (tomb.fingerprint === f.fingerprint || this.onChange === 'ignore') {
+      if (tomb.fingerprint === f.fingerprint || policy === 'ignore') {
         res.tombstoned++;
         return;
       }
@@ -173,7 +174,7 @@ export class SqliteStore implements CheckpointStore {
       return;
     }
     if (cur.status === 'completed' || cur.status === 'dead') {
-      if (this.onChange === 'reprocess' && s.reversion.run(f.fileType, ts, f.fingerprint, f.size, nowIso, nowIso, f.fileUrl).changes === 1) {
+      if (policy === 'reprocess' && s.reversion.run(f.fileType, ts, f.fingerprint, f.size, nowIso, nowIso, f.fileUrl).changes === 1) {
         res.reversioned++;
       } else {
         res.unchanged++;

@@ -263,6 +263,11 @@ export interface DiscoverOptions {
    * 562355558).
    */
   stillThere?: (f: DiscoveredFile) => boolean;
+  /**
+   * The change policy for this call, instead of the store's. The library's CheckpointManager
+   * passes 'ignore' when its caller gave no version: a timestamp alone is not a new version.
+   */
+  onChange?: ChangePolicy;
 }
 
 export interface CheckpointStore {

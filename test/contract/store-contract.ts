@@ -261,6 +261,28 @@ export function runStoreContract(name: string, make: StoreFactory): void {
       expect(await s.get('/inbox/b')).toMatchObject({ status: 'pending', version: 1, fingerprint: 'v2' });
     });
 
+    it('a policy given to one discover call overrides the store\'s, for rows and tombstones', async () => {
+      const s = await mk();
+      await s.discover([file('a', 'v1'), file('b', 'v1')], T0);
+      const stats = { totalRows: 0, filteredRows: 0, persistedRows: 0, durationMs: 0 };
+      for (const c of await s.claim(2, claimOpts(T0))) await s.complete([{ fileUrl: c.fileUrl, token: c.token, stats, now: T0 + 1 }]);
+      expect(await s.purge({ olderThanMs: 0, statuses: ['completed'], now: T0 + 2 })).toBe(2);
+      await s.discover([file('c', 'v1')], T0 + 3);
+      const [c] = await s.claim(1, claimOpts(T0 + 3));
+      await s.complete([{ fileUrl: c!.fileUrl, token: c!.token, stats, now: T0 + 4 }]);
+      const changed = [file('a', 'v2'), file('c', 'v2')];
+      expect(await s.discover(changed, T0 + 5, { onChange: 'ignore' })).toMatchObject({ reversioned: 0, inserted: 0, tombstoned: 1, unchanged: 1 });
+      expect(await s.get('/inbox/c')).toMatchObject({ status: 'completed', version: 1, fingerprint: 'v1' });
+      expect(await s.claim(5, claimOpts(T0 + 6))).toEqual([]);
+      // The store's own policy (reprocess) still holds for calls that do not say otherwise.
+      expect(await s.discover(changed, T0 + 7)).toMatchObject({ reversioned: 1, inserted: 1 });
+      const ignoring = await mk({ onChange: 'ignore' });
+      await ignoring.discover([file('d', 'v1')], T0);
+      const [d] = await ignoring.claim(1, claimOpts(T0));
+      await ignoring.complete([{ fileUrl: d!.fileUrl, token: d!.token, stats, now: T0 + 1 }]);
+      expect(await ignoring.discover([file('d', 'v2')], T0 + 2, { onChange: 'reprocess' })).toMatchObject({ reversioned: 1 });
+    });
+
     it('purge leaves tombstones: a purged file still in the folder is not handled again', async () => {
       const s = await mk();
       await s.discover([file('old', 'v1'), file('dead', 'v1'), file('new', 'v1')], T0);

@@ -11,6 +11,7 @@ import type { SqliteStoreOptions } from '../sqlite-store.js';
 import { iso } from '../time.js';
 import type {
   AttemptRecord,
+  ChangePolicy,
   CheckpointStore,
   Claim,
   ClaimOptions,
@@ -1167,19 +1168,20 @@ export class FallbackStore implements CheckpointStore {
     return this.db.lookup(fileUrl, now);
   }
 
-  private async discoverDegraded(files: readonly DiscoveredFile[], now: number): Promise<DiscoverResult> {
+  private async discoverDegraded(files: readonly DiscoveredFile[], now: number, onChange?: ChangePolicy): Promise<DiscoverResult> {
+    const policy = onChange ?? this.opts.onChange;
     const mem = this.memory!;
     const res: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
     for (const f of files) {
       if (!mem.has(f.fileUrl)) {
         const l = await this.looked(f.fileUrl, now);
         if (l?.row) mem.put(l.row);
-        else if (l?.tomb && (l.tomb.fingerprint === f.fingerprint || this.opts.onChange === 'ignore')) {
+        else if (l?.tomb && (l.tomb.fingerprint === f.fingerprint || policy === 'ignore')) {
           res.tombstoned++;
           continue;
         }
       }
-      const r = await mem.discover([f], now);
+      const r = await mem.discover([f], now, onChange ? { onChange } : undefined);
       res.inserted += r.inserted;
       res.reversioned += r.reversioned;
       res.unchanged += r.unchanged;
@@ -1594,7 +1596,7 @@ export class FallbackStore implements CheckpointStore {
         this.db.noteDiscovered?.(files.map((f) => f.fileUrl));
         return r;
       },
-      () => this.discoverDegraded(opts?.stillThere ? files.filter(opts.stillThere) : files, now),
+      () => this.discoverDegraded(opts?.stillThere ? files.filter(opts.stillThere) : files, now, opts?.onChange),
     );
   }
 

@@ -217,7 +217,8 @@ export class PostgresStore implements CheckpointStore {
         const out: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
         // The same path twice in one batch is handled in order, like SQLite's loop: the second
         // sighting goes in a later round and sees what the first one did.
-        for (const round of rounds(files)) await this.discoverRound(c, round, nowIso, out);
+        const policy = opts?.onChange ?? this.onChange;
+        for (const round of rounds(files)) await this.discoverRound(c, round, nowIso, policy, out);
         return out;
       },
       this.s.purgeLock('shared', this.schema),
@@ -229,7 +230,7 @@ export class PostgresStore implements CheckpointStore {
    * rescan of known, unchanged files costs that one read). Every write repeats its condition,
    * so a row another host changed since the read is left alone and counted as unchanged.
    */
-  private async discoverRound(c: pg.PoolClient, files: DiscoveredFile[], nowIso: string, res: DiscoverResult): Promise<void> {
+  private async discoverRound(c: pg.PoolClient, files: DiscoveredFile[], nowIso: string, policy: ChangePolicy, res: DiscoverResult): Promise<void> {
     const known = new Map<string, Row>();
     for (const r of (await c.query<Row>({ ...this.s.known, values: [files.map((f) => f.fileUrl)] })).rows) known.set(String(r.file_url), r);
 
@@ -240,7 +241,7 @@ export class PostgresStore implements CheckpointStore {
       const k = known.get(f.fileUrl);
       if (k?.status == null) {
         if (k?.tomb_fingerprint != null) {
-          if (k.tomb_fingerprint === f.fingerprint || this.onChange === 'ignore') {
+          if (k.tomb_fingerprint === f.fingerprint || policy === 'ignore') {
             res.tombstoned++;
             continue;
           }
@@ -252,7 +253,7 @@ export class PostgresStore implements CheckpointStore {
         // processing: the runner re-discovers the file after its outcome if it changed meanwhile.
         res.unchanged++;
       } else if (k.status === 'completed' || k.status === 'dead') {
-        if (this.onChange === 'reprocess') reversion.push(f);
+        if (policy === 'reprocess') reversion.push(f);
         else res.unchanged++;
       } else {
         // pending or failed, not run yet in this shape: the next run reads the new content anyway.
@@ -282,7 +283,7 @@ export class PostgresStore implements CheckpointStore {
       // Inserted by another host since the read: now a known row like any other.
       for (const x of fresh) {
         if (inserted.has(x.f.fileUrl)) continue;
-        if (this.onChange === 'reprocess') reversion.push(x.f);
+        if (policy === 'reprocess') reversion.push(x.f);
         refresh.push(x.f);
       }
     }
