@@ -11,16 +11,17 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config/types.js';
-import { healthFromMode, startHttpServer, type HttpServer } from './ops/http.js';
+import { healthFromMode, startHttpServer, withHandler, type HttpServer } from './ops/http.js';
 import { Metrics } from './ops/metrics.js';
 import { notifyReady, notifyStopping } from './ops/notify.js';
 import { createProgress, type Progress } from './ops/progress.js';
 import { cleanStaleMoveTemps, removeStaleMoveTemps } from './run/after-action.js';
 import { createHandler, type Handler } from './run/handler.js';
+import { availabilityFor, gateHandler, handlerProblemAtStart } from './run/handler-availability.js';
 import { stillAsFound } from './run/recheck-discovered.js';
 import { Runner, type OutcomeKind } from './run/runner.js';
 import { groupIdOf } from './store/open-database.js';
-import { FallbackStore, type ModeInfo, openStore } from './store/open-store.js';
+import { FallbackStore, type ModeInfo, fallbackDirForConfig, openStore } from './store/open-store.js';
 import { PathMap } from './store/path-map.js';
 import { withPathMap } from './store/path-mapped-store.js';
 import type { PostgresPrimary } from './store/postgres/fallback-primary.js';
@@ -76,6 +77,12 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
         : await createHandler({ module: config.handler.module, timeoutMs: config.handler.timeoutMs });
   } catch (err) {
     log.fatal({ err }, `${config.configPath}: handler: ${(err as Error).message}`);
+    return EXIT_CONFIG;
+  }
+  // A program that cannot be started would dead-letter every file after its retries.
+  const handlerProblem = handlerProblemAtStart(config);
+  if (handlerProblem !== null) {
+    log.fatal({ key: 'handler.command[0]' }, handlerProblem);
     return EXIT_CONFIG;
   }
 
@@ -155,10 +162,20 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   // --once shows progress: a bar on a terminal, log lines otherwise.
   const progress: Progress | null = opts.once ? createProgress({ total: 0, tty: process.stderr.isTTY === true, logger: log }) : null;
   const metrics = config.http ? new Metrics({ counts: () => store.counts(), ...(dbPath ? { databasePath: dbPath } : {}) }) : null;
+  // The handler's program gone while running (an upgrade): pause claiming, keep the retries.
+  const availability = availabilityFor(config, {
+    logger: log,
+    workerId,
+    stateDir: fallbackDirForConfig(config.database, config.fallbackDir),
+    fileMode: config.fileMode,
+    metrics,
+    wake: () => runner.wake(),
+  });
 
   const runner = new Runner({
     store,
-    handler,
+    handler: availability ? gateHandler(handler, availability) : handler,
+    paused: () => availability?.unavailable != null,
     workerId,
     host,
     concurrency: config.concurrency,
@@ -262,7 +279,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   let http: HttpServer | null = null;
   if (config.http && metrics) {
     // Degraded still works, but needs a person (a lock left open, a corrupt file): 503 with why.
-    const health = () => healthFromMode(mode());
+    const health = () => withHandler(healthFromMode(mode()), availability?.unavailable ?? null);
     try {
       http = await startHttpServer({ host: config.http.host, port: config.http.port, metrics, health, logger: log });
     } catch (err) {
@@ -311,6 +328,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   progress?.finish();
   await watcher.close().catch((err: unknown) => log.error({ err }, 'error while closing the watcher'));
   await runner.stop(config.shutdownGraceMs);
+  availability?.close();
   clearInterval(workerTimer);
   await store.removeWorker(workerId).catch(() => undefined);
   await http?.close().catch(() => undefined);
