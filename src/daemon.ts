@@ -27,6 +27,7 @@ import { withPathMap } from './store/path-mapped-store.js';
 import type { PostgresPrimary } from './store/postgres/fallback-primary.js';
 import { StoreUnavailableError } from './store/sqlite-errors.js';
 import type { CheckpointStore, DiscoveredFile } from './store/types.js';
+import { claimFolders, ledgerOf } from './watch/folder-ownership.js';
 import { FolderWatcher } from './watch/watcher.js';
 
 export const EXIT_OK = 0;
@@ -84,6 +85,12 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   if (handlerProblem !== null) {
     log.fatal({ key: 'handler.command[0]' }, handlerProblem);
     return EXIT_CONFIG;
+  }
+
+  // SQLite: before the database is opened, so that a refused start creates no database file.
+  if (config.database.kind === 'sqlite') {
+    const refused = await ownFolders(config, log);
+    if (refused !== null) return refused;
   }
 
   let store: CheckpointStore;
@@ -154,6 +161,14 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   } catch (err) {
     log.fatal({ err }, `cannot open the database: ${(err as Error).message}`);
     return err instanceof StoreUnavailableError ? EXIT_UNAVAILABLE : EXIT_CONFIG;
+  }
+  // PostgreSQL's ledger identity is read from the (now migrated) schema.
+  if (config.database.kind === 'postgres') {
+    const refused = await ownFolders(config, log);
+    if (refused !== null) {
+      await store.close();
+      return refused;
+    }
   }
 
   const discoveredAt = new Map<string, number>();
@@ -359,5 +374,21 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
         return dead > 0 ? EXIT_SOME_DEAD : EXIT_OK;
       }
     }
+  }
+}
+
+/**
+ * A folder belongs to one ledger: a second database on it would run every file again
+ * (watch/folder-ownership.ts). The exit code to stop with, or null to go on.
+ */
+async function ownFolders(config: ResolvedConfig, log: Logger): Promise<number | null> {
+  try {
+    const owned = claimFolders(config.watch, await ledgerOf(config), { configPath: config.configPath, warn: (f, m) => log.warn(f, m) });
+    if (owned.ok) return null;
+    log.fatal(owned.line);
+    return EXIT_CONFIG;
+  } catch (err) {
+    log.fatal({ err }, `cannot read the ledger's identity: ${(err as Error).message}`);
+    return EXIT_UNAVAILABLE;
   }
 }
