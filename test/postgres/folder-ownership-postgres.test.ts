@@ -1,15 +1,17 @@
 /**
  * Folder ownership on PostgreSQL: two daemons on one schema share a folder (the multi-host
  * set-up, see daemon-postgres.test.ts), a daemon on another schema of the same server is a
- * second ledger and is refused with one line naming both.
+ * second ledger and is refused with one line naming both. And `ckpt doctor`'s dead-file count,
+ * which reads the schema.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LEDGER_MARKER } from '../../src/watch/folder-ownership.js';
-import { killDaemons, setup, startDaemon, started } from '../helpers/daemon.js';
+import { cli, drop, killDaemons, setup, startDaemon, started } from '../helpers/daemon.js';
 import { PG_PASSWORD, freshSchema, pgClusterForTests } from '../helpers/postgres.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cluster = await pgClusterForTests('folder ownership on postgres');
 afterEach(() => {
@@ -43,5 +45,18 @@ describe.skipIf(!cluster)('folder ownership on PostgreSQL', () => {
     expect(fatal).toHaveLength(1);
     expect(fatal[0]).toMatch(new RegExp(`watch\\[0\\]\\.dir: folder .* belongs to another ledger, PostgreSQL .*, schema ${mine} \\(created .*\\).*this one is PostgreSQL .*, schema ${theirs} \\(created`));
     expect(fatal[0]).not.toContain(PG_PASSWORD);
+  });
+
+  it('ckpt doctor counts the dead files in the schema (a warn line with the commands)', async () => {
+    const schema = freshSchema('dead');
+    const s = setup({ database: { urlEnv: 'CKPT_TEST_PG_URL', schema }, fallbackDir: 'fallback' });
+    const env = { CKPT_TEST_PG_URL: cluster!.url() };
+    const d = startDaemon(s, [], env);
+    await started(d);
+    drop(s.inbox, 'bad.csv', 'permanent\n');
+    await waitFor(async () => Number((await cluster!.sql(`SELECT count(*) AS n FROM "${schema}".file_checkpoints WHERE status = 'dead'`)).rows[0].n) === 1, { message: 'bad.csv dead' });
+    const doc = await cli(['doctor', '--config', s.config], { env });
+    expect(doc.stdout).toMatch(/^warn +dead files +1 file\(s\) used up their retries or failed permanently: see them with `ckpt list --status dead --config /m);
+    expect(doc.stdout.trimEnd().split('\n').at(-1)).toBe('dead files wait for a person: see the "dead files" line above');
   });
 });
