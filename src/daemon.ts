@@ -11,21 +11,23 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config/types.js';
-import { healthFromMode, startHttpServer, type HttpServer } from './ops/http.js';
+import { healthFromMode, startHttpServer, withHandler, type HttpServer } from './ops/http.js';
 import { Metrics } from './ops/metrics.js';
 import { notifyReady, notifyStopping } from './ops/notify.js';
 import { createProgress, type Progress } from './ops/progress.js';
 import { cleanStaleMoveTemps, removeStaleMoveTemps } from './run/after-action.js';
 import { createHandler, type Handler } from './run/handler.js';
+import { availabilityFor, gateHandler, handlerProblemAtStart } from './run/handler-availability.js';
 import { stillAsFound } from './run/recheck-discovered.js';
 import { Runner, type OutcomeKind } from './run/runner.js';
 import { groupIdOf } from './store/open-database.js';
-import { FallbackStore, type ModeInfo, openStore } from './store/open-store.js';
+import { FallbackStore, type ModeInfo, fallbackDirForConfig, openStore } from './store/open-store.js';
 import { PathMap } from './store/path-map.js';
 import { withPathMap } from './store/path-mapped-store.js';
 import type { PostgresPrimary } from './store/postgres/fallback-primary.js';
 import { StoreUnavailableError } from './store/sqlite-errors.js';
 import type { CheckpointStore, DiscoveredFile } from './store/types.js';
+import { claimFolders, ledgerOf } from './watch/folder-ownership.js';
 import { FolderWatcher } from './watch/watcher.js';
 
 export const EXIT_OK = 0;
@@ -78,6 +80,18 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
     // A configuration error: one line naming the file, the key and the cause, no loader stack.
     log.fatal(`${config.configPath}: handler: ${(err as Error).message}`);
     return EXIT_CONFIG;
+  }
+  // A program that cannot be started would dead-letter every file after its retries.
+  const handlerProblem = handlerProblemAtStart(config);
+  if (handlerProblem !== null) {
+    log.fatal({ key: 'handler.command[0]' }, handlerProblem);
+    return EXIT_CONFIG;
+  }
+
+  // SQLite: before the database is opened, so that a refused start creates no database file.
+  if (config.database.kind === 'sqlite') {
+    const refused = await ownFolders(config, log);
+    if (refused !== null) return refused;
   }
 
   let store: CheckpointStore;
@@ -149,6 +163,14 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
     log.fatal({ err }, `cannot open the database: ${(err as Error).message}`);
     return err instanceof StoreUnavailableError ? EXIT_UNAVAILABLE : EXIT_CONFIG;
   }
+  // PostgreSQL's ledger identity is read from the (now migrated) schema.
+  if (config.database.kind === 'postgres') {
+    const refused = await ownFolders(config, log);
+    if (refused !== null) {
+      await store.close();
+      return refused;
+    }
+  }
 
   const discoveredAt = new Map<string, number>();
   const handed = opts.once ? new Set<string>() : null;
@@ -156,10 +178,20 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   // --once shows progress: a bar on a terminal, log lines otherwise.
   const progress: Progress | null = opts.once ? createProgress({ total: 0, tty: process.stderr.isTTY === true, logger: log }) : null;
   const metrics = config.http ? new Metrics({ counts: () => store.counts(), ...(dbPath ? { databasePath: dbPath } : {}) }) : null;
+  // The handler's program gone while running (an upgrade): pause claiming, keep the retries.
+  const availability = availabilityFor(config, {
+    logger: log,
+    workerId,
+    stateDir: fallbackDirForConfig(config.database, config.fallbackDir),
+    fileMode: config.fileMode,
+    metrics,
+    wake: () => runner.wake(),
+  });
 
   const runner = new Runner({
     store,
-    handler,
+    handler: availability ? gateHandler(handler, availability) : handler,
+    paused: () => availability?.unavailable != null,
     workerId,
     host,
     concurrency: config.concurrency,
@@ -263,7 +295,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   let http: HttpServer | null = null;
   if (config.http && metrics) {
     // Degraded still works, but needs a person (a lock left open, a corrupt file): 503 with why.
-    const health = () => healthFromMode(mode());
+    const health = () => withHandler(healthFromMode(mode()), availability?.unavailable ?? null);
     try {
       http = await startHttpServer({ host: config.http.host, port: config.http.port, metrics, health, logger: log });
     } catch (err) {
@@ -312,6 +344,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   progress?.finish();
   await watcher.close().catch((err: unknown) => log.error({ err }, 'error while closing the watcher'));
   await runner.stop(config.shutdownGraceMs);
+  availability?.close();
   clearInterval(workerTimer);
   await store.removeWorker(workerId).catch(() => undefined);
   await http?.close().catch(() => undefined);
@@ -342,5 +375,21 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
         return dead > 0 ? EXIT_SOME_DEAD : EXIT_OK;
       }
     }
+  }
+}
+
+/**
+ * A folder belongs to one ledger: a second database on it would run every file again
+ * (watch/folder-ownership.ts). The exit code to stop with, or null to go on.
+ */
+async function ownFolders(config: ResolvedConfig, log: Logger): Promise<number | null> {
+  try {
+    const owned = claimFolders(config.watch, await ledgerOf(config), { configPath: config.configPath, warn: (f, m) => log.warn(f, m) });
+    if (owned.ok) return null;
+    log.fatal(owned.line);
+    return EXIT_CONFIG;
+  } catch (err) {
+    log.fatal({ err }, `cannot read the ledger's identity: ${(err as Error).message}`);
+    return EXIT_UNAVAILABLE;
   }
 }

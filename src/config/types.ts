@@ -50,6 +50,11 @@ export interface WatchConfig {
   readonly readyMarker: string | null;
   /** Watch sub-folders too. */
   readonly recursive: boolean;
+  /**
+   * The folder may be watched by daemons on other databases too, on purpose (each runs every
+   * file). Default false: the first ledger owns the folder (src/watch/folder-ownership.ts).
+   */
+  readonly allowOtherLedgers: boolean;
 }
 
 /**

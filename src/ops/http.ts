@@ -5,6 +5,8 @@
  *   GET /metrics   Prometheus text format (./metrics.ts)
  *   GET /healthz   200 {"status":"ok","mode":"normal",...}
  *                  503 {"status":"unhealthy","reason":"...","mode":"degraded","since":"..."}
+ *                  503 {"status":"unhealthy","reason":"handler program unavailable: ...",
+ *                       "handler":{"available":false,"since":"...","why":"..."},...}
  *
  * node:http directly: two routes do not earn a framework.
  */
@@ -20,6 +22,8 @@ export interface Health {
   mode: 'normal' | 'degraded';
   /** Epoch ms or ISO time the current mode began. */
   since?: number | string;
+  /** Set while the handler program cannot be started (see run/handler-availability.ts). */
+  handlerUnavailable?: { since: number; why: string };
 }
 
 export interface HttpServerOptions {
@@ -48,6 +52,16 @@ export function healthFromMode(m: { mode: 'normal' | 'degraded'; since: number |
   return h;
 }
 
+/**
+ * A handler program that is gone makes the process unhealthy whatever its mode: it claims
+ * nothing until the program is back.
+ */
+export function withHandler(h: Health, u: { since: number; why: string } | null): Health {
+  if (u === null) return h;
+  const reason = `handler program unavailable since ${new Date(u.since).toISOString()}: ${u.why}`;
+  return { ...h, ok: false, reason: h.ok || h.reason === undefined ? reason : `${h.reason}; ${reason}`, handlerUnavailable: { since: u.since, why: u.why } };
+}
+
 function send(res: http.ServerResponse, status: number, type: string, body: string, head: boolean): void {
   res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
   res.end(head ? undefined : body);
@@ -67,6 +81,9 @@ export function healthBody(health: Health): { status: number; body: Record<strin
   const since = isoOf(health.since);
   if (since !== undefined) body.since = since;
   if (health.reason !== undefined) body.reason = health.reason;
+  if (health.handlerUnavailable !== undefined) {
+    body.handler = { available: false, since: isoOf(health.handlerUnavailable.since), why: health.handlerUnavailable.why };
+  }
   return { status: health.ok ? 200 : 503, body };
 }
 

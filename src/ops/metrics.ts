@@ -47,6 +47,7 @@ export class Metrics {
   private readonly handlerDuration: Histogram<'outcome'>;
   private readonly discoveryLatency: Histogram;
   private readonly degraded: Gauge;
+  private readonly handlerUnavailable: Gauge;
   private cached: { at: number; counts: Record<Status, number> } | null = null;
   private pending: Promise<Record<Status, number>> | null = null;
   private readonly now: () => number;
@@ -87,6 +88,12 @@ export class Metrics {
       registers,
     });
     this.degraded.set(0);
+    this.handlerUnavailable = new Gauge({
+      name: 'ckpt_handler_unavailable',
+      help: '1 while the handler program cannot be started (claiming paused, retries kept), else 0.',
+      registers,
+    });
+    this.handlerUnavailable.set(0);
 
     const self = this;
     new Gauge({
@@ -141,6 +148,10 @@ export class Metrics {
 
   setDegraded(on: boolean): void {
     this.degraded.set(on ? 1 : 0);
+  }
+
+  setHandlerUnavailable(on: boolean): void {
+    this.handlerUnavailable.set(on ? 1 : 0);
   }
 
   /** The Prometheus text exposition. */

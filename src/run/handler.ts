@@ -39,7 +39,11 @@ export interface HandlerContext {
   onSpawn?: (pid: number) => void;
 }
 
-export type FailureKind = 'exit' | 'signal' | 'timeout' | 'aborted' | 'threw' | 'spawn';
+/**
+ * `unavailable`: the program could not be started because it is gone (handler-availability.ts);
+ * not the file's fault, so the claim is given back without counting an attempt.
+ */
+export type FailureKind = 'exit' | 'signal' | 'timeout' | 'aborted' | 'threw' | 'spawn' | 'unavailable';
 
 export type HandlerOutcome =
   | { ok: true; stats: RunStats | null; durationMs: number }

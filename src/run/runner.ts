@@ -70,6 +70,11 @@ export interface RunnerOptions {
   discoveredAt?: (fileUrl: string) => number | undefined;
   /** Decides `poll: 'auto'` (default isNetworkFileSystem from src/mounts.ts, like the watcher). */
   isNetworkFs?: (dir: string) => boolean;
+  /**
+   * True while nothing should be claimed (the handler's program is gone, see
+   * handler-availability.ts): files claimed ahead are given back; call wake() when it turns false.
+   */
+  paused?: () => boolean;
 }
 
 interface Running {
@@ -232,6 +237,10 @@ export class Runner {
     do {
         this.fillAgain = false;
         if (this.stopping) break;
+        if (this.o.paused?.()) {
+          await this.releaseQueued('handler unavailable');
+          break;
+        }
         this.launchQueued();
         const free = this.o.concurrency - this.running.size;
         const ahead = this.claimAhead();
@@ -378,9 +387,10 @@ export class Runner {
       this.o.onOutcome?.(claim.fileUrl, 'lost');
       return;
     }
-    if (entry.abortedFor === 'shutdown' && !outcome.ok) {
-      // Stopped by us: give the file back without counting an attempt.
-      await this.releaseOne(entry, log);
+    if (!outcome.ok && (entry.abortedFor === 'shutdown' || outcome.kind === 'unavailable')) {
+      // Stopped by us, or the program is gone (not the file's fault): give the file back
+      // without counting an attempt.
+      await this.releaseOne(entry, log, entry.abortedFor === 'shutdown' ? 'stopped' : 'handler unavailable');
       return;
     }
     if (outcome.ok) await this.recordSuccess(entry, log, outcome, checked.fingerprint, inLine);
@@ -492,10 +502,11 @@ export class Runner {
     this.o.onOutcome?.(claim.fileUrl, res);
   }
 
-  private async releaseOne(entry: Running, log: Logger): Promise<void> {
+  /** `why` 'handler unavailable': logged at debug, the availability monitor says it once for all files. */
+  private async releaseOne(entry: Running, log: Logger, why: 'stopped' | 'handler unavailable'): Promise<void> {
     try {
       const [r] = await this.o.store.release([{ fileUrl: entry.claim.fileUrl, token: entry.claim.token }], this.o.now());
-      log.info({ outcome: r === 'ok' ? 'released' : 'lost' }, 'stopped: file given back without counting an attempt');
+      log[why === 'stopped' ? 'info' : 'debug']({ outcome: r === 'ok' ? 'released' : 'lost' }, `${why}: file given back without counting an attempt`);
     } catch (err) {
       log.error({ err }, 'could not give the file back; its lease will run out and it will be retried');
     }
@@ -660,8 +671,8 @@ export class Runner {
     this.o.onOutcome?.(ref.fileUrl, 'lost');
   }
 
-  /** Stopping: the files claimed ahead go back at once, in one transaction, no attempt counted. */
-  private async releaseQueued(): Promise<void> {
+  /** Stopping (or pausing): the files claimed ahead go back at once, in one transaction, no attempt counted. */
+  private async releaseQueued(why: 'stopped' | 'handler unavailable' = 'stopped'): Promise<void> {
     const queued = this.queued.splice(0);
     if (queued.length === 0) return;
     let results: string[];
@@ -676,7 +687,7 @@ export class Runner {
     }
     queued.forEach((q, i) => {
       const r = results[i];
-      if (r !== undefined) this.log(q.claim).info({ outcome: r === 'ok' ? 'released' : 'lost' }, 'stopped: file claimed ahead given back without counting an attempt');
+      if (r !== undefined) this.log(q.claim)[why === 'stopped' ? 'info' : 'debug']({ outcome: r === 'ok' ? 'released' : 'lost' }, `${why}: file claimed ahead given back without counting an attempt`);
       this.o.onOutcome?.(q.claim.fileUrl, 'released');
     });
   }

@@ -26,6 +26,7 @@ import { drop, killDaemons, rows, setup, startDaemon, started, statusOf } from '
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { chaosCommand, chaosRecords, filesUnder, replaceAtomically, whereIs } from './support.js';
+import { LEDGER_MARKER } from '../../src/watch/folder-ownership.js';
 
 const shmDirs: string[] = [];
 afterEach(() => {
@@ -312,7 +313,7 @@ describe('after-actions under faults', () => {
     expect(att.map((x) => x.outcome)).toEqual(['lease_expired', 'completed']);
     expect(att[0]!.worker_id).toBe(`${os.hostname()}:${a.child.pid}`);
     expect(filesUnder(path.join(s.dir, 'done')).map((p) => path.basename(p))).toEqual(['s.csv']);
-    expect(fs.readdirSync(s.inbox)).toEqual([]);
+    expect(fs.readdirSync(s.inbox).filter((n) => n !== LEDGER_MARKER)).toEqual([]);
     // A's lines about the file after it woke: refusals only, never a completion or a move.
     const aboutFile = a.lines.filter((l) => l.path === file);
     expect(aboutFile.some((l) => l.msg === 'completed' || String(l.msg).startsWith('after-action'))).toBe(false);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { CLI, type Daemon, type Setup, daemonFrom } from '../helpers/daemon.js';
 import type { OtherUser } from '../helpers/other-user.js';
 import { REPO } from '../helpers/spawn.js';
+import { LEDGER_MARKER } from '../../src/watch/folder-ownership.js';
 
 export const CHAOS_HANDLER = path.join(REPO, 'test/fixtures/chaos/handler.mjs');
 
@@ -95,7 +96,7 @@ export function filesUnder(dir: string): string[] {
     for (const e of entries) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else out.push(p);
+      else if (e.name !== LEDGER_MARKER) out.push(p); // the daemon's ownership record, not data
     }
   };
   walk(dir);

@@ -39,6 +39,7 @@ interface StatusJson {
   lastMinute: { completed: number; failed: number };
   lastHour: { completed: number; failed: number };
   mode: { state: string; since: string | null; reason: string | null; workers: string[] };
+  handler: { available: boolean; unavailable: unknown[] };
   workers: { workerId: string; host: string; pid: number; mode: string; heartbeatAt: string; heartbeatAgeSeconds: number; state: string }[];
 }
 
@@ -48,7 +49,8 @@ describe('status', () => {
     const r = await ckpt(['status', '--json'], { cwd: ws.dir });
     expect(r.code, r.stderr).toBe(0);
     const s = r.json<StatusJson>();
-    expect(Object.keys(s)).toEqual(['database', 'generatedAt', 'counts', 'total', 'oldestPending', 'lastMinute', 'lastHour', 'mode', 'workers']);
+    expect(Object.keys(s)).toEqual(['database', 'generatedAt', 'counts', 'total', 'oldestPending', 'lastMinute', 'lastHour', 'mode', 'handler', 'workers']);
+    expect(s.handler).toEqual({ available: true, unavailable: [] });
     expect(s.database).toBe(ws.db);
     expect(s.counts).toEqual({ pending: 2, processing: 1, completed: 3, failed: 1, dead: 1 });
     expect(s.total).toBe(8);

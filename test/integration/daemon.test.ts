@@ -20,6 +20,7 @@ import {
 } from '../helpers/daemon.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
+import { LEDGER_MARKER } from '../../src/watch/folder-ownership.js';
 
 afterEach(() => {
   killDaemons();
@@ -223,7 +224,7 @@ describe('ckpt run', () => {
     expect(fs.readdirSync(path.join(s.dir, 'dead'))).toEqual(['p.csv']);
     const dead = rows(s.db).find((x) => x.status === 'dead')!;
     expect(dead.after_action).toBe(`move:${path.join(s.dir, 'dead')}`);
-    expect(fs.readdirSync(s.inbox)).toEqual([]);
+    expect(fs.readdirSync(s.inbox).filter((n) => n !== LEDGER_MARKER)).toEqual([]);
   });
 });
 

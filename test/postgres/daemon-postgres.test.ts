@@ -10,6 +10,7 @@ import { drop, killDaemons, records, setup, startDaemon, started } from '../help
 import { PG_PASSWORD, freshSchema, pgClusterForTests } from '../helpers/postgres.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
+import { LEDGER_MARKER } from '../../src/watch/folder-ownership.js';
 
 const cluster = await pgClusterForTests('daemon on postgres');
 afterEach(() => {
@@ -81,7 +82,7 @@ describe.skipIf(!cluster)('ckpt run on PostgreSQL', () => {
     expect((await rows()).map((r) => r.file_url)).toEqual(expected);
     // After-actions ran on the local paths: everything moved to done/ (the same folder for both).
     await waitFor(() => fs.readdirSync(path.join(rootA, 'done')).length === N, { timeoutMs: 20_000 });
-    expect(fs.readdirSync(path.join(rootA, 'inbox'))).toEqual([]);
+    expect(fs.readdirSync(path.join(rootA, 'inbox')).filter((n) => n !== LEDGER_MARKER)).toEqual([]);
 
     const starts = records(a).filter((r) => r.ev === 'start');
     expect(starts).toHaveLength(N);

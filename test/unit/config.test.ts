@@ -56,6 +56,7 @@ describe('defaults', () => {
           poll: 'auto',
           readyMarker: null,
           recursive: true,
+          allowOtherLedgers: false,
         },
       ],
       handler: { kind: 'command', command: ['node', 'h.mjs', '{path}'], timeoutMs: 600_000, killGraceMs: 5_000, cwd: dir },

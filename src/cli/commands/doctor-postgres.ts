@@ -9,6 +9,7 @@
  */
 import { PG_MIGRATIONS, PostgresStore, classifyPgError, currentVersion, pgErrorCode } from '../../store/postgres/index.js';
 import type { Check, Level } from './doctor.js';
+import { deadFilesCheck } from './doctor-handler.js';
 import { staleAfterMs } from './status.js';
 
 interface PgTarget {
@@ -16,7 +17,7 @@ interface PgTarget {
   schema: string;
 }
 
-export async function postgresChecks(db: PgTarget, opts: { lockTimeoutMs: number; leaseMs: number; now: number }): Promise<Check[]> {
+export async function postgresChecks(db: PgTarget, opts: { lockTimeoutMs: number; leaseMs: number; now: number; configPath: string }): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (name: string, level: Level, message: string) => checks.push({ name, level, message });
   const store = new PostgresStore({ url: db.url, schema: db.schema, connectTimeoutMs: opts.lockTimeoutMs, maxConnections: 1, applicationName: 'ckpt-doctor' });
@@ -42,6 +43,8 @@ export async function postgresChecks(db: PgTarget, opts: { lockTimeoutMs: number
       );
       if (expired > 0) add('leases', 'warn', `${expired} claim(s) whose lease ran out: their workers stopped renewing (crashed, hung, or cut off); the next claim on any host takes them over`);
       else add('leases', 'ok', 'no expired claims');
+      const dead = Number((await client.query<{ n: number }>(`SELECT count(*) AS n FROM ${s}.file_checkpoints WHERE status = 'dead'`)).rows[0]?.n ?? 0);
+      checks.push(deadFilesCheck(dead, opts.configPath));
 
       const workers = (await client.query<{ worker_id: string; host: string; pid: number; heartbeat_at: string; mode: string; mode_reason: string | null }>(
         `SELECT worker_id, host, pid, heartbeat_at, mode, mode_reason FROM ${s}.ckpt_workers ORDER BY worker_id`,

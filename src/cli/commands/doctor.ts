@@ -6,7 +6,11 @@
  *   warn  worth knowing, ckpt copes on its own (a journal waiting to be replayed, a corrupt
  *         file kept aside for inspection, a large -wal)
  *   FAIL  a person is needed: the database is corrupt, on a network file system, not in WAL
- *         mode, or a ckpt process is degraded (something holds the database locked)
+ *         mode, a ckpt process is degraded (something holds the database locked), or the
+ *         handler cannot be run (ckpt run would refuse to start)
+ *
+ * Dead files are a warn line with the commands to look at them, and the last line says they
+ * wait for a person (the exit code stays 0: nothing is broken).
  *
  * Exit code: 0 when nothing failed, 69 (EX_UNAVAILABLE, the code ckpt uses for "the database
  * cannot be used") when something did. Reads only: it never writes to the database (it opens
@@ -25,6 +29,7 @@ import { fallbackDirForConfig, readFallbackStates } from '../../store/fallback/s
 import { JOURNAL_SIZE_LIMIT, openDatabase, type SqliteDatabase } from '../../store/open-database.js';
 import { classifySqliteError } from '../../store/sqlite-errors.js';
 import { EXIT } from '../exit-codes.js';
+import { deadFilesCheck, doctorSummary, handlerCheck } from './doctor-handler.js';
 import { print, printJson } from '../context.js';
 
 export type Level = 'ok' | 'warn' | 'fail';
@@ -50,12 +55,13 @@ export async function doctorCommand(config: ResolvedConfig, opts: { json?: boole
   const now = Date.now();
   const checks =
     db.kind === 'sqlite'
-      ? runChecks(db.path, config.lockTimeoutMs, now, fallbackDir ?? undefined)
+      ? runChecks(db.path, config.lockTimeoutMs, now, fallbackDir ?? undefined, config.configPath)
       : [
-          ...(await (await import('./doctor-postgres.js')).postgresChecks(db, { lockTimeoutMs: config.lockTimeoutMs, leaseMs: config.leaseMs, now })),
+          ...(await (await import('./doctor-postgres.js')).postgresChecks(db, { lockTimeoutMs: config.lockTimeoutMs, leaseMs: config.leaseMs, now, configPath: config.configPath })),
           // Without fallbackDir `ckpt run` refuses to start on PostgreSQL, so nothing to read.
           ...(fallbackDir === null ? [] : fallbackChecks(fallbackDir, now)),
         ];
+  checks.push(await handlerCheck(config));
   const needsPerson = checks.some((c) => c.level === 'fail');
   const exitCode = needsPerson ? EXIT.UNAVAILABLE : EXIT.OK;
   if (opts.json) {
@@ -64,13 +70,13 @@ export async function doctorCommand(config: ResolvedConfig, opts: { json?: boole
   } else {
     const width = Math.max(...checks.map((c) => c.name.length));
     for (const c of checks) print(`${(c.level === 'fail' ? 'FAIL' : c.level).padEnd(5)} ${c.name.padEnd(width)}  ${c.message}`);
-    print(needsPerson ? 'a person is needed: see the FAIL lines above' : 'nothing needs a person');
+    print(doctorSummary(checks));
   }
   return exitCode;
 }
 
 /** Every check, in the order printed. Exported for tests. */
-export function runChecks(db: string, lockTimeoutMs: number, now: number, fallbackDir = `${db}.fallback`): Check[] {
+export function runChecks(db: string, lockTimeoutMs: number, now: number, fallbackDir = `${db}.fallback`, configPath = 'ckpt.config.json'): Check[] {
   const checks: Check[] = [];
   const add = (name: string, level: Level, message: string) => checks.push({ name, level, message });
   const dir = path.dirname(db);
@@ -104,6 +110,8 @@ export function runChecks(db: string, lockTimeoutMs: number, now: number, fallba
       const ms = Date.now() - t0;
       if (rows.length === 1 && rows[0] === 'ok') add('integrity', 'ok', `integrity_check ok (${ms} ms)`);
       else add('integrity', 'fail', `integrity_check: ${rows.slice(0, 3).join('; ')}${rows.length > 3 ? ` (+${rows.length - 3} more)` : ''}; ckpt moves the file aside and salvages it when it next opens it`);
+      const hasTable = conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'file_checkpoints'").get() !== undefined;
+      if (hasTable) checks.push(deadFilesCheck((conn.prepare("SELECT count(*) AS n FROM file_checkpoints WHERE status = 'dead'").get() as { n: number }).n, configPath));
     } catch (err) {
       const cls = classifySqliteError((err as { cause?: unknown }).cause ?? err);
       const msg = (err as Error).message;

@@ -10,6 +10,7 @@ import { fallbackDirForConfig, readFallbackStates } from '../../store/open-store
 import type { ResolvedConfig } from '../../config/types.js';
 import { ageSeconds, formatAgo, formatCount, formatDuration } from '../../ops/format.js';
 import { formatKeyValues, formatTable } from '../../ops/table.js';
+import { readHandlerStates } from '../../run/handler-state-file.js';
 import { STATUSES, type CheckpointStore, type Status, type WorkerRecord } from '../../store/types.js';
 import { withStore } from '../context.js';
 import { print, printJson } from '../output.js';
@@ -43,7 +44,16 @@ export interface StatusJson {
   lastMinute: { completed: number; failed: number };
   lastHour: { completed: number; failed: number };
   mode: { state: 'normal' | 'degraded'; since: string | null; reason: string | null; workers: string[] };
+  /** Processes of this host whose handler program cannot be started (they claim nothing meanwhile). */
+  handler: { available: boolean; unavailable: HandlerUnavailableJson[] };
   workers: WorkerJson[];
+}
+
+export interface HandlerUnavailableJson {
+  workerId: string;
+  since: string;
+  program: string;
+  why: string;
 }
 
 /**
@@ -103,7 +113,13 @@ export interface DegradedState {
   reason: string | null;
 }
 
-export async function statusReport(store: CheckpointStore, database: string | null, env: StatusEnv, stateFiles: readonly DegradedState[] = []): Promise<StatusJson> {
+export async function statusReport(
+  store: CheckpointStore,
+  database: string | null,
+  env: StatusEnv,
+  stateFiles: readonly DegradedState[] = [],
+  handlerDown: readonly HandlerUnavailableJson[] = [],
+): Promise<StatusJson> {
   const stats = await store.stats(env.now);
   const workers = (await store.workers()).map((w) => workerJson(w, env));
   // While the database is locked a degraded worker cannot write its row (it still says normal),
@@ -129,6 +145,7 @@ export async function statusReport(store: CheckpointStore, database: string | nu
       reason: reasons.length > 0 ? reasons.join('; ') : null,
       workers: degraded.map((w) => w.workerId),
     },
+    handler: { available: handlerDown.length === 0, unavailable: [...handlerDown] },
     workers,
   };
 }
@@ -148,6 +165,9 @@ export function renderStatus(r: StatusJson, now: number, where: string | null = 
     head.push(['workers', r.mode.workers.join(', ')]);
   } else {
     head.push(['mode', 'normal']);
+  }
+  for (const h of r.handler.unavailable) {
+    head.push(['handler', `UNAVAILABLE since ${h.since} (${formatAgo(h.since, now)}) on ${h.workerId}: ${h.why}; claiming paused, retries kept`]);
   }
   out.push(formatKeyValues(head), '');
 
@@ -204,7 +224,11 @@ export async function statusCommand(config: ResolvedConfig, opts: { json?: boole
       : readFallbackStates(fallbackDir)
           .filter((f) => f.mode === 'degraded' && isAlive(f.owner))
           .map((f) => ({ workerId: f.workerId, since: f.since === null ? null : new Date(f.since).toISOString(), reason: f.reason }));
-  const report = await withStore(config, (store) => statusReport(store, database, env, states));
+  const handlerDown: HandlerUnavailableJson[] =
+    fallbackDir === null
+      ? []
+      : readHandlerStates(fallbackDir).map((h) => ({ workerId: h.workerId, since: new Date(h.since).toISOString(), program: h.program, why: h.why }));
+  const report = await withStore(config, (store) => statusReport(store, database, env, states, handlerDown));
   if (opts.json) printJson(report);
   else print(renderStatus(report, now, database ?? (await postgresLabel(config))));
   return 0;
