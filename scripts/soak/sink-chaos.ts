@@ -374,12 +374,12 @@ function countInLog(file: string, needle: string): number {
   }
 }
 
-/** One line for docs and the test output. */
+/** One line for docs and the test output (the seed is printed apart: docs quote the line). */
 export function resultLine(o: SinkChaosOptions, r: SinkChaosResult): string {
   return (
     `sink-chaos: ${r.ok ? 'PASS' : 'FAIL'} sink=${o.sink}${o.bypass ? ' (helper bypassed)' : ''} ${r.seconds}s files=${r.files} rows=${r.rowsDropped}` +
     ` inSink=${r.rowsInSink} duplicated=${r.duplicatedRows} missing=${r.missingRows} checksum=${r.checksumMatches ? 'match' : 'differs'}` +
     ` runs=${r.runs} filesRunMoreThanOnce=${r.filesRunMoreThanOnce} alreadyApplied=${r.alreadyApplied} lostOutcomes=${r.lostOutcomes}` +
-    ` kills=${r.kills} stops=${r.stops} completed=${r.completed} dead=${r.dead} seed=${o.seed}`
+    ` kills=${r.kills} stops=${r.stops} completed=${r.completed} dead=${r.dead}`
   );
 }

@@ -48,6 +48,7 @@ export async function runSinkSoak(opts: SoakOptions, cli: string): Promise<numbe
     say(`sink ${o.sink}${o.bypass ? ' (helper bypassed)' : ''}: ${o.rate} files/s for ${o.durationMs / 1000} s, a kill every ~${o.killEveryMs} ms, lease ${o.leaseMs} ms`);
     const r = await runSinkChaos(o);
     process.stdout.write(`${resultLine(o, r)}\n`);
+    process.stderr.write(`soak: seed ${o.seed}\n`);
     for (const p of r.problems) process.stderr.write(`- ${p}\n`);
     if (!r.ok || opts.keep) process.stderr.write(`soak: work folder kept: ${r.workDir}\n`);
     const pass = o.bypass ? r.duplicatedRows > 0 : r.ok;

@@ -38,7 +38,7 @@ afterAll(async () => cluster?.destroy());
 
 async function chaos(o: SinkChaosOptions) {
   const r = await runSinkChaos(o);
-  const line = resultLine(o, r);
+  const line = `${resultLine(o, r)} (seed ${o.seed})`;
   console.log(line);
   return { r, line };
 }
