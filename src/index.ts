@@ -16,3 +16,6 @@ export type {
   RetryPolicy,
   Status,
 } from './store/types.js';
+export { SqliteSink, type SqliteSinkOptions, type SqliteSinkTx, type SqliteSinkStatement, type SqliteSinkWrite } from './sink/sqlite-sink.js';
+export { PostgresSink, type PostgresSinkOptions, type PostgresSinkTx, type PostgresSinkWrite } from './sink/postgres-sink.js';
+export { DEFAULT_SINK_TABLE, type AppliedRecord, type SinkResult, type SinkRun } from './sink/common.js';

@@ -46,6 +46,10 @@ export interface SoakOptions {
   verbose: boolean;
   /** The ckpt CLI to run (default dist/cli/main.js of this repository). */
   cli: string | undefined;
+  /** Run the sink chaos run (sink-chaos.ts) into this kind of sink instead of the ledger soak. */
+  sink: 'sqlite' | 'postgres' | undefined;
+  /** With --sink: the handler inserts without the helper (the check must find duplicates). */
+  bypass: boolean;
 }
 
 const USAGE = `usage: node --import tsx scripts/soak/run.ts [options]   (npm run soak -- [options])
@@ -66,7 +70,11 @@ const USAGE = `usage: node --import tsx scripts/soak/run.ts [options]   (npm run
   --dir DIR                   where to create the work folder (default the OS temp folder)
   --quiet                     no progress lines, only the summary
   --cli FILE                  the ckpt CLI to run (default dist/cli/main.js; a copy of dist/ keeps a
-                              long run on one build while the tree is rebuilt)`;
+                              long run on one build while the tree is rebuilt)
+  --sink sqlite|postgres      instead: CSV rows loaded into a sink database through SqliteSink/PostgresSink.once()
+                              under SIGKILL (every --fault-every s, default 1.5) and a SIGSTOP past the lease
+                              every 30 s; checks every row is in the sink once (default rate 2/s, lease 3000 ms)
+  --bypass                    with --sink: plain inserts instead of the helper (must report duplicates)`;
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -103,6 +111,8 @@ export function parseOptions(argv: readonly string[]): SoakOptions {
         dir: { type: 'string' },
         quiet: { type: 'boolean' },
         cli: { type: 'string' },
+        sink: { type: 'string' },
+        bypass: { type: 'boolean' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -125,7 +135,10 @@ export function parseOptions(argv: readonly string[]): SoakOptions {
       faults.push(f as FaultKind);
     }
   }
-  const leaseMs = num(values['lease-ms'], 'lease-ms', 10_000, 500);
+  if (values.sink !== undefined && values.sink !== 'sqlite' && values.sink !== 'postgres') throw new UsageError(`--sink: expected sqlite or postgres, got ${JSON.stringify(values.sink)}`);
+  if (values.bypass && values.sink === undefined) throw new UsageError('--bypass needs --sink');
+  const sink = values.sink as 'sqlite' | 'postgres' | undefined;
+  const leaseMs = num(values['lease-ms'], 'lease-ms', sink ? 3_000 : 10_000, 500);
   // A lock longer than about 2/3 of the lease outlasts the renewals (they run every lease/3),
   // so the claims of live workers expire and are taken over: measured in the first 30-minute
   // run (4 s lease, 2-4 s locks: 25 re-runs of files whose worker was fine). Half the lease
@@ -140,9 +153,11 @@ export function parseOptions(argv: readonly string[]): SoakOptions {
   return {
     durationMs,
     daemons: Math.floor(num(values.daemons, 'daemons', 3, 1)),
-    rate: num(values.rate, 'rate', 200, 0.1),
+    // A sink run writes every row of every file, a third of them slowly (1 s): 2 files/s keeps
+    // a SQLite sink's single writer busy about 60% of the time.
+    rate: num(values.rate, 'rate', sink ? 2 : 200, 0.1),
     faults,
-    faultEveryMs: num(values['fault-every'], 'fault-every', 5, 0.1) * 1000,
+    faultEveryMs: num(values['fault-every'], 'fault-every', sink ? 1.5 : 5, 0.1) * 1000,
     seed: Math.floor(num(values.seed, 'seed', Date.now() % 2_147_483_647, 0)),
     concurrency: Math.floor(num(values.concurrency, 'concurrency', 8, 1)),
     leaseMs,
@@ -157,5 +172,7 @@ export function parseOptions(argv: readonly string[]): SoakOptions {
     dir: values.dir,
     verbose: !values.quiet,
     cli: values.cli,
+    sink,
+    bypass: values.bypass ?? false,
   };
 }

@@ -6,6 +6,7 @@
  *
  *   npm run soak -- --minutes 30            the long one
  *   node --import tsx scripts/soak/run.ts --seconds 60 --no-build
+ *   npm run soak -- --sink sqlite --minutes 30   exactly-once rows into a sink (sink-chaos.ts)
  *
  * Prints one summary line on stdout (files, faults of each kind, re-runs, overlaps, lost) and
  * exits 0 when every check passed, 1 on any violation (listed on stderr, with evidence; the work
@@ -24,6 +25,7 @@ import { FaultInjector } from './faults.js';
 import { type SoakOptions, UsageError, parseOptions } from './options.js';
 import { Producer } from './producer.js';
 import { Random } from './random.js';
+import { runSinkSoak } from './sink-run.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '../..');
@@ -80,6 +82,7 @@ async function main(): Promise<number> {
     process.stderr.write(`soak: ${CLI} does not exist: run npm run build (or drop --no-build)\n`);
     return EXIT_UNAVAILABLE;
   }
+  if (opts.sink) return runSinkSoak(opts, CLI);
 
   // ---- the work folder ----------------------------------------------------------------------
   const work = fs.realpathSync(fs.mkdtempSync(path.join(opts.dir ?? os.tmpdir(), 'ckpt-soak-')));

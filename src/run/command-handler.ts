@@ -230,6 +230,7 @@ function runCommand(opts: RunOptions, ctx: HandlerContext): Promise<HandlerOutco
           ...opts.env,
           CKPT_FILE: file,
           CKPT_FILE_TYPE: ctx.fileType,
+          CKPT_VERSION: String(ctx.version),
           CKPT_ATTEMPT: String(ctx.attempt),
           CKPT_WORKER_ID: ctx.workerId,
           CKPT_IDEMPOTENCY_KEY: ctx.idempotencyKey,

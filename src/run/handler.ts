@@ -20,6 +20,8 @@ export interface HandlerContext {
   /** Absolute path of the file (the store's primary key). */
   fileUrl: string;
   fileType: string;
+  /** The file's version in the store (a new content is a new version); part of the idempotency key. */
+  version: number;
   /** 1-based run counter for this version of the file. */
   attempt: number;
   workerId: string;

@@ -29,6 +29,10 @@ export interface ModuleHandlerConfig {
 
 /** What the user's function receives as its second argument. */
 export interface ModuleHandlerContext {
+  /** The file as the store records it (the first argument is the same path, resolved). */
+  fileUrl: string;
+  /** The file's version in the store; a new content is a new version. */
+  version: number;
   attempt: number;
   workerId: string;
   /** Stable for one version of one file: a sink can de-duplicate on it. */
@@ -125,6 +129,8 @@ async function runModule(fn: ModuleHandlerFunction, timeoutMs: number | undefine
   });
 
   const userCtx: ModuleHandlerContext = Object.freeze({
+    fileUrl: ctx.fileUrl,
+    version: ctx.version,
     attempt: ctx.attempt,
     workerId: ctx.workerId,
     idempotencyKey: ctx.idempotencyKey,

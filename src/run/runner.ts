@@ -368,6 +368,7 @@ export class Runner {
     const outcome = await this.o.handler({
       fileUrl: claim.fileUrl,
       fileType: claim.fileType,
+      version: claim.version,
       attempt: claim.attempt,
       workerId: this.o.workerId,
       idempotencyKey: claim.idempotencyKey,

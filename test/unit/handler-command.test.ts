@@ -64,6 +64,7 @@ describe('command handler', () => {
     expect(report.env).toEqual({
       CKPT_FILE: file,
       CKPT_FILE_TYPE: 'csv',
+      CKPT_VERSION: '1',
       CKPT_ATTEMPT: '1',
       CKPT_WORKER_ID: 'w-test',
       CKPT_IDEMPOTENCY_KEY: 'idem-123',

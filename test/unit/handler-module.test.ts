@@ -58,7 +58,7 @@ describe('module handler: running', () => {
     const seen = JSON.parse(fs.readFileSync(`${file}.ctx.json`, 'utf8')) as Record<string, unknown>;
     expect(seen).toEqual({
       file,
-      keys: ['attempt', 'fileType', 'idempotencyKey', 'logger', 'signal', 'workerId'],
+      keys: ['attempt', 'fileType', 'fileUrl', 'idempotencyKey', 'logger', 'signal', 'version', 'workerId'],
       attempt: 2,
       workerId: 'w-test',
       idempotencyKey: 'idem-123',

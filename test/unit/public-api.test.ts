@@ -7,7 +7,7 @@ describe('the package main entry', () => {
     expect(r.code, r.stderr).toBe(0);
     const [keys, permanent] = r.stdout.trim().split('\n');
     expect(JSON.parse(keys!)).toEqual(
-      expect.arrayContaining(['CheckpointManager', 'ClaimLostError', 'PermanentError', 'SqliteStore', 'StoreUnavailableError', 'openStore', 'idempotencyKey']),
+      expect.arrayContaining(['CheckpointManager', 'ClaimLostError', 'PermanentError', 'SqliteStore', 'StoreUnavailableError', 'openStore', 'idempotencyKey', 'SqliteSink', 'PostgresSink', 'DEFAULT_SINK_TABLE']),
     );
     expect(permanent).toBe('true');
   });
