@@ -322,6 +322,8 @@ export class MemoryStore implements CheckpointStore {
     if (!r) return 'lost';
     const nowIso = iso(f.now);
     const dead = plan.status === 'dead';
+    // As in SQLite: the after-action planned for a dead file is recorded with the outcome.
+    const after = dead ? (f.deadAfterAction ?? null) : null;
     Object.assign(r, {
       status: plan.status,
       retryCount: plan.retryCount,
@@ -331,10 +333,11 @@ export class MemoryStore implements CheckpointStore {
       completedAt: dead ? nowIso : null,
       fingerprint: f.fingerprint ?? r.fingerprint,
       handlerPid: null,
+      afterAction: after,
       updatedAt: nowIso,
     } satisfies Partial<Row>);
     const outcome = f.reason ?? (dead ? (f.permanent ? 'dead' : 'failed') : 'failed');
-    this.addAttempt(r, r.processedBy ?? '?', nowIso, outcome, f.error, Math.round(f.durationMs), null);
+    this.addAttempt(r, r.processedBy ?? '?', nowIso, outcome, f.error, Math.round(f.durationMs), after);
     return plan.status;
   }
 
