@@ -151,7 +151,8 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
 
   const discoveredAt = new Map<string, number>();
   const handed = opts.once ? new Set<string>() : null;
-  const settled = new Map<string, 'completed' | 'dead'>();
+  /** --once: how each file handed on ended (purged: a tombstone keeps it from running again). */
+  const settled = new Map<string, 'completed' | 'dead' | 'purged'>();
   // --once shows progress: a bar on a terminal, log lines otherwise.
   const progress: Progress | null = opts.once ? createProgress({ total: 0, tty: process.stderr.isTTY === true, logger: log }) : null;
   const metrics = config.http ? new Metrics({ counts: () => store.counts(), ...(dbPath ? { databasePath: dbPath } : {}) }) : null;
@@ -174,7 +175,11 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       return t;
     },
     onOutcome: (file: string, outcome: OutcomeKind) => {
-      if (handed && (outcome === 'completed' || outcome === 'dead')) settled.set(file, outcome);
+      if (handed && (outcome === 'completed' || outcome === 'dead')) {
+        settled.set(file, outcome);
+        // Claimed without a sighting here (a requeued file, say): it still counts in the summary.
+        if (!handed.has(file)) progress?.setTotal(handed.add(file).size);
+      }
       progress?.tick(outcome);
     },
     ...(metrics ? { metrics } : {}),
@@ -322,7 +327,17 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   log.info({ exitCode }, 'ckpt stopped');
   return exitCode;
 
-  /** --once: every file handed on since start is completed or dead (retries waited out). */
+  /**
+   * A file with no row was purged (its tombstone kept discovery from adding one): it will not
+   * run, so it is settled too, or --once would wait for it for ever.
+   */
+  async function settledAs(f: string): Promise<'completed' | 'dead' | 'purged' | null> {
+    const rec = await store.get(f).catch(() => null);
+    if (rec) return rec.status === 'completed' || rec.status === 'dead' ? rec.status : null;
+    return (await store.tombstone(f).catch(() => null)) ? 'purged' : null;
+  }
+
+  /** --once: every file handed on since start is completed, dead or purged (retries waited out). */
   async function waitUntilAllSettled(): Promise<number> {
     for (;;) {
       await new Promise((r) => setTimeout(r, 100));
@@ -331,14 +346,18 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       let open = 0;
       for (const f of handed!) {
         if (settled.has(f)) continue;
-        const rec = await store.get(f).catch(() => null);
-        if (rec && (rec.status === 'completed' || rec.status === 'dead')) settled.set(f, rec.status);
-        else open++;
+        const s = await settledAs(f);
+        if (s === null) open++;
+        else settled.set(f, s);
+        // Not run, so not in the bar's count either (it stood at 0 of N for ever).
+        if (s === 'purged') progress?.setTotal(handed!.size - [...settled.values()].filter((v) => v === 'purged').length);
       }
       if (open === 0) {
-        const dead = [...settled.values()].filter((s) => s === 'dead').length;
-        log.info({ files: handed!.size, completed: handed!.size - dead, dead }, '--once: every file is settled');
-        return dead > 0 ? EXIT_SOME_DEAD : EXIT_OK;
+        const n = { completed: 0, dead: 0, purged: 0 };
+        for (const s of settled.values()) n[s]++;
+        log.info({ files: handed!.size, ...n }, '--once: every file is settled');
+        if (n.purged > 0) log.info({ purged: n.purged }, 'purged files still in the folder were not run again (a tombstone holds each; `ckpt retry FILE` lets one run)');
+        return n.dead > 0 ? EXIT_SOME_DEAD : EXIT_OK;
       }
     }
   }
