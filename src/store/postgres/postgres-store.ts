@@ -443,6 +443,8 @@ export class PostgresStore implements CheckpointStore {
       nowIso,
       outcome,
       f.fingerprint ?? null,
+      // As in SQLite: the after-action planned for a dead file is recorded with the outcome.
+      dead ? (f.deadAfterAction ?? null) : null,
     ]);
     return r.rowCount === 1 ? status : 'lost';
   }

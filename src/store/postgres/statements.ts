@@ -244,7 +244,7 @@ export function statements(s: string) {
     ),
     /**
      * $1 url, $2 token, $3 status, $4 retry count, $5 due, $6 error, $7 duration, $8 completed_at,
-     * $9 now, $10 outcome. Returns a row when the token still held the file.
+     * $9 now, $10 outcome, $11 fingerprint read, $12 after-action planned (dead). Returns a row when the token still held the file.
      */
     fail: st(
       'fail',
@@ -252,12 +252,12 @@ export function statements(s: string) {
          UPDATE ${fc}
             SET status = $3::text, retry_count = $4::int, due_at = $5::timestamptz, error_message = $6::text,
                 processing_time_ms = $7::bigint, completed_at = $8::timestamptz, handler_pid = NULL,
-                updated_at = $9::timestamptz, fingerprint = coalesce($11::text, fingerprint)
+                updated_at = $9::timestamptz, fingerprint = coalesce($11::text, fingerprint), after_action = $12::text
           WHERE file_url = $1::text AND claim_token = $2::text AND status = 'processing'
          RETURNING file_url, version, attempts, processed_by, started_at
        ), logged AS (
          INSERT INTO ${fa} (${attemptCols})
-         SELECT file_url, version, attempts, processed_by, $2::text, started_at, $9::timestamptz, $10::text, $6::text, $7::bigint, NULL
+         SELECT file_url, version, attempts, processed_by, $2::text, started_at, $9::timestamptz, $10::text, $6::text, $7::bigint, $12::text
            FROM upd
        )
        SELECT file_url FROM upd`,
