@@ -145,6 +145,18 @@ describe('retry of a file the after-action moved away', () => {
     expect(JSON.stringify(list)).not.toContain('pending');
   }, 90_000);
 
+  it('a retry killed after bringing the file back (two names of one file) is finished by the next one', async () => {
+    const f = folder();
+    write(path.join(f.inbox, 'x.csv'), 'id,name\n1,BAD\n');
+    expect((await runOnce(f)).code).toBe(1);
+    fs.linkSync(path.join(f.dead, 'x.csv'), path.join(f.inbox, 'x.csv'));
+    const retry = await ckpt(['retry', 'inbox/x.csv', '--json'], { cwd: f.dir });
+    expect(retry.code, retry.stderr).toBe(0);
+    expect(retry.json()).toMatchObject({ requeued: 1, movedBack: [{ file: path.join(f.inbox, 'x.csv'), from: path.join(f.dead, 'x.csv') }], refused: [] });
+    expect(fs.existsSync(path.join(f.dead, 'x.csv'))).toBe(false);
+    expect(fs.statSync(path.join(f.inbox, 'x.csv')).nlink).toBe(1);
+  }, 60_000);
+
   it('retry FILE of a completed, moved file is refused, saying where it went', async () => {
     const f = folder();
     write(path.join(f.inbox, 'ok.csv'), 'id,name\n1,x\n');

@@ -32,6 +32,7 @@ export interface RetryOptions {
 }
 
 export interface RetryJson {
+  /** Files that run again: requeued, brought back, or revived. */
   requeued: number;
   /** Named files the ledger does not know (exit 65). */
   notFound: string[];
@@ -95,8 +96,7 @@ export async function retryCommand(config: ResolvedConfig, files: readonly strin
     for (const m of result.movedBack) print(`moved back: ${printable(m.from)} -> ${printable(m.file)}`);
     for (const v of result.revived) print(`tombstone lifted (purged ${v.purgedAt}): ${printable(v.file)} will run again`);
     const what = opts.dead ? ` (dead${opts.type === undefined ? '' : `, type ${opts.type}`}${files.length > 0 ? ', and named' : ''})` : '';
-    const n = result.requeued + result.revived.length;
-    print(`requeued ${formatCount(n)} file${n === 1 ? '' : 's'}${what}`);
+    print(`requeued ${formatCount(result.requeued)} file${result.requeued === 1 ? '' : 's'}${what}`);
   }
   return result.notFound.length > 0 || result.refused.length > 0 ? EXIT.DATA : EXIT.OK;
 }
@@ -119,12 +119,13 @@ async function requeueAll(store: CheckpointStore, config: ResolvedConfig, rows: 
       else doc.refused.push({ file: r.fileUrl, reason: goneReason(label, moved) });
       continue;
     }
-    if (here) {
+    const marker = config.watch.find((w) => w.dir === rootOf(r.fileUrl, roots))?.readyMarker ?? null;
+    // Both names of one file: a retry killed after bringing it back; finish that one.
+    const placed = here ? samePlaced(moved, r.fileUrl) : await place(moved, r.fileUrl, marker);
+    if (placed === null) {
       doc.refused.push({ file: r.fileUrl, reason: `the path is taken by another file; the ${r.status} one stays at ${moved}` });
       continue;
     }
-    const marker = config.watch.find((w) => w.dir === rootOf(r.fileUrl, roots))?.readyMarker ?? null;
-    const placed = await place(moved, r.fileUrl, marker);
     if (placed === 'taken') {
       doc.refused.push({ file: r.fileUrl, reason: `the path was taken by another file meanwhile; the ${r.status} one stays at ${moved}` });
       continue;
@@ -132,6 +133,15 @@ async function requeueAll(store: CheckpointStore, config: ResolvedConfig, rows: 
     await requeueMoved(store, placed, by, doc);
   }
   if (inPlace.length > 0) doc.requeued += await store.requeue({ files: inPlace, now: Date.now(), by });
+}
+
+/** `from` and `to` as a Placed when they name the same file (one inode), else null. */
+function samePlaced(from: string, to: string): Placed | null {
+  const a = fs.lstatSync(from, { throwIfNoEntry: false });
+  const b = fs.lstatSync(to, { throwIfNoEntry: false });
+  if (!a || !b || a.dev !== b.dev || a.ino !== b.ino) return null;
+  const id = { dev: a.dev, ino: a.ino, size: a.size, mtimeMs: Math.trunc(a.mtimeMs) };
+  return { from, to, fromId: id, toId: id, marker: null };
 }
 
 async function requeueMoved(store: CheckpointStore, placed: Placed, by: string, doc: RetryJson): Promise<void> {
@@ -195,6 +205,9 @@ async function reviveOrNotFound(store: CheckpointStore, config: ResolvedConfig, 
     { fileUrl: file, fileType: folder.fileType, mtimeMs: st.mtimeMs, size: st.size, fingerprint: fingerprintOf(st) },
     { now: Date.now(), by },
   );
-  if (lifted !== null) doc.revived.push({ file, purgedAt: lifted.purgedAt });
+  if (lifted !== null) {
+    doc.revived.push({ file, purgedAt: lifted.purgedAt });
+    doc.requeued++;
+  }
   else doc.refused.push({ file, reason: 'its tombstone was lifted meanwhile (it is in the ledger again)' });
 }
