@@ -91,6 +91,9 @@ describe('retry of a file the after-action moved away', () => {
     expect(deadLine?.msg).toBe('dead: permanent failure');
     expect(fs.existsSync(path.join(f.dead, 'bad.csv'))).toBe(true);
 
+    // Named where onDead put it, the file is found under the path it came from.
+    const whereItLies = (await ckpt(['show', 'dead/bad.csv', '--json'], { cwd: f.dir })).json<ShowJson>();
+    expect(whereItLies.file.status).toBe('dead');
     // The operator fixes the file where onDead put it, then requeues.
     write(path.join(f.dead, 'bad.csv'), 'id,name\n1,fixed\n');
     const retry = await ckpt(['retry', '--dead'], { cwd: f.dir });
@@ -166,6 +169,10 @@ describe('retry of a file the after-action moved away', () => {
     expect(r.stdout.trim()).toBe('requeued 0 files');
     expect(r.stderr).toContain(`not requeued: ${path.join(f.inbox, 'ok.csv')}: completed `);
     expect(r.stderr).toContain(`(moved to ${path.join(f.done, 'ok.csv')}); ckpt runs a completed file once`);
+    // Named where onSuccess put it: the same answer.
+    const there = await ckpt(['retry', 'done/ok.csv'], { cwd: f.dir });
+    expect(there.code, there.stderr).toBe(0);
+    expect(there.stderr).toContain(`not requeued: ${path.join(f.inbox, 'ok.csv')}: completed `);
   }, 60_000);
 
   it('a file gone before it was handled is dead with no after-action and no stack trace in the log', async () => {

@@ -77,7 +77,7 @@ export async function retryCommand(config: ResolvedConfig, files: readonly strin
     const doc: RetryJson = { requeued: 0, notFound: [], skipped: [], movedBack: [], revived: [], refused: [] };
     const targets = new Map<string, FileRecord>();
     for (const typed of files) {
-      const r = await findFile(store, typed, process.cwd());
+      const r = await findFile(store, typed, process.cwd(), config);
       if (r === null) await reviveOrNotFound(store, config, typed, by, doc);
       else if (r.status === 'failed' || r.status === 'dead') targets.set(r.fileUrl, r);
       else doc.skipped.push({ file: r.fileUrl, status: r.status, reason: await skipReason(store, config, r) });
@@ -197,7 +197,7 @@ async function reviveOrNotFound(store: CheckpointStore, config: ResolvedConfig, 
   const st = fs.lstatSync(file, { throwIfNoEntry: false });
   const folder = config.watch.find((w) => w.dir === rootOf(file, config.watch.map((x) => x.dir)));
   if (st === undefined || !st.isFile() || folder === undefined) {
-    const why = st === undefined ? 'it is no longer at this path' : 'it is not a file in a watched folder';
+    const why = st === undefined ? 'it is no longer at this path (put it back there and retry to run it again)' : 'it is not a file in a watched folder';
     doc.refused.push({ file, reason: `purged ${tomb.purgedAt}, and ${why}: nothing to run` });
     return;
   }

@@ -8,7 +8,7 @@ import type { ResolvedConfig } from '../../config/types.js';
 import { errorSummary, formatAgo, formatCount, formatDuration } from '../../ops/format.js';
 import { formatKeyValues, formatTable } from '../../ops/table.js';
 import type { AttemptRecord, CheckpointStore, FileRecord, Tombstone } from '../../store/types.js';
-import { lastAfterAction, whereMoved } from '../where-moved.js';
+import { findMovedFrom, lastAfterAction, whereMoved } from '../where-moved.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { withStore } from '../context.js';
 import { print, printJson } from '../output.js';
@@ -20,10 +20,11 @@ export type ShowJson =
   | { tombstone: Tombstone };
 
 /**
- * The ledger keys files by absolute path. The operator may type a relative one, or reach the
- * file through a symlinked folder: try the path as typed (made absolute), then its real path.
+ * The ledger keys files by absolute path. The operator may type a relative one, reach the
+ * file through a symlinked folder, or name it where an after-action moved it: try the path as
+ * typed (made absolute), then its real path, then (given the config) where it came from.
  */
-export async function findFile(store: CheckpointStore, typed: string, cwd: string): Promise<FileRecord | null> {
+export async function findFile(store: CheckpointStore, typed: string, cwd: string, config?: ResolvedConfig): Promise<FileRecord | null> {
   const abs = path.resolve(cwd, typed);
   const direct = await store.get(abs);
   if (direct !== null) return direct;
@@ -33,7 +34,10 @@ export async function findFile(store: CheckpointStore, typed: string, cwd: strin
   } catch {
     // Gone from the folder (moved or deleted after it was handled): only the typed path counts.
   }
-  return real !== null && real !== abs ? store.get(real) : null;
+  const viaReal = real !== null && real !== abs ? await store.get(real) : null;
+  if (viaReal !== null || config === undefined) return viaReal;
+  // Named where onDead/onSuccess put it: the row is under the path it was found at.
+  return findMovedFrom(store, real ?? abs, config);
 }
 
 /** The error, if any, then what was done with the file (a move, a requeue's move back). */
@@ -118,7 +122,7 @@ export async function showCommand(config: ResolvedConfig, file: string, opts: { 
   const now = Date.now();
   type Found = { r: FileRecord; attempts: AttemptRecord[] } | { t: Tombstone } | null;
   const found = await withStore(config, async (store): Promise<Found> => {
-    const r = await findFile(store, file, process.cwd());
+    const r = await findFile(store, file, process.cwd(), config);
     if (r !== null) return { r, attempts: await store.attempts(r.fileUrl) };
     const t = await findTombstone(store, file, process.cwd());
     return t === null ? null : { t };
