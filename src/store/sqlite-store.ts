@@ -452,6 +452,17 @@ export class SqliteStore implements CheckpointStore {
   }
 }
 
+/**
+ * Back to pending with a fresh budget (parameters: due, now, then `where`'s). The plan of the
+ * last after-action goes too: the file is back at its path, nothing is planned.
+ */
+function requeueSql(where: string): string {
+  return `UPDATE file_checkpoints SET status = 'pending', retry_count = 0, due_at = ?, error_message = NULL,
+            completed_at = NULL, after_action = NULL, updated_at = ?
+          WHERE ${where}
+          RETURNING file_url, version, attempts`;
+}
+
 function prepare(db: Database.Database) {
   const p = (sql: string) => db.prepare(sql);
   return {
@@ -533,25 +544,9 @@ function prepare(db: Database.Database) {
        WHERE file_url = ? AND claim_token = ? AND status = 'processing'
        RETURNING version, attempts, processed_by, started_at`,
     ),
-    // The plan of the last after-action goes too: the file is back at its path, nothing is planned.
-    requeueOne: p(
-      `UPDATE file_checkpoints SET status = 'pending', retry_count = 0, due_at = ?, error_message = NULL,
-         completed_at = NULL, after_action = NULL, updated_at = ?
-       WHERE file_url = ? AND status IN ('failed', 'dead')
-       RETURNING file_url, version, attempts`,
-    ),
-    requeueDead: p(
-      `UPDATE file_checkpoints SET status = 'pending', retry_count = 0, due_at = ?, error_message = NULL,
-         completed_at = NULL, after_action = NULL, updated_at = ?
-       WHERE status = 'dead'
-       RETURNING file_url, version, attempts`,
-    ),
-    requeueDeadType: p(
-      `UPDATE file_checkpoints SET status = 'pending', retry_count = 0, due_at = ?, error_message = NULL,
-         completed_at = NULL, after_action = NULL, updated_at = ?
-       WHERE status = 'dead' AND file_type = ?
-       RETURNING file_url, version, attempts`,
-    ),
+    requeueOne: p(requeueSql(`file_url = ? AND status IN ('failed', 'dead')`)),
+    requeueDead: p(requeueSql(`status = 'dead'`)),
+    requeueDeadType: p(requeueSql(`status = 'dead' AND file_type = ?`)),
     // A requeue in the history: no claim token, no end (see REQUEUED).
     insertEvent: p(
       `INSERT INTO file_attempts (file_url, version, attempt, worker_id, claim_token, started_at, ended_at,
