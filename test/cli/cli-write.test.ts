@@ -139,9 +139,9 @@ describe('init', () => {
     expect(lines.length).toBeGreaterThan(0);
     const status = (await ckpt(['status', '--json'], { cwd: dir })).json<StatusJson>();
     expect(status.counts.completed).toBe(1);
-    const shown = (await ckpt(['show', path.join('done', 'example.csv'), '--json'], { cwd: dir })).code;
-    // The ledger keys the file by where it was found (inbox/), not where it was moved.
-    expect(shown).toBe(65);
+    // The ledger keys the file by where it was found (inbox/); named where it was moved, it is found too.
+    const shown = (await ckpt(['show', path.join('done', 'example.csv'), '--json'], { cwd: dir })).json<{ file: { file: string } }>();
+    expect(shown.file.file).toBe(path.join(fs.realpathSync(dir), 'inbox', 'example.csv'));
     const inboxShow = (await ckpt(['show', path.join('inbox', 'example.csv'), '--json'], { cwd: dir })).json<{ file: { records: { total: number }; afterAction: string } }>();
     expect(inboxShow.file.records.total).toBe(2);
     expect(inboxShow.file.afterAction).toMatch(/done/);
