@@ -339,6 +339,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
 
   /** --once: every file handed on since start is completed, dead or purged (retries waited out). */
   async function waitUntilAllSettled(): Promise<number> {
+    let purged = 0;
     for (;;) {
       await new Promise((r) => setTimeout(r, 100));
       const w = watcher.stats;
@@ -350,7 +351,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
         if (s === null) open++;
         else settled.set(f, s);
         // Not run, so not in the bar's count either (it stood at 0 of N for ever).
-        if (s === 'purged') progress?.setTotal(handed!.size - [...settled.values()].filter((v) => v === 'purged').length);
+        if (s === 'purged') progress?.setTotal(handed!.size - ++purged);
       }
       if (open === 0) {
         const n = { completed: 0, dead: 0, purged: 0 };
