@@ -153,6 +153,8 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   const handed = opts.once ? new Set<string>() : null;
   /** --once: how each file handed on ended (purged: a tombstone keeps it from running again). */
   const settled = new Map<string, 'completed' | 'dead' | 'purged'>();
+  /** Purged files are not run: the bar counts the others. */
+  let purgedSeen = 0;
   // --once shows progress: a bar on a terminal, log lines otherwise.
   const progress: Progress | null = opts.once ? createProgress({ total: 0, tty: process.stderr.isTTY === true, logger: log }) : null;
   const metrics = config.http ? new Metrics({ counts: () => store.counts(), ...(dbPath ? { databasePath: dbPath } : {}) }) : null;
@@ -178,7 +180,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       if (handed && (outcome === 'completed' || outcome === 'dead')) {
         settled.set(file, outcome);
         // Claimed without a sighting here (a requeued file, say): it still counts in the summary.
-        if (!handed.has(file)) progress?.setTotal(handed.add(file).size);
+        if (!handed.has(file)) progress?.setTotal(handed.add(file).size - purgedSeen);
       }
       progress?.tick(outcome);
     },
@@ -209,7 +211,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       handed?.add(f.fileUrl);
       if (discoveredAt.size < MAX_DISCOVERY_TIMES) discoveredAt.set(f.fileUrl, now);
     }
-    if (handed) progress?.setTotal(handed.size);
+    if (handed) progress?.setTotal(handed.size - purgedSeen);
     if (res.inserted + res.reversioned > 0) runner.wake();
     for (const u of res.unfinished ?? []) await runner.finishAfterAction(u);
     log.debug({ ...res, files: files.length }, 'discovered');
@@ -339,7 +341,6 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
 
   /** --once: every file handed on since start is completed, dead or purged (retries waited out). */
   async function waitUntilAllSettled(): Promise<number> {
-    let purged = 0;
     for (;;) {
       await new Promise((r) => setTimeout(r, 100));
       const w = watcher.stats;
@@ -351,7 +352,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
         if (s === null) open++;
         else settled.set(f, s);
         // Not run, so not in the bar's count either (it stood at 0 of N for ever).
-        if (s === 'purged') progress?.setTotal(handed!.size - ++purged);
+        if (s === 'purged') progress?.setTotal(handed!.size - ++purgedSeen);
       }
       if (open === 0) {
         const n = { completed: 0, dead: 0, purged: 0 };
