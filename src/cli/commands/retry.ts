@@ -12,7 +12,6 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import type { ResolvedConfig } from '../../config/types.js';
 import { formatCount, printable } from '../../ops/format.js';
 import type { CheckpointStore, FileRecord, ListQuery, Status } from '../../store/types.js';
@@ -23,7 +22,7 @@ import { withStore } from '../context.js';
 import { print, printErr, printJson } from '../output.js';
 import { type Placed, finish, place, undo } from '../put-back.js';
 import { lastAfterAction, rootOf, whereMoved } from '../where-moved.js';
-import { findFile } from './show.js';
+import { findFile, findTombstone } from './show.js';
 
 export interface RetryOptions {
   dead?: boolean;
@@ -181,14 +180,7 @@ async function skipReason(store: CheckpointStore, config: ResolvedConfig, r: Fil
 
 /** A named file with no row: purged (a tombstone holds it) and still there, or unknown. */
 async function reviveOrNotFound(store: CheckpointStore, config: ResolvedConfig, typed: string, by: string, doc: RetryJson): Promise<void> {
-  const abs = path.resolve(typed);
-  let real: string | null = null;
-  try {
-    real = fs.realpathSync(abs);
-  } catch {
-    // not there: only the typed path can have a tombstone
-  }
-  const tomb = (await store.tombstone(abs)) ?? (real !== null && real !== abs ? await store.tombstone(real) : null);
+  const tomb = await findTombstone(store, typed, process.cwd());
   if (tomb === null) {
     doc.notFound.push(typed);
     return;
@@ -205,9 +197,10 @@ async function reviveOrNotFound(store: CheckpointStore, config: ResolvedConfig, 
     { fileUrl: file, fileType: folder.fileType, mtimeMs: st.mtimeMs, size: st.size, fingerprint: fingerprintOf(st) },
     { now: Date.now(), by },
   );
-  if (lifted !== null) {
-    doc.revived.push({ file, purgedAt: lifted.purgedAt });
-    doc.requeued++;
+  if (lifted === null) {
+    doc.refused.push({ file, reason: 'its tombstone was lifted meanwhile (it is in the ledger again)' });
+    return;
   }
-  else doc.refused.push({ file, reason: 'its tombstone was lifted meanwhile (it is in the ledger again)' });
+  doc.revived.push({ file, purgedAt: lifted.purgedAt });
+  doc.requeued++;
 }
