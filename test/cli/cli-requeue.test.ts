@@ -8,13 +8,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { killDaemons, setup, startDaemon, started } from '../helpers/daemon.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 import { ckpt, cliEntry, killAll } from './cli-helper.js';
 
 const HANDLER = path.join(path.dirname(new URL(import.meta.url).pathname), 'fixtures', 'outcome-handler.mjs');
 
 afterEach(() => {
   killAll();
+  killDaemons();
   cleanupTmpDirs();
 });
 
@@ -123,6 +126,29 @@ describe('retry of a file the after-action moved away', () => {
     const text = (await ckpt(['show', 'inbox/bad.csv'], { cwd: f.dir })).stdout;
     expect(text).toMatch(/^moved to +.*done\/bad\.csv$/m);
     expect(text).toMatch(/requeued +moved back from .*dead\/bad\.csv/);
+  }, 90_000);
+
+  it('with the daemon running, a file brought back by retry --dead runs exactly once', async () => {
+    const s = setup({ handler: { command: [process.execPath, HANDLER, '{path}'] }, onSuccess: { moveTo: 'done' }, onDead: { moveTo: 'dead' }, createDirs: true });
+    const d = startDaemon(s);
+    await started(d);
+    const file = path.join(s.inbox, 'r.csv');
+    write(file, 'id,name\n1,BAD\n');
+    await d.waitForLog((l) => l.path === file && l.outcome === 'dead');
+    await waitFor(() => fs.existsSync(path.join(s.dir, 'dead', 'r.csv')));
+    write(path.join(s.dir, 'dead', 'r.csv'), 'id,name\n1,fixed\n');
+    const retry = await ckpt(['retry', '--dead', '--config', s.config], { cwd: s.dir });
+    expect(retry.code, retry.stderr).toBe(0);
+    await d.waitForLog((l) => l.path === file && l.outcome === 'completed');
+    await waitFor(() => fs.existsSync(path.join(s.dir, 'done', 'r.csv')));
+    d.child.kill('SIGTERM');
+    expect((await d.exited).code).toBe(0);
+    const outcomes = d.lines.filter((l) => l.path === file && typeof l.outcome === 'string' && l.attempt !== undefined).map((l) => [l.attempt, l.outcome]);
+    expect(outcomes).toEqual([
+      [1, 'dead'],
+      [2, 'completed'],
+    ]);
+    expect(fs.readdirSync(path.join(s.dir, 'dead'))).toEqual([]);
   }, 90_000);
 
   it('refuses a file whose path is taken by another file, or that is gone, and changes nothing', async () => {
