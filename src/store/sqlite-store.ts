@@ -84,6 +84,7 @@ const REAP_BATCH = 256;
  *   failed | dead -> pending              requeue (operator)
  *   completed | dead -> pending (v+1)     discover, fingerprint changed, policy reprocess
  *   completed | dead -> (tombstone)       purge
+ *   (tombstone) -> pending (v+1)          revive (operator)
  */
 export class SqliteStore implements CheckpointStore {
   readonly kind = 'sqlite' as const;
