@@ -174,7 +174,10 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
 
   const discoveredAt = new Map<string, number>();
   const handed = opts.once ? new Set<string>() : null;
-  const settled = new Map<string, 'completed' | 'dead'>();
+  /** --once: how each file handed on ended (purged: a tombstone keeps it from running again). */
+  const settled = new Map<string, 'completed' | 'dead' | 'purged'>();
+  /** Purged files are not run: the bar counts the others. */
+  let purgedSeen = 0;
   // --once shows progress: a bar on a terminal, log lines otherwise.
   const progress: Progress | null = opts.once ? createProgress({ total: 0, tty: process.stderr.isTTY === true, logger: log }) : null;
   const metrics = config.http ? new Metrics({ counts: () => store.counts(), ...(dbPath ? { databasePath: dbPath } : {}) }) : null;
@@ -207,7 +210,11 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       return t;
     },
     onOutcome: (file: string, outcome: OutcomeKind) => {
-      if (handed && (outcome === 'completed' || outcome === 'dead')) settled.set(file, outcome);
+      if (handed && (outcome === 'completed' || outcome === 'dead')) {
+        settled.set(file, outcome);
+        // Claimed without a sighting here (a requeued file, say): it still counts in the summary.
+        if (!handed.has(file)) progress?.setTotal(handed.add(file).size - purgedSeen);
+      }
       progress?.tick(outcome);
     },
     ...(metrics ? { metrics } : {}),
@@ -237,7 +244,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       handed?.add(f.fileUrl);
       if (discoveredAt.size < MAX_DISCOVERY_TIMES) discoveredAt.set(f.fileUrl, now);
     }
-    if (handed) progress?.setTotal(handed.size);
+    if (handed) progress?.setTotal(handed.size - purgedSeen);
     if (res.inserted + res.reversioned > 0) runner.wake();
     for (const u of res.unfinished ?? []) await runner.finishAfterAction(u);
     log.debug({ ...res, files: files.length }, 'discovered');
@@ -356,7 +363,17 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   log.info({ exitCode }, 'ckpt stopped');
   return exitCode;
 
-  /** --once: every file handed on since start is completed or dead (retries waited out). */
+  /**
+   * A file with no row was purged (its tombstone kept discovery from adding one): it will not
+   * run, so it is settled too, or --once would wait for it for ever.
+   */
+  async function settledAs(f: string): Promise<'completed' | 'dead' | 'purged' | null> {
+    const rec = await store.get(f).catch(() => null);
+    if (rec) return rec.status === 'completed' || rec.status === 'dead' ? rec.status : null;
+    return (await store.tombstone(f).catch(() => null)) ? 'purged' : null;
+  }
+
+  /** --once: every file handed on since start is completed, dead or purged (retries waited out). */
   async function waitUntilAllSettled(): Promise<number> {
     for (;;) {
       await new Promise((r) => setTimeout(r, 100));
@@ -365,14 +382,18 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       let open = 0;
       for (const f of handed!) {
         if (settled.has(f)) continue;
-        const rec = await store.get(f).catch(() => null);
-        if (rec && (rec.status === 'completed' || rec.status === 'dead')) settled.set(f, rec.status);
-        else open++;
+        const s = await settledAs(f);
+        if (s === null) open++;
+        else settled.set(f, s);
+        // Not run, so not in the bar's count either (it stood at 0 of N for ever).
+        if (s === 'purged') progress?.setTotal(handed!.size - ++purgedSeen);
       }
       if (open === 0) {
-        const dead = [...settled.values()].filter((s) => s === 'dead').length;
-        log.info({ files: handed!.size, completed: handed!.size - dead, dead }, '--once: every file is settled');
-        return dead > 0 ? EXIT_SOME_DEAD : EXIT_OK;
+        const n = { completed: 0, dead: 0, purged: 0 };
+        for (const s of settled.values()) n[s]++;
+        log.info({ files: handed!.size, ...n }, '--once: every file is settled');
+        if (n.purged > 0) log.info({ purged: n.purged }, 'purged files still in the folder were not run again (a tombstone holds each; `ckpt retry FILE` lets one run)');
+        return n.dead > 0 ? EXIT_SOME_DEAD : EXIT_OK;
       }
     }
   }

@@ -182,7 +182,25 @@ export async function applyAfterAction(action: AfterAction, fileUrl: string, opt
       }
     }
   }
-  return `moved to ${moved}`;
+  return `${MOVED}${moved}`;
+}
+
+/** How applyAfterAction() reports a move; movedTo() reads it back from the history. */
+const MOVED = 'moved to ';
+
+/** Where a move left the file, from what applyAfterAction() reported; null for anything else. */
+export function movedTo(done: string): string | null {
+  return done.startsWith(MOVED) ? done.slice(MOVED.length) : null;
+}
+
+/** The destination folder of a planned move, from its label (afterActionLabel); null for other plans. */
+export function plannedMoveDir(label: string): string | null {
+  return label.startsWith('move:') ? label.slice('move:'.length) : null;
+}
+
+/** Where a move into `destDir` puts a file of the watched folder `root` when that name is free. */
+export function moveTarget(destDir: string, root: string, fileUrl: string): string {
+  return path.join(path.resolve(destDir), path.relative(path.resolve(root), path.resolve(fileUrl)));
 }
 
 interface Source {

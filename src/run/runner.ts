@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import { isNetworkFileSystem } from '../mounts.js';
 import type { CheckpointStore, Claim, ClaimRef, DiscoveredFile, ExpiredClaim, UnfinishedAfterAction } from '../store/types.js';
 import { type AfterAction, type FileIdentity, afterActionLabel, applyAfterAction, removeIfSame } from './after-action.js';
+import { GONE, logAfterActionError, wentAsPlanned } from './after-action-log.js';
 import { CompletionBatcher } from './completion-batcher.js';
 import { type ChangedFile, type CheckResult, changedAsync, changedInLine, checkFileAsync, checkFileInLine } from './file-checks.js';
 import type { Handler, HandlerOutcome } from './handler.js';
@@ -333,10 +334,19 @@ export class Runner {
       const folder = this.folderOf(e.fileUrl);
       if (!folder) continue;
       const log = this.o.logger.child({ path: e.fileUrl, attempt: e.attempt, workerId: this.o.workerId });
-      applyAfterAction(this.o.onDead, e.fileUrl, { root: folder.dir, readyMarker: folder.readyMarker }).then(
-        (done) => log.error({ outcome: 'dead', afterAction: done }, 'dead: its worker died on the last attempt'),
-        (err: unknown) => log.error({ err }, 'after-action failed; the file stays where it is'),
-      );
+      applyAfterAction(this.o.onDead, e.fileUrl, { root: folder.dir, readyMarker: folder.readyMarker })
+        .then(
+          (done) => {
+            log.error({ outcome: 'dead', afterAction: done }, 'dead: its worker died on the last attempt');
+            return done;
+          },
+          (err: unknown) => {
+            logAfterActionError(log, err);
+            return `failed: ${(err as Error).message}`;
+          },
+        )
+        .then((done) => this.o.store.recordAfterAction({ fileUrl: e.fileUrl, token: e.token, done }))
+        .catch((err: unknown) => log.warn({ error: (err as Error).message }, 'could not record where the after-action left the file'));
     }
   }
 
@@ -454,6 +464,8 @@ export class Runner {
     // Did the file change while it was handled? Then its new content is a new version.
     const changed: ChangedFile | null = inLine ? changedInLine(claim.fileUrl, readFingerprint) : await changedAsync(claim.fileUrl, readFingerprint);
     const after = changed === null ? await this.afterAction(entry, this.o.onSuccess, log) : 'keep (changed while handled)';
+    // Where the plan says (the recorded label tells it): nothing more to write, the common case.
+    if (!wentAsPlanned(this.o.onSuccess, entry.folder?.dir, claim.fileUrl, after)) await this.recordAfterAction(entry, after, log);
     log.info(
       { outcome: 'completed', durationMs: outcome.durationMs, records: outcome.stats, afterAction: after },
       'completed',
@@ -497,9 +509,15 @@ export class Runner {
     entry.settled = true;
     this.o.metrics?.failed?.(outcome.permanent ? 'permanent' : outcome.kind, outcome.durationMs);
     let after: string | undefined;
-    if (res === 'dead') after = await this.afterAction(entry, this.o.onDead, log);
+    if (res === 'dead') {
+      // A file that is gone has nothing to move or delete.
+      after = outcome.kind === 'vanished' ? GONE : await this.afterAction(entry, this.o.onDead, log);
+      // Always kept for a dead file (rare): `ckpt retry --dead` brings it back from there.
+      await this.recordAfterAction(entry, after, log);
+    }
     const level = res === 'dead' ? 'error' : 'warn';
-    log[level]({ outcome: res, kind: outcome.kind, durationMs: outcome.durationMs, error: outcome.error, afterAction: after }, res === 'dead' ? 'dead: no more retries' : 'failed; will retry');
+    const msg = res !== 'dead' ? 'failed; will retry' : outcome.permanent ? 'dead: permanent failure' : 'dead: no more retries';
+    log[level]({ outcome: res, kind: outcome.kind, durationMs: outcome.durationMs, error: outcome.error, afterAction: after }, msg);
     this.o.onOutcome?.(claim.fileUrl, res);
   }
 
@@ -524,8 +542,17 @@ export class Runner {
         ...(entry.identity ? { identity: entry.identity } : {}),
       });
     } catch (err) {
-      log.error({ err }, 'after-action failed; the file stays where it is');
+      logAfterActionError(log, err);
       return `failed: ${(err as Error).message}`;
+    }
+  }
+
+  /** Where the after-action left the file, on the attempt's history row; a failure only costs the detail. */
+  private async recordAfterAction(entry: Running, done: string, log: Logger): Promise<void> {
+    try {
+      await this.o.store.recordAfterAction({ fileUrl: entry.claim.fileUrl, token: entry.claim.token, done });
+    } catch (err) {
+      log.warn({ error: (err as Error).message, afterAction: done }, 'could not record where the after-action left the file');
     }
   }
 
@@ -581,7 +608,7 @@ export class Runner {
       const done = await applyAfterAction(action, item.fileUrl, { root: folder.dir, readyMarker: folder.readyMarker, ...(identity ? { identity } : {}) });
       log.warn({ outcome: item.status, afterAction: done, previousWorker: redoneBy ?? item.processedBy }, 'finished an after-action its worker did not (it stopped between the commit and the move)');
     } catch (err) {
-      log.error({ err }, 'after-action failed; the file stays where it is');
+      logAfterActionError(log, err);
     }
   }
 

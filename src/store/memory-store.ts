@@ -2,30 +2,34 @@ import { randomUUID } from 'node:crypto';
 import { idempotencyKey } from './idempotency.js';
 import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from './retry-policy.js';
 import { iso } from './time.js';
-import type {
-  AttemptRecord,
-  ChangePolicy,
-  CheckpointStore,
-  Claim,
-  ClaimOptions,
-  ClaimRef,
-  Completion,
-  DiscoverResult,
-  DiscoverOptions,
-  DiscoveredFile,
-  ExpiredClaim,
-  FailResult,
-  Failure,
-  FileRecord,
-  ListQuery,
-  PurgeQuery,
-  RequeueQuery,
-  RetryPolicy,
-  Status,
-  StoreStats,
-  WorkerInfo,
-  WorkerRecord,
-  WriteResult,
+import { movedBackLabel, tombstoneLiftedLabel } from './record.js';
+import {
+  type AfterActionDone,
+  type AttemptRecord,
+  type ChangePolicy,
+  type CheckpointStore,
+  type Claim,
+  type ClaimOptions,
+  type ClaimRef,
+  type Completion,
+  type DiscoverResult,
+  type DiscoverOptions,
+  type DiscoveredFile,
+  type ExpiredClaim,
+  type FailResult,
+  type Failure,
+  type FileRecord,
+  type ListQuery,
+  type PurgeQuery,
+  type RequeueQuery,
+  type RetryPolicy,
+  type Status,
+  type StoreStats,
+  type WorkerInfo,
+  type WorkerRecord,
+  type WriteResult,
+  REQUEUED,
+  type Tombstone,
 } from './types.js';
 
 export interface MemoryStoreOptions {
@@ -40,6 +44,11 @@ export interface FailPlan {
   retryCount: number;
   /** Epoch ms of the next attempt; null when dead. */
   dueAt: number | null;
+}
+
+/** A history row with the claim token that ended it (recordAfterAction finds it by that). */
+interface StoredAttempt extends AttemptRecord {
+  token: string | null;
 }
 
 interface Row extends FileRecord {
@@ -64,8 +73,8 @@ const REAP_BATCH = 256;
 export class MemoryStore implements CheckpointStore {
   readonly kind = 'memory' as const;
   private readonly rows = new Map<string, Row>();
-  private readonly attemptRows = new Map<string, AttemptRecord[]>();
-  private readonly tombstones = new Map<string, { fingerprint: string; version: number; status: string; purgedAt: string }>();
+  private readonly attemptRows = new Map<string, StoredAttempt[]>();
+  private readonly tombstones = new Map<string, Tombstone>();
   private readonly workerRows = new Map<string, WorkerRecord>();
   private readonly retry: RetryPolicy;
   private readonly onChange: ChangePolicy;
@@ -314,6 +323,8 @@ export class MemoryStore implements CheckpointStore {
     if (!r) return 'lost';
     const nowIso = iso(f.now);
     const dead = plan.status === 'dead';
+    // As in SQLite: the after-action planned for a dead file is recorded with the outcome.
+    const after = dead ? (f.deadAfterAction ?? null) : null;
     Object.assign(r, {
       status: plan.status,
       retryCount: plan.retryCount,
@@ -323,10 +334,11 @@ export class MemoryStore implements CheckpointStore {
       completedAt: dead ? nowIso : null,
       fingerprint: f.fingerprint ?? r.fingerprint,
       handlerPid: null,
+      afterAction: after,
       updatedAt: nowIso,
     } satisfies Partial<Row>);
     const outcome = f.reason ?? (dead ? (f.permanent ? 'dead' : 'failed') : 'failed');
-    this.addAttempt(r, r.processedBy ?? '?', nowIso, outcome, f.error, Math.round(f.durationMs), null);
+    this.addAttempt(r, r.processedBy ?? '?', nowIso, outcome, f.error, Math.round(f.durationMs), after);
     return plan.status;
   }
 
@@ -352,7 +364,9 @@ export class MemoryStore implements CheckpointStore {
     const nowIso = iso(q.now);
     let n = 0;
     const back = (r: Row) => {
-      Object.assign(r, { status: 'pending', retryCount: 0, dueAt: nowIso, errorMessage: null, completedAt: null, updatedAt: nowIso } satisfies Partial<Row>);
+      Object.assign(r, { status: 'pending', retryCount: 0, dueAt: nowIso, errorMessage: null, completedAt: null, afterAction: null, updatedAt: nowIso } satisfies Partial<Row>);
+      const from = q.movedBack?.get(r.fileUrl);
+      this.addEvent(r, q.by ?? 'ckpt retry', nowIso, from === undefined ? null : movedBackLabel(from));
       n++;
     };
     if (q.files) {
@@ -365,6 +379,27 @@ export class MemoryStore implements CheckpointStore {
       for (const r of this.rows.values()) if (r.status === 'dead' && (q.fileType === undefined || r.fileType === q.fileType)) back(r);
     }
     return Promise.resolve(n);
+  }
+
+  tombstone(fileUrl: string): Promise<Tombstone | null> {
+    const t = this.tombstones.get(fileUrl);
+    return Promise.resolve(t ? { ...t } : null);
+  }
+
+  revive(f: DiscoveredFile, q: { now: number; by?: string }): Promise<Tombstone | null> {
+    const t = this.tombstones.get(f.fileUrl);
+    if (!t || this.rows.has(f.fileUrl)) return Promise.resolve(null);
+    const nowIso = iso(q.now);
+    this.tombstones.delete(f.fileUrl);
+    const r = this.newRow(f, iso(f.mtimeMs), nowIso, t.version + 1);
+    this.rows.set(f.fileUrl, r);
+    this.addEvent(r, q.by ?? 'ckpt retry', nowIso, tombstoneLiftedLabel(t));
+    return Promise.resolve({ ...t });
+  }
+
+  recordAfterAction(d: AfterActionDone): Promise<void> {
+    for (const a of this.attemptRows.get(d.fileUrl) ?? []) if (a.token === d.token) a.afterAction = d.done;
+    return Promise.resolve();
   }
 
   get(fileUrl: string): Promise<FileRecord | null> {
@@ -391,7 +426,7 @@ export class MemoryStore implements CheckpointStore {
     const list = (this.attemptRows.get(fileUrl) ?? []).slice();
     // ORDER BY version, attempt, id: the array is in id order already, and sort is stable.
     list.sort((a, b) => a.version - b.version || a.attempt - b.attempt);
-    return Promise.resolve(list.map((a) => ({ ...a })));
+    return Promise.resolve(list.map(({ token: _token, ...a }) => a));
   }
 
   counts(): Promise<Record<Status, number>> {
@@ -432,7 +467,7 @@ export class MemoryStore implements CheckpointStore {
     let n = 0;
     for (const [url, r] of [...this.rows]) {
       if (!statuses.has(r.status as 'completed' | 'dead') || !(r.updatedAt < cut)) continue;
-      this.tombstones.set(url, { fingerprint: r.fingerprint, version: r.version, status: r.status, purgedAt: nowIso });
+      this.tombstones.set(url, { fileUrl: url, fingerprint: r.fingerprint, version: r.version, status: r.status, purgedAt: nowIso });
       this.attemptRows.delete(url);
       this.rows.delete(url);
       n++;
@@ -520,9 +555,7 @@ export class MemoryStore implements CheckpointStore {
     durationMs: number | null,
     afterAction: string | null,
   ): void {
-    let list = this.attemptRows.get(r.fileUrl);
-    if (!list) this.attemptRows.set(r.fileUrl, (list = []));
-    list.push({
+    this.history(r.fileUrl).push({
       fileUrl: r.fileUrl,
       version: r.version,
       attempt: r.attempts,
@@ -533,7 +566,22 @@ export class MemoryStore implements CheckpointStore {
       errorMessage: error,
       durationMs,
       afterAction,
+      token: r.claimToken,
     });
+  }
+
+  /** A requeue in the history: no claim token, no end (see REQUEUED). */
+  private addEvent(r: Row, by: string, at: string, note: string | null): void {
+    this.history(r.fileUrl).push({
+      fileUrl: r.fileUrl, version: r.version, attempt: r.attempts, workerId: by, startedAt: at, endedAt: null,
+      outcome: REQUEUED, errorMessage: null, durationMs: null, afterAction: note, token: null,
+    });
+  }
+
+  private history(fileUrl: string): StoredAttempt[] {
+    let list = this.attemptRows.get(fileUrl);
+    if (!list) this.attemptRows.set(fileUrl, (list = []));
+    return list;
   }
 }
 

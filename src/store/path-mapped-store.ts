@@ -10,6 +10,7 @@
  */
 import type { PathMap } from './path-map.js';
 import type {
+  AfterActionDone,
   AttemptRecord,
   CheckpointStore,
   Claim,
@@ -27,6 +28,7 @@ import type {
   RequeueQuery,
   Status,
   StoreStats,
+  Tombstone,
   UnfinishedAfterAction,
   WorkerInfo,
   WorkerRecord,
@@ -100,7 +102,24 @@ export class PathMappedStore implements CheckpointStore {
   }
 
   requeue(q: RequeueQuery): Promise<number> {
-    return this.inner.requeue(q.files ? { ...q, files: q.files.map((f) => this.shared(f)) } : q);
+    const mapped: RequeueQuery = { ...q };
+    if (q.files) mapped.files = q.files.map((f) => this.shared(f));
+    if (q.movedBack) mapped.movedBack = new Map([...q.movedBack].map(([f, from]) => [this.shared(f), from]));
+    return this.inner.requeue(mapped);
+  }
+
+  async tombstone(fileUrl: string): Promise<Tombstone | null> {
+    const t = await this.inner.tombstone(this.shared(fileUrl));
+    return t && this.local(t);
+  }
+
+  async revive(file: DiscoveredFile, q: { now: number; by?: string }): Promise<Tombstone | null> {
+    const t = await this.inner.revive(this.sharedRef(file), q);
+    return t && this.local(t);
+  }
+
+  recordAfterAction(item: AfterActionDone): Promise<void> {
+    return this.inner.recordAfterAction(this.sharedRef(item));
   }
 
   async get(fileUrl: string): Promise<FileRecord | null> {

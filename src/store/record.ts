@@ -5,7 +5,7 @@
  * it, see postgres/pool.ts) and BIGINT as a JS number, so the two stores agree row for row.
  */
 import { idempotencyKey } from './idempotency.js';
-import type { AttemptRecord, Claim, FileRecord, Status, WorkerRecord } from './types.js';
+import type { AttemptRecord, Claim, FileRecord, Status, Tombstone, WorkerRecord } from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -68,6 +68,26 @@ export function toAttempt(r: Row): AttemptRecord {
     durationMs: (r.duration_ms as number | null | undefined) ?? null,
     afterAction: text(r.after_action),
   };
+}
+
+export function toTombstone(r: Row): Tombstone {
+  return {
+    fileUrl: String(r.file_url),
+    fingerprint: String(r.fingerprint),
+    version: Number(r.version),
+    status: String(r.status),
+    purgedAt: String(r.purged_at),
+  };
+}
+
+/** A requeue's note in the history (after_action of its row) when the file was put back first. */
+export function movedBackLabel(from: string): string {
+  return `moved back from ${from}`;
+}
+
+/** A revive's note in the history: the purge it undid. */
+export function tombstoneLiftedLabel(t: Tombstone): string {
+  return `tombstone lifted (purged ${t.purgedAt} as ${t.status})`;
 }
 
 export function toWorker(r: Row): WorkerRecord {

@@ -3,33 +3,36 @@ import type Database from 'better-sqlite3';
 import { type SqliteDatabase, openDatabase, type OpenOptions } from './open-database.js';
 import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from './retry-policy.js';
 import { classifySqliteError, toStoreError } from './sqlite-errors.js';
-import { type Row, durationOf, toAttempt, toClaim, toRecord, toWorker } from './record.js';
+import { type Row, durationOf, movedBackLabel, toAttempt, toClaim, toRecord, toTombstone, toWorker, tombstoneLiftedLabel } from './record.js';
 import { iso } from './time.js';
-import type {
-  AttemptRecord,
-  ChangePolicy,
-  CheckpointStore,
-  Claim,
-  ClaimOptions,
-  ClaimRef,
-  Completion,
-  DiscoverResult,
-  DiscoverOptions,
-  DiscoveredFile,
-  ExpiredClaim,
-  FailResult,
-  Failure,
-  FileRecord,
-  ListQuery,
-  PurgeQuery,
-  RequeueQuery,
-  RetryPolicy,
-  Status,
-  StoreStats,
-  UnfinishedAfterAction,
-  WorkerInfo,
-  WorkerRecord,
-  WriteResult,
+import {
+  type AfterActionDone,
+  type AttemptRecord,
+  type ChangePolicy,
+  type CheckpointStore,
+  type Claim,
+  type ClaimOptions,
+  type ClaimRef,
+  type Completion,
+  type DiscoverResult,
+  type DiscoverOptions,
+  type DiscoveredFile,
+  type ExpiredClaim,
+  type FailResult,
+  type Failure,
+  type FileRecord,
+  type ListQuery,
+  type PurgeQuery,
+  type RequeueQuery,
+  type RetryPolicy,
+  type Status,
+  type StoreStats,
+  type UnfinishedAfterAction,
+  type WorkerInfo,
+  type WorkerRecord,
+  type WriteResult,
+  REQUEUED,
+  type Tombstone,
 } from './types.js';
 
 /** Re-exported for the fallback layer, which maps the rows it reads from a locked file. */
@@ -81,6 +84,7 @@ const REAP_BATCH = 256;
  *   failed | dead -> pending              requeue (operator)
  *   completed | dead -> pending (v+1)     discover, fingerprint changed, policy reprocess
  *   completed | dead -> (tombstone)       purge
+ *   (tombstone) -> pending (v+1)          revive (operator)
  */
 export class SqliteStore implements CheckpointStore {
   readonly kind = 'sqlite' as const;
@@ -301,13 +305,46 @@ export class SqliteStore implements CheckpointStore {
 
   requeue(q: RequeueQuery): Promise<number> {
     const nowIso = iso(q.now);
+    const by = q.by ?? 'ckpt retry';
     return this.write('requeue', () => {
-      let n = 0;
-      if (q.files) for (const f of q.files) n += this.s.requeueOne.run(nowIso, nowIso, f).changes;
+      const back: Row[] = [];
+      if (q.files) for (const f of q.files) back.push(...(this.s.requeueOne.all(nowIso, nowIso, f) as Row[]));
       if (q.dead) {
-        n += q.fileType === undefined ? this.s.requeueDead.run(nowIso, nowIso).changes : this.s.requeueDeadType.run(nowIso, nowIso, q.fileType).changes;
+        back.push(...((q.fileType === undefined ? this.s.requeueDead.all(nowIso, nowIso) : this.s.requeueDeadType.all(nowIso, nowIso, q.fileType)) as Row[]));
       }
-      return n;
+      for (const r of back) {
+        const url = String(r.file_url);
+        const from = q.movedBack?.get(url);
+        this.s.insertEvent.run(url, r.version, r.attempts, by, nowIso, REQUEUED, from === undefined ? null : movedBackLabel(from));
+      }
+      return back.length;
+    });
+  }
+
+  tombstone(fileUrl: string): Promise<Tombstone | null> {
+    return this.read('tombstone', () => {
+      const t = this.s.getTombstoneRow.get(fileUrl) as Row | undefined;
+      return t ? toTombstone(t) : null;
+    });
+  }
+
+  revive(f: DiscoveredFile, q: { now: number; by?: string }): Promise<Tombstone | null> {
+    const nowIso = iso(q.now);
+    return this.write('revive', () => {
+      const t = this.s.getTombstoneRow.get(f.fileUrl) as Row | undefined;
+      if (!t) return null;
+      const tomb = toTombstone(t);
+      this.s.deleteTombstone.run(f.fileUrl);
+      const version = tomb.version + 1;
+      if (this.s.insert.run(f.fileUrl, f.fileType, iso(f.mtimeMs), f.fingerprint, f.size, nowIso, version, nowIso, nowIso).changes === 0) return null;
+      this.s.insertEvent.run(f.fileUrl, version, 0, q.by ?? 'ckpt retry', nowIso, REQUEUED, tombstoneLiftedLabel(tomb));
+      return tomb;
+    });
+  }
+
+  recordAfterAction(d: AfterActionDone): Promise<void> {
+    return this.write('recordAfterAction', () => {
+      this.s.recordAfterAction.run(d.done, d.fileUrl, d.token);
     });
   }
 
@@ -417,6 +454,17 @@ export class SqliteStore implements CheckpointStore {
   }
 }
 
+/**
+ * Back to pending with a fresh budget (parameters: due, now, then `where`'s). The plan of the
+ * last after-action goes too: the file is back at its path, nothing is planned.
+ */
+function requeueSql(where: string): string {
+  return `UPDATE file_checkpoints SET status = 'pending', retry_count = 0, due_at = ?, error_message = NULL,
+            completed_at = NULL, after_action = NULL, updated_at = ?
+          WHERE ${where}
+          RETURNING file_url, version, attempts`;
+}
+
 function prepare(db: Database.Database) {
   const p = (sql: string) => db.prepare(sql);
   return {
@@ -498,21 +546,17 @@ function prepare(db: Database.Database) {
        WHERE file_url = ? AND claim_token = ? AND status = 'processing'
        RETURNING version, attempts, processed_by, started_at`,
     ),
-    requeueOne: p(
-      `UPDATE file_checkpoints SET status = 'pending', retry_count = 0, due_at = ?, error_message = NULL,
-         completed_at = NULL, updated_at = ?
-       WHERE file_url = ? AND status IN ('failed', 'dead')`,
+    requeueOne: p(requeueSql(`file_url = ? AND status IN ('failed', 'dead')`)),
+    requeueDead: p(requeueSql(`status = 'dead'`)),
+    requeueDeadType: p(requeueSql(`status = 'dead' AND file_type = ?`)),
+    // A requeue in the history: no claim token, no end (see REQUEUED).
+    insertEvent: p(
+      `INSERT INTO file_attempts (file_url, version, attempt, worker_id, claim_token, started_at, ended_at,
+         outcome, error_message, duration_ms, after_action)
+       VALUES (?, ?, ?, ?, NULL, ?, NULL, ?, NULL, NULL, ?)`,
     ),
-    requeueDead: p(
-      `UPDATE file_checkpoints SET status = 'pending', retry_count = 0, due_at = ?, error_message = NULL,
-         completed_at = NULL, updated_at = ?
-       WHERE status = 'dead'`,
-    ),
-    requeueDeadType: p(
-      `UPDATE file_checkpoints SET status = 'pending', retry_count = 0, due_at = ?, error_message = NULL,
-         completed_at = NULL, updated_at = ?
-       WHERE status = 'dead' AND file_type = ?`,
-    ),
+    getTombstoneRow: p('SELECT * FROM file_tombstones WHERE file_url = ?'),
+    recordAfterAction: p('UPDATE file_attempts SET after_action = ? WHERE file_url = ? AND claim_token = ?'),
     insertAttempt: p(
       `INSERT INTO file_attempts (file_url, version, attempt, worker_id, claim_token, started_at, ended_at,
          outcome, error_message, duration_ms, after_action)

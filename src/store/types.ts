@@ -208,6 +208,36 @@ export interface RequeueQuery {
   dead?: boolean;
   fileType?: string;
   now: number;
+  /** Who asked, recorded with the requeue in the file's history (default "ckpt retry"). */
+  by?: string;
+  /**
+   * Named files that were put back at their path from where an after-action had moved them:
+   * file -> the place they were taken from, recorded with the requeue.
+   */
+  movedBack?: ReadonlyMap<string, string>;
+}
+
+/**
+ * The history row a requeue writes (file_attempts, outcome "requeued"): not an attempt, so it
+ * has no end time and no claim token. The outcome counters, the views and salvage look at ended
+ * attempts only, and pass over it.
+ */
+export const REQUEUED = 'requeued';
+
+/** What a purge leaves of a file: enough to keep the same file from being handled again. */
+export interface Tombstone {
+  fileUrl: string;
+  fingerprint: string;
+  version: number;
+  /** The status the row had when it was purged. */
+  status: string;
+  purgedAt: string;
+}
+
+/** The after-action's result for one claim, recorded in that attempt's history row. */
+export interface AfterActionDone extends ClaimRef {
+  /** What applyAfterAction() reported ("moved to /srv/dead/a.1.csv", "failed: ..."). */
+  done: string;
 }
 
 export interface PurgeQuery {
@@ -293,6 +323,21 @@ export interface CheckpointStore {
   stats(now: number): Promise<StoreStats>;
   /** Deletes completed/dead rows older than the cut-off, leaving tombstones; returns how many. */
   purge(q: PurgeQuery): Promise<number>;
+  /** The tombstone a purge left for this path, or null. */
+  tombstone(fileUrl: string): Promise<Tombstone | null>;
+  /**
+   * Operator action: lift the tombstone of a purged file that still lies at its path and make
+   * it pending again as the next version (a new idempotency key: it was handled before). The
+   * requeue is recorded in its history. Returns the tombstone lifted, or null when there was
+   * none (nothing changed).
+   */
+  revive(file: DiscoveredFile, q: { now: number; by?: string }): Promise<Tombstone | null>;
+  /**
+   * Record where the after-action left the file, in the history row of the attempt that ended
+   * with `token` (file_attempts.after_action, which held the plan until then). The row of the
+   * file keeps the plan. Best effort: a store that cannot write now may drop it.
+   */
+  recordAfterAction(item: AfterActionDone): Promise<void>;
   /**
    * Take over an unfinished after-action: true for exactly one caller (compare-and-set on the
    * recorded label), who then runs it. Optional: stores without it never report `unfinished`.

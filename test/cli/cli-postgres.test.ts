@@ -97,7 +97,7 @@ describe.skipIf(!cluster)('ckpt CLI on PostgreSQL', () => {
     const w = await seeded();
     const retry = await run(w, ['retry', 'inbox/bad.csv', '--json']);
     expect(retry.code).toBe(0);
-    expect(retry.json<{ requeued: number; missing: string[] }>()).toMatchObject({ requeued: 1, missing: [] });
+    expect(retry.json<{ requeued: number; refused: unknown[] }>()).toMatchObject({ requeued: 1, refused: [] });
     const row = await cluster!.sql(`SELECT status, retry_count FROM "${w.schema}".file_checkpoints WHERE file_url = '/share/inbox/bad.csv'`);
     expect(row.rows).toEqual([{ status: 'pending', retry_count: 0 }]);
 

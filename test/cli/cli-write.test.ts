@@ -49,13 +49,14 @@ describe('retry and purge', () => {
     const r = await ckpt(['retry', 'inbox/bad.csv', 'inbox/a.csv'], { cwd: ws.dir });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('requeued 1 file');
-    expect(r.stderr).toContain(`not requeued (completed; only failed or dead files can be): ${ws.file('a.csv')}`);
+    expect(r.stderr).toContain(`not requeued: ${ws.file('a.csv')}: completed `);
+    expect(r.stderr).toContain('(kept at its path); ckpt runs a completed file once');
     const shown = (await ckpt(['show', 'inbox/bad.csv', '--json'], { cwd: ws.dir })).json<{ file: { status: string; failures: number } }>();
     expect(shown.file).toMatchObject({ status: 'pending', failures: 0 });
 
     const unknown = await ckpt(['retry', 'inbox/nope.csv', '--json'], { cwd: ws.dir });
     expect(unknown.code).toBe(65);
-    expect(unknown.json()).toEqual({ requeued: 0, notFound: ['inbox/nope.csv'], skipped: [], missing: [] });
+    expect(unknown.json()).toEqual({ requeued: 0, notFound: ['inbox/nope.csv'], skipped: [], movedBack: [], revived: [], refused: [] });
   });
 
   it('retry --dead [--type] requeues every dead file of the type', async () => {
@@ -64,20 +65,21 @@ describe('retry and purge', () => {
     expect(none.stdout.trim()).toBe('requeued 0 files (dead, type json)');
     const all = await ckpt(['retry', '--dead', '--json'], { cwd: ws.dir });
     expect(all.code).toBe(0);
-    expect(all.json()).toEqual({ requeued: 1, notFound: [], skipped: [], missing: [] });
+    expect(all.json()).toEqual({ requeued: 1, notFound: [], skipped: [], movedBack: [], revived: [], refused: [] });
     const typeOnly = await ckpt(['retry', 'inbox/a.csv', '--type', 'csv'], { cwd: ws.dir });
     expect(typeOnly.code).toBe(64);
   });
 
-  it('warns when a requeued file is no longer in its folder (moved by onDead)', async () => {
+  it('refuses a dead file that is no longer at its path, saying to put it back', async () => {
     const ws = await seeded();
-    fs.mkdirSync(path.join(ws.dir, 'dead'));
-    fs.renameSync(ws.file('bad.csv'), path.join(ws.dir, 'dead', 'bad.csv'));
+    fs.mkdirSync(path.join(ws.dir, 'elsewhere'));
+    fs.renameSync(ws.file('bad.csv'), path.join(ws.dir, 'elsewhere', 'bad.csv'));
     const r = await ckpt(['retry', '--dead'], { cwd: ws.dir });
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout.trim()).toBe('requeued 1 file (dead)');
-    expect(r.stderr).toContain('warning: 1 requeued file is no longer where ckpt found it (did "onDead" move it?)');
-    expect(r.stderr).toContain(`  ${ws.file('bad.csv')}`);
+    expect(r.code).toBe(65);
+    expect(r.stdout.trim()).toBe('requeued 0 files (dead)');
+    expect(r.stderr.trim()).toBe(`not requeued: ${ws.file('bad.csv')}: the file is no longer at this path; put it back and retry`);
+    fs.renameSync(path.join(ws.dir, 'elsewhere', 'bad.csv'), ws.file('bad.csv'));
+    expect((await ckpt(['retry', '--dead'], { cwd: ws.dir })).stdout.trim()).toBe('requeued 1 file (dead)');
   });
 
   it('purge --older-than removes old completed rows (dead only when asked) and says how many', async () => {
@@ -137,9 +139,9 @@ describe('init', () => {
     expect(lines.length).toBeGreaterThan(0);
     const status = (await ckpt(['status', '--json'], { cwd: dir })).json<StatusJson>();
     expect(status.counts.completed).toBe(1);
-    const shown = (await ckpt(['show', path.join('done', 'example.csv'), '--json'], { cwd: dir })).code;
-    // The ledger keys the file by where it was found (inbox/), not where it was moved.
-    expect(shown).toBe(65);
+    // The ledger keys the file by where it was found (inbox/); named where it was moved, it is found too.
+    const shown = (await ckpt(['show', path.join('done', 'example.csv'), '--json'], { cwd: dir })).json<{ file: { file: string } }>();
+    expect(shown.file.file).toBe(path.join(fs.realpathSync(dir), 'inbox', 'example.csv'));
     const inboxShow = (await ckpt(['show', path.join('inbox', 'example.csv'), '--json'], { cwd: dir })).json<{ file: { records: { total: number }; afterAction: string } }>();
     expect(inboxShow.file.records.total).toBe(2);
     expect(inboxShow.file.afterAction).toMatch(/done/);

@@ -305,6 +305,70 @@ export function runStoreContract(name: string, make: StoreFactory): void {
       expect(await s.get('/inbox/old')).toMatchObject({ status: 'pending', version: 2 });
     });
 
+    it('a requeue is written to the history (who, where the file came back from) and counts as no outcome', async () => {
+      const s = await mk();
+      await s.discover([file('a'), file('b')], T0);
+      for (const c of await s.claim(2, claimOpts(T0))) {
+        await s.fail({ fileUrl: c.fileUrl, token: c.token, error: 'bad data', permanent: true, now: T0 + 1, durationMs: 1, deadAfterAction: 'move:/dead' });
+      }
+      const movedBack = new Map([['/inbox/a', '/dead/a']]);
+      expect(await s.requeue({ files: ['/inbox/a'], dead: true, now: T0 + 10, by: 'ckpt retry (op)', movedBack })).toBe(2);
+      expect(await s.get('/inbox/a')).toMatchObject({ status: 'pending', afterAction: null, errorMessage: null });
+      const history = await s.attempts('/inbox/a');
+      expect(history.map((a) => [a.attempt, a.outcome, a.errorMessage, a.afterAction])).toEqual([
+        [1, 'dead', 'bad data', 'move:/dead'],
+        [1, 'requeued', null, 'moved back from /dead/a'],
+      ]);
+      expect(history[1]).toMatchObject({ workerId: 'ckpt retry (op)', startedAt: new Date(T0 + 10).toISOString(), endedAt: null, durationMs: null });
+      expect((await s.attempts('/inbox/b')).map((a) => [a.outcome, a.afterAction])).toEqual([['dead', 'move:/dead'], ['requeued', null]]);
+      // The two dead attempts are the only failures; the requeues are none.
+      expect(await s.stats(T0 + 20)).toMatchObject({ failedLastMinute: 2, failedLastHour: 2 });
+      const [again] = await s.claim(1, claimOpts(T0 + 30));
+      expect(again).toMatchObject({ attempt: 2 });
+    });
+
+    it('records where the after-action left the file on the history row of that attempt only', async () => {
+      const s = await mk({ retry: { maxRetries: 1, baseDelayMs: 10, maxDelayMs: 10 } });
+      await s.discover([file('a')], T0);
+      const [c1] = await s.claim(1, claimOpts(T0));
+      await s.fail({ fileUrl: c1!.fileUrl, token: c1!.token, error: 'x', permanent: false, now: T0 + 1, durationMs: 1, deadAfterAction: 'move:/dead' });
+      const [c2] = await s.claim(1, claimOpts(T0 + 1_000));
+      await s.fail({ fileUrl: c2!.fileUrl, token: c2!.token, error: 'y', permanent: false, now: T0 + 1_001, durationMs: 1, deadAfterAction: 'move:/dead' });
+      await s.recordAfterAction({ fileUrl: '/inbox/a', token: c2!.token, done: 'moved to /dead/a.1' });
+      // A token that ended nothing changes nothing.
+      await s.recordAfterAction({ fileUrl: '/inbox/a', token: 'no-such-token', done: 'moved to /elsewhere' });
+      expect((await s.attempts('/inbox/a')).map((a) => [a.attempt, a.outcome, a.afterAction])).toEqual([
+        [1, 'failed', null],
+        [2, 'failed', 'moved to /dead/a.1'],
+      ]);
+      expect((await s.get('/inbox/a'))?.status).toBe('dead');
+    });
+
+    it('tells a purged file by its tombstone, and revive lets it run again as the next version', async () => {
+      const s = await mk();
+      await s.discover([file('a', 'v1')], T0);
+      const [c] = await s.claim(1, claimOpts(T0));
+      await s.complete([{ fileUrl: c!.fileUrl, token: c!.token, stats: { totalRows: 1, filteredRows: 0, persistedRows: 1, durationMs: 1 }, now: T0 + 1 }]);
+      expect(await s.tombstone('/inbox/a')).toBeNull();
+      expect(await s.revive(file('a', 'v1'), { now: T0 + 2 })).toBeNull();
+      expect(await s.purge({ olderThanMs: 1_000, statuses: ['completed'], now: T0 + 10_000 })).toBe(1);
+      const purgedAt = new Date(T0 + 10_000).toISOString();
+      expect(await s.tombstone('/inbox/a')).toEqual({ fileUrl: '/inbox/a', fingerprint: 'v1', version: 1, status: 'completed', purgedAt });
+      expect(await s.discover([file('a', 'v1')], T0 + 11_000)).toMatchObject({ tombstoned: 1 });
+
+      expect(await s.revive(file('a', 'v1'), { now: T0 + 12_000, by: 'ckpt retry (op)' })).toMatchObject({ version: 1, purgedAt });
+      expect(await s.tombstone('/inbox/a')).toBeNull();
+      expect(await s.get('/inbox/a')).toMatchObject({ status: 'pending', version: 2, attempts: 0, fingerprint: 'v1' });
+      expect((await s.attempts('/inbox/a')).map((a) => [a.version, a.outcome, a.workerId, a.afterAction])).toEqual([
+        [2, 'requeued', 'ckpt retry (op)', `tombstone lifted (purged ${purgedAt} as completed)`],
+      ]);
+      // Once: the same file seen again is the row now, not the tombstone.
+      expect(await s.discover([file('a', 'v1')], T0 + 13_000)).toMatchObject({ unchanged: 1, tombstoned: 0 });
+      expect(await s.revive(file('a', 'v1'), { now: T0 + 14_000 })).toBeNull();
+      const [again] = await s.claim(1, claimOpts(T0 + 15_000));
+      expect(again).toMatchObject({ fileUrl: '/inbox/a', version: 2, attempt: 1 });
+    });
+
     it('claims one named file', async () => {
       const s = await mk();
       await s.discover([file('a'), file('b')], T0);

@@ -71,7 +71,7 @@ describe('hostile names', () => {
     expect(fs.readFileSync(path.join(s.dir, 'done', clash), 'utf8')).toBe('already here\n');
     const failed = d.lines.filter((l) => l.msg === 'after-action failed; the file stays where it is' && l.path === path.join(s.inbox, clash));
     expect(failed).toHaveLength(1);
-    expect(JSON.stringify(failed[0]!.err)).toMatch(/too long/);
+    expect(failed[0]!.error).toMatch(/too long/);
 
     // The bad names: no row, no run, still in place, one error line each for the daemon's life.
     expect(rows(s.db)).toHaveLength(good.length);

@@ -10,6 +10,7 @@ import { StoreUnavailableError, toStoreError } from '../sqlite-errors.js';
 import type { SqliteStoreOptions } from '../sqlite-store.js';
 import { iso } from '../time.js';
 import type {
+  AfterActionDone,
   AttemptRecord,
   ChangePolicy,
   CheckpointStore,
@@ -30,6 +31,7 @@ import type {
   RetryPolicy,
   Status,
   StoreStats,
+  Tombstone,
   UnfinishedAfterAction,
   WorkerInfo,
   WorkerRecord,
@@ -1725,6 +1727,30 @@ export class FallbackStore implements CheckpointStore {
       () => {
         throw this.unavailable('purge');
       },
+    );
+  }
+
+  tombstone(fileUrl: string): Promise<Tombstone | null> {
+    return this.route(
+      (p) => p.tombstone(fileUrl),
+      async () => (await this.readPrimaryOr((p) => p.tombstone(fileUrl))) ?? null,
+    );
+  }
+
+  revive(file: DiscoveredFile, q: { now: number; by?: string }): Promise<Tombstone | null> {
+    return this.route(
+      (p) => p.revive(file, q),
+      () => {
+        throw this.unavailable('lifting a tombstone');
+      },
+    );
+  }
+
+  /** Only in normal mode: the history row it changes is in the database, not in the journal. */
+  recordAfterAction(item: AfterActionDone): Promise<void> {
+    return this.route(
+      (p) => p.recordAfterAction(item),
+      () => undefined,
     );
   }
 

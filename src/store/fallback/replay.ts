@@ -1,6 +1,7 @@
 import type { SqliteDatabase } from '../open-database.js';
 import { classifySqliteError } from '../sqlite-errors.js';
 import { iso } from '../time.js';
+import { REQUEUED } from '../types.js';
 import type { JournalEntry } from './journal.js';
 import { stillHeld } from './fencing.js';
 
@@ -131,7 +132,7 @@ export class Replayer {
       ),
       laterClaimEnded: p(
         `SELECT 1 FROM file_attempts WHERE file_url = ? AND version >= ? AND claim_token IS NOT ? AND started_at > ?
-           AND outcome NOT IN ('released', 'lost', 'conflict') LIMIT 1`,
+           AND outcome NOT IN ('released', 'lost', 'conflict', '${REQUEUED}') LIMIT 1`,
       ),
       insert: p(
         `INSERT INTO file_checkpoints (file_url, file_type, file_timestamp, status, fingerprint, file_size, version, attempts,

@@ -1,8 +1,9 @@
 import type pg from 'pg';
 import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from '../retry-policy.js';
-import { type Row, durationOf, toAttempt, toClaim, toRecord, toWorker } from '../record.js';
+import { type Row, durationOf, movedBackLabel, toAttempt, toClaim, toRecord, toTombstone, toWorker, tombstoneLiftedLabel } from '../record.js';
 import { iso } from '../time.js';
 import type {
+  AfterActionDone,
   AttemptRecord,
   ChangePolicy,
   CheckpointStore,
@@ -23,6 +24,7 @@ import type {
   RetryPolicy,
   Status,
   StoreStats,
+  Tombstone,
   WorkerInfo,
   WorkerRecord,
   WriteResult,
@@ -442,6 +444,8 @@ export class PostgresStore implements CheckpointStore {
       nowIso,
       outcome,
       f.fingerprint ?? null,
+      // As in SQLite: the after-action planned for a dead file is recorded with the outcome.
+      dead ? (f.deadAfterAction ?? null) : null,
     ]);
     return r.rowCount === 1 ? status : 'lost';
   }
@@ -456,8 +460,36 @@ export class PostgresStore implements CheckpointStore {
   // --- operator actions -------------------------------------------------------------------
 
   async requeue(q: RequeueQuery): Promise<number> {
-    const r = await this.one('requeue', this.s.requeue, [iso(q.now), [...(q.files ?? [])], q.dead === true, q.fileType ?? null]);
+    const back = [...(q.movedBack ?? new Map<string, string>())];
+    const r = await this.one('requeue', this.s.requeue, [
+      iso(q.now), [...(q.files ?? [])], q.dead === true, q.fileType ?? null, q.by ?? 'ckpt retry',
+      back.map(([f]) => f), back.map(([, from]) => movedBackLabel(from)),
+    ]);
     return r.rowCount ?? 0;
+  }
+
+  async tombstone(fileUrl: string): Promise<Tombstone | null> {
+    const r = (await this.one('tombstone', this.s.tombstone, [fileUrl])).rows[0];
+    return r ? toTombstone(r) : null;
+  }
+
+  async revive(f: DiscoveredFile, q: { now: number; by?: string }): Promise<Tombstone | null> {
+    const nowIso = iso(q.now);
+    return this.tx('revive', async (c) => {
+      const t = (await c.query<Row>({ ...this.s.liftTombstone, values: [f.fileUrl] })).rows[0];
+      if (!t) return null;
+      const tomb = toTombstone(t);
+      const version = tomb.version + 1;
+      // Discovery deletes a tombstone in the transaction that inserts the row: no row can be there.
+      const ins = await c.query({ ...this.s.insertOne, values: [nowIso, f.fileUrl, f.fileType, iso(f.mtimeMs), f.fingerprint, f.size, version] });
+      if (ins.rowCount !== 1) return null;
+      await c.query({ ...this.s.requeueEvent, values: [f.fileUrl, version, q.by ?? 'ckpt retry', nowIso, tombstoneLiftedLabel(tomb)] });
+      return tomb;
+    });
+  }
+
+  async recordAfterAction(d: AfterActionDone): Promise<void> {
+    await this.one('recordAfterAction', this.s.recordAfterAction, [d.done, d.fileUrl, d.token]);
   }
 
   async purge(q: PurgeQuery): Promise<number> {

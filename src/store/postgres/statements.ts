@@ -10,6 +10,8 @@
  * across hosts, leases are measured with the claiming host's clock: docs/postgresql.md asks for NTP).
  */
 
+import { REQUEUED } from '../types.js';
+
 export interface Statement {
   name: string;
   text: string;
@@ -242,7 +244,7 @@ export function statements(s: string) {
     ),
     /**
      * $1 url, $2 token, $3 status, $4 retry count, $5 due, $6 error, $7 duration, $8 completed_at,
-     * $9 now, $10 outcome. Returns a row when the token still held the file.
+     * $9 now, $10 outcome, $11 fingerprint read, $12 after-action planned (dead). Returns a row when the token still held the file.
      */
     fail: st(
       'fail',
@@ -250,12 +252,12 @@ export function statements(s: string) {
          UPDATE ${fc}
             SET status = $3::text, retry_count = $4::int, due_at = $5::timestamptz, error_message = $6::text,
                 processing_time_ms = $7::bigint, completed_at = $8::timestamptz, handler_pid = NULL,
-                updated_at = $9::timestamptz, fingerprint = coalesce($11::text, fingerprint)
+                updated_at = $9::timestamptz, fingerprint = coalesce($11::text, fingerprint), after_action = $12::text
           WHERE file_url = $1::text AND claim_token = $2::text AND status = 'processing'
          RETURNING file_url, version, attempts, processed_by, started_at
        ), logged AS (
          INSERT INTO ${fa} (${attemptCols})
-         SELECT file_url, version, attempts, processed_by, $2::text, started_at, $9::timestamptz, $10::text, $6::text, $7::bigint, NULL
+         SELECT file_url, version, attempts, processed_by, $2::text, started_at, $9::timestamptz, $10::text, $6::text, $7::bigint, $12::text
            FROM upd
        )
        SELECT file_url FROM upd`,
@@ -282,17 +284,42 @@ export function statements(s: string) {
 
     // --- operator actions -----------------------------------------------------------------
     /**
-     * $1 now, $2 named files, $3 all dead, $4 file type or NULL. The named files (failed or dead),
-     * and with $3 every dead file (of one type): one statement, each row counted once.
+     * $1 now, $2 named files, $3 all dead, $4 file type or NULL, $5 who asked, $6/$7 files put
+     * back at their path and where from. The named files (failed or dead), and with $3 every
+     * dead file (of one type): one statement, each row counted once, each requeue written to
+     * the history (no claim token, no end: see REQUEUED in ../types.ts).
      */
     requeue: st(
       'requeue',
-      `UPDATE ${fc}
-          SET status = 'pending', retry_count = 0, due_at = $1::timestamptz, error_message = NULL,
-              completed_at = NULL, updated_at = $1::timestamptz
-        WHERE (status IN ('failed', 'dead') AND file_url = ANY($2::text[]))
-           OR ($3::boolean AND status = 'dead' AND ($4::text IS NULL OR file_type = $4::text))`,
+      `WITH back AS (
+         UPDATE ${fc}
+            SET status = 'pending', retry_count = 0, due_at = $1::timestamptz, error_message = NULL,
+                completed_at = NULL, after_action = NULL, updated_at = $1::timestamptz
+          WHERE (status IN ('failed', 'dead') AND file_url = ANY($2::text[]))
+             OR ($3::boolean AND status = 'dead' AND ($4::text IS NULL OR file_type = $4::text))
+         RETURNING file_url, version, attempts)
+       INSERT INTO ${fa} (${attemptCols})
+       SELECT b.file_url, b.version, b.attempts, $5::text, NULL, $1::timestamptz, NULL, '${REQUEUED}', NULL, NULL, m.note
+         FROM back AS b LEFT JOIN unnest($6::text[], $7::text[]) AS m(file_url, note) ON m.file_url = b.file_url`,
     ),
+    tombstone: st('tombstone', `SELECT * FROM ${ft} WHERE file_url = $1::text`),
+    /** $1 url: the tombstone taken away (revive), or nothing. */
+    liftTombstone: st('liftTombstone', `DELETE FROM ${ft} WHERE file_url = $1::text RETURNING *`),
+    /** $1 now, $2 url, $3 type, $4 mtime, $5 fingerprint, $6 size, $7 version. */
+    insertOne: st(
+      'insertOne',
+      `INSERT INTO ${fc} (file_url, file_type, file_timestamp, fingerprint, file_size, due_at, version, created_at, updated_at)
+       VALUES ($2::text, $3::text, $4::timestamptz, $5::text, $6::bigint, $1::timestamptz, $7::int, $1::timestamptz, $1::timestamptz)
+       ON CONFLICT (file_url) DO NOTHING`,
+    ),
+    /** $1 url, $2 version, $3 who asked, $4 now, $5 note. */
+    requeueEvent: st(
+      'requeueEvent',
+      `INSERT INTO ${fa} (${attemptCols})
+       VALUES ($1::text, $2::int, 0, $3::text, NULL, $4::timestamptz, NULL, '${REQUEUED}', NULL, NULL, $5::text)`,
+    ),
+    /** $1 what the after-action did, $2 url, $3 the claim token of the attempt. */
+    recordAfterAction: st('recordAfterAction', `UPDATE ${fa} SET after_action = $1::text WHERE file_url = $2::text AND claim_token = $3::text`),
     /**
      * $1 statuses, $2 cut-off, $3 now. The rows, their attempts and a tombstone per row, in one
      * statement (run under the purge lock, see PostgresStore.purge).
