@@ -7,16 +7,18 @@
  *
  * SIGTERM/SIGINT: stop claiming, let running handlers finish within shutdownGraceMs, give the
  * rest back (no attempt counted), exit 0. A second signal gives them back at once.
+ * SIGHUP: read the config file again and apply what can change live (src/daemon/reload.ts).
  */
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config/types.js';
+import { buildHandler, ConfigReloader, listenForHangup, runnerSettingsOf, watchFoldersOf, type HangupListener } from './daemon/reload.js';
 import { healthFromMode, startHttpServer, type HttpServer } from './ops/http.js';
 import { Metrics } from './ops/metrics.js';
 import { notifyReady, notifyStopping } from './ops/notify.js';
 import { createProgress, type Progress } from './ops/progress.js';
 import { cleanStaleMoveTemps, removeStaleMoveTemps } from './run/after-action.js';
-import { createHandler, type Handler } from './run/handler.js';
+import type { Handler } from './run/handler.js';
 import { stillAsFound } from './run/recheck-discovered.js';
 import { Runner, type OutcomeKind } from './run/runner.js';
 import { groupIdOf } from './store/open-database.js';
@@ -25,7 +27,7 @@ import { PathMap } from './store/path-map.js';
 import { withPathMap } from './store/path-mapped-store.js';
 import type { PostgresPrimary } from './store/postgres/fallback-primary.js';
 import { StoreUnavailableError } from './store/sqlite-errors.js';
-import type { CheckpointStore, DiscoveredFile } from './store/types.js';
+import type { CheckpointStore, DiscoveredFile, RetryPolicy } from './store/types.js';
 import { FolderWatcher } from './watch/watcher.js';
 
 export const EXIT_OK = 0;
@@ -40,8 +42,13 @@ export interface DaemonOptions {
   workerId?: string;
   /** Tests and embedders stop the daemon with this instead of a signal. */
   signal?: AbortSignal;
-  /** Listen to SIGTERM/SIGINT (default true). */
+  /** Listen to SIGTERM/SIGINT and SIGHUP (default true). */
   handleSignals?: boolean;
+  /**
+   * Reads the configuration again, the same way as for `config` (file, environment, flags):
+   * called on SIGHUP. Without it, SIGHUP is logged and ignored.
+   */
+  reloadConfig?: () => ResolvedConfig;
 }
 
 /** How often a process records that it is alive (`ckpt status` lists live workers). */
@@ -61,6 +68,15 @@ const MAX_DISCOVERY_TIMES = 50_000;
 export const BUSY_WAIT_SLICE_MS = 20;
 
 export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Promise<number> {
+  const hangup = (opts.handleSignals ?? true) ? listenForHangup() : null;
+  try {
+    return await serve(config, opts, hangup);
+  } finally {
+    hangup?.close();
+  }
+}
+
+async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: HangupListener | null): Promise<number> {
   const host = os.hostname();
   const workerId = opts.workerId ?? config.workerId ?? `${host}:${process.pid}`;
   const log = opts.logger.child({ workerId });
@@ -70,10 +86,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
 
   let handler: Handler;
   try {
-    handler =
-      config.handler.kind === 'command'
-        ? await createHandler({ command: config.handler.command, timeoutMs: config.handler.timeoutMs, killGraceMs: config.handler.killGraceMs, cwd: config.handler.cwd })
-        : await createHandler({ module: config.handler.module, timeoutMs: config.handler.timeoutMs });
+    handler = await buildHandler(config.handler);
   } catch (err) {
     log.fatal({ err }, `${config.configPath}: handler: ${(err as Error).message}`);
     return EXIT_CONFIG;
@@ -84,6 +97,8 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   let mode: () => ModeInfo;
   let dbPath: string | undefined;
   let pgTarget: string | undefined;
+  // One mutable copy shared by every store layer, so that a reload can change the policy in place.
+  const retry: RetryPolicy = { ...config.retry };
   const pathMap = new PathMap(config.pathPrefixes);
   try {
     if (config.database.kind === 'postgres') {
@@ -99,7 +114,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       const pg: PostgresPrimary = new PostgresPrimary({
         url: db.url,
         schema: db.schema,
-        retry: config.retry,
+        retry,
         onChange: config.onChange,
         connectTimeoutMs: config.lockTimeoutMs,
         onConnectionError: (e) => log.warn({ database: pg.location, code: (e as { code?: string }).code }, 'PostgreSQL connection lost'),
@@ -111,7 +126,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       // (password, privilege) stops the start with exit 69.
       const fb = await FallbackStore.open(pg, {
         fallback: { logger: log, workerId, localPath: (p) => pathMap.toLocal(p) },
-        retry: config.retry,
+        retry,
         onChange: config.onChange,
         lockTimeoutMs: config.lockTimeoutMs,
         fileMode: config.fileMode,
@@ -131,7 +146,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       // corrupt, and reconciles when it is usable again; fb.mode() says which.
       const fb = openStore(dbPath, {
         fallback: { logger: log, workerId, localPath: (p) => pathMap.toLocal(p), ...(config.fallbackDir === undefined ? {} : { dir: config.fallbackDir }) },
-        retry: config.retry,
+        retry,
         onChange: config.onChange,
         lockTimeoutMs: config.lockTimeoutMs,
         fileMode: config.fileMode,
@@ -158,14 +173,9 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
 
   const runner = new Runner({
     store,
-    handler,
+    ...runnerSettingsOf(config, handler),
     workerId,
     host,
-    concurrency: config.concurrency,
-    leaseMs: config.leaseMs,
-    folders: config.watch.map((w) => ({ dir: w.dir, readyMarker: w.readyMarker, poll: w.poll })),
-    onSuccess: config.onSuccess,
-    onDead: config.onDead,
     // The runner's lines carry path, attempt and workerId itself.
     logger: opts.logger,
     discoveredAt: (f) => {
@@ -210,20 +220,27 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
     log.debug({ ...res, files: files.length }, 'discovered');
   }
 
-  const watcher = new FolderWatcher({
-    folders: config.watch.map((w) => ({
-      dir: w.dir,
-      include: w.include,
-      exclude: w.exclude,
-      fileType: w.fileType,
-      poll: w.poll,
-      readyMarker: w.readyMarker,
-      recursive: w.recursive,
-    })),
-    stableMs: config.stableMs,
-    rescanMs: config.rescanMs > 0 ? config.rescanMs : 2_147_483_647,
-    logger: log,
-    sink: discover,
+  const makeWatcher = (cfg: ResolvedConfig) =>
+    new FolderWatcher({
+      folders: watchFoldersOf(cfg),
+      stableMs: cfg.stableMs,
+      rescanMs: cfg.rescanMs > 0 ? cfg.rescanMs : 2_147_483_647,
+      logger: log,
+      sink: discover,
+    });
+  let watcher = makeWatcher(config);
+  const reloader = new ConfigReloader(config, handler, {
+    load: () => opts.reloadConfig!(),
+    logger: opts.logger,
+    log,
+    retry,
+    runner,
+    // Closed before the new one starts: no double watches; its first scan finds what the gap missed.
+    replaceWatcher: async (cfg) => {
+      await watcher.close().catch((err: unknown) => log.error({ err }, 'error while closing the watcher'));
+      watcher = makeWatcher(cfg);
+      await watcher.start().catch((err: unknown) => log.error({ err }, 'watcher failed to start'));
+    },
   });
 
   const startedAt = Date.now();
@@ -245,7 +262,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   const onSignal = (sig: NodeJS.Signals) => {
     if (!stopRequested) {
       stopRequested = true;
-      log.info({ signal: sig, graceMs: config.shutdownGraceMs }, 'stopping: no new claims; running handlers get the grace period');
+      log.info({ signal: sig, graceMs: reloader.config.shutdownGraceMs }, 'stopping: no new claims; running handlers get the grace period');
       resolveStop();
     } else {
       log.warn({ signal: sig }, 'second signal: stopping handlers now and giving their files back');
@@ -291,6 +308,10 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   } catch (err) {
     log.error({ err }, 'watcher failed to start');
   }
+  hangup?.attach(() => {
+    if (opts.reloadConfig) reloader.request();
+    else log.warn({ signal: 'SIGHUP' }, 'SIGHUP ignored: this process has no config file to read again');
+  });
   // systemd Type=notify: ready once the database is open and the first scan is done.
   void notifyReady(log);
   log.info(
@@ -309,8 +330,9 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   // --- shutdown ----------------------------------------------------------------------------
   void notifyStopping(log);
   progress?.finish();
+  await reloader.stop();
   await watcher.close().catch((err: unknown) => log.error({ err }, 'error while closing the watcher'));
-  await runner.stop(config.shutdownGraceMs);
+  await runner.stop(reloader.config.shutdownGraceMs);
   clearInterval(workerTimer);
   await store.removeWorker(workerId).catch(() => undefined);
   await http?.close().catch(() => undefined);
@@ -326,6 +348,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   async function waitUntilAllSettled(): Promise<number> {
     for (;;) {
       await new Promise((r) => setTimeout(r, 100));
+      if (reloader.reloading) continue;
       const w = watcher.stats;
       if (w.tracked > 0 || w.queued > 0 || !runner.idle) continue;
       let open = 0;

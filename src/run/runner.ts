@@ -72,8 +72,19 @@ export interface RunnerOptions {
   isNetworkFs?: (dir: string) => boolean;
 }
 
+/**
+ * What a reload may swap (src/daemon/reload.ts). The pool size and lease apply at once; the
+ * handler, after-actions and folders are captured with each claim, so a file claimed before a
+ * reload runs and settles entirely under the settings it was claimed with.
+ */
+export type RunnerSettings = Pick<RunnerOptions, 'handler' | 'concurrency' | 'leaseMs' | 'folders' | 'onSuccess' | 'onDead'>;
+
+/** The part of the settings a claim keeps for its whole run. */
+type ClaimSettings = Pick<RunnerOptions, 'handler' | 'folders' | 'onSuccess' | 'onDead'>;
+
 interface Running {
   claim: Claim;
+  settings: ClaimSettings;
   ac: AbortController;
   /** Why we aborted: the lease was lost (do not record anything) or the daemon stops (release). */
   abortedFor: 'lease' | 'shutdown' | null;
@@ -91,6 +102,7 @@ interface Running {
 /** A file claimed ahead of a free slot (fast handlers only), waiting in the local queue. */
 interface Queued {
   claim: Claim;
+  settings: ClaimSettings;
   /** Epoch ms (the runner's clock) when the lease runs out unless renewed. */
   leaseEndsAt: number;
 }
@@ -128,7 +140,7 @@ export class Runner {
   /** Moving average of handler runs (ms, from the checks to the handler's return); null before the first. */
   private runMsAvg: number | null = null;
   /** Per folder: check its files in line (local) or through the thread pool (polled)? */
-  private readonly inLine = new Map<RunnerFolder, boolean>();
+  private readonly inLine = new WeakMap<RunnerFolder, boolean>();
   private readonly batcher: CompletionBatcher;
   private filling: Promise<void> | null = null;
   /** A fill is due on the next turn of the event loop (see wake()). */
@@ -224,7 +236,7 @@ export class Runner {
   private launchQueued(): void {
     while (this.queued.length > 0 && this.running.size < this.o.concurrency && !this.stopping) {
       const q = this.queued.shift()!;
-      this.launch(q.claim, q.leaseEndsAt);
+      this.launch(q.claim, q.leaseEndsAt, q.settings);
     }
   }
 
@@ -241,6 +253,8 @@ export class Runner {
         const want = free + ahead - this.queued.length;
         if (want <= 0) break;
         const now = this.o.now();
+        const { handler, folders, onSuccess, onDead } = this.o;
+        const settings: ClaimSettings = { handler, folders, onSuccess, onDead };
         let claims: Claim[];
         try {
           claims = await this.o.store.claim(want, {
@@ -248,7 +262,7 @@ export class Runner {
             leaseMs: this.o.leaseMs,
             now,
             onExpired: (expired) => this.takeOver(expired),
-            deadAfterAction: afterActionLabel(this.o.onDead),
+            deadAfterAction: afterActionLabel(settings.onDead),
           });
           this.storeErrorLogged = 0;
         } catch (err) {
@@ -268,7 +282,7 @@ export class Runner {
         for (const c of claims) {
           const seen = this.o.discoveredAt?.(c.fileUrl);
           if (seen !== undefined) this.o.metrics?.discoveryToClaim?.(Math.max(0, now - seen));
-          this.queued.push({ claim: c, leaseEndsAt: c.leaseExpiresAt });
+          this.queued.push({ claim: c, settings, leaseEndsAt: c.leaseExpiresAt });
         }
         this.launchQueued();
         // A full batch means there may be more: go round again (it stops when slots and queue are full).
@@ -302,8 +316,9 @@ export class Runner {
     }
   }
 
-  private launch(claim: Claim, leaseEndsAt: number): void {
-    const entry: Running = { claim, ac: new AbortController(), abortedFor: null, settled: false, leaseEndsAt, folder: this.folderOf(claim.fileUrl), done: Promise.resolve() };
+  private launch(claim: Claim, leaseEndsAt: number, settings: ClaimSettings): void {
+    const folder = this.folderOf(claim.fileUrl, settings.folders);
+    const entry: Running = { claim, settings, ac: new AbortController(), abortedFor: null, settled: false, leaseEndsAt, folder, done: Promise.resolve() };
     this.running.set(claim.fileUrl, entry);
     entry.done = this.runOne(entry)
       .catch((err: unknown) => {
@@ -356,7 +371,7 @@ export class Runner {
       return;
     }
 
-    const outcome = await this.o.handler({
+    const outcome = await entry.settings.handler({
       fileUrl: claim.fileUrl,
       fileType: claim.fileType,
       attempt: claim.attempt,
@@ -424,7 +439,7 @@ export class Runner {
         fileUrl: claim.fileUrl,
         token: claim.token,
         now: this.o.now(),
-        afterAction: afterActionLabel(this.o.onSuccess),
+        afterAction: afterActionLabel(entry.settings.onSuccess),
         fingerprint: readFingerprint,
         stats: { totalRows: stats.total, filteredRows: stats.filtered, persistedRows: stats.persisted, durationMs: outcome.durationMs },
       });
@@ -442,7 +457,7 @@ export class Runner {
     this.o.metrics?.completed?.(outcome.durationMs);
     // Did the file change while it was handled? Then its new content is a new version.
     const changed: ChangedFile | null = inLine ? changedInLine(claim.fileUrl, readFingerprint) : await changedAsync(claim.fileUrl, readFingerprint);
-    const after = changed === null ? await this.afterAction(entry, this.o.onSuccess, log) : 'keep (changed while handled)';
+    const after = changed === null ? await this.afterAction(entry, entry.settings.onSuccess, log) : 'keep (changed while handled)';
     log.info(
       { outcome: 'completed', durationMs: outcome.durationMs, records: outcome.stats, afterAction: after },
       'completed',
@@ -471,7 +486,7 @@ export class Runner {
         now: this.o.now(),
         durationMs: outcome.durationMs,
         reason: outcome.permanent ? 'dead' : outcome.kind,
-        deadAfterAction: afterActionLabel(this.o.onDead),
+        deadAfterAction: afterActionLabel(entry.settings.onDead),
         ...(readFingerprint !== undefined && readFingerprint !== claim.fingerprint ? { fingerprint: readFingerprint } : {}),
       });
     } catch (err) {
@@ -486,7 +501,7 @@ export class Runner {
     entry.settled = true;
     this.o.metrics?.failed?.(outcome.permanent ? 'permanent' : outcome.kind, outcome.durationMs);
     let after: string | undefined;
-    if (res === 'dead') after = await this.afterAction(entry, this.o.onDead, log);
+    if (res === 'dead') after = await this.afterAction(entry, entry.settings.onDead, log);
     const level = res === 'dead' ? 'error' : 'warn';
     log[level]({ outcome: res, kind: outcome.kind, durationMs: outcome.durationMs, error: outcome.error, afterAction: after }, res === 'dead' ? 'dead: no more retries' : 'failed; will retry');
     this.o.onOutcome?.(claim.fileUrl, res);
@@ -573,13 +588,29 @@ export class Runner {
     }
   }
 
-  private folderOf(fileUrl: string): RunnerFolder | undefined {
+  private folderOf(fileUrl: string, folders: readonly RunnerFolder[] = this.o.folders): RunnerFolder | undefined {
     let best: RunnerFolder | undefined;
-    for (const f of this.o.folders) {
+    for (const f of folders) {
       const rel = path.relative(f.dir, fileUrl);
       if (rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) && (!best || f.dir.length > best.dir.length)) best = f;
     }
     return best;
+  }
+
+  /**
+   * A reload: new claims use these settings; files already claimed keep theirs (ClaimSettings).
+   * A larger pool fills at once; a smaller one shrinks as running files finish.
+   */
+  reconfigure(next: RunnerSettings): void {
+    const leaseChanged = next.leaseMs !== this.o.leaseMs;
+    Object.assign(this.o, next);
+    if (leaseChanged && this.started && !this.renewalsStopped) {
+      // Held claims carry a lease of the old length: renew no later than the old timer would,
+      // and from then on every new lease / 3 (each renewal extends them by the new lease).
+      const dueIn = Math.max(0, this.renewDueAt - performance.now());
+      this.scheduleRenewal(Math.min(dueIn, this.renewEveryMs()));
+    }
+    this.wake();
   }
 
   /** Renew at a third of the lease: two renewals can fail (a busy database) before it runs out. */

@@ -40,11 +40,16 @@ export function makeLogger(config: ResolvedConfig, once: boolean, isatty: (fd: n
   return createLogger({ level: config.log.level, format: config.log.format });
 }
 
-export async function runCommand(config: ResolvedConfig, opts: RunOptions): Promise<number> {
+/**
+ * `reload`: loads the configuration again the way `config` was loaded (same file, environment
+ * and flags); the daemon calls it on SIGHUP.
+ */
+export async function runCommand(config: ResolvedConfig, opts: RunOptions, reload?: () => ResolvedConfig): Promise<number> {
   const logger = makeLogger(config, opts.once ?? false);
   // Loaded here, not at the top: `ckpt status` should not pay for chokidar and the runner.
   const { runDaemon } = await import('../../daemon.js');
   const daemonOpts: DaemonOptions = { once: opts.once ?? false, logger };
+  if (reload) daemonOpts.reloadConfig = reload;
   if (config.workerId !== undefined) daemonOpts.workerId = config.workerId;
   try {
     return await runDaemon(config, daemonOpts);
