@@ -1,0 +1,219 @@
+/**
+ * SIGHUP: a real `ckpt run` re-reads its config file and swaps what can change live, refuses a
+ * config that does not validate, and names what needs a restart. Real folders, the recorder
+ * handler, the built CLI.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CLI, cli, countStatus, type Daemon, drop, killDaemons, records, setup, type Setup, startDaemon, started, statusOf } from '../helpers/daemon.js';
+import { REPO, run } from '../helpers/spawn.js';
+import { cleanupTmpDirs } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
+
+afterEach(() => {
+  killDaemons();
+  cleanupTmpDirs();
+});
+
+type Line = Record<string, unknown>;
+
+const isReloadLine = (l: Line) => typeof l.msg === 'string' && (l.msg.startsWith('configuration reloaded') || l.msg.startsWith('reload refused'));
+
+/** Rewrites keys of the config file (a shallow merge, as an operator's edit would be). */
+function editConfig(s: Setup, patch: Record<string, unknown>): void {
+  const cfg = JSON.parse(fs.readFileSync(s.config, 'utf8')) as Record<string, unknown>;
+  fs.writeFileSync(s.config, JSON.stringify({ ...cfg, ...patch }, null, 2));
+}
+
+/**
+ * Sends SIGHUP and returns the reload's line (applied or refused) and the lines logged from the
+ * signal up to it and just after. Fails at once if the daemon exits instead.
+ */
+async function hangup(d: Daemon): Promise<{ line: Line; after: Line[] }> {
+  const from = d.lines.length;
+  d.child.kill('SIGHUP');
+  const exited = d.exited.then(({ code, signal }) => {
+    throw new Error(`the daemon exited on SIGHUP (code ${code}, signal ${signal}); stderr: ${d.stderr()}`);
+  });
+  const line = await Promise.race([waitFor(() => d.lines.slice(from).find(isReloadLine), { message: 'a reload line' }), exited]);
+  return { line, after: d.lines.slice(from) };
+}
+
+async function stop(d: Daemon): Promise<number | null> {
+  d.child.kill('SIGTERM');
+  return (await d.exited).code;
+}
+
+describe('SIGHUP', () => {
+  it('keeps the daemon running and its worker row live, and it keeps handling files', async () => {
+    const s = setup();
+    const d = startDaemon(s);
+    await started(d);
+    const { line } = await hangup(d);
+    expect(line).toMatchObject({ level: 30, changed: [], msg: 'configuration reloaded (nothing changed)' });
+    const st = await cli(['status', '--json', '--config', s.config], { cwd: s.dir });
+    expect(st.code, st.stderr).toBe(0);
+    const workers = (JSON.parse(st.stdout) as { workers: { pid: number; state: string }[] }).workers;
+    expect(workers).toEqual([expect.objectContaining({ pid: d.child.pid, state: 'live' })]);
+    const f = drop(s.inbox, 'after-hup.csv', 'a\n');
+    await waitFor(() => statusOf(s.db, f) === 'completed');
+    expect(await stop(d)).toBe(0);
+  });
+
+  it('a new handler runs new files; a file already running finishes under the old one', async () => {
+    const s = setup({ concurrency: 2 });
+    const d = startDaemon(s);
+    await started(d);
+    const slow = drop(s.inbox, 'slow.csv', 'sleep 4000\n');
+    await waitFor(() => records(s).some((r) => r.ev === 'start' && r.file === slow));
+    // The new handler appends the path it got to v2.log (it runs in the config file's folder).
+    editConfig(s, { handler: { command: ['/bin/sh', '-c', 'printf "%s\\n" "$1" >> v2.log', 'sh', '{path}'] } });
+    const { line } = await hangup(d);
+    expect(line).toMatchObject({ changed: ['handler'] });
+    expect(records(s).some((r) => r.ev === 'end' && r.file === slow), 'the slow run was still going at the reload').toBe(false);
+    const fresh = drop(s.inbox, 'fresh.csv', 'b\n');
+    await waitFor(() => statusOf(s.db, fresh) === 'completed' && statusOf(s.db, slow) === 'completed', { timeoutMs: 30_000 });
+    const v2 = fs.readFileSync(path.join(s.dir, 'v2.log'), 'utf8').split('\n').filter(Boolean);
+    expect(v2).toEqual([fresh]);
+    const old = records(s);
+    expect(old.filter((r) => r.file === fresh)).toEqual([]);
+    expect(old.filter((r) => r.file === slow && r.ev !== 'tick').map((r) => [r.ev, r.outcome])).toEqual([['start', undefined], ['end', 'ok']]);
+    expect(await stop(d)).toBe(0);
+  });
+
+  it('a new onSuccess applies to new claims; a file running at the reload settles under the old one', async () => {
+    const s = setup();
+    const done = path.join(s.dir, 'done');
+    fs.mkdirSync(done);
+    const d = startDaemon(s);
+    await started(d);
+    const slow = drop(s.inbox, 'slow.csv', 'sleep 3000\n');
+    await waitFor(() => records(s).some((r) => r.ev === 'start' && r.file === slow));
+    editConfig(s, { onSuccess: { moveTo: 'done' } });
+    expect((await hangup(d)).line).toMatchObject({ changed: ['onSuccess'] });
+    const fresh = drop(s.inbox, 'fresh.csv', 'a\n');
+    // The outcome line comes after the after-action (the row is committed before it).
+    const outcome = (file: string) => d.waitForLog((l) => l.msg === 'completed' && l.path === file, 30_000);
+    expect(await outcome(fresh)).toMatchObject({ afterAction: `moved to ${path.join(done, 'fresh.csv')}` });
+    expect(await outcome(slow)).toMatchObject({ afterAction: 'keep' });
+    expect(fs.existsSync(slow), 'claimed under onSuccess keep: stays').toBe(true);
+    expect(fs.existsSync(path.join(done, 'slow.csv'))).toBe(false);
+    expect(await stop(d)).toBe(0);
+  });
+
+  it('a larger concurrency takes effect without a restart', async () => {
+    const s = setup({ concurrency: 1 });
+    const d = startDaemon(s);
+    await started(d);
+    editConfig(s, { concurrency: 3 });
+    expect((await hangup(d)).line).toMatchObject({ changed: ['concurrency'] });
+    const files = ['c1', 'c2', 'c3'].map((n) => drop(s.inbox, `${n}.csv`, 'sleep 3000\n'));
+    // Three handlers running at once: all three started, none ended (one at a time under concurrency 1).
+    await waitFor(() => {
+      const recs = records(s);
+      return files.every((f) => recs.some((r) => r.ev === 'start' && r.file === f)) && !recs.some((r) => r.ev === 'end');
+    }, { timeoutMs: 15_000, message: 'three handlers running at once' });
+    await waitFor(() => countStatus(s.db, 'completed') === 3, { timeoutMs: 30_000 });
+    expect(await stop(d)).toBe(0);
+  });
+
+  it('an added folder is scanned and watched; a removed one is no longer watched', async () => {
+    const s = setup();
+    const second = path.join(s.dir, 'second');
+    fs.mkdirSync(second);
+    const waiting = drop(second, 'waiting.csv', 'a\n');
+    const d = startDaemon(s);
+    await started(d);
+    const before = drop(s.inbox, 'before.csv', 'b\n');
+    await waitFor(() => statusOf(s.db, before) === 'completed');
+    expect(statusOf(s.db, waiting)).toBeUndefined();
+
+    editConfig(s, { watch: [{ dir: 'second' }] });
+    expect((await hangup(d)).line).toMatchObject({ changed: ['watch'] });
+    await waitFor(() => statusOf(s.db, waiting) === 'completed');
+
+    const ignored = drop(s.inbox, 'ignored.csv', 'c\n');
+    const seen = drop(second, 'seen.csv', 'd\n');
+    await waitFor(() => statusOf(s.db, seen) === 'completed');
+    // A periodic rescan (rescanMs 2 s) that began after both drops would have found the inbox
+    // file too, had the inbox still been watched.
+    const from = d.lines.length;
+    await d.waitForLog((l) => d.lines.indexOf(l) >= from && l.msg === 'folder scan finished' && l.reason === 'periodic');
+    expect(d.lines.slice(from).some((l) => l.msg === 'folder scan finished' && l.folder === s.inbox)).toBe(false);
+    expect(statusOf(s.db, ignored)).toBeUndefined();
+    expect(await stop(d)).toBe(0);
+  });
+
+  it('a config that does not validate is refused with one line naming the key, and the old one keeps running', async () => {
+    const s = setup();
+    const d = startDaemon(s);
+    await started(d);
+    editConfig(s, { concurrency: 'four' });
+    const from = d.lines.length;
+    const { line } = await hangup(d);
+    // The same words as a start with that file.
+    const atStart = await run(process.execPath, [CLI, 'run', '--once', '--config', s.config], { cwd: s.dir });
+    expect(atStart.code).toBe(78);
+    expect(line).toMatchObject({ level: 50, key: 'concurrency', msg: `reload refused, the running configuration stays: ${atStart.stderr.trim()}` });
+    expect(atStart.stderr).toContain('concurrency');
+    const f = drop(s.inbox, 'still.csv', 'a\n');
+    await waitFor(() => statusOf(s.db, f) === 'completed');
+    const problems = d.lines.slice(from).filter((l) => (l.level as number) >= 40);
+    expect(problems).toEqual([line]);
+    expect(await stop(d)).toBe(0);
+  });
+
+  it('a handler module that does not load is refused the same way', async () => {
+    const s = setup();
+    const d = startDaemon(s);
+    await started(d);
+    editConfig(s, { handler: { module: path.join(REPO, 'test/fixtures/handlers/module-syntax-error.mjs') } });
+    const { line } = await hangup(d);
+    expect(line).toMatchObject({ level: 50, key: 'handler' });
+    expect(line.msg).toMatch(/^reload refused, the running configuration stays: .*ckpt\.config\.json: handler: handler module .*module-syntax-error\.mjs failed to load: /);
+    const f = drop(s.inbox, 'still.csv', 'a\n');
+    await waitFor(() => statusOf(s.db, f) === 'completed');
+    expect(records(s).filter((r) => r.file === f && r.ev === 'end')).toHaveLength(1);
+    expect(await stop(d)).toBe(0);
+  });
+
+  it('a changed database is named as needing a restart, and the running one stays in use', async () => {
+    const s = setup();
+    const d = startDaemon(s);
+    await started(d);
+    editConfig(s, { database: 'other.db', log: { level: 'info', format: 'json' } });
+    const { line, after } = await hangup(d);
+    expect(line).toMatchObject({ level: 30, changed: ['log.level'] });
+    const warn = after.filter((l) => l.level === 40);
+    expect(warn).toEqual([expect.objectContaining({ keys: ['database'], msg: 'not applied until a restart: database' })]);
+    const f = drop(s.inbox, 'same-db.csv', 'a\n');
+    await waitFor(() => statusOf(s.db, f) === 'completed');
+    expect(fs.existsSync(path.join(s.dir, 'other.db'))).toBe(false);
+    // log.level went from debug to info: no debug lines after the reload.
+    expect(d.lines.slice(d.lines.indexOf(line)).filter((l) => l.level === 20)).toEqual([]);
+    expect(await stop(d)).toBe(0);
+  });
+
+  it('flags and environment given at start still override the re-read file', async () => {
+    const s = setup({ concurrency: 1 });
+    const d = startDaemon(s, ['--concurrency', '2'], { CKPT_LOG_LEVEL: 'debug' });
+    await started(d);
+    editConfig(s, { concurrency: 5, log: { level: 'warn', format: 'json' } });
+    // concurrency and log.level come from the flag and the variable: nothing changed.
+    expect((await hangup(d)).line).toMatchObject({ changed: [], msg: 'configuration reloaded (nothing changed)' });
+    expect(await stop(d)).toBe(0);
+  });
+
+  it('run --once reloads too, and still ends when every file is settled', async () => {
+    const s = setup();
+    const slow = drop(s.inbox, 'slow.csv', 'sleep 2000\n');
+    const d = startDaemon(s, ['--once']);
+    await waitFor(() => records(s).some((r) => r.ev === 'start' && r.file === slow));
+    editConfig(s, { concurrency: 3 });
+    expect((await hangup(d)).line).toMatchObject({ changed: ['concurrency'] });
+    expect((await d.exited).code).toBe(0);
+    expect(statusOf(s.db, slow)).toBe('completed');
+  });
+});
+
