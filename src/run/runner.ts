@@ -153,6 +153,11 @@ export class Runner {
   /** performance.now() when the pending renewal timer should fire (its lateness is logged). */
   private renewDueAt = 0;
   private renewalsStopped = false;
+  /**
+   * The lease length the held claims were last given: differs from o.leaseMs between a reload
+   * that changed it and the next renewal, so that lateness is judged by the lease they hold.
+   */
+  private heldLeaseMs: number;
   /** True when the last claim found nothing: with nothing running, this process is idle. */
   private drained = false;
   private storeErrorLogged = 0;
@@ -160,6 +165,7 @@ export class Runner {
 
   constructor(opts: RunnerOptions) {
     this.o = { pollMs: DEFAULT_POLL_MS, now: Date.now, ...opts };
+    this.heldLeaseMs = opts.leaseMs;
     this.batcher = new CompletionBatcher(opts.store);
   }
 
@@ -635,11 +641,16 @@ export class Runner {
   private async renewLeases(): Promise<void> {
     const timerLateMs = Math.max(0, Math.round(performance.now() - this.renewDueAt));
     let next = this.renewEveryMs();
+    // Late means a third or less of the lease the claims hold (the shorter one across a reload).
+    const third = Math.min(this.heldLeaseMs, this.o.leaseMs) / 3;
     try {
       const held: (Running | Queued)[] = [...this.running.values()].filter((r) => r.abortedFor === null && !r.settled);
       // Claimed ahead and not started: held just the same (a queued file may start any moment).
       held.push(...this.queued);
-      if (held.length === 0) return;
+      if (held.length === 0) {
+        this.heldLeaseMs = this.o.leaseMs;
+        return;
+      }
       const now = this.o.now();
       // How much of the shortest lease was left when this renewal began: with renewals every
       // lease/3 that is about 2/3 of the lease; much less means the renewal came late.
@@ -656,11 +667,12 @@ export class Runner {
         return;
       }
       const storeMs = Math.round(performance.now() - t0);
+      this.heldLeaseMs = this.o.leaseMs;
       const lostKeys = new Set(lost.map((l) => `${l.fileUrl}\0${l.token}`));
       for (const r of held) if (!lostKeys.has(`${r.claim.fileUrl}\0${r.claim.token}`)) r.leaseEndsAt = now + this.o.leaseMs;
       // Late: a third of the lease or less was left (it is renewed with 2/3 left when on time).
       // Says whether the event loop was blocked (timerLateMs) or the write was slow (storeMs).
-      if (leftMs <= this.o.leaseMs / 3 || storeMs >= this.o.leaseMs / 3) {
+      if (leftMs <= third || storeMs >= third) {
         this.o.logger.warn({ workerId: this.o.workerId, claims: held.length, leftMs, timerLateMs, storeMs, leaseMs: this.o.leaseMs }, 'lease renewal late');
       }
       for (const l of lost) {

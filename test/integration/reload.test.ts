@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI, cli, countStatus, type Daemon, drop, killDaemons, records, setup, type Setup, startDaemon, started, statusOf } from '../helpers/daemon.js';
+import { CLI, cli, countStatus, type Daemon, drop, killDaemons, records, rows, setup, type Setup, startDaemon, started, statusOf } from '../helpers/daemon.js';
 import { REPO, run } from '../helpers/spawn.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -115,6 +115,26 @@ describe('SIGHUP', () => {
       return files.every((f) => recs.some((r) => r.ev === 'start' && r.file === f)) && !recs.some((r) => r.ev === 'end');
     }, { timeoutMs: 15_000, message: 'three handlers running at once' });
     await waitFor(() => countStatus(s.db, 'completed') === 3, { timeoutMs: 30_000 });
+    expect(await stop(d)).toBe(0);
+  });
+
+  it('a longer lease applies to the claims held at the reload without letting theirs run out', async () => {
+    const s = setup({ leaseMs: 3_000 });
+    const d = startDaemon(s);
+    await started(d);
+    const slow = drop(s.inbox, 'slow.csv', 'sleep 5000\n');
+    await waitFor(() => records(s).some((r) => r.ev === 'start' && r.file === slow));
+    editConfig(s, { leaseMs: 30_000 });
+    expect((await hangup(d)).line).toMatchObject({ changed: ['leaseMs'] });
+    // The next renewal comes on the old schedule (within a second) and extends by the new lease.
+    const leaseLeftMs = () => {
+      const r = rows(s.db, `SELECT due_at FROM file_checkpoints WHERE status = 'processing'`)[0];
+      return r ? Date.parse(String(r.due_at)) - Date.now() : 0;
+    };
+    await waitFor(() => leaseLeftMs() > 10_000, { message: 'a lease renewed to the new length' });
+    expect(await d.waitForLog((l) => l.msg === 'completed' && l.path === slow, 30_000)).toMatchObject({ attempt: 1 });
+    // No "lease renewal late", no "lease lost", no takeover.
+    expect(d.lines.filter((l) => (l.level as number) >= 40 && /lease|took over/.test(String(l.msg)))).toEqual([]);
     expect(await stop(d)).toBe(0);
   });
 
