@@ -144,7 +144,9 @@ export class ConfigReloader {
       }
     }
     if (this.stopped) return;
-    if (changed.has('log.level')) this.t.logger.level = applied.log.level;
+    // Until the summary lines are out: the more verbose of the two levels, so that going from
+    // info to warn still says what changed (the new level applies right after).
+    if (changed.has('log.level')) this.t.logger.level = moreVerbose(this.t.logger, this.running.log.level, applied.log.level);
     if (changed.has('retry')) Object.assign(this.t.retry, applied.retry);
     if (handler) this.handler = handler;
     this.t.runner.reconfigure(runnerSettingsOf(applied, this.handler));
@@ -152,7 +154,13 @@ export class ConfigReloader {
     this.running = applied;
     log.info({ changed: diff.live }, diff.live.length > 0 ? `configuration reloaded (changed: ${diff.live.join(', ')})` : 'configuration reloaded (nothing changed)');
     if (diff.restart.length > 0) log.warn({ keys: diff.restart }, `not applied until a restart: ${diff.restart.join(', ')}`);
+    this.t.logger.level = applied.log.level;
   }
+}
+
+function moreVerbose(logger: Logger, a: string, b: string): string {
+  const rank = (l: string) => (l === 'silent' ? Infinity : (logger.levels.values[l] ?? Infinity));
+  return rank(a) <= rank(b) ? a : b;
 }
 
 export interface HangupListener {
