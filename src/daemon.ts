@@ -12,7 +12,8 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config/types.js';
-import { buildHandler, ConfigReloader, listenForHangup, runnerSettingsOf, watchFoldersOf, type HangupListener } from './daemon/reload.js';
+import { listenForHangup, type HangupListener } from './daemon/hangup.js';
+import { buildHandler, ConfigReloader, runnerSettingsOf, watchFoldersOf } from './daemon/reload.js';
 import { healthFromMode, startHttpServer, type HttpServer } from './ops/http.js';
 import { Metrics } from './ops/metrics.js';
 import { notifyReady, notifyStopping } from './ops/notify.js';
@@ -49,6 +50,8 @@ export interface DaemonOptions {
    * called on SIGHUP. Without it, SIGHUP is logged and ignored.
    */
   reloadConfig?: () => ResolvedConfig;
+  /** A SIGHUP listener installed earlier (by `ckpt run`, before the daemon's modules load). */
+  hangup?: HangupListener;
 }
 
 /** How often a process records that it is alive (`ckpt status` lists live workers). */
@@ -68,11 +71,11 @@ const MAX_DISCOVERY_TIMES = 50_000;
 export const BUSY_WAIT_SLICE_MS = 20;
 
 export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Promise<number> {
-  const hangup = (opts.handleSignals ?? true) ? listenForHangup() : null;
+  const own = opts.hangup === undefined && (opts.handleSignals ?? true) ? listenForHangup() : null;
   try {
-    return await serve(config, opts, hangup);
+    return await serve(config, opts, opts.hangup ?? own);
   } finally {
-    hangup?.close();
+    own?.close();
   }
 }
 
@@ -308,16 +311,17 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
   } catch (err) {
     log.error({ err }, 'watcher failed to start');
   }
-  hangup?.attach(() => {
-    if (opts.reloadConfig) reloader.request();
-    else log.warn({ signal: 'SIGHUP' }, 'SIGHUP ignored: this process has no config file to read again');
-  });
   // systemd Type=notify: ready once the database is open and the first scan is done.
   void notifyReady(log);
   log.info(
     { folders: config.watch.map((w) => w.dir), database: dbPath ?? pgTarget, concurrency: config.concurrency, once: opts.once, startupMs: Date.now() - startedAt },
     'ckpt running',
   );
+  // After that line: a SIGHUP kept while starting is applied now.
+  hangup?.attach(() => {
+    if (opts.reloadConfig) reloader.request();
+    else log.warn({ signal: 'SIGHUP' }, 'SIGHUP ignored: this process has no config file to read again');
+  });
 
   let exitCode = EXIT_OK;
   if (handed) {

@@ -162,33 +162,3 @@ function moreVerbose(logger: Logger, a: string, b: string): string {
   const rank = (l: string) => (l === 'silent' ? Infinity : (logger.levels.values[l] ?? Infinity));
   return rank(a) <= rank(b) ? a : b;
 }
-
-export interface HangupListener {
-  /** Calls `onHangup` for every SIGHUP from now on, and at once for one that came before. */
-  attach(onHangup: () => void): void;
-  close(): void;
-}
-
-/**
- * Listens to SIGHUP from the daemon's first moment: Node's default for it is to exit with 129,
- * silently. One that arrives while the daemon is still starting is kept until attach().
- */
-export function listenForHangup(): HangupListener {
-  let pending = false;
-  let handler: (() => void) | null = null;
-  const on = () => {
-    if (handler) handler();
-    else pending = true;
-  };
-  process.on('SIGHUP', on);
-  return {
-    attach(onHangup) {
-      handler = onHangup;
-      if (pending) {
-        pending = false;
-        onHangup();
-      }
-    },
-    close: () => void process.off('SIGHUP', on),
-  };
-}

@@ -61,6 +61,20 @@ describe('SIGHUP', () => {
     expect(await stop(d)).toBe(0);
   });
 
+  it('a SIGHUP while the daemon is still starting is kept and applied once it runs', async () => {
+    const s = setup({ handler: { command: ['/bin/true', '{path}'] } });
+    // A start-up scan with something to do, so that the signal lands before "ckpt running".
+    for (let i = 0; i < 500; i++) fs.writeFileSync(path.join(s.inbox, `f${i}.csv`), 'a\n');
+    const d = startDaemon(s);
+    await d.waitForLog((l) => l.msg === 'watching folder');
+    const { line } = await hangup(d);
+    expect(line).toMatchObject({ msg: 'configuration reloaded (nothing changed)' });
+    const running = d.lines.findIndex((l) => l.msg === 'ckpt running');
+    expect(running).toBeGreaterThanOrEqual(0);
+    expect(running).toBeLessThan(d.lines.indexOf(line));
+    expect(await stop(d)).toBe(0);
+  });
+
   it('a new handler runs new files; a file already running finishes under the old one', async () => {
     const s = setup({ concurrency: 2 });
     const d = startDaemon(s);

@@ -5,6 +5,7 @@
 import tty from 'node:tty';
 import type { ConfigOverrides, ResolvedConfig } from '../../config/types.js';
 import type { DaemonOptions } from '../../daemon.js';
+import { listenForHangup } from '../../daemon/hangup.js';
 import { createLogger, flushLogger, type Logger } from '../../log.js';
 import { aboveProgress } from '../../ops/progress.js';
 
@@ -45,15 +46,18 @@ export function makeLogger(config: ResolvedConfig, once: boolean, isatty: (fd: n
  * and flags); the daemon calls it on SIGHUP.
  */
 export async function runCommand(config: ResolvedConfig, opts: RunOptions, reload?: () => ResolvedConfig): Promise<number> {
+  // Before the daemon's modules load (the longest part of a start): a SIGHUP meanwhile is kept.
+  const hangup = listenForHangup();
   const logger = makeLogger(config, opts.once ?? false);
   // Loaded here, not at the top: `ckpt status` should not pay for chokidar and the runner.
   const { runDaemon } = await import('../../daemon.js');
-  const daemonOpts: DaemonOptions = { once: opts.once ?? false, logger };
+  const daemonOpts: DaemonOptions = { once: opts.once ?? false, logger, hangup };
   if (reload) daemonOpts.reloadConfig = reload;
   if (config.workerId !== undefined) daemonOpts.workerId = config.workerId;
   try {
     return await runDaemon(config, daemonOpts);
   } finally {
+    hangup.close();
     flushLogger(logger);
   }
 }
