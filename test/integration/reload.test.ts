@@ -3,6 +3,7 @@
  * config that does not validate, and names what needs a restart. Real folders, the recorder
  * handler, the built CLI.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,6 +18,17 @@ afterEach(() => {
 });
 
 type Line = Record<string, unknown>;
+
+const hasScript = spawnSync('script', ['--version']).status === 0;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const isReloadLine = (l: Line) => typeof l.msg === 'string' && (l.msg.startsWith('configuration reloaded') || l.msg.startsWith('reload refused'));
 
@@ -237,6 +249,27 @@ describe('SIGHUP', () => {
     // concurrency and log.level come from the flag and the variable: nothing changed.
     expect((await hangup(d)).line).toMatchObject({ changed: [], msg: 'configuration reloaded (nothing changed)' });
     expect(await stop(d)).toBe(0);
+  });
+
+  it('a closed terminal (SIGHUP, then EIO on the next log line) stops the daemon cleanly: its worker row is removed', async (ctx) => {
+    if (!hasScript) {
+      console.warn('skipped: util-linux `script` is not installed, so no terminal can be closed under ckpt here');
+      ctx.skip('no `script` to give ckpt a terminal');
+    }
+    const s = setup({ log: { level: 'info', format: 'pretty' } });
+    // `script` runs ckpt on a pseudo-terminal; SIGKILLing script closes it, and the kernel sends
+    // SIGHUP to ckpt (the session leader), as when a terminal window is closed.
+    const term = spawn('script', ['-qfc', `exec ${process.execPath} ${CLI} run --config ${s.config}`, '/dev/null'], { cwd: s.dir, stdio: 'ignore' });
+    let pid: number | undefined;
+    try {
+      pid = await waitFor(() => rows(s.db, 'SELECT pid FROM ckpt_workers')[0]?.pid as number | undefined, { message: 'the worker row' });
+      term.kill('SIGKILL');
+      await waitFor(() => !alive(pid!), { message: 'ckpt gone after its terminal closed' });
+      expect(rows(s.db, 'SELECT * FROM ckpt_workers')).toEqual([]);
+    } finally {
+      term.kill('SIGKILL');
+      if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+    }
   });
 
   it('run --once reloads too, and still ends when every file is settled', async () => {
