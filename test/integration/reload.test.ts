@@ -144,6 +144,18 @@ describe('SIGHUP', () => {
     expect(await stop(d)).toBe(0);
   });
 
+  it('a new retry policy applies to the next failure', async () => {
+    const s = setup({ retry: { maxRetries: 3, baseDelayMs: 50, maxDelayMs: 200 } });
+    const d = startDaemon(s);
+    await started(d);
+    editConfig(s, { retry: { maxRetries: 0, baseDelayMs: 50, maxDelayMs: 200 } });
+    expect((await hangup(d)).line).toMatchObject({ changed: ['retry'] });
+    const f = drop(s.inbox, 'fails.csv', 'fail\n');
+    await waitFor(() => statusOf(s.db, f) === 'dead');
+    expect(records(s).filter((r) => r.file === f && r.ev === 'start')).toHaveLength(1);
+    expect(await stop(d)).toBe(0);
+  });
+
   it('a longer lease applies to the claims held at the reload without letting theirs run out', async () => {
     const s = setup({ leaseMs: 3_000 });
     const d = startDaemon(s);
