@@ -211,4 +211,5 @@ Next:
   drop a file:   cp some.csv $data_dir/inbox/   (as a member of group $user, or root)
   status:        sudo -u $user $bin status --config $config
   logs:          journalctl -u 'ckpt*' -f
+  config edited: systemctl reload ${units[*]}   (what needs a restart instead: docs/reload.md)
 EOF

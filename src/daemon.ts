@@ -7,17 +7,20 @@
  *
  * SIGTERM/SIGINT: stop claiming, let running handlers finish within shutdownGraceMs, give the
  * rest back (no attempt counted), exit 0. A second signal gives them back at once.
+ * SIGHUP: read the config file again and apply what can change live (src/daemon/reload.ts).
  */
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config/types.js';
+import { listenForHangup, type HangupListener } from './daemon/hangup.js';
+import { buildHandler, ConfigReloader, runnerSettingsOf, watchFoldersOf } from './daemon/reload.js';
 import { healthFromMode, startHttpServer, withHandler, type HttpServer } from './ops/http.js';
 import { Metrics } from './ops/metrics.js';
 import { notifyReady, notifyStopping } from './ops/notify.js';
 import { createProgress, type Progress } from './ops/progress.js';
 import { cleanStaleMoveTemps, removeStaleMoveTemps } from './run/after-action.js';
-import { createHandler, type Handler } from './run/handler.js';
-import { availabilityFor, gateHandler, handlerProblemAtStart } from './run/handler-availability.js';
+import type { Handler } from './run/handler.js';
+import { availabilityFor, gateHandler, handlerProblemAtStart, type HandlerAvailability } from './run/handler-availability.js';
 import { stillAsFound } from './run/recheck-discovered.js';
 import { Runner, type OutcomeKind } from './run/runner.js';
 import { groupIdOf } from './store/open-database.js';
@@ -26,7 +29,7 @@ import { PathMap } from './store/path-map.js';
 import { withPathMap } from './store/path-mapped-store.js';
 import type { PostgresPrimary } from './store/postgres/fallback-primary.js';
 import { StoreUnavailableError } from './store/sqlite-errors.js';
-import type { CheckpointStore, DiscoveredFile } from './store/types.js';
+import type { CheckpointStore, DiscoveredFile, RetryPolicy } from './store/types.js';
 import { claimFolders, ledgerOf } from './watch/folder-ownership.js';
 import { FolderWatcher } from './watch/watcher.js';
 
@@ -42,8 +45,15 @@ export interface DaemonOptions {
   workerId?: string;
   /** Tests and embedders stop the daemon with this instead of a signal. */
   signal?: AbortSignal;
-  /** Listen to SIGTERM/SIGINT (default true). */
+  /** Listen to SIGTERM/SIGINT and SIGHUP (default true). */
   handleSignals?: boolean;
+  /**
+   * Reads the configuration again, the same way as for `config` (file, environment, flags):
+   * called on SIGHUP. Without it, SIGHUP is logged and ignored.
+   */
+  reloadConfig?: () => ResolvedConfig;
+  /** A SIGHUP listener installed earlier (by `ckpt run`, before the daemon's modules load). */
+  hangup?: HangupListener;
 }
 
 /** How often a process records that it is alive (`ckpt status` lists live workers). */
@@ -63,6 +73,15 @@ const MAX_DISCOVERY_TIMES = 50_000;
 export const BUSY_WAIT_SLICE_MS = 20;
 
 export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Promise<number> {
+  const own = opts.hangup === undefined && (opts.handleSignals ?? true) ? listenForHangup() : null;
+  try {
+    return await serve(config, opts, opts.hangup ?? own);
+  } finally {
+    own?.close();
+  }
+}
+
+async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: HangupListener | null): Promise<number> {
   const host = os.hostname();
   const workerId = opts.workerId ?? config.workerId ?? `${host}:${process.pid}`;
   const log = opts.logger.child({ workerId });
@@ -72,10 +91,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
 
   let handler: Handler;
   try {
-    handler =
-      config.handler.kind === 'command'
-        ? await createHandler({ command: config.handler.command, timeoutMs: config.handler.timeoutMs, killGraceMs: config.handler.killGraceMs, cwd: config.handler.cwd })
-        : await createHandler({ module: config.handler.module, timeoutMs: config.handler.timeoutMs });
+    handler = await buildHandler(config.handler);
   } catch (err) {
     // A configuration error: one line naming the file, the key and the cause, no loader stack.
     log.fatal(`${config.configPath}: handler: ${(err as Error).message}`);
@@ -99,6 +115,8 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   let mode: () => ModeInfo;
   let dbPath: string | undefined;
   let pgTarget: string | undefined;
+  // One mutable copy shared by every store layer, so that a reload can change the policy in place.
+  const retry: RetryPolicy = { ...config.retry };
   const pathMap = new PathMap(config.pathPrefixes);
   try {
     if (config.database.kind === 'postgres') {
@@ -114,7 +132,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       const pg: PostgresPrimary = new PostgresPrimary({
         url: db.url,
         schema: db.schema,
-        retry: config.retry,
+        retry,
         onChange: config.onChange,
         connectTimeoutMs: config.lockTimeoutMs,
         onConnectionError: (e) => log.warn({ database: pg.location, code: (e as { code?: string }).code }, 'PostgreSQL connection lost'),
@@ -126,7 +144,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       // (password, privilege) stops the start with exit 69.
       const fb = await FallbackStore.open(pg, {
         fallback: { logger: log, workerId, localPath: (p) => pathMap.toLocal(p) },
-        retry: config.retry,
+        retry,
         onChange: config.onChange,
         lockTimeoutMs: config.lockTimeoutMs,
         fileMode: config.fileMode,
@@ -146,7 +164,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       // corrupt, and reconciles when it is usable again; fb.mode() says which.
       const fb = openStore(dbPath, {
         fallback: { logger: log, workerId, localPath: (p) => pathMap.toLocal(p), ...(config.fallbackDir === undefined ? {} : { dir: config.fallbackDir }) },
-        retry: config.retry,
+        retry,
         onChange: config.onChange,
         lockTimeoutMs: config.lockTimeoutMs,
         fileMode: config.fileMode,
@@ -182,26 +200,25 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   const progress: Progress | null = opts.once ? createProgress({ total: 0, tty: process.stderr.isTTY === true, logger: log }) : null;
   const metrics = config.http ? new Metrics({ counts: () => store.counts(), ...(dbPath ? { databasePath: dbPath } : {}) }) : null;
   // The handler's program gone while running (an upgrade): pause claiming, keep the retries.
-  const availability = availabilityFor(config, {
-    logger: log,
-    workerId,
-    stateDir: fallbackDirForConfig(config.database, config.fallbackDir),
-    fileMode: config.fileMode,
-    metrics,
-    wake: () => runner.wake(),
-  });
+  // A reload that changes the handler replaces the monitor with one for the new program.
+  const watchAvailability = (cfg: ResolvedConfig): HandlerAvailability | null =>
+    availabilityFor(cfg, {
+      logger: log,
+      workerId,
+      stateDir: fallbackDirForConfig(cfg.database, cfg.fallbackDir),
+      fileMode: cfg.fileMode,
+      metrics,
+      wake: () => runner.wake(),
+    });
+  let availability = watchAvailability(config);
+  const gated = (h: Handler): Handler => (availability ? gateHandler(h, availability) : h);
 
   const runner = new Runner({
     store,
-    handler: availability ? gateHandler(handler, availability) : handler,
+    ...runnerSettingsOf(config, gated(handler)),
     paused: () => availability?.unavailable != null,
     workerId,
     host,
-    concurrency: config.concurrency,
-    leaseMs: config.leaseMs,
-    folders: config.watch.map((w) => ({ dir: w.dir, readyMarker: w.readyMarker, poll: w.poll })),
-    onSuccess: config.onSuccess,
-    onDead: config.onDead,
     // The runner's lines carry path, attempt and workerId itself.
     logger: opts.logger,
     discoveredAt: (f) => {
@@ -250,20 +267,35 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
     log.debug({ ...res, files: files.length }, 'discovered');
   }
 
-  const watcher = new FolderWatcher({
-    folders: config.watch.map((w) => ({
-      dir: w.dir,
-      include: w.include,
-      exclude: w.exclude,
-      fileType: w.fileType,
-      poll: w.poll,
-      readyMarker: w.readyMarker,
-      recursive: w.recursive,
-    })),
-    stableMs: config.stableMs,
-    rescanMs: config.rescanMs > 0 ? config.rescanMs : 2_147_483_647,
-    logger: log,
-    sink: discover,
+  const makeWatcher = (cfg: ResolvedConfig) =>
+    new FolderWatcher({
+      folders: watchFoldersOf(cfg),
+      stableMs: cfg.stableMs,
+      rescanMs: cfg.rescanMs > 0 ? cfg.rescanMs : 2_147_483_647,
+      logger: log,
+      sink: discover,
+    });
+  let watcher = makeWatcher(config);
+  const reloader = new ConfigReloader(config, gated(handler), {
+    load: () => opts.reloadConfig!(),
+    logger: opts.logger,
+    log,
+    retry,
+    runner,
+    // The checks a start makes, so that a reload cannot bring in what a start would refuse.
+    handlerProblem: (cfg) => handlerProblemAtStart(cfg),
+    adoptHandler: (cfg, h) => {
+      availability?.close();
+      availability = watchAvailability(cfg);
+      return gated(h);
+    },
+    foldersProblem: async (cfg) => (config.database.kind === 'sqlite' ? await foldersRefused(cfg, log) : null),
+    // Closed before the new one starts: no double watches; its first scan finds what the gap missed.
+    replaceWatcher: async (cfg) => {
+      await watcher.close().catch((err: unknown) => log.error({ err }, 'error while closing the watcher'));
+      watcher = makeWatcher(cfg);
+      await watcher.start().catch((err: unknown) => log.error({ err }, 'watcher failed to start'));
+    },
   });
 
   const startedAt = Date.now();
@@ -285,7 +317,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   const onSignal = (sig: NodeJS.Signals) => {
     if (!stopRequested) {
       stopRequested = true;
-      log.info({ signal: sig, graceMs: config.shutdownGraceMs }, 'stopping: no new claims; running handlers get the grace period');
+      log.info({ signal: sig, graceMs: reloader.config.shutdownGraceMs }, 'stopping: no new claims; running handlers get the grace period');
       resolveStop();
     } else {
       log.warn({ signal: sig }, 'second signal: stopping handlers now and giving their files back');
@@ -337,6 +369,11 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
     { folders: config.watch.map((w) => w.dir), database: dbPath ?? pgTarget, concurrency: config.concurrency, once: opts.once, startupMs: Date.now() - startedAt },
     'ckpt running',
   );
+  // After that line: a SIGHUP kept while starting is applied now.
+  hangup?.attach(() => {
+    if (opts.reloadConfig) reloader.request();
+    else log.warn({ signal: 'SIGHUP' }, 'SIGHUP ignored: this process has no config file to read again');
+  });
 
   let exitCode = EXIT_OK;
   if (handed) {
@@ -349,8 +386,9 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   // --- shutdown ----------------------------------------------------------------------------
   void notifyStopping(log);
   progress?.finish();
+  await reloader.stop();
   await watcher.close().catch((err: unknown) => log.error({ err }, 'error while closing the watcher'));
-  await runner.stop(config.shutdownGraceMs);
+  await runner.stop(reloader.config.shutdownGraceMs);
   availability?.close();
   clearInterval(workerTimer);
   await store.removeWorker(workerId).catch(() => undefined);
@@ -377,6 +415,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   async function waitUntilAllSettled(): Promise<number> {
     for (;;) {
       await new Promise((r) => setTimeout(r, 100));
+      if (reloader.reloading) continue;
       const w = watcher.stats;
       if (w.tracked > 0 || w.queued > 0 || !runner.idle) continue;
       let open = 0;
@@ -405,12 +444,18 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
  */
 async function ownFolders(config: ResolvedConfig, log: Logger): Promise<number | null> {
   try {
-    const owned = claimFolders(config.watch, await ledgerOf(config), { configPath: config.configPath, warn: (f, m) => log.warn(f, m) });
-    if (owned.ok) return null;
-    log.fatal(owned.line);
+    const refused = await foldersRefused(config, log);
+    if (refused === null) return null;
+    log.fatal(refused);
     return EXIT_CONFIG;
   } catch (err) {
     log.fatal({ err }, `cannot read the ledger's identity: ${(err as Error).message}`);
     return EXIT_UNAVAILABLE;
   }
+}
+
+/** The line refusing a watched folder that belongs to another ledger; null when all are this one's. */
+async function foldersRefused(config: ResolvedConfig, log: Logger): Promise<string | null> {
+  const owned = claimFolders(config.watch, await ledgerOf(config), { configPath: config.configPath, warn: (f, m) => log.warn(f, m) });
+  return owned.ok ? null : owned.line;
 }

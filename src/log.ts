@@ -35,6 +35,11 @@ export interface CreateLoggerOptions {
   destination?: number | string | NodeJS.WritableStream;
   /** Write each line at once (default true, see above); false buffers and writes in the background. */
   sync?: boolean;
+  /**
+   * The destination is a terminal and it went away (a write failed with EIO: the terminal was
+   * closed). Called once; the failed writes are not thrown. Without it they are, as before.
+   */
+  onTerminalGone?: () => void;
 }
 
 type Boom = ReturnType<typeof pino.destination>;
@@ -65,6 +70,7 @@ export function createLogger(opts: CreateLoggerOptions): Logger {
   // in sync mode it would throw on the first write.
   const fd = typeof dest === 'string' ? fs.openSync(dest, 'a', 0o640) : dest;
   const boom: Boom = pino.destination({ dest: fd, sync: opts.sync ?? true });
+  if (opts.onTerminalGone && tty.isatty(fd)) watchTerminal(boom, opts.onTerminalGone);
   const pretty = format === 'pretty' || (format === 'auto' && tty.isatty(fd));
   if (!pretty) return pino(options, boom);
 
@@ -78,6 +84,25 @@ export function createLogger(opts: CreateLoggerOptions): Logger {
     flushSync: () => boom.flushSync(),
   };
   return pino(options, stream);
+}
+
+/**
+ * A closed terminal makes every write fail with EIO, emitted as 'error' by sonic-boom, which
+ * would end the process with a stack trace nobody can read. Report it once instead; anything
+ * else stays an error as before.
+ */
+function watchTerminal(boom: Boom, onGone: () => void): void {
+  let gone = false;
+  boom.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EIO') throw err;
+    if (gone) return;
+    gone = true;
+    // Nothing written from now on: a hung-up terminal's later writes can return EAGAIN, and
+    // sonic-boom retries those in a sleep loop forever (seen: the process never exited).
+    boom.write = () => true;
+    boom.flushSync = () => undefined;
+    onGone();
+  });
 }
 
 /**

@@ -61,7 +61,10 @@ Examples:
     .option('--http-port <port>', 'serve /metrics and /healthz on 127.0.0.1:PORT')
     .action(async (opts: import('./commands/run.js').RunOptions, cmd: Command) => {
       const { runCommand, runOverrides } = await import('./commands/run.js');
-      result.exitCode = await runCommand(await config(cmd, runOverrides(opts)), opts);
+      const { loadCliConfig } = await import('./context.js');
+      // SIGHUP reads the file again under the same environment and flags as at start.
+      const load = () => loadCliConfig(globals(cmd), runOverrides(opts));
+      result.exitCode = await runCommand(load(), opts, load);
     });
 
   program

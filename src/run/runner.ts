@@ -78,8 +78,19 @@ export interface RunnerOptions {
   paused?: () => boolean;
 }
 
+/**
+ * What a reload may swap (src/daemon/reload.ts). The pool size and lease apply at once; the
+ * handler, after-actions and folders are captured with each claim, so a file claimed before a
+ * reload runs and settles entirely under the settings it was claimed with.
+ */
+export type RunnerSettings = Pick<RunnerOptions, 'handler' | 'concurrency' | 'leaseMs' | 'folders' | 'onSuccess' | 'onDead'>;
+
+/** The part of the settings a claim keeps for its whole run. */
+type ClaimSettings = Pick<RunnerOptions, 'handler' | 'folders' | 'onSuccess' | 'onDead'>;
+
 interface Running {
   claim: Claim;
+  settings: ClaimSettings;
   ac: AbortController;
   /** Why we aborted: the lease was lost (do not record anything) or the daemon stops (release). */
   abortedFor: 'lease' | 'shutdown' | null;
@@ -97,6 +108,7 @@ interface Running {
 /** A file claimed ahead of a free slot (fast handlers only), waiting in the local queue. */
 interface Queued {
   claim: Claim;
+  settings: ClaimSettings;
   /** Epoch ms (the runner's clock) when the lease runs out unless renewed. */
   leaseEndsAt: number;
 }
@@ -134,7 +146,7 @@ export class Runner {
   /** Moving average of handler runs (ms, from the checks to the handler's return); null before the first. */
   private runMsAvg: number | null = null;
   /** Per folder: check its files in line (local) or through the thread pool (polled)? */
-  private readonly inLine = new Map<RunnerFolder, boolean>();
+  private readonly inLine = new WeakMap<RunnerFolder, boolean>();
   private readonly batcher: CompletionBatcher;
   private filling: Promise<void> | null = null;
   /** A fill is due on the next turn of the event loop (see wake()). */
@@ -147,6 +159,11 @@ export class Runner {
   /** performance.now() when the pending renewal timer should fire (its lateness is logged). */
   private renewDueAt = 0;
   private renewalsStopped = false;
+  /**
+   * The lease length the held claims were last given: differs from o.leaseMs between a reload
+   * that changed it and the next renewal, so that lateness is judged by the lease they hold.
+   */
+  private heldLeaseMs: number;
   /** True when the last claim found nothing: with nothing running, this process is idle. */
   private drained = false;
   private storeErrorLogged = 0;
@@ -154,6 +171,7 @@ export class Runner {
 
   constructor(opts: RunnerOptions) {
     this.o = { pollMs: DEFAULT_POLL_MS, now: Date.now, ...opts };
+    this.heldLeaseMs = opts.leaseMs;
     this.batcher = new CompletionBatcher(opts.store);
   }
 
@@ -230,7 +248,7 @@ export class Runner {
   private launchQueued(): void {
     while (this.queued.length > 0 && this.running.size < this.o.concurrency && !this.stopping) {
       const q = this.queued.shift()!;
-      this.launch(q.claim, q.leaseEndsAt);
+      this.launch(q.claim, q.leaseEndsAt, q.settings);
     }
   }
 
@@ -251,6 +269,8 @@ export class Runner {
         const want = free + ahead - this.queued.length;
         if (want <= 0) break;
         const now = this.o.now();
+        const { handler, folders, onSuccess, onDead } = this.o;
+        const settings: ClaimSettings = { handler, folders, onSuccess, onDead };
         let claims: Claim[];
         try {
           claims = await this.o.store.claim(want, {
@@ -258,7 +278,7 @@ export class Runner {
             leaseMs: this.o.leaseMs,
             now,
             onExpired: (expired) => this.takeOver(expired),
-            deadAfterAction: afterActionLabel(this.o.onDead),
+            deadAfterAction: afterActionLabel(settings.onDead),
           });
           this.storeErrorLogged = 0;
         } catch (err) {
@@ -278,7 +298,7 @@ export class Runner {
         for (const c of claims) {
           const seen = this.o.discoveredAt?.(c.fileUrl);
           if (seen !== undefined) this.o.metrics?.discoveryToClaim?.(Math.max(0, now - seen));
-          this.queued.push({ claim: c, leaseEndsAt: c.leaseExpiresAt });
+          this.queued.push({ claim: c, settings, leaseEndsAt: c.leaseExpiresAt });
         }
         this.launchQueued();
         // A full batch means there may be more: go round again (it stops when slots and queue are full).
@@ -312,8 +332,9 @@ export class Runner {
     }
   }
 
-  private launch(claim: Claim, leaseEndsAt: number): void {
-    const entry: Running = { claim, ac: new AbortController(), abortedFor: null, settled: false, leaseEndsAt, folder: this.folderOf(claim.fileUrl), done: Promise.resolve() };
+  private launch(claim: Claim, leaseEndsAt: number, settings: ClaimSettings): void {
+    const folder = this.folderOf(claim.fileUrl, settings.folders);
+    const entry: Running = { claim, settings, ac: new AbortController(), abortedFor: null, settled: false, leaseEndsAt, folder, done: Promise.resolve() };
     this.running.set(claim.fileUrl, entry);
     entry.done = this.runOne(entry)
       .catch((err: unknown) => {
@@ -375,7 +396,7 @@ export class Runner {
       return;
     }
 
-    const outcome = await this.o.handler({
+    const outcome = await entry.settings.handler({
       fileUrl: claim.fileUrl,
       fileType: claim.fileType,
       version: claim.version,
@@ -445,7 +466,7 @@ export class Runner {
         fileUrl: claim.fileUrl,
         token: claim.token,
         now: this.o.now(),
-        afterAction: afterActionLabel(this.o.onSuccess),
+        afterAction: afterActionLabel(entry.settings.onSuccess),
         fingerprint: readFingerprint,
         stats: { totalRows: stats.total, filteredRows: stats.filtered, persistedRows: stats.persisted, durationMs: outcome.durationMs },
       });
@@ -463,9 +484,9 @@ export class Runner {
     this.o.metrics?.completed?.(outcome.durationMs);
     // Did the file change while it was handled? Then its new content is a new version.
     const changed: ChangedFile | null = inLine ? changedInLine(claim.fileUrl, readFingerprint) : await changedAsync(claim.fileUrl, readFingerprint);
-    const after = changed === null ? await this.afterAction(entry, this.o.onSuccess, log) : 'keep (changed while handled)';
+    const after = changed === null ? await this.afterAction(entry, entry.settings.onSuccess, log) : 'keep (changed while handled)';
     // Where the plan says (the recorded label tells it): nothing more to write, the common case.
-    if (!wentAsPlanned(this.o.onSuccess, entry.folder?.dir, claim.fileUrl, after)) await this.recordAfterAction(entry, after, log);
+    if (!wentAsPlanned(entry.settings.onSuccess, entry.folder?.dir, claim.fileUrl, after)) await this.recordAfterAction(entry, after, log);
     log.info(
       { outcome: 'completed', durationMs: outcome.durationMs, records: outcome.stats, afterAction: after },
       'completed',
@@ -494,7 +515,7 @@ export class Runner {
         now: this.o.now(),
         durationMs: outcome.durationMs,
         reason: outcome.permanent ? 'dead' : outcome.kind,
-        deadAfterAction: afterActionLabel(this.o.onDead),
+        deadAfterAction: afterActionLabel(entry.settings.onDead),
         ...(readFingerprint !== undefined && readFingerprint !== claim.fingerprint ? { fingerprint: readFingerprint } : {}),
       });
     } catch (err) {
@@ -511,7 +532,7 @@ export class Runner {
     let after: string | undefined;
     if (res === 'dead') {
       // A file that is gone has nothing to move or delete.
-      after = outcome.kind === 'vanished' ? GONE : await this.afterAction(entry, this.o.onDead, log);
+      after = outcome.kind === 'vanished' ? GONE : await this.afterAction(entry, entry.settings.onDead, log);
       // Always kept for a dead file (rare): `ckpt retry --dead` brings it back from there.
       await this.recordAfterAction(entry, after, log);
     }
@@ -612,13 +633,29 @@ export class Runner {
     }
   }
 
-  private folderOf(fileUrl: string): RunnerFolder | undefined {
+  private folderOf(fileUrl: string, folders: readonly RunnerFolder[] = this.o.folders): RunnerFolder | undefined {
     let best: RunnerFolder | undefined;
-    for (const f of this.o.folders) {
+    for (const f of folders) {
       const rel = path.relative(f.dir, fileUrl);
       if (rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) && (!best || f.dir.length > best.dir.length)) best = f;
     }
     return best;
+  }
+
+  /**
+   * A reload: new claims use these settings; files already claimed keep theirs (ClaimSettings).
+   * A larger pool fills at once; a smaller one shrinks as running files finish.
+   */
+  reconfigure(next: RunnerSettings): void {
+    const leaseChanged = next.leaseMs !== this.o.leaseMs;
+    Object.assign(this.o, next);
+    if (leaseChanged && this.started && !this.renewalsStopped) {
+      // Held claims carry a lease of the old length: renew no later than the old timer would,
+      // and from then on every new lease / 3 (each renewal extends them by the new lease).
+      const dueIn = Math.max(0, this.renewDueAt - performance.now());
+      this.scheduleRenewal(Math.min(dueIn, this.renewEveryMs()));
+    }
+    this.wake();
   }
 
   /** Renew at a third of the lease: two renewals can fail (a busy database) before it runs out. */
@@ -643,11 +680,16 @@ export class Runner {
   private async renewLeases(): Promise<void> {
     const timerLateMs = Math.max(0, Math.round(performance.now() - this.renewDueAt));
     let next = this.renewEveryMs();
+    // Late means a third or less of the lease the claims hold (the shorter one across a reload).
+    const third = Math.min(this.heldLeaseMs, this.o.leaseMs) / 3;
     try {
       const held: (Running | Queued)[] = [...this.running.values()].filter((r) => r.abortedFor === null && !r.settled);
       // Claimed ahead and not started: held just the same (a queued file may start any moment).
       held.push(...this.queued);
-      if (held.length === 0) return;
+      if (held.length === 0) {
+        this.heldLeaseMs = this.o.leaseMs;
+        return;
+      }
       const now = this.o.now();
       // How much of the shortest lease was left when this renewal began: with renewals every
       // lease/3 that is about 2/3 of the lease; much less means the renewal came late.
@@ -664,11 +706,12 @@ export class Runner {
         return;
       }
       const storeMs = Math.round(performance.now() - t0);
+      this.heldLeaseMs = this.o.leaseMs;
       const lostKeys = new Set(lost.map((l) => `${l.fileUrl}\0${l.token}`));
       for (const r of held) if (!lostKeys.has(`${r.claim.fileUrl}\0${r.claim.token}`)) r.leaseEndsAt = now + this.o.leaseMs;
       // Late: a third of the lease or less was left (it is renewed with 2/3 left when on time).
       // Says whether the event loop was blocked (timerLateMs) or the write was slow (storeMs).
-      if (leftMs <= this.o.leaseMs / 3 || storeMs >= this.o.leaseMs / 3) {
+      if (leftMs <= third || storeMs >= third) {
         this.o.logger.warn({ workerId: this.o.workerId, claims: held.length, leftMs, timerLateMs, storeMs, leaseMs: this.o.leaseMs }, 'lease renewal late');
       }
       for (const l of lost) {

@@ -5,6 +5,7 @@
 import tty from 'node:tty';
 import type { ConfigOverrides, ResolvedConfig } from '../../config/types.js';
 import type { DaemonOptions } from '../../daemon.js';
+import { listenForHangup } from '../../daemon/hangup.js';
 import { createLogger, flushLogger, type Logger } from '../../log.js';
 import { aboveProgress } from '../../ops/progress.js';
 
@@ -34,21 +35,32 @@ export function runOverrides(opts: RunOptions): ConfigOverrides {
  * glued to its end. (That writer is a plain stream to the logger, so those lines are pretty
  * but not coloured.) Everywhere else: the configured format on stdout.
  */
-export function makeLogger(config: ResolvedConfig, once: boolean, isatty: (fd: number) => boolean = tty.isatty): Logger {
+export function makeLogger(config: ResolvedConfig, once: boolean, isatty: (fd: number) => boolean = tty.isatty, onTerminalGone?: () => void): Logger {
   const barOnTerminal = once && isatty(2) && isatty(1) && config.log.format !== 'json';
   if (barOnTerminal) return createLogger({ level: config.log.level, format: 'pretty', destination: aboveProgress(1) as unknown as NodeJS.WritableStream });
-  return createLogger({ level: config.log.level, format: config.log.format });
+  return createLogger({ level: config.log.level, format: config.log.format, ...(onTerminalGone ? { onTerminalGone } : {}) });
 }
 
-export async function runCommand(config: ResolvedConfig, opts: RunOptions): Promise<number> {
-  const logger = makeLogger(config, opts.once ?? false);
+/**
+ * `reload`: loads the configuration again the way `config` was loaded (same file, environment
+ * and flags); the daemon calls it on SIGHUP.
+ */
+export async function runCommand(config: ResolvedConfig, opts: RunOptions, reload?: () => ResolvedConfig): Promise<number> {
+  // Before the daemon's modules load (the longest part of a start): a SIGHUP meanwhile is kept.
+  const hangup = listenForHangup();
+  // Started on a terminal that is closed since (its SIGHUP reloaded, the next line failed):
+  // stop as on SIGTERM, drained and deregistered, rather than die on the write or run unseen.
+  const terminalGone = new AbortController();
+  const logger = makeLogger(config, opts.once ?? false, tty.isatty, () => terminalGone.abort());
   // Loaded here, not at the top: `ckpt status` should not pay for chokidar and the runner.
   const { runDaemon } = await import('../../daemon.js');
-  const daemonOpts: DaemonOptions = { once: opts.once ?? false, logger };
+  const daemonOpts: DaemonOptions = { once: opts.once ?? false, logger, hangup, signal: terminalGone.signal };
+  if (reload) daemonOpts.reloadConfig = reload;
   if (config.workerId !== undefined) daemonOpts.workerId = config.workerId;
   try {
     return await runDaemon(config, daemonOpts);
   } finally {
+    hangup.close();
     flushLogger(logger);
   }
 }
