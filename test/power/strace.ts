@@ -160,8 +160,9 @@ export function pwriteOffset(c: Call): number {
   return m ? Number(m[1]) : NaN;
 }
 
+/** The call returned, without an error (a call cut short by a kill shows `= ?`: it did not happen). */
 export function ok(c: Call): boolean {
-  return !c.ret.startsWith('-1');
+  return c.ret !== '?' && c.ret !== '' && !c.ret.startsWith('-1');
 }
 
 export const dirOf = path.dirname;

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { holdLock, killShells } from '../fallback/helpers.js';
-import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { cleanupTmpDirs } from '../helpers/tmp.js';
+import { powerSetup } from './setup.js';
 import { firstLink, firstRemoval, recordsOutcome, syncBetween, targetPath } from './ledger-writes.js';
 import { type Call, fdPath, isWrite, traceRun } from './strace.js';
 
@@ -18,39 +19,6 @@ afterEach(() => {
   killShells();
   cleanupTmpDirs();
 });
-
-const N = 8;
-
-/** A folder with inbox/, done/, a module handler and a config; `N` files in the inbox. */
-export function powerSetup(onSuccess: unknown, extra: Record<string, unknown> = {}): { dir: string; inbox: string; done: string; db: string; config: string; files: string[] } {
-  const dir = fs.realpathSync(tmpDir('ckpt-power-'));
-  const inbox = path.join(dir, 'inbox');
-  const done = path.join(dir, 'done');
-  fs.mkdirSync(inbox);
-  fs.mkdirSync(done);
-  fs.writeFileSync(path.join(dir, 'handler.mjs'), 'export default async () => ({ total: 1, filtered: 0, persisted: 1 });\n');
-  const config = path.join(dir, 'ckpt.config.json');
-  fs.writeFileSync(
-    config,
-    JSON.stringify({
-      database: 'ckpt.db',
-      watch: [{ dir: 'inbox' }],
-      handler: { module: './handler.mjs' },
-      stableMs: 0,
-      concurrency: 4,
-      onSuccess,
-      log: { level: 'info', format: 'json' },
-      ...extra,
-    }),
-  );
-  const files: string[] = [];
-  for (let i = 0; i < N; i++) {
-    const f = path.join(inbox, `file-${String.fromCharCode(97 + i)}.csv`);
-    fs.writeFileSync(f, `row,${i}\n`);
-    files.push(f);
-  }
-  return { dir, inbox, done, db: path.join(dir, 'ckpt.db'), config, files };
-}
 
 /** Why `file`'s trace breaks the order, or null when it keeps it. */
 function orderProblem(calls: readonly Call[], file: string, inbox: string, move: boolean): string | null {
