@@ -9,6 +9,9 @@
  * state files and unlinks one at start: K starts above those counts, and the test checks that
  * the call it stopped at was an inbox file's.)
  *
+ * Half of the files are known to the database before the run (pending), half are new: a
+ * power cut can then leave a row that outlived its file, or a file the ledger never heard of.
+ *
  * The disk is then put as a power cut at that moment could leave it (crash-state.ts): the
  * database files as of their last sync, and the folders either as the run left them or as of
  * their own last sync. Each combination is restarted with `ckpt run --once`, and afterwards
@@ -21,6 +24,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { fingerprintOf } from '../../src/watch/fingerprint.js';
 import { cli } from '../helpers/daemon.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { rollBackDatabase, rollBackFolders } from './crash-state.js';
@@ -66,8 +70,15 @@ function problemsAfter(s: PowerSetup, move: boolean): string[] {
 /** One crash state: run, stop at the cut, roll the disk back, restart. Null: the state could not be built. */
 async function cutAndRestart(action: 'move' | 'delete', cut: (typeof CUTS)[number], folders: (typeof FOLDERS)[number]): Promise<string[] | null> {
   const s = powerSetup(action === 'move' ? { moveTo: 'done' } : 'delete', { leaseMs: 1_000 }, N);
-  // A migrated database with no -wal: the state before the run.
-  await new SqliteStore(s.db).close();
+  // The state before the run: a migrated database with no -wal, which already knows half of
+  // the files (an earlier daemon discovered them and stopped); the others are new.
+  const before = new SqliteStore(s.db);
+  const known = s.files.slice(0, N / 2).map((f) => {
+    const st = fs.statSync(f);
+    return { fileUrl: f, fileType: 'inbox', mtimeMs: st.mtimeMs, size: st.size, fingerprint: fingerprintOf(st) };
+  });
+  await before.discover(known, Date.now());
+  await before.close();
   const dbBefore = fs.readFileSync(s.db);
   const inodes = new Map(s.files.map((f) => [f, fs.statSync(f).ino]));
   const r = await traceRun(s.dir, s.config, path.join(s.dir, 'trace.txt'), ['-e', `inject=${cut.call}:error=EIO:signal=SIGKILL:when=${cut.k}`], { UV_THREADPOOL_SIZE: '1' });

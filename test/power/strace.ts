@@ -94,9 +94,10 @@ export function parseTrace(text: string): Call[] {
   return calls;
 }
 
+/** `args) = ret`; strace pads short lines before the `=` to column 40. */
 function splitReturn(rest: string): { args: string; ret: string } {
-  const i = rest.lastIndexOf(') = ');
-  return i < 0 ? { args: rest, ret: '?' } : { args: rest.slice(0, i), ret: rest.slice(i + 4) };
+  const m = /^([\s\S]*)\) +=(?: (.*))?$/.exec(rest);
+  return m ? { args: m[1]!, ret: m[2] ?? '' } : { args: rest, ret: '' };
 }
 
 /** The path of the call's first argument when it is a descriptor (`-y`), else null. */
