@@ -27,6 +27,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { beforeBoot } from '../store/fallback/process-identity.js';
 
 /**
  * The brief's shape (`'keep' | 'delete' | { moveTo }`) and the resolved configuration's shape
@@ -125,11 +126,13 @@ export async function cleanStaleMoveTemps(dir: string): Promise<{ removed: numbe
   for (const e of entries) {
     const m = /^\.ckpt-(move|aside)-(\d+)-[0-9a-f]+(?:\.tmp)?$/.exec(e.name);
     if (!m || !e.isFile()) continue;
-    if (processAlive(Number(m[2]))) continue;
     const p = path.join(e.parentPath ?? dir, e.name);
+    const st = await lstatOrNull(p);
+    if (st === null) continue;
+    // Named (its ctime: the rename or creation) before this boot: its mover is gone, even if
+    // a process has that pid again (pids start over after a power cut).
+    if (!beforeBoot(st.ctimeMs) && processAlive(Number(m[2]))) continue;
     if (m[1] === 'aside') {
-      const st = await lstatOrNull(p);
-      if (st === null) continue;
       if (st.nlink < 2) {
         out.kept.push(p);
         continue;

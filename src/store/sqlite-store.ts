@@ -184,11 +184,18 @@ export class SqliteStore implements CheckpointStore {
       res.inserted++;
       return;
     }
-    const cur = s.getForDiscover.get(f.fileUrl) as { status: Status; fingerprint: string; after_action: string | null; processed_by: string | null } | undefined;
+    const cur = s.getForDiscover.get(f.fileUrl) as { status: Status; fingerprint: string; after_action: string | null; processed_by: string | null; updated_at: string } | undefined;
     if (!cur || cur.fingerprint === f.fingerprint) {
       res.unchanged++;
       if (cur && (cur.status === 'completed' || cur.status === 'dead') && isUnfinishedLabel(cur.after_action)) {
-        (res.unfinished ??= []).push({ fileUrl: f.fileUrl, status: cur.status, afterAction: cur.after_action!, fingerprint: cur.fingerprint, processedBy: cur.processed_by });
+        (res.unfinished ??= []).push({
+          fileUrl: f.fileUrl,
+          status: cur.status,
+          afterAction: cur.after_action!,
+          fingerprint: cur.fingerprint,
+          processedBy: cur.processed_by,
+          recordedAt: Date.parse(cur.updated_at),
+        });
       }
       return;
     }
@@ -462,7 +469,7 @@ function prepare(db: Database.Database) {
       `INSERT INTO file_checkpoints (file_url, file_type, file_timestamp, fingerprint, file_size, due_at, version, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (file_url) DO NOTHING`,
     ),
-    getForDiscover: p('SELECT status, fingerprint, after_action, processed_by FROM file_checkpoints WHERE file_url = ?'),
+    getForDiscover: p('SELECT status, fingerprint, after_action, processed_by, updated_at FROM file_checkpoints WHERE file_url = ?'),
     takeAfterAction: p(
       `UPDATE file_checkpoints SET after_action = ?, updated_at = ?
        WHERE file_url = ? AND status = ? AND fingerprint = ? AND after_action = ?`,
