@@ -66,7 +66,8 @@ export function parseTrace(text: string): Call[] {
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
-    const resumed = /^(\d+) <\.\.\. (\w+) resumed>(.*)$/.exec(line);
+    // strace pads the pid column (`2256  rename(...`).
+    const resumed = /^(\d+) +<\.\.\. (\w+) resumed>(.*)$/.exec(line);
     if (resumed) {
       const tid = Number(resumed[1]);
       const c = open.get(tid);
@@ -78,7 +79,7 @@ export function parseTrace(text: string): Call[] {
       c.end = i;
       continue;
     }
-    const m = /^(\d+) (\w+)\((.*)$/.exec(line);
+    const m = /^(\d+) +(\w+)\((.*)$/.exec(line);
     if (!m) continue;
     const tid = Number(m[1]);
     const rest = m[3]!;
