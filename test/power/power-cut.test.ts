@@ -29,7 +29,7 @@ import { cli } from '../helpers/daemon.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { rollBackDatabase, rollBackFolders } from './crash-state.js';
 import { type PowerSetup, powerSetup } from './setup.js';
-import { quoted, traceRun } from './strace.js';
+import { quoted, straceAvailable, traceRun } from './strace.js';
 
 afterEach(cleanupTmpDirs);
 
@@ -94,7 +94,7 @@ async function cutAndRestart(action: 'move' | 'delete', cut: (typeof CUTS)[numbe
   return out;
 }
 
-describe('a power cut at any point of a run, then a restart', () => {
+describe.skipIf(!straceAvailable('power cut'))('a power cut at any point of a run, then a restart', () => {
   for (const action of ['move', 'delete'] as const) {
     it(`${action}: every file ends completed and ${action === 'move' ? 'in done/ once' : 'deleted'}, none dead as vanished`, { timeout: 300_000 }, async () => {
       const problems: string[] = [];

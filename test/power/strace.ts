@@ -10,10 +10,22 @@
  * (`22</srv/ckpt.db-wal>`), `-s` prints whole write buffers, so a test can tell which write
  * carried which file's outcome.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CLI } from '../helpers/daemon.js';
+
+/**
+ * Whether strace can run here: skip the tests that need it with a warning, but with CI=true a
+ * missing strace fails them (.ci/run installs it).
+ */
+export function straceAvailable(what: string): boolean {
+  const r = spawnSync('strace', ['-V'], { encoding: 'utf8' });
+  if (r.status === 0) return true;
+  if (process.env.CI === 'true') throw new Error(`${what}: strace is needed (apt-get install strace)`);
+  console.warn(`[skip] ${what}: strace is not installed`);
+  return false;
+}
 
 export interface Call {
   tid: number;

@@ -13,7 +13,7 @@ import { holdLock, killShells } from '../fallback/helpers.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { powerSetup } from './setup.js';
 import { firstLink, firstRemoval, recordsOutcome, syncBetween, targetPath } from './ledger-writes.js';
-import { type Call, fdPath, isWrite, traceRun } from './strace.js';
+import { type Call, fdPath, isWrite, straceAvailable, traceRun } from './strace.js';
 
 afterEach(() => {
   killShells();
@@ -44,7 +44,7 @@ function orderProblem(calls: readonly Call[], file: string, inbox: string, move:
   return null;
 }
 
-describe('an outcome is on disk before its file leaves the inbox (strace of a real daemon)', () => {
+describe.skipIf(!straceAvailable('syscall order'))('an outcome is on disk before its file leaves the inbox (strace of a real daemon)', () => {
   for (const action of ['move', 'delete'] as const) {
     for (const mode of ['normal', 'degraded'] as const) {
       it(`${action}, ${mode} mode: for every file, outcome write -> its sync -> first removal`, async () => {
