@@ -14,14 +14,25 @@ export interface PowerSetup {
   contents: Map<string, string>;
 }
 
-/** `n` files in the inbox; `onSuccess` and `extra` go into the config. */
-export function powerSetup(onSuccess: unknown, extra: Record<string, unknown> = {}, n = 8): PowerSetup {
+/** `n` files in the inbox named `<prefix>-a.csv`, ...; `onSuccess` and `extra` go into the config. */
+export function powerSetup(onSuccess: unknown, extra: Record<string, unknown> = {}, n = 8, prefix = 'file'): PowerSetup {
   const dir = fs.realpathSync(tmpDir('ckpt-power-'));
   const inbox = path.join(dir, 'inbox');
   const done = path.join(dir, 'done');
   fs.mkdirSync(inbox);
   fs.mkdirSync(done);
-  fs.writeFileSync(path.join(dir, 'handler.mjs'), 'export default async () => ({ total: 1, filtered: 0, persisted: 1 });\n');
+  // Files named bad-* fail for good (dead at once); the others succeed.
+  fs.writeFileSync(
+    path.join(dir, 'handler.mjs'),
+    [
+      'import path from "node:path";',
+      'export default async (file) => {',
+      '  if (path.basename(file).startsWith("bad-")) throw Object.assign(new Error("bad data"), { name: "PermanentError" });',
+      '  return { total: 1, filtered: 0, persisted: 1 };',
+      '};',
+      '',
+    ].join('\n'),
+  );
   const config = path.join(dir, 'ckpt.config.json');
   fs.writeFileSync(
     config,
@@ -39,7 +50,7 @@ export function powerSetup(onSuccess: unknown, extra: Record<string, unknown> = 
   const files: string[] = [];
   const contents = new Map<string, string>();
   for (let i = 0; i < n; i++) {
-    const f = path.join(inbox, `file-${String.fromCharCode(97 + i)}.csv`);
+    const f = path.join(inbox, `${prefix}-${String.fromCharCode(97 + i)}.csv`);
     fs.writeFileSync(f, `row,${i}\n`);
     files.push(f);
     contents.set(f, `row,${i}\n`);

@@ -21,7 +21,7 @@ afterEach(() => {
 });
 
 /** Why `file`'s trace breaks the order, or null when it keeps it. */
-function orderProblem(calls: readonly Call[], file: string, inbox: string, move: boolean): string | null {
+function orderProblem(calls: readonly Call[], file: string, inbox: string, move: boolean, outcome = 'completed'): string | null {
   const removal = firstRemoval(calls, file);
   if (!removal) return 'never taken out of the inbox';
   const write = calls.find((c) => c.end < removal.start && recordsOutcome(c, file));
@@ -38,8 +38,8 @@ function orderProblem(calls: readonly Call[], file: string, inbox: string, move:
   const aside = removal.name.startsWith('rename') ? targetPath(removal) : null;
   const last = (aside && calls.find((c) => c.name.startsWith('unlink') && c.start > removal.end && fdPath(c) === null && c.args.includes(`"${aside}"`))) || removal;
   // ckpt logs to its standard output (descriptor 1).
-  const logged = calls.find((c) => isWrite(c) && c.start > last.end && c.args.startsWith('1<') && c.args.includes(file) && c.args.includes('completed'));
-  if (!logged) return 'no "completed" log line after the removal';
+  const logged = calls.find((c) => isWrite(c) && c.start > last.end && c.args.startsWith('1<') && c.args.includes(file) && c.args.includes(`\\"outcome\\":\\"${outcome}\\"`));
+  if (!logged) return `no "${outcome}" log line after the removal`;
   if (!syncBetween(calls, inbox, last, logged)) return `the removal (line ${last.start}) is not synced before the log line (line ${logged.start})`;
   return null;
 }
@@ -68,4 +68,13 @@ describe.skipIf(!straceAvailable('syscall order'))('an outcome is on disk before
       });
     }
   }
+
+  it('onDead move, normal mode: a file that fails for good is recorded dead, synced, then moved', async () => {
+    const s = powerSetup('keep', { onDead: { moveTo: 'done' } }, 6, 'bad');
+    const r = await traceRun(s.dir, s.config, path.join(s.dir, 'trace.txt'));
+    expect(r.code, r.stderr).toBe(1); // --once: some files are dead
+    expect(fs.readdirSync(s.done).sort()).toEqual(s.files.map((f) => path.basename(f)).sort());
+    const problems = s.files.map((f) => [path.basename(f), orderProblem(r.calls, f, s.inbox, true, 'dead')]).filter(([, p]) => p !== null);
+    expect(problems).toEqual([]);
+  });
 });
