@@ -15,12 +15,19 @@
  *   `b.csv` into the same folder at the same moment both keep their file.
  *
  * Refusals throw AfterActionError before anything was changed.
+ *
+ * Power cuts: at every moment the file has at least one name on disk. A move makes the new name
+ * durable (fsync of the destination folder; for a copy, fsync of the copy's data first) before
+ * it removes the old one, and makes the removal durable (fsync of the source folder) before it
+ * returns; a delete syncs its folder before it returns. The caller only starts once the outcome
+ * that allows the action is on disk (durable-commit.ts); see docs/power-loss.md.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { beforeBoot } from '../store/fallback/process-identity.js';
 
 /**
  * The brief's shape (`'keep' | 'delete' | { moveTo }`) and the resolved configuration's shape
@@ -119,11 +126,13 @@ export async function cleanStaleMoveTemps(dir: string): Promise<{ removed: numbe
   for (const e of entries) {
     const m = /^\.ckpt-(move|aside)-(\d+)-[0-9a-f]+(?:\.tmp)?$/.exec(e.name);
     if (!m || !e.isFile()) continue;
-    if (processAlive(Number(m[2]))) continue;
     const p = path.join(e.parentPath ?? dir, e.name);
+    const st = await lstatOrNull(p);
+    if (st === null) continue;
+    // Named (its ctime: the rename or creation) before this boot: its mover is gone, even if
+    // a process has that pid again (pids start over after a power cut).
+    if (!beforeBoot(st.ctimeMs) && processAlive(Number(m[2]))) continue;
     if (m[1] === 'aside') {
-      const st = await lstatOrNull(p);
-      if (st === null) continue;
       if (st.nlink < 2) {
         out.kept.push(p);
         continue;
@@ -270,7 +279,14 @@ function isInside(dir: string, p: string): boolean {
  */
 async function ensureDirInside(destRoot: string, relDir: string): Promise<void> {
   let cur = destRoot;
-  await fsp.mkdir(destRoot, { recursive: true });
+  const first = await fsp.mkdir(destRoot, { recursive: true });
+  if (first !== undefined) {
+    // Folders it created: each one's name is made durable in its parent.
+    for (let d = destRoot; ; d = path.dirname(d)) {
+      await syncFolder(path.dirname(d));
+      if (d === first || path.dirname(d) === d) break;
+    }
+  }
   if (relDir === '.' || relDir === '') return;
   for (const seg of relDir.split(path.sep)) {
     cur = path.join(cur, seg);
@@ -283,6 +299,8 @@ async function ensureDirInside(destRoot: string, relDir: string): Promise<void> 
       }
       try {
         await fsp.mkdir(cur);
+        // The new folder's name must be on disk before a file is linked into it.
+        await syncFolder(path.dirname(cur));
         break;
       } catch (err) {
         // Another mover created it in between: look again (once).
@@ -328,6 +346,8 @@ async function moveNoClobber(src: string, target: string, identity?: FileIdentit
       await unlinkIfThere(dst);
       return null;
     }
+    // The new name is on disk before the old one goes (a power cut in between leaves both).
+    await syncFolder(path.dirname(dst));
     await beforeRemove?.(src);
     // From here on the source is removed only while it is the inode just linked.
     await removeSource(src, dst, { dev: linked.dev, ino: linked.ino, size: linked.size, mtimeMs: Math.trunc(linked.mtimeMs) });
@@ -353,6 +373,9 @@ async function copyNoClobber(
     st = await fh.stat();
     if (!sameFile(st, identity)) return null;
     await pipeline(fh.createReadStream({ autoClose: false }), fs.createWriteStream(tmp, { flags: 'wx', mode: st.mode & 0o777 }));
+    // The copy's data is on disk before any name points at it, or a power cut could leave the
+    // real name holding a short or empty file while the source is already gone.
+    await syncFile(tmp);
   } catch (err) {
     await unlinkIfThere(tmp);
     throw err;
@@ -383,6 +406,8 @@ async function copyNoClobber(
         }
         throw nameError(err, dst);
       }
+      if (!linkable) await syncFile(dst);
+      await syncFolder(path.dirname(dst));
       await beforeRemove?.(src);
       await removeSource(src, dst, { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: Math.trunc(st.mtimeMs) });
       return dst;
@@ -422,8 +447,16 @@ async function removeSource(src: string, dst: string, identity: FileIdentity): P
  *
  * A mover killed between the rename and the unlink leaves `.ckpt-aside-<pid>-<random>`;
  * cleanStaleMoveTemps() removes it when its data also lives in the destination (two links).
+ *
+ * Whatever it changed is on disk (fsync of the folder) before it returns.
  */
 export async function removeIfSame(file: string, identity: FileIdentity | undefined): Promise<'removed' | 'gone' | 'replaced'> {
+  const r = await removeIfSameUnsynced(file, identity);
+  if (r !== 'gone') await syncFolder(path.dirname(file));
+  return r;
+}
+
+async function removeIfSameUnsynced(file: string, identity: FileIdentity | undefined): Promise<'removed' | 'gone' | 'replaced'> {
   if (identity === undefined) {
     try {
       await fsp.unlink(file);
@@ -461,6 +494,31 @@ export async function removeIfSame(file: string, identity: FileIdentity | undefi
   }
   await unlinkIfThere(aside);
   return 'replaced';
+}
+
+/**
+ * fsync a folder: the names created or removed in it survive a power cut. A file system that
+ * refuses fsync on a folder (EINVAL) offers nothing stronger, and is let be.
+ */
+async function syncFolder(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } catch (err) {
+    if (codeOf(err) !== 'EINVAL') throw err;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** fdatasync a file's data (a copy, before a name points at it). */
+async function syncFile(file: string): Promise<void> {
+  const fh = await fsp.open(file, fs.constants.O_RDONLY);
+  try {
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
 }
 
 function nameError(err: unknown, dst: string): unknown {

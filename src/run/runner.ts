@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { isNetworkFileSystem } from '../mounts.js';
+import { beforeBoot } from '../store/fallback/process-identity.js';
 import type { CheckpointStore, Claim, ClaimRef, DiscoveredFile, ExpiredClaim, UnfinishedAfterAction } from '../store/types.js';
 import { type AfterAction, type FileIdentity, afterActionLabel, applyAfterAction, removeIfSame } from './after-action.js';
 import { GONE, logAfterActionError, wentAsPlanned } from './after-action-log.js';
@@ -593,7 +594,7 @@ export class Runner {
     const { base, redoneBy } = splitAfterActionLabel(item.afterAction);
     // Only for a worker that is gone: right after a commit, another daemon's watcher often sees
     // the file before its owner has moved it, and two movers would leave two copies.
-    if (!workerGone(redoneBy ?? item.processedBy, this.o.host)) return;
+    if (!workerGone(redoneBy ?? item.processedBy, this.o.host, item.recordedAt)) return;
     const action = item.status === 'completed' ? this.o.onSuccess : this.o.onDead;
     if (afterActionLabel(action) !== base) {
       log.warn({ recorded: item.afterAction }, 'a recorded after-action was never done, and the configuration now says otherwise: leaving the file');
@@ -809,10 +810,13 @@ type FailureOutcome = Omit<Extract<HandlerOutcome, { ok: false }>, 'kind'> & { k
 
 /**
  * True when `workerId` (`host:pid`) names a process of this host that no longer runs. Workers of
- * other hosts cannot be checked: they are never taken for gone.
+ * other hosts cannot be checked: they are never taken for gone. A worker that wrote the row
+ * (at `recordedAt`) before this machine booted is gone even if its pid runs again: after a
+ * power cut, the ckpt started at boot may well have the same pid as the one that was cut off.
  */
-function workerGone(workerId: string | null, host: string): boolean {
+function workerGone(workerId: string | null, host: string, recordedAt?: number): boolean {
   if (workerId === null || !workerId.startsWith(`${host}:`)) return false;
+  if (beforeBoot(recordedAt)) return true;
   const pid = Number(workerId.slice(host.length + 1));
   if (!Number.isInteger(pid) || pid <= 0) return false;
   if (pid === process.pid) return false;

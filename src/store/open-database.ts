@@ -82,10 +82,13 @@ export function openDatabase(file: string, opts: OpenOptions = {}): SqliteDataba
         throw new Error(`database ${abs}: could not switch to WAL mode (journal_mode is ${String(mode)})`);
       }
     }
-    // NORMAL in WAL mode: a commit is durable against a crash of ckpt or the OS process, but a
-    // power cut may roll back the last transactions since the last checkpoint (never corrupt the
-    // file). FULL would fsync on every commit and cost 2-10x here (fdatasync p90 about 4 ms); a
-    // rolled-back completion only means the file runs again, which the idempotency key covers.
+    // NORMAL in WAL mode: a commit survives a crash of ckpt or of the OS process, but a power
+    // cut may take back every commit since the last sync of the -wal (it never corrupts the
+    // file). FULL would fsync on every commit and cost 2-10x here (fdatasync p90 about 4 ms).
+    // A completion taken back while its file is still in its folder only means the file runs
+    // again (the idempotency key covers that): enough for `keep`. A commit that lets a file
+    // leave its folder (a move or delete after it) is synced before the file goes, once per
+    // batch (durable-commit.ts, docs/power-loss.md).
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
+import { syncCommitted } from './durable-commit.js';
 import { type SqliteDatabase, openDatabase, type OpenOptions } from './open-database.js';
 import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from './retry-policy.js';
 import { classifySqliteError, toStoreError } from './sqlite-errors.js';
@@ -114,21 +115,40 @@ export class SqliteStore implements CheckpointStore {
    * Run `fn` as an IMMEDIATE transaction. SQLITE_BUSY is retried with jittered backoff until
    * `lockTimeoutMs` has passed; the waits are async so heartbeats and handlers keep running.
    * Errors come out classified (StoreUnavailableError for locked/broken).
+   *
+   * `durable(result)`: true when the commit must be on disk before the caller hears of it (it
+   * allows an after-action that takes a file out of its folder): the -wal is then synced once,
+   * for the whole transaction, before this resolves (durable-commit.ts).
    */
-  private async write<T>(what: string, fn: () => T): Promise<T> {
+  private async write<T>(what: string, fn: () => T, durable?: (result: T) => boolean): Promise<T> {
     const tx = this.db.transaction(fn);
     const started = Date.now();
     let delay = 2;
     for (;;) {
+      let result: T;
       try {
-        return tx.immediate();
+        result = tx.immediate();
       } catch (err) {
         if (classifySqliteError(err) !== 'transient' || Date.now() - started >= this.lockTimeoutMs) {
           throw toStoreError(err, what);
         }
+        await new Promise((r) => setTimeout(r, delay + Math.floor(this.random() * delay)));
+        delay = Math.min(delay * 2, 200);
+        continue;
       }
-      await new Promise((r) => setTimeout(r, delay + Math.floor(this.random() * delay)));
-      delay = Math.min(delay * 2, 200);
+      if (durable?.(result)) this.syncCommitted(what);
+      return result;
+    }
+  }
+
+  /** The commit is made; a power cut must not take it back (see write()). */
+  private syncCommitted(what: string): void {
+    try {
+      syncCommitted(this.db);
+    } catch (err) {
+      // EIO from fdatasync: the disk failed under the -wal. The caller leaves the file where it
+      // is (a completed row whose file is still there is finished by a later process).
+      throw new Error(`${what}: committed, but the -wal could not be synced: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -169,11 +189,18 @@ export class SqliteStore implements CheckpointStore {
       res.inserted++;
       return;
     }
-    const cur = s.getForDiscover.get(f.fileUrl) as { status: Status; fingerprint: string; after_action: string | null; processed_by: string | null } | undefined;
+    const cur = s.getForDiscover.get(f.fileUrl) as { status: Status; fingerprint: string; after_action: string | null; processed_by: string | null; updated_at: string } | undefined;
     if (!cur || cur.fingerprint === f.fingerprint) {
       res.unchanged++;
       if (cur && (cur.status === 'completed' || cur.status === 'dead') && isUnfinishedLabel(cur.after_action)) {
-        (res.unfinished ??= []).push({ fileUrl: f.fileUrl, status: cur.status, afterAction: cur.after_action!, fingerprint: cur.fingerprint, processedBy: cur.processed_by });
+        (res.unfinished ??= []).push({
+          fileUrl: f.fileUrl,
+          status: cur.status,
+          afterAction: cur.after_action!,
+          fingerprint: cur.fingerprint,
+          processedBy: cur.processed_by,
+          recordedAt: Date.parse(cur.updated_at),
+        });
       }
       return;
     }
@@ -198,27 +225,40 @@ export class SqliteStore implements CheckpointStore {
     const leaseIso = iso(opts.now + opts.leaseMs);
     // One random prefix per batch; the row id makes each token unique (cheaper than a UUID per row).
     const prefix = `${randomUUID()}.`;
-    return this.write('claim', () => {
-      this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired, opts.deadAfterAction);
-      const rows = this.s.claim.all(prefix, opts.workerId, nowIso, leaseIso, nowIso, nowIso, n) as Row[];
-      return rows.map((r) => toClaim(r, opts.now + opts.leaseMs));
-    });
+    let madeDead = false;
+    return this.write(
+      'claim',
+      () => {
+        madeDead = this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired, opts.deadAfterAction);
+        const rows = this.s.claim.all(prefix, opts.workerId, nowIso, leaseIso, nowIso, nowIso, n) as Row[];
+        return rows.map((r) => toClaim(r, opts.now + opts.leaseMs));
+      },
+      () => madeDead && takesFileAway(opts.deadAfterAction ?? null),
+    );
   }
 
   claimFile(fileUrl: string, opts: ClaimOptions): Promise<Claim | null> {
     const nowIso = iso(opts.now);
     const leaseIso = iso(opts.now + opts.leaseMs);
-    return this.write('claim', () => {
-      this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired, opts.deadAfterAction);
-      const r = this.s.claimOne.get(`${randomUUID()}.`, opts.workerId, nowIso, leaseIso, nowIso, fileUrl, nowIso) as Row | undefined;
-      return r ? toClaim(r, opts.now + opts.leaseMs) : null;
-    });
+    let madeDead = false;
+    return this.write(
+      'claim',
+      () => {
+        madeDead = this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired, opts.deadAfterAction);
+        const r = this.s.claimOne.get(`${randomUUID()}.`, opts.workerId, nowIso, leaseIso, nowIso, fileUrl, nowIso) as Row | undefined;
+        return r ? toClaim(r, opts.now + opts.leaseMs) : null;
+      },
+      () => madeDead && takesFileAway(opts.deadAfterAction ?? null),
+    );
   }
 
-  /** Inside a claim transaction: expired leases become failed (or dead) before anything is claimed. */
-  private sweepExpiredLeases(now: number, nowIso: string, onExpired: ClaimOptions['onExpired'], deadAfterAction: string | undefined): void {
+  /**
+   * Inside a claim transaction: expired leases become failed (or dead) before anything is
+   * claimed. True when one became dead (its onDead after-action follows the commit).
+   */
+  private sweepExpiredLeases(now: number, nowIso: string, onExpired: ClaimOptions['onExpired'], deadAfterAction: string | undefined): boolean {
     const rows = this.s.expiredLeases.all(nowIso, REAP_BATCH) as Row[];
-    if (rows.length === 0) return;
+    if (rows.length === 0) return false;
     const expired: ExpiredClaim[] = rows.map((r) => {
       const failures = Number(r.retry_count) + 1;
       return {
@@ -244,6 +284,7 @@ export class SqliteStore implements CheckpointStore {
       this.s.expire.run(e.status, failures, due, error, dead ? nowIso : null, after, nowIso, e.fileUrl, e.token);
       this.s.insertAttempt.run(e.fileUrl, e.version, e.attempt, e.workerId ?? '?', e.token, r.started_at, nowIso, 'lease_expired', error, durationOf(r.started_at, now), after);
     }
+    return expired.some((e) => e.status === 'dead');
   }
 
   heartbeat(refs: readonly ClaimRef[], leaseMs: number, now: number): Promise<ClaimRef[]> {
@@ -259,6 +300,8 @@ export class SqliteStore implements CheckpointStore {
 
   complete(items: readonly Completion[]): Promise<WriteResult[]> {
     if (items.length === 0) return Promise.resolve([]);
+    // One sync for the whole batch, and none when every file stays where it is (keep).
+    const durable = (results: WriteResult[]) => items.some((c, i) => results[i] === 'ok' && takesFileAway(c.afterAction ?? null));
     return this.write('complete', () =>
       items.map((c) => {
         const nowIso = iso(c.now);
@@ -268,8 +311,9 @@ export class SqliteStore implements CheckpointStore {
         ) as Row | undefined;
         if (!r) return 'lost';
         this.s.insertAttempt.run(c.fileUrl, r.version, r.attempts, r.processed_by, c.token, r.started_at, nowIso, 'completed', null, Math.round(st.durationMs), c.afterAction ?? null);
-        return 'ok';
+        return 'ok' as const;
       }),
+      durable,
     );
   }
 
@@ -287,7 +331,7 @@ export class SqliteStore implements CheckpointStore {
       const outcome = f.reason ?? (dead ? (f.permanent ? 'dead' : 'failed') : 'failed');
       this.s.insertAttempt.run(f.fileUrl, cur.version, cur.attempts, cur.processed_by, f.token, cur.started_at, nowIso, outcome, f.error, Math.round(f.durationMs), after);
       return status;
-    });
+    }, (res) => res === 'dead' && takesFileAway(f.deadAfterAction ?? null));
   }
 
   release(refs: readonly ClaimRef[], now: number): Promise<WriteResult[]> {
@@ -474,7 +518,7 @@ function prepare(db: Database.Database) {
       `INSERT INTO file_checkpoints (file_url, file_type, file_timestamp, fingerprint, file_size, due_at, version, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (file_url) DO NOTHING`,
     ),
-    getForDiscover: p('SELECT status, fingerprint, after_action, processed_by FROM file_checkpoints WHERE file_url = ?'),
+    getForDiscover: p('SELECT status, fingerprint, after_action, processed_by, updated_at FROM file_checkpoints WHERE file_url = ?'),
     takeAfterAction: p(
       `UPDATE file_checkpoints SET after_action = ?, updated_at = ?
        WHERE file_url = ? AND status = ? AND fingerprint = ? AND after_action = ?`,
@@ -589,14 +633,17 @@ function prepare(db: Database.Database) {
 }
 
 /**
- * A recorded after-action that moves or deletes the file, whether or not someone took it over
- * ("... (redone by W at T)"): the runner takes it only when the worker named last is gone, so a
- * taker that died before finishing is taken over in turn (the soak left a file in the inbox
- * when it was not).
+ * A recorded after-action that moves or deletes the file ("delete", "move:/dir"), whether or
+ * not someone took it over ("... (redone by W at T)"). Such an outcome must be on disk before
+ * the file leaves its folder. As an unfinished label: the runner takes it only when the worker
+ * named last is gone, so a taker that died before finishing is taken over in turn (the soak
+ * left a file in the inbox when it was not).
  */
-function isUnfinishedLabel(label: string | null): boolean {
+export function takesFileAway(label: string | null): boolean {
   return label !== null && (label === 'delete' || label.startsWith('move:'));
 }
+
+const isUnfinishedLabel = takesFileAway;
 
 /** The label without the " (redone by W at T)" a takeover added. */
 function baseLabel(label: string): string {

@@ -53,6 +53,11 @@ export interface UnfinishedAfterAction {
   fingerprint: string;
   /** The worker that recorded the outcome (it may still be busy moving the file). */
   processedBy: string | null;
+  /**
+   * When the row was last written (epoch ms), where the store knows: a worker that wrote it
+   * before this machine booted is gone, whatever process has its pid now.
+   */
+  recordedAt?: number;
 }
 
 /** What a worker holds after a successful claim. Every later write must present `token`. */

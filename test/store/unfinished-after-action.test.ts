@@ -16,7 +16,7 @@ describe('an after-action its worker never ran', () => {
     await s.complete([{ fileUrl: f.fileUrl, token: c!.token, stats, now: 1, afterAction: 'move:/done' }]);
     // The worker died before moving: the file is found again, unchanged.
     const r = await s.discover([f], 2);
-    expect(r.unfinished).toEqual([{ fileUrl: f.fileUrl, status: 'completed', afterAction: 'move:/done', fingerprint: f.fingerprint, processedBy: 'w:1' }]);
+    expect(r.unfinished).toEqual([{ fileUrl: f.fileUrl, status: 'completed', afterAction: 'move:/done', fingerprint: f.fingerprint, processedBy: 'w:1', recordedAt: 1 }]);
     const item = r.unfinished![0]!;
     expect(await s.takeAfterAction(item, 'w:2', 3)).toBe(true);
     expect(await s.takeAfterAction(item, 'w:3', 3)).toBe(false);

@@ -7,6 +7,7 @@
  * on is a FAIL: the server refuses us or cannot be reached, the schema is newer than this ckpt,
  * or a live process says it is degraded.
  */
+import type pg from 'pg';
 import { PG_MIGRATIONS, PostgresStore, classifyPgError, currentVersion, pgErrorCode } from '../../store/postgres/index.js';
 import type { Check, Level } from './doctor.js';
 import { deadFilesCheck } from './doctor-handler.js';
@@ -35,6 +36,8 @@ export async function postgresChecks(db: PgTarget, opts: { lockTimeoutMs: number
       if (seen > latest) add('schema', 'fail', `schema ${db.schema} is at version ${seen}, newer than this ckpt knows (${latest}): upgrade ckpt on this host`);
       else if (seen < latest) add('schema', 'warn', `schema ${db.schema} is at version ${seen}; this ckpt migrates it to ${latest} at its next start`);
       else add('schema', 'ok', `schema ${db.schema}, version ${seen}`);
+
+      await durabilityCheck(client, add);
 
       const s = `"${db.schema}"`;
       const nowIso = new Date(opts.now).toISOString();
@@ -71,4 +74,20 @@ export async function postgresChecks(db: PgTarget, opts: { lockTimeoutMs: number
     await store.close();
   }
   return checks;
+}
+
+/**
+ * ckpt moves or deletes a file right after its outcome's COMMIT returns, so it counts on that
+ * commit being on the server's disk: `synchronous_commit` not `off`, and `fsync` on, as ckpt's
+ * own session sees them (a role or database setting overrides the server's). Only a warning
+ * when they are not: nothing is wrong until the server crashes (docs/power-loss.md).
+ */
+async function durabilityCheck(client: pg.PoolClient, add: (name: string, level: Level, message: string) => void): Promise<void> {
+  const r = (await client.query<{ sc: string; f: string }>("SELECT current_setting('synchronous_commit') AS sc, current_setting('fsync') AS f")).rows[0];
+  const off: string[] = [];
+  if (r?.sc === 'off') off.push('synchronous_commit is off');
+  if (r?.f === 'off') off.push('fsync is off');
+  if (off.length > 0) {
+    add('durability', 'warn', `${off.join(' and ')} for ckpt's session: a server crash can take back committed outcomes whose files ckpt has already moved or deleted (they then go dead as vanished); set it on for ckpt's role or database`);
+  }
 }

@@ -58,6 +58,32 @@ export function isAlive(id: ProcessIdentity): boolean {
   return id.startTicks === null || st.startTicks === id.startTicks;
 }
 
+let bootMs: number | null | undefined;
+
+/**
+ * When this machine booted (epoch ms, from `btime` in /proc/stat), or null without /proc.
+ * Every process named in something written before that is gone, whatever now runs under its
+ * pid: after a power cut, pids start over, and a new process (ckpt itself, started at boot)
+ * easily gets the pid a worker had before.
+ */
+export function bootTimeMs(): number | null {
+  if (bootMs === undefined) {
+    try {
+      const m = /^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'));
+      bootMs = m ? Number(m[1]) * 1000 : null;
+    } catch {
+      bootMs = null;
+    }
+  }
+  return bootMs;
+}
+
+/** Written (epoch ms) before this machine booted: its writer is gone. */
+export function beforeBoot(atMs: number | null | undefined): boolean {
+  const boot = bootTimeMs();
+  return boot !== null && atMs !== null && atMs !== undefined && Number.isFinite(atMs) && atMs < boot;
+}
+
 export function sameProcess(a: ProcessIdentity, b: ProcessIdentity): boolean {
   return a.pid === b.pid && a.host === b.host && a.startTicks === b.startTicks;
 }

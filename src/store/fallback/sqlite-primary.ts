@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { syncCommitted } from '../durable-commit.js';
 import { type SqliteDatabase, openDatabase } from '../open-database.js';
 import { StoreUnavailableError, classifySqliteError, toStoreError } from '../sqlite-errors.js';
 import { MAX_ATTEMPT_ROW, SqliteStore, type SqliteStoreOptions } from '../sqlite-store.js';
@@ -171,12 +172,17 @@ export class SqlitePrimary implements FallbackPrimary {
     return this.db ? extendLeases(this.db, keep, now) : 0;
   }
 
-  /** One IMMEDIATE transaction with busy timeout 0: all or nothing, and never a wait. */
+  /**
+   * One IMMEDIATE transaction with busy timeout 0: all or nothing, and never a wait. Synced
+   * before it returns: the caller deletes the journals next, and a replay that a power cut
+   * took back would lose their outcomes for good (durable-commit.ts).
+   */
   replay(entries: readonly JournalEntry[], carried: readonly CarriedClaim[], now: number, onEntryError: (err: unknown, e: JournalEntry) => void): ReplayOutcome {
     const db = this.db;
     if (!db) throw new Error('replay without an open database');
     const replayer = new Replayer(db, now);
     const lostTokens = withBusyTimeout(db, 0, () => db.transaction(() => applyAll(replayer, entries, carried, onEntryError)).immediate());
+    if (entries.length > 0) syncCommitted(db);
     return { stats: replayer.stats, lostTokens };
   }
 
