@@ -45,7 +45,7 @@ const hasAnalyze = spawnSync('systemd-analyze', ['--version']).status === 0;
 
 /** The unit with ExecStart's program swapped for one that exists here (verify checks it). */
 function verifiable(text: string): string {
-  return text.replace(/^ExecStart=\S+/m, `ExecStart=${process.execPath}`);
+  return text.replace(/^(ExecStart(?:Pre)?)=\S+/gm, `$1=${process.execPath}`);
 }
 
 describe.each(UNITS)('$name', ({ file }) => {
@@ -66,6 +66,9 @@ describe.each(UNITS)('$name', ({ file }) => {
     expect(one('Restart')).toBe('on-failure');
     expect(one('KillMode')).toBe('control-group');
     expect(one('ExecStart')).toMatch(/^\/\S+ckpt run --config \/etc\/ckpt\/ckpt\.config\.json$/);
+    // validate first, with the same program and config; no '+' or '!' prefix: it must run as
+    // User= in the same sandbox to see what the daemon will see.
+    expect(one('ExecStartPre')).toBe(one('ExecStart').replace(' run ', ' validate '));
     for (const [k, v] of [['NoNewPrivileges', 'true'], ['ProtectSystem', 'strict'], ['ProtectHome', 'true'], ['PrivateTmp', 'true']]) expect(one(k!), k).toBe(v);
     expect(one('ReadWritePaths')).toBe('/srv/ckpt');
     expect(one('RestartPreventExitStatus').split(' ')).toEqual(expect.arrayContaining(['64', '78']));
@@ -129,6 +132,7 @@ describe('scripts/install-service.sh', () => {
     }
     const unitText = after1['etc/systemd/system/ckpt.service'] as string;
     expect(unitText).toContain(`ExecStart=${process.execPath} /opt/ckpt/dist/cli/main.js run --config /etc/ckpt/ckpt.config.json`);
+    expect(unitText).toContain(`ExecStartPre=${process.execPath} /opt/ckpt/dist/cli/main.js validate --config /etc/ckpt/ckpt.config.json`);
     expect(unitText).toMatch(/^ReadWritePaths=\/data\/ingest$/m);
     const config = JSON.parse(after1['etc/ckpt/ckpt.config.json'] as string) as Record<string, unknown>;
     expect(config).toMatchObject({ database: '/var/lib/ckpt/ckpt.db', watch: [{ dir: '/data/ingest/inbox' }], onSuccess: { moveTo: '/data/ingest/done' }, onDead: { moveTo: '/data/ingest/dead' } });
