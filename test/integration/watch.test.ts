@@ -17,7 +17,7 @@ import { waitFor } from '../helpers/wait.js';
 const STABLE_MS = 150;
 
 interface LogLine {
-  level: number;
+  level: string;
   msg: string;
   path?: string;
   [k: string]: unknown;
@@ -347,7 +347,7 @@ describe('FolderWatcher', () => {
     await waitFor(() => names().length === 1);
     await settle();
     await settle();
-    const errors = logs.filter((l) => l.level === 50 && /UTF-8/.test(l.msg));
+    const errors = logs.filter((l) => l.level === 'error' && /UTF-8/.test(l.msg));
     expect(errors).toHaveLength(1);
     expect(errors[0]?.path).toBe(`${dir}/\\xff\\xfe.csv`);
     expect(names()).toEqual(['good.csv']);
@@ -365,7 +365,7 @@ describe('FolderWatcher', () => {
     await waitFor(() => names().length === 1);
     await settle();
     expect(names()).toEqual(['stays.csv']);
-    expect(logs.filter((l) => l.level >= 50)).toEqual([]);
+    expect(logs.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([]);
   });
 
   it('keeps files when the sink throws, and hands them again later', async () => {
@@ -383,7 +383,7 @@ describe('FolderWatcher', () => {
     await w.start();
     await waitFor(() => accepted.length === 3);
     expect(w.stats.sinkFailures).toBe(2);
-    const err = logs.find((l) => l.level === 50 && /store failed/.test(l.msg));
+    const err = logs.find((l) => l.level === 'error' && /store failed/.test(l.msg));
     expect(err?.path).toMatch(/\.csv$/);
     expect(err?.files).toBeGreaterThanOrEqual(1);
     expect(accepted.map((f) => path.basename(f.fileUrl)).sort()).toEqual(['a.csv', 'b.csv', 'c.csv']);

@@ -82,6 +82,6 @@ describe('notify outside systemd and on failure', () => {
     const missing = path.join(tmpDir(), 'nobody.sock');
     expect(await notifyReady(logger, undefined, { ...process.env, NOTIFY_SOCKET: missing })).toBe(false);
     expect(await notifyReady(logger, undefined, { NOTIFY_SOCKET: missing, PATH: tmpDir() })).toBe(false);
-    expect(lines.filter((l) => l.level === 40)).toHaveLength(2);
+    expect(lines.filter((l) => l.level === 'warn')).toHaveLength(2);
   });
 });
