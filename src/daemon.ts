@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config/types.js';
 import { healthFromMode, startHttpServer, withHandler, type HttpServer } from './ops/http.js';
 import { Metrics } from './ops/metrics.js';
+import { packageVersion } from './version.js';
 import { notifyReady, notifyStopping } from './ops/notify.js';
 import { createProgress, type Progress } from './ops/progress.js';
 import { cleanStaleMoveTemps, removeStaleMoveTemps } from './run/after-action.js';
@@ -180,7 +181,14 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   let purgedSeen = 0;
   // --once shows progress: a bar on a terminal, log lines otherwise.
   const progress: Progress | null = opts.once ? createProgress({ total: 0, tty: process.stderr.isTTY === true, logger: log }) : null;
-  const metrics = config.http ? new Metrics({ counts: () => store.counts(), ...(dbPath ? { databasePath: dbPath } : {}) }) : null;
+  const metrics = config.http
+    ? new Metrics({
+        ledger: () => store.stats(Date.now()),
+        folders: config.watch.map((w) => ({ folder: w.dir, fileType: w.fileType })),
+        build: { version: packageVersion(), store: config.database.kind },
+        ...(dbPath ? { databasePath: dbPath } : {}),
+      })
+    : null;
   // The handler's program gone while running (an upgrade): pause claiming, keep the retries.
   const availability = availabilityFor(config, {
     logger: log,
@@ -272,6 +280,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
     metrics?.setDegraded(m.mode === 'degraded');
     return store
       .touchWorker({ workerId, host, pid: process.pid, mode: m.mode, modeSince: m.since, modeReason: m.reason }, Date.now())
+      .then(() => metrics?.heartbeat(Date.now()))
       .catch((err: unknown) => log.debug({ err }, 'could not record worker heartbeat'));
   };
   await touch();
