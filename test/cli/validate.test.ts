@@ -101,6 +101,7 @@ describe('ckpt validate', () => {
     await seedStore(ws);
     const open = await validate(ws.config, ws.dir);
     expect(open.code).toBe(0);
+    expect(open.stdout).toMatch(/^ok +database +.*ckpt\.db opens \(read-only, [\d.]+ KiB\)$/m);
     expect(open.stdout).toMatch(/^ok +schema +.*ckpt\.db: schema version \d+ \(current\)$/m);
 
     const shell = await holdLock(ws.db, 'locking-mode-exclusive');

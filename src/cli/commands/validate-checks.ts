@@ -12,7 +12,7 @@ import { fileSystemOf, isNetworkFileSystem } from '../../mounts.js';
 import { fallbackDirForConfig, readFallbackStates } from '../../store/fallback/state-files.js';
 import { LATEST_SCHEMA_VERSION, currentVersion, openDatabase, type SqliteDatabase } from '../../store/open-database.js';
 import { classifySqliteError } from '../../store/sqlite-errors.js';
-import type { Check } from './doctor.js';
+import { mib, type Check } from './doctor.js';
 
 const { R_OK, W_OK, X_OK } = fs.constants;
 
@@ -108,7 +108,7 @@ export function sqliteDatabaseChecks(file: string, lockTimeoutMs: number): Check
   try {
     // Short: a daemon's transaction holds the lock for milliseconds; anything longer is a lock.
     conn = openDatabase(file, { readonly: true, anyVersion: true, busyTimeoutMs: Math.min(lockTimeoutMs, 1_000), allowNetworkFs: true });
-    return [schemaCheck(file, currentVersion(conn))];
+    return [{ name, level: 'ok', message: `${file} opens (read-only, ${mib(fs.statSync(file).size)})` }, schemaCheck(file, currentVersion(conn))];
   } catch (err) {
     const e = err as Error & { kind?: string; cause?: unknown };
     const locked = e.kind === 'locked' || classifySqliteError(e.cause ?? e) === 'transient';
