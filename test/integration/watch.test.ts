@@ -7,9 +7,10 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { pino } from 'pino';
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DiscoveredFile } from '../../src/store/types.js';
+import { createLogger } from '../../src/log.js';
 import { FolderWatcher, type FolderWatcherOptions, type WatchFolder } from '../../src/watch/watcher.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -56,7 +57,7 @@ function folder(dir: string, more: Partial<WatchFolder> = {}): WatchFolder {
 function harness(folders: WatchFolder[], more: Partial<FolderWatcherOptions> = {}) {
   const handed: DiscoveredFile[] = [];
   const logs: LogLine[] = [];
-  const logger = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as LogLine) });
+  const logger = createLogger({ level: 'debug', format: 'json', destination: new Writable({ write: (c: Buffer, _e, cb) => (logs.push(JSON.parse(c.toString()) as LogLine), cb()) }) });
   const w = new FolderWatcher({
     folders,
     stableMs: STABLE_MS,

@@ -6,7 +6,7 @@ import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:chil
 import fs from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { pino } from 'pino';
+import { createLogger } from '../../src/log.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { notifyReady, notifyStopping } from '../../src/ops/notify.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
@@ -40,7 +40,7 @@ afterEach(() => {
 
 function logCapture() {
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'debug' }, new Writable({ write: (c: Buffer, _e, cb) => (lines.push(JSON.parse(c.toString()) as Record<string, unknown>), cb()) }));
+  const logger = createLogger({ level: 'debug', format: 'json', destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(JSON.parse(c.toString()) as Record<string, unknown>), cb()) }) });
   return { logger, lines };
 }
 
