@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ResolvedConfig, WatchConfig } from '../../config/types.js';
-import { fileSystemOf, isNetworkFileSystem } from '../../mounts.js';
+import { fileSystemOf, isNetworkFileSystem, type MountOptions } from '../../mounts.js';
 import { fallbackDirForConfig, readFallbackStates } from '../../store/fallback/state-files.js';
 import { LATEST_SCHEMA_VERSION, currentVersion, openDatabase, type SqliteDatabase } from '../../store/open-database.js';
 import { classifySqliteError } from '../../store/sqlite-errors.js';
@@ -17,7 +17,7 @@ import { mib, type Check } from './doctor.js';
 const { R_OK, W_OK, X_OK } = fs.constants;
 
 /** What ckpt does in a folder, and so what it must be allowed there. */
-interface FolderUse {
+export interface FolderUse {
   name: string;
   dir: string;
   /** access(2) mode this user needs. */
@@ -56,7 +56,8 @@ export function folderUses(config: ResolvedConfig): FolderUse[] {
   return uses;
 }
 
-export function folderCheck(use: FolderUse): Check {
+/** `mounts`: the mount table to read (default the kernel's; tests pass their own). */
+export function folderCheck(use: FolderUse, mounts: MountOptions = {}): Check {
   const { name, dir } = use;
   let st: fs.Stats;
   try {
@@ -73,8 +74,8 @@ export function folderCheck(use: FolderUse): Check {
   if (!canAccess(dir, use.access)) {
     return { name, level: 'fail', message: `folder ${dir} is not ${accessWords(use.access)} by this user (uid ${process.getuid?.() ?? '?'})` };
   }
-  const fsType = fileSystemOf(dir).fsType;
-  const network = isNetworkFileSystem(dir);
+  const fsType = fileSystemOf(dir, mounts).fsType;
+  const network = isNetworkFileSystem(dir, mounts);
   const where = `${dir} (${accessWords(use.access)}, ${fsType}${network ? ', a network file system' : ''})`;
   if (use.fs === 'local' && network) {
     return { name, level: 'fail', message: `${where}: SQLite's WAL locks do not hold on a network file system; use a local disk` };
