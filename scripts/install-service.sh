@@ -168,6 +168,7 @@ trap 'rm -f "$tmp"' EXIT
 # delimiter, so paths (which may hold '/') need no escaping; '|' and '&' are refused here.
 case "$bin$config$data_dir$user" in *'|'* | *'&'*) die "paths and names may not contain '|' or '&'" ;; esac
 sed -e "s|^ExecStart=/usr/local/bin/ckpt run --config /etc/ckpt/ckpt.config.json|ExecStart=$bin run --config $config|" \
+  -e "s|^ExecStartPre=/usr/local/bin/ckpt validate --config /etc/ckpt/ckpt.config.json|ExecStartPre=$bin validate --config $config|" \
   -e "s|^ReadWritePaths=/srv/ckpt\$|ReadWritePaths=$data_dir|" \
   -e "s|^User=ckpt\$|User=$user|" \
   -e "s|^Group=ckpt\$|Group=$user|" \

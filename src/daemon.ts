@@ -16,6 +16,7 @@ import { listenForHangup, type HangupListener } from './daemon/hangup.js';
 import { buildHandler, ConfigReloader, runnerSettingsOf, watchFoldersOf } from './daemon/reload.js';
 import { healthFromMode, startHttpServer, withHandler, type HttpServer } from './ops/http.js';
 import { Metrics } from './ops/metrics.js';
+import { packageVersion } from './version.js';
 import { notifyReady, notifyStopping } from './ops/notify.js';
 import { createProgress, type Progress } from './ops/progress.js';
 import { cleanStaleMoveTemps, removeStaleMoveTemps } from './run/after-action.js';
@@ -198,7 +199,14 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
   let purgedSeen = 0;
   // --once shows progress: a bar on a terminal, log lines otherwise.
   const progress: Progress | null = opts.once ? createProgress({ total: 0, tty: process.stderr.isTTY === true, logger: log }) : null;
-  const metrics = config.http ? new Metrics({ counts: () => store.counts(), ...(dbPath ? { databasePath: dbPath } : {}) }) : null;
+  const metrics = config.http
+    ? new Metrics({
+        ledger: () => store.stats(Date.now()),
+        folders: config.watch.map((w) => ({ folder: w.dir, fileType: w.fileType })),
+        build: { version: packageVersion(), store: config.database.kind },
+        ...(dbPath ? { databasePath: dbPath } : {}),
+      })
+    : null;
   // The handler's program gone while running (an upgrade): pause claiming, keep the retries.
   // A reload that changes the handler replaces the monitor with one for the new program.
   const watchAvailability = (cfg: ResolvedConfig): HandlerAvailability | null =>
@@ -304,6 +312,7 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
     metrics?.setDegraded(m.mode === 'degraded');
     return store
       .touchWorker({ workerId, host, pid: process.pid, mode: m.mode, modeSince: m.since, modeReason: m.reason }, Date.now())
+      .then(() => metrics?.heartbeat(Date.now()))
       .catch((err: unknown) => log.debug({ err }, 'could not record worker heartbeat'));
   };
   await touch();

@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   rss.stop();
   const lines = d.logLines();
   const enospc = lines.filter((l) => JSON.stringify(l).includes('ENOSPC')).length;
-  const errors = lines.filter((l) => typeof l.level === 'number' && l.level >= 50).length;
+  const errors = lines.filter((l) => l.level === 'error' || l.level === 'fatal').length;
   await d.stop();
   const limit = maxUserWatches();
   if (enospc > 0) notes.push(`${enospc} log lines mention ENOSPC (inotify watches ran out)`);

@@ -358,13 +358,13 @@ async function scanLogs(files: readonly string[]): Promise<Record<string, number
     if (!fs.existsSync(f)) continue;
     const rl = readline.createInterface({ input: fs.createReadStream(f), crlfDelay: Infinity });
     for await (const line of rl) {
-      if (!line.includes('"level":5') && !line.includes('"level":4') && !line.includes('"level":6')) continue;
+      if (!line.includes('"level":"warn"') && !line.includes('"level":"error"') && !line.includes('"level":"fatal"')) continue;
       let msg = '';
-      let level = 0;
+      let level = '';
       try {
         const o = JSON.parse(line) as { msg?: unknown; level?: unknown };
         msg = String(o.msg ?? '');
-        level = Number(o.level);
+        level = String(o.level);
       } catch {
         continue;
       }
@@ -377,7 +377,7 @@ async function scanLogs(files: readonly string[]): Promise<Record<string, number
         if (typeof o.timerLateMs === 'number') counts.renewalMaxTimerLateMs = Math.max(counts.renewalMaxTimerLateMs ?? 0, o.timerLateMs);
         if (typeof o.storeMs === 'number') counts.renewalMaxStoreMs = Math.max(counts.renewalMaxStoreMs ?? 0, o.storeMs);
       }
-      else if (level >= 50) counts[`error: ${msg.slice(0, 80)}`] = (counts[`error: ${msg.slice(0, 80)}`] ?? 0) + 1;
+      else if (level === 'error' || level === 'fatal') counts[`error: ${msg.slice(0, 80)}`] = (counts[`error: ${msg.slice(0, 80)}`] ?? 0) + 1;
     }
   }
   return counts;

@@ -13,16 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { CommanderError } from 'commander';
 import { CliError, EXIT } from './exit-codes.js';
 import { buildProgram, type ProgramResult } from './program.js';
+import { packageVersion } from '../version.js';
 
-/** The package's version: package.json sits two levels above both src/cli/ and dist/cli/. */
-export function packageVersion(): string {
-  try {
-    const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../package.json');
-    return String((JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: unknown }).version ?? '0.0.0');
-  } catch {
-    return '0.0.0';
-  }
-}
+export { packageVersion } from '../version.js';
 
 /** The subcommand named on the command line, for the hint after a usage error. */
 function subcommandOf(argv: readonly string[], names: readonly string[]): string | undefined {

@@ -38,6 +38,7 @@ Exit codes: 0 ok, 1 \`run --once\` ended with dead files, 64 usage, 65 data (fil
 ledger), 69 database unavailable, 73 init would overwrite, 78 configuration.
 Examples:
   ckpt init ./ingest                 a starter config, inbox and handler
+  ckpt validate                      is the config ready to run, here, as this user?
   ckpt run --once                    handle what is there now, then exit
   ckpt status                        counts, rates, mode and workers
   ckpt list --status dead            what gave up
@@ -134,6 +135,17 @@ Examples:
       // commands/doctor.ts comes from the fallback work: it knows what degraded mode leaves behind.
       const { doctorCommand } = await import('./commands/doctor.js');
       result.exitCode = await doctorCommand(await config(cmd), opts);
+    });
+
+  program
+    .command('validate')
+    .description('check the config (every problem), its folders, the handler and the database; exit 78 when ckpt run could not work')
+    .option('--json', 'print JSON (shape documented in docs/validate.md)')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const { configPathOf } = await import('./context.js');
+      const { validateCommand } = await import('./commands/validate.js');
+      const g = globals(cmd);
+      result.exitCode = await validateCommand(configPathOf(g), g.database === undefined ? {} : { database: g.database }, opts);
     });
 
   program

@@ -78,21 +78,29 @@ function flatten(issues: readonly z.core.$ZodIssue[], prefix: PropertyKey[], out
 /** Problems shown in one error; beyond this the rest are counted. */
 const MAX_SHOWN_PROBLEMS = 10;
 
+/** One problem with the configuration: the key path (`watch[0].dir`, '' for the whole file) and its `source: key: problem` line. */
+export interface ConfigProblem {
+  key: string;
+  message: string;
+}
+
+/** Every problem zod found, as ConfigProblems (an environment variable's value has no key path). */
+export function zodProblems(source: string, error: z.ZodError): ConfigProblem[] {
+  const problems: Problem[] = [];
+  flatten(error.issues, [], problems);
+  return problems.map((p) => {
+    const key = formatKeyPath(p.path);
+    return { key, message: key === '' ? `${source}: ${p.message}` : `${source}: ${key}: ${p.message}` };
+  });
+}
+
 /**
  * A ConfigError listing every problem zod found, one per line, each as `source: key: problem`
  * (an environment variable's value is checked on its own: its problems have no key path).
  */
 export function configErrorFromZod(source: string, error: z.ZodError): ConfigError {
-  const problems: Problem[] = [];
-  flatten(error.issues, [], problems);
-  const lines = problems.slice(0, MAX_SHOWN_PROBLEMS).map((p) => {
-    const key = formatKeyPath(p.path);
-    return key === '' ? `${source}: ${p.message}` : `${source}: ${key}: ${p.message}`;
-  });
+  const problems = zodProblems(source, error);
+  const lines = problems.slice(0, MAX_SHOWN_PROBLEMS).map((p) => p.message);
   if (problems.length > MAX_SHOWN_PROBLEMS) lines.push(`... and ${problems.length - MAX_SHOWN_PROBLEMS} more`);
-  const first = problems[0];
-  return new ConfigError(lines.join('\n'), {
-    source,
-    key: first === undefined ? undefined : formatKeyPath(first.path),
-  });
+  return new ConfigError(lines.join('\n'), { source, key: problems[0]?.key });
 }

@@ -26,6 +26,22 @@ export function loadConfig(configPath: string, opts: LoadOptions = {}): Resolved
   const display = configPath;
   const absPath = path.resolve(cwd, configPath);
 
+  const checked = fileSchema.safeParse(readConfigJson(absPath, display));
+  if (!checked.success) throw configErrorFromZod(display, checked.error);
+
+  // Environment before flags: the later layer wins.
+  const layers = [envLayer(env, cwd), overridesLayer(opts.overrides ?? {}, cwd)];
+  const resolved = resolveConfig(checked.data, layers, {
+    display,
+    configPath: absPath,
+    configDir: path.dirname(absPath),
+    env,
+  });
+  return deepFreeze(resolved);
+}
+
+/** The config file's JSON value; a ConfigError when it cannot be read, is empty or is not JSON. */
+export function readConfigJson(absPath: string, display: string): unknown {
   const text = readConfigText(absPath, display);
   if (text.trim() === '') throw new ConfigError(`${display}: the file is empty; expected a JSON object`, { source: display });
   const parsed = parseJson(text);
@@ -38,18 +54,7 @@ export function loadConfig(configPath: string, opts: LoadOptions = {}): Resolved
       { source: display },
     );
   }
-  const checked = fileSchema.safeParse(parsed.value);
-  if (!checked.success) throw configErrorFromZod(display, checked.error);
-
-  // Environment before flags: the later layer wins.
-  const layers = [envLayer(env, cwd), overridesLayer(opts.overrides ?? {}, cwd)];
-  const resolved = resolveConfig(checked.data, layers, {
-    display,
-    configPath: absPath,
-    configDir: path.dirname(absPath),
-    env,
-  });
-  return deepFreeze(resolved);
+  return parsed.value;
 }
 
 function readConfigText(absPath: string, display: string): string {

@@ -22,6 +22,12 @@ import type { AfterAction, DatabaseConfig, HandlerConfig, ResolvedConfig, WatchC
 export interface ResolveContext {
   /** The config file as the caller named it: the prefix of every message about the file. */
   display: string;
+  /**
+   * Collect mode (`ckpt validate`): the rules across keys push their problems here instead of
+   * throwing the first, and the file-system section is skipped (nothing is created; validate
+   * checks the folders itself). A problem that leaves nothing to resolve (no database) still throws.
+   */
+  problems?: ConfigError[];
   configPath: string;
   configDir: string;
   env: Readonly<Record<string, string | undefined>>;
@@ -36,6 +42,10 @@ interface Located<T> {
 }
 
 export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: ResolveContext): ResolvedConfig {
+  const report = (e: ConfigError): void => {
+    if (ctx.problems === undefined) throw e;
+    ctx.problems.push(e);
+  };
   const fromFile = <T>(value: T, key: string): Located<T> => ({ value, source: ctx.display, key, baseDir: ctx.configDir });
 
   // --- merge: later layers win --------------------------------------------------------------
@@ -53,18 +63,14 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
     if (layer.workerId !== undefined) workerId = layer.workerId;
     if (layer.httpPort !== undefined) http = { port: layer.httpPort, host: http?.host ?? DEFAULTS.httpHost };
   }
-  if (database === undefined) {
-    throw ConfigError.at(ctx.display, 'database', 'missing: set "database" in the file, CKPT_DATABASE, or --database');
-  }
 
   // --- paths ----------------------------------------------------------------------------------
   const abs = (p: string, baseDir = ctx.configDir): string => path.resolve(baseDir, p);
-  const db = resolveDatabase(database, ctx.env);
   const watch: WatchConfig[] = file.watch.map((w, i) => {
     const dir = abs(w.dir);
     const fileType = w.fileType ?? path.basename(dir);
     if (fileType === '') {
-      throw ConfigError.at(ctx.display, `watch[${i}].fileType`, `missing: cannot name the file type after folder ${dir}; set "fileType"`);
+      report(ConfigError.at(ctx.display, `watch[${i}].fileType`, `missing: cannot name the file type after folder ${dir}; set "fileType"`));
     }
     return {
       dir,
@@ -91,7 +97,11 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
     a === 'keep' || a === 'delete' ? { kind: a } : { kind: 'move', dir: abs(a.moveTo) };
   const onSuccess = afterAction(file.onSuccess);
   const onDead = afterAction(file.onDead);
-  const pathPrefixes = resolvePathPrefixes(file.pathPrefixes, ctx.display, abs);
+  const pathPrefixes = resolvePathPrefixes(file.pathPrefixes, ctx.display, abs, report);
+  if (database === undefined) {
+    throw ConfigError.at(ctx.display, 'database', 'missing: set "database" in the file, CKPT_DATABASE, or --database');
+  }
+  const db = resolveDatabase(database, ctx.env);
 
   // --- rules across keys ----------------------------------------------------------------------
   for (const [key, action] of [
@@ -101,10 +111,12 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
     if (action.kind !== 'move') continue;
     watch.forEach((w, i) => {
       if (covers(w, action.dir)) {
-        throw ConfigError.at(
-          ctx.display,
-          key,
-          `folder ${action.dir} is inside watched folder watch[${i}].dir (${w.dir}): moved files would be picked up again; move them elsewhere`,
+        report(
+          ConfigError.at(
+            ctx.display,
+            key,
+            `folder ${action.dir} is inside watched folder watch[${i}].dir (${w.dir}): moved files would be picked up again; move them elsewhere`,
+          ),
         );
       }
     });
@@ -112,22 +124,27 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
   if (db.kind === 'sqlite') {
     watch.forEach((w, i) => {
       if (covers(w, path.dirname(db.path))) {
-        throw ConfigError.at(
-          database.source,
-          database.key,
-          `${db.path} is inside watched folder watch[${i}].dir (${w.dir}): its own files would be picked up; put it elsewhere`,
+        report(
+          ConfigError.at(
+            database.source,
+            database.key,
+            `${db.path} is inside watched folder watch[${i}].dir (${w.dir}): its own files would be picked up; put it elsewhere`,
+          ),
         );
       }
     });
   }
 
   // --- file system ----------------------------------------------------------------------------
-  watch.forEach((w, i) => ensureFolder(w.dir, file.createDirs, ctx.display, `watch[${i}].dir`, fs.constants.R_OK | fs.constants.X_OK));
-  if (onSuccess.kind === 'move') ensureFolder(onSuccess.dir, file.createDirs, ctx.display, 'onSuccess.moveTo', fs.constants.W_OK | fs.constants.X_OK);
-  if (onDead.kind === 'move') ensureFolder(onDead.dir, file.createDirs, ctx.display, 'onDead.moveTo', fs.constants.W_OK | fs.constants.X_OK);
-  if (db.kind === 'sqlite') ensureDatabaseFolder(db.path, database.source, database.key);
-  if (handler.kind === 'module') ensureFile(handler.module, ctx.display, 'handler.module');
-  const fallbackDir = file.fallbackDir === undefined ? undefined : resolveFallbackDir(abs(file.fallbackDir), ctx.display);
+  const touch = ctx.problems === undefined;
+  if (touch) {
+    watch.forEach((w, i) => ensureFolder(w.dir, file.createDirs, ctx.display, `watch[${i}].dir`, fs.constants.R_OK | fs.constants.X_OK));
+    if (onSuccess.kind === 'move') ensureFolder(onSuccess.dir, file.createDirs, ctx.display, 'onSuccess.moveTo', fs.constants.W_OK | fs.constants.X_OK);
+    if (onDead.kind === 'move') ensureFolder(onDead.dir, file.createDirs, ctx.display, 'onDead.moveTo', fs.constants.W_OK | fs.constants.X_OK);
+    if (db.kind === 'sqlite') ensureDatabaseFolder(db.path, database.source, database.key);
+    if (handler.kind === 'module') ensureFile(handler.module, ctx.display, 'handler.module');
+  }
+  const fallbackDir = file.fallbackDir === undefined ? undefined : touch ? resolveFallbackDir(abs(file.fallbackDir), ctx.display) : abs(file.fallbackDir);
 
   return {
     configPath: ctx.configPath,
@@ -181,11 +198,16 @@ function resolveFallbackDir(dir: string, source: string): string {
  * inside another): a path would match two of them, and the mapping would depend on their order
  * and no longer be the same both ways.
  */
-function resolvePathPrefixes(raw: FileConfig['pathPrefixes'], display: string, abs: (p: string) => string): PathPrefix[] {
+function resolvePathPrefixes(
+  raw: FileConfig['pathPrefixes'],
+  display: string,
+  abs: (p: string) => string,
+  report: (e: ConfigError) => void,
+): PathPrefix[] {
   const out = raw.map((p) => ({ local: abs(p.local), shared: p.shared }));
   out.forEach((p, i) => {
     if (p.local === path.parse(p.local).root) {
-      throw ConfigError.at(display, `pathPrefixes[${i}].local`, 'expected the folder where the share is mounted, not the root folder');
+      report(ConfigError.at(display, `pathPrefixes[${i}].local`, 'expected the folder where the share is mounted, not the root folder'));
     }
   });
   const inside = (a: string, b: string) => a === b || a.startsWith(b.endsWith('/') ? b : `${b}/`);
@@ -195,10 +217,12 @@ function resolvePathPrefixes(raw: FileConfig['pathPrefixes'], display: string, a
         const a = out[i]![side];
         const b = out[j]![side];
         if (inside(a, b) || inside(b, a)) {
-          throw ConfigError.at(
-            display,
-            `pathPrefixes[${i}].${side}`,
-            `${JSON.stringify(a)} overlaps pathPrefixes[${j}].${side} (${JSON.stringify(b)}): a path would match both; give each folder one prefix`,
+          report(
+            ConfigError.at(
+              display,
+              `pathPrefixes[${i}].${side}`,
+              `${JSON.stringify(a)} overlaps pathPrefixes[${j}].${side} (${JSON.stringify(b)}): a path would match both; give each folder one prefix`,
+            ),
           );
         }
       }

@@ -28,9 +28,11 @@ import { killOrphanedHandler } from './orphans.js';
 
 /** What the runner reports to metrics; every method optional so tests can pass nothing. */
 export interface RunnerMetrics {
-  claimed?(n: number): void;
-  completed?(durationMs: number): void;
-  failed?(kind: string, durationMs?: number): void;
+  /** `file`: the watch folder (`RunnerFolder.dir`, '' outside them) and file type, the series labels. */
+  claimed?(n: number, file?: { folder: string; fileType: string }): void;
+  /** `bytes`: the file's size as the handler read it. */
+  completed?(durationMs: number, file?: { folder: string; fileType: string }, bytes?: number): void;
+  failed?(kind: string, durationMs?: number, file?: { folder: string; fileType: string }): void;
   leaseTakeovers?(n: number): void;
   discoveryToClaim?(ms: number): void;
 }
@@ -295,8 +297,8 @@ export class Runner {
           await this.o.store.release(claims, this.o.now()).catch((err: unknown) => this.logStoreError(err, 'release'));
           break;
         }
-        this.o.metrics?.claimed?.(claims.length);
         for (const c of claims) {
+          this.o.metrics?.claimed?.(1, this.metricLabels(c));
           const seen = this.o.discoveredAt?.(c.fileUrl);
           if (seen !== undefined) this.o.metrics?.discoveryToClaim?.(Math.max(0, now - seen));
           this.queued.push({ claim: c, settings, leaseEndsAt: c.leaseExpiresAt });
@@ -482,7 +484,7 @@ export class Runner {
       return;
     }
     entry.settled = true;
-    this.o.metrics?.completed?.(outcome.durationMs);
+    this.o.metrics?.completed?.(outcome.durationMs, this.metricLabels(claim), entry.identity?.size);
     // Did the file change while it was handled? Then its new content is a new version.
     const changed: ChangedFile | null = inLine ? changedInLine(claim.fileUrl, readFingerprint) : await changedAsync(claim.fileUrl, readFingerprint);
     const after = changed === null ? await this.afterAction(entry, entry.settings.onSuccess, log) : 'keep (changed while handled)';
@@ -529,7 +531,7 @@ export class Runner {
       return;
     }
     entry.settled = true;
-    this.o.metrics?.failed?.(outcome.permanent ? 'permanent' : outcome.kind, outcome.durationMs);
+    this.o.metrics?.failed?.(outcome.permanent ? 'permanent' : outcome.kind, outcome.durationMs, this.metricLabels(claim));
     let after: string | undefined;
     if (res === 'dead') {
       // A file that is gone has nothing to move or delete.
@@ -634,6 +636,11 @@ export class Runner {
     }
   }
 
+  /** The metrics' labels: the configured folder (bounded by the config), never the file's own. */
+  private metricLabels(c: Claim): { folder: string; fileType: string } {
+    return { folder: this.folderOf(c.fileUrl)?.dir ?? '', fileType: c.fileType };
+  }
+
   private folderOf(fileUrl: string, folders: readonly RunnerFolder[] = this.o.folders): RunnerFolder | undefined {
     let best: RunnerFolder | undefined;
     for (const f of folders) {
@@ -725,7 +732,7 @@ export class Runner {
         if (r.settled) continue;
         r.abortedFor = 'lease';
         this.log(r.claim).warn({ leftMs, timerLateMs, storeMs }, 'lease lost (taken over or requeued): stopping the handler');
-        this.o.metrics?.failed?.('lease_lost');
+        this.o.metrics?.failed?.('lease_lost', undefined, this.metricLabels(r.claim));
         r.ac.abort(new Error('lease lost'));
       }
     } finally {
@@ -739,7 +746,7 @@ export class Runner {
     if (i < 0) return;
     const [q] = this.queued.splice(i, 1);
     this.log(q!.claim).warn(why, 'lease lost (taken over or requeued) before the file was started: dropped from the queue');
-    this.o.metrics?.failed?.('lease_lost');
+    this.o.metrics?.failed?.('lease_lost', undefined, this.metricLabels(q!.claim));
     this.o.onOutcome?.(ref.fileUrl, 'lost');
   }
 

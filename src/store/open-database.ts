@@ -19,6 +19,8 @@ export interface OpenOptions {
   /** Group id for the database and its -wal/-shm (config `group`; with fileMode 0640, readers in that group). */
   groupId?: number;
   readonly?: boolean;
+  /** With readonly: open a database of any schema version (`ckpt validate` reports the version itself). */
+  anyVersion?: boolean;
   /** Override JOURNAL_SIZE_LIMIT (tests use a small one to prove the -wal file shrinks). */
   journalSizeLimitBytes?: number;
   /** Skip the network-file-system check. */
@@ -94,7 +96,7 @@ export function openDatabase(file: string, opts: OpenOptions = {}): SqliteDataba
     db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
     db.pragma(`journal_size_limit = ${Math.floor(opts.journalSizeLimitBytes ?? JOURNAL_SIZE_LIMIT)}`);
     if (!opts.readonly) migrate(db);
-    else checkSchemaVersion(db);
+    else if (!opts.anyVersion) checkSchemaVersion(db);
     if (opts.groupId !== undefined && !opts.readonly) {
       // SQLite gives -wal/-shm the database's mode, and (only when run as root) its owner: set
       // the group on all three so that a reader in that group can open them.
@@ -130,7 +132,11 @@ export function migrate(db: SqliteDatabase): void {
   }).immediate();
 }
 
-function currentVersion(db: SqliteDatabase): number {
+/** The schema version this ckpt writes (the last migration's number). */
+export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+
+/** PRAGMA user_version: the number of the last migration applied to this database. */
+export function currentVersion(db: SqliteDatabase): number {
   return Number(db.pragma('user_version', { simple: true }));
 }
 

@@ -49,6 +49,19 @@ const EXAMPLES: Record<string, Example> = {
     exitCode: 78,
   },
   'ckpt init ckpt': { files: {}, exitCode: 0, shownAs: '/srv' },
+  'ckpt validate --config bad.json': {
+    files: {
+      'srv/orders/': '',
+      'bad.json': JSON.stringify({
+        database: 'state/ckpt.db',
+        watch: [{ dir: 'srv/orders', poll: 'sometimes' }],
+        handler: { command: ['./load.sh', '{path}'] },
+        concurrency: 'four',
+        retry: { maxRetries: -1 },
+      }),
+    },
+    exitCode: 78,
+  },
 };
 
 interface ShownCommand {

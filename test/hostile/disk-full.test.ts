@@ -77,7 +77,7 @@ function fill(dir: string): string {
 /** What the ledger, the folders and the daemon say, for a failure message. */
 function diagnose(s: Setup, d: Daemon): string {
   const byStatus = rows(s.db, 'SELECT status, count(*) AS n FROM file_checkpoints GROUP BY status');
-  const said = d.lines.filter((l) => Number(l.level) >= 40).map((l) => `${String(l.msg)} ${JSON.stringify(l.err ?? l.reason ?? l.error ?? '').slice(0, 160)}`);
+  const said = d.lines.filter((l) => ['warn', 'error', 'fatal'].includes(String(l.level))).map((l) => `${String(l.msg)} ${JSON.stringify(l.err ?? l.reason ?? l.error ?? '').slice(0, 160)}`);
   return [
     `rows: ${JSON.stringify(byStatus)}`,
     `inbox: ${fs.readdirSync(s.inbox).filter((n) => n !== LEDGER_MARKER).length} files, done: ${filesUnder(path.join(s.dir, 'done')).length}, handler starts: ${chaosRecords(s.recordLog).filter((r) => r.ev === 'start').length}`,
@@ -115,7 +115,7 @@ describe('disk full under the database', () => {
     const filler = fill(mnt);
     const N = 20;
     for (let i = 0; i < N; i++) drop(s.inbox, `during${i}.csv`, `ok\nid D${i}\n`);
-    const full = await d.waitForLog((l) => l.level === 50 && /SQLITE_FULL|disk is full|database or disk/i.test(JSON.stringify(l)), 30_000);
+    const full = await d.waitForLog((l) => l.level === 'error' && /SQLITE_FULL|disk is full|database or disk/i.test(JSON.stringify(l)), 30_000);
     expect(d.child.exitCode, 'the daemon must stay up while the disk is full').toBe(null);
 
     // A write probe cannot see a full disk (BEGIN IMMEDIATE and ROLLBACK write nothing): no
@@ -156,7 +156,7 @@ describe('disk full under the database', () => {
     // Handled during the outage.
     await waitFor(() => chaosRecords(s.recordLog).filter((r) => r.ev === 'end' && r.id.startsWith('D')).length === N, { timeoutMs: 30_000 }).catch((err: unknown) => {
       const handled = chaosRecords(s.recordLog).filter((r) => r.ev === 'end' && r.id.startsWith('D')).length;
-      const said = d.lines.filter((l) => Number(l.level) >= 40).map((l) => `${String(l.msg)} ${JSON.stringify(l.err ?? l.reason ?? '').slice(0, 200)}`);
+      const said = d.lines.filter((l) => ['warn', 'error', 'fatal'].includes(String(l.level))).map((l) => `${String(l.msg)} ${JSON.stringify(l.err ?? l.reason ?? '').slice(0, 200)}`);
       throw new Error(`${(err as Error).message}: ${handled} of ${N} handled while the disk was full; the daemon said:\n${[...new Set(said)].join('\n')}`);
     });
     expect(countStatus(s.db, 'completed')).toBeLessThan(N + 1);

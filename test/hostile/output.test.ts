@@ -64,7 +64,7 @@ describe('hostile handler output', () => {
       expect(rows(s.db).find((r) => r.file_url === path.join(s.inbox, name))).toMatchObject({ status: 'completed', records_total: 0, records_persisted: 0 });
     }
     expect(rows(s.db).find((r) => r.file_url === good)).toMatchObject({ records_total: 3, records_filtered: 1, records_persisted: 2 });
-    const warned = d.lines.filter((l) => l.level === 40 && /stats line|does not parse|not an object/.test(String(l.msg)));
+    const warned = d.lines.filter((l) => l.level === 'warn' && /stats line|does not parse|not an object/.test(String(l.msg)));
     const warnedFiles = new Set(warned.map((l) => path.basename(String(l.path))));
     expect([...warnedFiles].sort()).toEqual(['huge.csv', 'negative.csv', 'notjson.csv', 'wrongtype.csv', ...(warnedFiles.has('array.csv') ? ['array.csv'] : [])].sort());
 

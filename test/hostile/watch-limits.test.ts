@@ -68,7 +68,7 @@ describe('inotify limits', () => {
     const limit = d.lines.filter((l) => String(l.msg).includes('EMFILE'));
     expect(limit).toHaveLength(1);
     expect(String(limit[0]!.msg)).toMatch(/max_user_instances/);
-    expect(limit[0]).toMatchObject({ level: 50, folder: s.inbox });
+    expect(limit[0]).toMatchObject({ level: 'error', folder: s.inbox });
     expect(path.isAbsolute(String(limit[0]!.folder))).toBe(true);
   });
 });

@@ -241,11 +241,13 @@ describe('metrics and health over HTTP', () => {
     expect(await health.json()).toMatchObject({ status: 'ok', mode: 'normal' });
     const text = await waitFor(async () => {
       const t = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      return /ckpt_completions_total 1\b/.test(t) ? t : null;
+      return /ckpt_completions_total\{[^}]*\} 1\b/.test(t) ? t : null;
     });
-    expect(text).toMatch(/ckpt_claims_total 1\b/);
+    // Labelled by the configured watch folder and its file type (the folder's name here).
+    const labels = `folder="${s.inbox}",file_type="inbox"`;
+    expect(text).toContain(`ckpt_claims_total{${labels}} 1\n`);
     expect(text).toMatch(/ckpt_files\{status="completed"\} 1\b/);
-    expect(text).toMatch(/ckpt_handler_duration_seconds_count\{outcome="completed"\} 1\b/);
+    expect(text).toContain(`ckpt_handler_duration_seconds_count{outcome="completed",${labels}} 1\n`);
     d.child.kill('SIGTERM');
     expect((await d.exited).code).toBe(0);
   });

@@ -38,7 +38,7 @@ describe('folder ownership', () => {
     const o = second(s, 'other.db');
     const b = startDaemon(o);
     expect((await b.exited).code).toBe(78);
-    const fatal = b.lines.filter((l) => l.level === 60);
+    const fatal = b.lines.filter((l) => l.level === 'fatal');
     expect(fatal).toHaveLength(1);
     const line = String(fatal[0]!.msg);
     expect(line).toMatch(new RegExp(`^${escape(o.config)}: watch\\[0\\]\\.dir: folder ${escape(s.inbox)} belongs to another ledger, SQLite database ${escape(s.db)} on host `));
@@ -63,7 +63,7 @@ describe('folder ownership', () => {
     await waitFor(() => rows(s.db).filter((r) => r.status === 'completed').length === files.length, { message: 'all completed' });
     const starts = records(s).filter((r) => r.ev === 'start');
     for (const f of files) expect(starts.filter((r) => r.file === f)).toHaveLength(1);
-    expect(b.lines.some((l) => l.level === 60)).toBe(false);
+    expect(b.lines.some((l) => l.level === 'fatal')).toBe(false);
   });
 
   it('a ledger whose database file is gone does not block: the next ledger takes the folder over with a warn line', async () => {
@@ -75,7 +75,7 @@ describe('folder ownership', () => {
     const o = second(s, 'other.db');
     const b = startDaemon(o);
     await started(b);
-    const warn = await b.waitForLog((l) => l.level === 40 && /which no longer exists: this ledger takes it over/.test(String(l.msg)));
+    const warn = await b.waitForLog((l) => l.level === 'warn' && /which no longer exists: this ledger takes it over/.test(String(l.msg)));
     expect(warn.previous).toBe(`SQLite database ${s.db} on host ${String(warn.hostname)}`);
     const marker = JSON.parse(fs.readFileSync(path.join(s.inbox, LEDGER_MARKER), 'utf8')) as { id: string };
     expect(marker.id).toContain(o.db);
@@ -88,7 +88,7 @@ describe('folder ownership', () => {
     const o = second(s, 'other.db', { allowOtherLedgers: true });
     const b = startDaemon(o);
     await started(b);
-    expect(b.lines.some((l) => l.level === 60)).toBe(false);
+    expect(b.lines.some((l) => l.level === 'fatal')).toBe(false);
     // The folder stays recorded for the first ledger.
     expect(fs.readFileSync(path.join(s.inbox, LEDGER_MARKER), 'utf8')).toContain(s.db);
   });

@@ -39,7 +39,7 @@ describe('handler program checked at start', () => {
     const d = startDaemon(s);
     const { code } = await d.exited;
     expect(code).toBe(78);
-    const fatal = d.lines.filter((l) => l.level === 60);
+    const fatal = d.lines.filter((l) => l.level === 'fatal');
     expect(fatal).toHaveLength(1);
     expect(fatal[0]!.msg).toMatch(new RegExp(`^${s.config.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: handler\\.command\\[0\\]: cannot run "no-such-loader-x7": not found in PATH \\(`));
     expect(fatal[0]!.msg).not.toMatch(/\n/);
@@ -51,7 +51,7 @@ describe('handler program checked at start', () => {
     fs.chmodSync(s.loader, 0o644);
     const d = startDaemon(s);
     expect((await d.exited).code).toBe(78);
-    const fatal = d.lines.find((l) => l.level === 60);
+    const fatal = d.lines.find((l) => l.level === 'fatal');
     expect(fatal?.msg).toMatch(/handler\.command\[0\]: cannot run "bin\/loader": .*\/bin\/loader is not executable by this user/);
   });
 
@@ -76,7 +76,7 @@ describe('handler program gone while running', () => {
     // The upgrade: the program is renamed away, and files keep arriving.
     fs.renameSync(s.loader, `${s.loader}.old`);
     const files = ['a.csv', 'b.csv', 'c.csv'].map((n) => drop(s.inbox, n, `${n}\n`));
-    const warn = await d.waitForLog((l) => l.level === 40 && String(l.msg).startsWith('handler program unavailable'));
+    const warn = await d.waitForLog((l) => l.level === 'warn' && String(l.msg).startsWith('handler program unavailable'));
     expect(warn.why).toMatch(/bin\/loader does not exist/);
 
     // Given back, not failed: the runs that found the program gone are recorded 'released' (no

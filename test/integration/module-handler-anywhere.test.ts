@@ -92,9 +92,9 @@ describe('a module handler outside the checkout', () => {
       expect(json.code).toBe(78);
       const lines = outputLines(json);
       expect(lines, json.stdout + json.stderr).toHaveLength(1);
-      const line = JSON.parse(lines[0]!) as { msg: string; level: number };
+      const line = JSON.parse(lines[0]!) as { msg: string; level: string };
       expect(line).toEqual(expect.not.objectContaining({ err: expect.anything() }));
-      expect(line.level).toBe(60);
+      expect(line.level).toBe('fatal');
       expect(line.msg).toContain(`handler module ${path.join(dir, 'handler.mjs')}`);
       expect(line.msg).toMatch(cause);
     });

@@ -30,6 +30,9 @@ function alive(pid: number): boolean {
   }
 }
 
+/** warn, error or fatal: the levels an operator is alerted by. */
+const atLeastWarn = (l: Line) => ['warn', 'error', 'fatal'].includes(String(l.level));
+
 const isReloadLine = (l: Line) => typeof l.msg === 'string' && (l.msg.startsWith('configuration reloaded') || l.msg.startsWith('reload refused'));
 
 /** Rewrites keys of the config file (a shallow merge, as an operator's edit would be). */
@@ -63,7 +66,7 @@ describe('SIGHUP', () => {
     const d = startDaemon(s);
     await started(d);
     const { line } = await hangup(d);
-    expect(line).toMatchObject({ level: 30, changed: [], msg: 'configuration reloaded (nothing changed)' });
+    expect(line).toMatchObject({ level: 'info', changed: [], msg: 'configuration reloaded (nothing changed)' });
     const st = await cli(['status', '--json', '--config', s.config], { cwd: s.dir });
     expect(st.code, st.stderr).toBe(0);
     const workers = (JSON.parse(st.stdout) as { workers: { pid: number; state: string }[] }).workers;
@@ -172,7 +175,7 @@ describe('SIGHUP', () => {
     await waitFor(() => leaseLeftMs() > 10_000, { message: 'a lease renewed to the new length' });
     expect(await d.waitForLog((l) => l.msg === 'completed' && l.path === slow, 30_000)).toMatchObject({ attempt: 1 });
     // No "lease renewal late", no "lease lost", no takeover.
-    expect(d.lines.filter((l) => (l.level as number) >= 40 && /lease|took over/.test(String(l.msg)))).toEqual([]);
+    expect(d.lines.filter((l) => atLeastWarn(l) && /lease|took over/.test(String(l.msg)))).toEqual([]);
     expect(await stop(d)).toBe(0);
   });
 
@@ -213,11 +216,11 @@ describe('SIGHUP', () => {
     // The same words as a start with that file.
     const atStart = await run(process.execPath, [CLI, 'run', '--once', '--config', s.config], { cwd: s.dir });
     expect(atStart.code).toBe(78);
-    expect(line).toMatchObject({ level: 50, key: 'concurrency', msg: `reload refused, the running configuration stays: ${atStart.stderr.trim()}` });
+    expect(line).toMatchObject({ level: 'error', key: 'concurrency', msg: `reload refused, the running configuration stays: ${atStart.stderr.trim()}` });
     expect(atStart.stderr).toContain('concurrency');
     const f = drop(s.inbox, 'still.csv', 'a\n');
     await waitFor(() => statusOf(s.db, f) === 'completed');
-    const problems = d.lines.slice(from).filter((l) => (l.level as number) >= 40);
+    const problems = d.lines.slice(from).filter((l) => atLeastWarn(l));
     expect(problems).toEqual([line]);
     expect(await stop(d)).toBe(0);
   });
@@ -228,7 +231,7 @@ describe('SIGHUP', () => {
     await started(d);
     editConfig(s, { handler: { module: path.join(REPO, 'test/fixtures/handlers/module-syntax-error.mjs') } });
     const { line } = await hangup(d);
-    expect(line).toMatchObject({ level: 50, key: 'handler' });
+    expect(line).toMatchObject({ level: 'error', key: 'handler' });
     expect(line.msg).toMatch(/^reload refused, the running configuration stays: .*ckpt\.config\.json: handler: handler module .*module-syntax-error\.mjs failed to load: /);
     const f = drop(s.inbox, 'still.csv', 'a\n');
     await waitFor(() => statusOf(s.db, f) === 'completed');
@@ -244,7 +247,7 @@ describe('SIGHUP', () => {
     const { line } = await hangup(d);
     const atStart = await run(process.execPath, [CLI, 'run', '--once', '--config', s.config], { cwd: s.dir });
     expect(atStart.code).toBe(78);
-    expect(line).toMatchObject({ level: 50, key: 'handler.command[0]' });
+    expect(line).toMatchObject({ level: 'error', key: 'handler.command[0]' });
     expect(line.msg).toMatch(/^reload refused, the running configuration stays: .*handler\.command\[0\]: cannot run "no-such-loader-program"/);
     // The old handler still runs new files.
     const f = drop(s.inbox, 'still.csv', 'a\n');
@@ -264,7 +267,7 @@ describe('SIGHUP', () => {
     await started(d);
     editConfig(s, { watch: [{ dir: 'inbox' }, { dir: other.inbox }] });
     const { line } = await hangup(d);
-    expect(line).toMatchObject({ level: 50, key: 'watch' });
+    expect(line).toMatchObject({ level: 'error', key: 'watch' });
     expect(line.msg).toMatch(/^reload refused, the running configuration stays: /);
     expect(line.msg).toContain(other.inbox);
     // Nothing of the other ledger's folder is handled here; the old folders still are.
@@ -281,14 +284,14 @@ describe('SIGHUP', () => {
     await started(d);
     editConfig(s, { database: 'other.db', log: { level: 'warn', format: 'json' } });
     const { line, after } = await hangup(d);
-    expect(line).toMatchObject({ level: 30, changed: ['log.level'] });
-    const warn = after.filter((l) => l.level === 40);
+    expect(line).toMatchObject({ level: 'info', changed: ['log.level'] });
+    const warn = after.filter((l) => l.level === 'warn');
     expect(warn).toEqual([expect.objectContaining({ keys: ['database'], msg: 'not applied until a restart: database' })]);
     const f = drop(s.inbox, 'same-db.csv', 'a\n');
     await waitFor(() => statusOf(s.db, f) === 'completed');
     expect(fs.existsSync(path.join(s.dir, 'other.db'))).toBe(false);
     // log.level went from debug to warn: the reload's own line still says so, nothing below warn follows.
-    expect(d.lines.slice(d.lines.indexOf(line) + 1).filter((l) => (l.level as number) < 40)).toEqual([]);
+    expect(d.lines.slice(d.lines.indexOf(line) + 1).filter((l) => !atLeastWarn(l))).toEqual([]);
     expect(await stop(d)).toBe(0);
   });
 

@@ -7,9 +7,10 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { pino } from 'pino';
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DiscoveredFile } from '../../src/store/types.js';
+import { createLogger } from '../../src/log.js';
 import { FolderWatcher, type FolderWatcherOptions, type WatchFolder } from '../../src/watch/watcher.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -17,7 +18,7 @@ import { waitFor } from '../helpers/wait.js';
 const STABLE_MS = 150;
 
 interface LogLine {
-  level: number;
+  level: string;
   msg: string;
   path?: string;
   [k: string]: unknown;
@@ -56,7 +57,7 @@ function folder(dir: string, more: Partial<WatchFolder> = {}): WatchFolder {
 function harness(folders: WatchFolder[], more: Partial<FolderWatcherOptions> = {}) {
   const handed: DiscoveredFile[] = [];
   const logs: LogLine[] = [];
-  const logger = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as LogLine) });
+  const logger = createLogger({ level: 'debug', format: 'json', destination: new Writable({ write: (c: Buffer, _e, cb) => (logs.push(JSON.parse(c.toString()) as LogLine), cb()) }) });
   const w = new FolderWatcher({
     folders,
     stableMs: STABLE_MS,
@@ -347,7 +348,7 @@ describe('FolderWatcher', () => {
     await waitFor(() => names().length === 1);
     await settle();
     await settle();
-    const errors = logs.filter((l) => l.level === 50 && /UTF-8/.test(l.msg));
+    const errors = logs.filter((l) => l.level === 'error' && /UTF-8/.test(l.msg));
     expect(errors).toHaveLength(1);
     expect(errors[0]?.path).toBe(`${dir}/\\xff\\xfe.csv`);
     expect(names()).toEqual(['good.csv']);
@@ -365,7 +366,7 @@ describe('FolderWatcher', () => {
     await waitFor(() => names().length === 1);
     await settle();
     expect(names()).toEqual(['stays.csv']);
-    expect(logs.filter((l) => l.level >= 50)).toEqual([]);
+    expect(logs.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([]);
   });
 
   it('keeps files when the sink throws, and hands them again later', async () => {
@@ -383,7 +384,7 @@ describe('FolderWatcher', () => {
     await w.start();
     await waitFor(() => accepted.length === 3);
     expect(w.stats.sinkFailures).toBe(2);
-    const err = logs.find((l) => l.level === 50 && /store failed/.test(l.msg));
+    const err = logs.find((l) => l.level === 'error' && /store failed/.test(l.msg));
     expect(err?.path).toMatch(/\.csv$/);
     expect(err?.files).toBeGreaterThanOrEqual(1);
     expect(accepted.map((f) => path.basename(f.fileUrl)).sort()).toEqual(['a.csv', 'b.csv', 'c.csv']);

@@ -74,16 +74,16 @@ describe('Metrics', () => {
     m.discoveryToClaim(40);
     m.setDegraded(true);
     const text = await m.text();
-    expect(sample(text, 'ckpt_claims_total')).toBe(3);
-    expect(sample(text, 'ckpt_completions_total')).toBe(1);
-    expect(sample(text, 'ckpt_failures_total{kind="timeout"}')).toBe(1);
-    expect(sample(text, 'ckpt_failures_total{kind="lease_lost"}')).toBe(1);
-    expect(sample(text, 'ckpt_failures_total{kind="other"}')).toBe(1);
-    expect(sample(text, 'ckpt_failures_total{kind="signal"}')).toBe(0);
+    const none = 'folder="other",file_type="other"';
+    expect(sample(text, `ckpt_claims_total{${none}}`)).toBe(3);
+    expect(sample(text, `ckpt_completions_total{${none}}`)).toBe(1);
+    expect(sample(text, `ckpt_failures_total{kind="timeout",${none}}`)).toBe(1);
+    expect(sample(text, `ckpt_failures_total{kind="lease_lost",${none}}`)).toBe(1);
+    expect(sample(text, `ckpt_failures_total{kind="other",${none}}`)).toBe(1);
     expect(sample(text, 'ckpt_lease_takeovers_total')).toBe(2);
-    expect(sample(text, 'ckpt_handler_duration_seconds_count{outcome="completed"}')).toBe(1);
-    expect(sample(text, 'ckpt_handler_duration_seconds_bucket{le="0.25",outcome="completed"}')).toBe(1);
-    expect(sample(text, 'ckpt_handler_duration_seconds_count{outcome="failed"}')).toBe(1);
+    expect(sample(text, `ckpt_handler_duration_seconds_count{outcome="completed",${none}}`)).toBe(1);
+    expect(sample(text, `ckpt_handler_duration_seconds_bucket{le="0.25",outcome="completed",${none}}`)).toBe(1);
+    expect(sample(text, `ckpt_handler_duration_seconds_count{outcome="failed",${none}}`)).toBe(1);
     expect(sample(text, 'ckpt_discovery_to_claim_seconds_sum')).toBeCloseTo(0.04);
     expect(sample(text, 'ckpt_degraded')).toBe(1);
     expect(sample(text, 'ckpt_files{status="pending"}')).toBe(2);
@@ -94,6 +94,51 @@ describe('Metrics', () => {
     expect(text).toContain('# TYPE ckpt_handler_duration_seconds histogram');
     // Two Metrics in one process: separate registries, no "already registered" error.
     expect(() => new Metrics({ processMetrics: false })).not.toThrow();
+  });
+
+  it('labels by watch folder and file type, every folder present at 0 from the start; bytes, build info, heartbeat', async () => {
+    const folders = [
+      { folder: '/srv/in/orders', fileType: 'orders' },
+      { folder: '/srv/in/stock', fileType: 'stock' },
+    ];
+    const m = new Metrics({ folders, build: { version: '1.2.3', store: 'sqlite' }, processMetrics: false });
+    const before = await m.text();
+    for (const f of folders) {
+      const l = `folder="${f.folder}",file_type="${f.fileType}"`;
+      expect(sample(before, `ckpt_completions_total{${l}}`)).toBe(0);
+      expect(sample(before, `ckpt_handled_bytes_total{${l}}`)).toBe(0);
+      expect(sample(before, `ckpt_failures_total{kind="exit",${l}}`)).toBe(0);
+    }
+    m.claimed(1, folders[0]!);
+    m.completed(20, folders[0]!, 4_096);
+    m.completed(30, folders[0]!, 1_000);
+    m.failed('exit', 10, folders[1]!);
+    m.heartbeat(1_700_000_000_500);
+    const text = await m.text();
+    expect(sample(text, 'ckpt_claims_total{folder="/srv/in/orders",file_type="orders"}')).toBe(1);
+    expect(sample(text, 'ckpt_completions_total{folder="/srv/in/orders",file_type="orders"}')).toBe(2);
+    expect(sample(text, 'ckpt_handled_bytes_total{folder="/srv/in/orders",file_type="orders"}')).toBe(5_096);
+    expect(sample(text, 'ckpt_handled_bytes_total{folder="/srv/in/stock",file_type="stock"}')).toBe(0);
+    expect(sample(text, 'ckpt_failures_total{kind="exit",folder="/srv/in/stock",file_type="stock"}')).toBe(1);
+    expect(sample(text, 'ckpt_handler_duration_seconds_count{outcome="failed",folder="/srv/in/stock",file_type="stock"}')).toBe(1);
+    expect(sample(text, 'ckpt_build_info{version="1.2.3",store="sqlite"}')).toBe(1);
+    expect(sample(text, 'ckpt_last_heartbeat_timestamp_seconds')).toBe(1_700_000_000.5);
+  });
+
+  it('the oldest pending file\'s age from the ledger read, 0 when nothing waits', async () => {
+    const { store } = await storeWithRows();
+    let t = Date.now();
+    const m = new Metrics({ ledger: () => store.stats(t), countsCacheMs: 0, now: () => t, processMetrics: false });
+    const { oldestPendingAt } = await store.stats(t);
+    expect(oldestPendingAt).not.toBeNull();
+    t = Date.parse(oldestPendingAt!) + 90_000;
+    const text = await m.text();
+    expect(sample(text, 'ckpt_oldest_pending_age_seconds')).toBe(90);
+    expect(sample(text, 'ckpt_files{status="pending"}')).toBe(2);
+    for (const c of await store.claim(10, { workerId: 'w', leaseMs: 30_000, now: t })) {
+      await store.complete([{ fileUrl: c.fileUrl, token: c.token, now: t, stats: { totalRows: 1, filteredRows: 0, persistedRows: 1, durationMs: 1 } }]);
+    }
+    expect(sample(await m.text(), 'ckpt_oldest_pending_age_seconds')).toBe(0);
   });
 
   it('reads counts at most once per cache period, and keeps the last value when the store fails', async () => {

@@ -6,7 +6,7 @@ import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:chil
 import fs from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { pino } from 'pino';
+import { createLogger } from '../../src/log.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { notifyReady, notifyStopping } from '../../src/ops/notify.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
@@ -40,7 +40,7 @@ afterEach(() => {
 
 function logCapture() {
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'debug' }, new Writable({ write: (c: Buffer, _e, cb) => (lines.push(JSON.parse(c.toString()) as Record<string, unknown>), cb()) }));
+  const logger = createLogger({ level: 'debug', format: 'json', destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(JSON.parse(c.toString()) as Record<string, unknown>), cb()) }) });
   return { logger, lines };
 }
 
@@ -82,6 +82,6 @@ describe('notify outside systemd and on failure', () => {
     const missing = path.join(tmpDir(), 'nobody.sock');
     expect(await notifyReady(logger, undefined, { ...process.env, NOTIFY_SOCKET: missing })).toBe(false);
     expect(await notifyReady(logger, undefined, { NOTIFY_SOCKET: missing, PATH: tmpDir() })).toBe(false);
-    expect(lines.filter((l) => l.level === 40)).toHaveLength(2);
+    expect(lines.filter((l) => l.level === 'warn')).toHaveLength(2);
   });
 });

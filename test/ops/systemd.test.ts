@@ -49,7 +49,7 @@ const systemdRuns = fs.existsSync('/run/systemd/system') && process.getuid?.() =
 
 /** The unit with ExecStart's program swapped for one that exists here (verify checks it). */
 function verifiable(text: string): string {
-  return text.replace(/^ExecStart=\S+/m, `ExecStart=${process.execPath}`);
+  return text.replace(/^(ExecStart(?:Pre)?)=\S+/gm, `$1=${process.execPath}`);
 }
 
 describe.each(UNITS)('$name', ({ file }) => {
@@ -72,6 +72,9 @@ describe.each(UNITS)('$name', ({ file }) => {
     expect(one('ExecStart')).toMatch(/^\/\S+ckpt run --config \/etc\/ckpt\/ckpt\.config\.json$/);
     // systemctl reload: SIGHUP to ckpt alone (the handlers in its cgroup must not get it).
     expect(one('ExecReload')).toBe('/bin/kill -HUP $MAINPID');
+    // validate first, with the same program and config; no '+' or '!' prefix: it must run as
+    // User= in the same sandbox to see what the daemon will see.
+    expect(one('ExecStartPre')).toBe(one('ExecStart').replace(' run ', ' validate '));
     for (const [k, v] of [['NoNewPrivileges', 'true'], ['ProtectSystem', 'strict'], ['ProtectHome', 'true'], ['PrivateTmp', 'true']]) expect(one(k!), k).toBe(v);
     expect(one('ReadWritePaths')).toBe('/srv/ckpt');
     expect(one('RestartPreventExitStatus').split(' ')).toEqual(expect.arrayContaining(['64', '78']));
@@ -135,6 +138,7 @@ describe('scripts/install-service.sh', () => {
     }
     const unitText = after1['etc/systemd/system/ckpt.service'] as string;
     expect(unitText).toContain(`ExecStart=${process.execPath} /opt/ckpt/dist/cli/main.js run --config /etc/ckpt/ckpt.config.json`);
+    expect(unitText).toContain(`ExecStartPre=${process.execPath} /opt/ckpt/dist/cli/main.js validate --config /etc/ckpt/ckpt.config.json`);
     expect(unitText).toMatch(/^ReadWritePaths=\/data\/ingest$/m);
     expect(unitText).toMatch(/^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
     expect(first.stdout).toContain('systemctl reload ckpt.service');

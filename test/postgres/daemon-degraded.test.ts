@@ -60,7 +60,7 @@ describe.skipIf(!cluster)('ckpt run on PostgreSQL, server stopped mid-run', () =
     expect(h.status).toBe(503);
     expect(h.body).toMatchObject({ mode: 'degraded' });
     expect(fs.readdirSync(fallback).filter((f) => f.startsWith('journal-'))).toHaveLength(1);
-    expect(d.lines.some((l) => l.level === 50 && String(l.msg).startsWith('database unavailable: switching to degraded mode'))).toBe(true);
+    expect(d.lines.some((l) => l.level === 'error' && String(l.msg).startsWith('database unavailable: switching to degraded mode'))).toBe(true);
     // `ckpt doctor` reads the same fallbackDir: the server is a FAIL, and so is this host's mode.
     const doc = await cli(['doctor', '--json', '--config', s.config], { env: { CKPT_TEST_PG_URL: cluster!.url() } });
     expect(doc.code).toBe(69);

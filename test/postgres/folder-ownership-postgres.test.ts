@@ -41,7 +41,7 @@ describe.skipIf(!cluster)('folder ownership on PostgreSQL', () => {
     fs.writeFileSync(other, JSON.stringify({ ...cfg, database: { urlEnv: 'CKPT_TEST_PG_URL', schema: theirs }, fallbackDir: 'fallback-other' }));
     const b = startDaemon({ ...s, config: other }, ['--worker-id', 'host-c:3'], env);
     expect((await b.exited).code).toBe(78);
-    const fatal = b.lines.filter((l) => l.level === 60).map((l) => String(l.msg));
+    const fatal = b.lines.filter((l) => l.level === 'fatal').map((l) => String(l.msg));
     expect(fatal).toHaveLength(1);
     expect(fatal[0]).toMatch(new RegExp(`watch\\[0\\]\\.dir: folder .* belongs to another ledger, PostgreSQL .*, schema ${mine} \\(created .*\\).*this one is PostgreSQL .*, schema ${theirs} \\(created`));
     expect(fatal[0]).not.toContain(PG_PASSWORD);

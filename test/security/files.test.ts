@@ -101,7 +101,7 @@ describe('who runs ckpt', () => {
     const d = startDaemon(s);
     await started(d);
     const w = d.lines.find((l) => l.msg === ROOT_WARNING);
-    expect(w?.level).toBe(40);
+    expect(w?.level).toBe('warn');
   });
 
   it.skipIf(isRoot && nobody.skipReason !== null)('`ckpt run` as an ordinary user does not', async () => {

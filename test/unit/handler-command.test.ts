@@ -95,7 +95,7 @@ describe('command handler', () => {
     const handler = await createHandler({ command: [node, path.join(FIX, 'print-exit.mjs'), '0', '{"total":10,"filtered":"3","persisted":7}'] });
     const ctx = makeContext('/tmp/x.csv');
     expect(await handler(ctx)).toMatchObject({ ok: true, stats: null });
-    const warn = ctx.logLines().find((l) => l.level === 40);
+    const warn = ctx.logLines().find((l) => l.level === 'warn');
     expect(warn?.msg).toMatch(/ignored stats line.*filtered/);
     expect(warn).toMatchObject({ path: '/tmp/x.csv', attempt: 1, workerId: 'w-test' });
   });

@@ -17,6 +17,15 @@ afterEach(cleanupTmpDirs);
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const LOG_MODULE = pathToFileURL(path.join(REPO, 'src/log.ts')).href;
 
+/** An error with a cause that carries a code, as a store error wrapping a driver error does. */
+function chained(): Error {
+  class SqliteError extends Error {
+    override name = 'SqliteError';
+    code = 'SQLITE_BUSY';
+  }
+  return new Error('could not record', { cause: new SqliteError('database is locked') });
+}
+
 interface ChildResult {
   code: number | null;
   stdout: string;
@@ -56,7 +65,7 @@ describe('no line lost at exit (real child process)', () => {
     const ids = lines.map((l) => (JSON.parse(l) as { i: number; workerId: string }).i);
     expect(ids).toEqual(Array.from({ length: 10_000 }, (_, i) => i));
     const first = JSON.parse(lines[0] ?? '{}') as Record<string, unknown>;
-    expect(first).toMatchObject({ level: 30, msg: 'line', workerId: 'w1', path: '/in/file-0.csv', attempt: 1 });
+    expect(first).toMatchObject({ level: 'info', msg: 'line', workerId: 'w1', path: '/in/file-0.csv', attempt: 1 });
     expect(typeof first.time === 'string' && !Number.isNaN(Date.parse(first.time))).toBe(true);
   });
 
@@ -76,8 +85,10 @@ describe('no line lost at exit (real child process)', () => {
     expect(r.code).toBe(3);
     const infos = r.stdout.split('\n').filter((l) => l.includes('INFO'));
     expect(infos).toHaveLength(10_000);
-    expect(r.stdout).toContain('path: "/in/file-9999.csv"');
+    expect(r.stdout).toContain('"path":"/in/file-9999.csv"');
     expect(r.stdout).not.toContain('"level"');
+    // One line per event: every line is an event.
+    expect(r.stdout.split('\n').filter((l) => l !== '')).toHaveLength(10_000);
   });
 });
 
@@ -118,8 +129,33 @@ describe('createLogger', () => {
     const logger = createLogger({ level: 'info', format: 'pretty', destination: out });
     logger.info({ path: '/in/a.csv', attempt: 2 }, 'completed');
     const text = chunks.join('');
-    expect(text).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: completed\n/);
-    expect(text).toContain('path: "/in/a.csv"');
+    expect(text).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: completed \{"path":"\/in\/a\.csv","attempt":2\}\n$/);
+  });
+
+  it('pretty format: one line per event, an error and its causes included (without stacks)', () => {
+    const out = new PassThrough();
+    const chunks: string[] = [];
+    out.on('data', (d: Buffer) => chunks.push(d.toString('utf8')));
+    const logger = createLogger({ level: 'info', format: 'pretty', destination: out });
+    logger.info({ path: '/in/a.csv', attempt: 1, workerId: 'w1', records: { total: 2, filtered: 1 } }, 'completed');
+    logger.error({ err: chained(), path: '/in/b.csv', attempt: 3, workerId: 'w1' }, 'could not record the outcome');
+    const lines = chunks.join('').split('\n').filter((l) => l !== '');
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatch(/^\[[\d:.]+\] ERROR: could not record the outcome \{"err":\{"type":"Error","message":"could not record","cause":\{"type":"SqliteError","message":"database is locked","name":"SqliteError","code":"SQLITE_BUSY"\}\},"path":"\/in\/b\.csv","attempt":3,"workerId":"w1"\}$/);
+  });
+
+  it('JSON: the level as a word, and an error with its cause chain as nested fields', () => {
+    const out = new PassThrough();
+    const chunks: string[] = [];
+    out.on('data', (d: Buffer) => chunks.push(d.toString('utf8')));
+    const logger = createLogger({ level: 'info', destination: out });
+    logger.warn({ err: chained(), path: '/in/b.csv' }, 'retrying');
+    const line = JSON.parse(chunks.join('')) as { level: unknown; err: { message: string; stack: string; cause: { type: string; message: string; code: string; stack: string } } };
+    expect(line.level).toBe('warn');
+    expect(line.err.message).toBe('could not record');
+    expect(line.err.stack).toMatch(/^Error: could not record\n +at /);
+    expect(line.err.cause).toMatchObject({ type: 'SqliteError', message: 'database is locked', code: 'SQLITE_BUSY' });
+    expect(line.err.cause.stack).toMatch(/^SqliteError: database is locked\n/);
   });
 
   it('flushLogger never throws: closed destination, destination not open yet, child logger', async () => {

@@ -264,7 +264,8 @@ function statOf(file: string): fs.Stats | null {
   }
 }
 
-function mib(bytes: number): string {
+/** `12.3 KiB` / `4.5 MiB` (shared with validate). */
+export function mib(bytes: number): string {
   return bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
