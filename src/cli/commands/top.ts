@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import type { ResolvedConfig } from '../../config/types.js';
+import { StoreUnavailableError } from '../../store/sqlite-errors.js';
 import type { CheckpointStore } from '../../store/types.js';
 import { openCliStore } from '../context.js';
 import { print } from '../output.js';
@@ -49,7 +50,7 @@ export async function topCommand(config: ResolvedConfig, opts: TopOptions): Prom
   const reader = new LiveReader(config);
   try {
     await runScreen(
-      { where, read: (now) => reader.read(now, database) },
+      { where, read: (now) => reader.tryRead(now, database) },
       { intervalMs: REFRESH_MS, input: process.stdin, output: process.stdout },
     );
   } finally {
@@ -69,7 +70,7 @@ class LiveReader {
 
   constructor(private readonly config: ResolvedConfig) {}
 
-  async read(now: number, database: string | null) {
+  private async read(now: number, database: string | null) {
     if (this.store !== null && database !== null && this.inodeOf(database) !== this.inode) await this.close();
     if (this.store === null) {
       const inode = database === null ? null : this.inodeOf(database);
@@ -81,6 +82,15 @@ class LiveReader {
     } catch (err) {
       await this.close();
       throw err;
+    }
+  }
+
+  /** One refresh; what went wrong comes out as one short line for the screen. */
+  async tryRead(now: number, database: string | null) {
+    try {
+      return await this.read(now, database);
+    } catch (err) {
+      throw new Error(whyUnreadable(err), { cause: err });
     }
   }
 
@@ -97,4 +107,15 @@ class LiveReader {
     this.store = null;
     await s?.close();
   }
+}
+
+/**
+ * A lock, said plainly (the store's message names the path and the statement, which the screen
+ * shows in its title already); anything else as its first line.
+ */
+export function whyUnreadable(err: unknown): string {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (e instanceof StoreUnavailableError && e.kind === 'locked') return `locked by another process (${e.code ?? 'SQLITE_BUSY'})`;
+  }
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
 }

@@ -38,10 +38,13 @@ export function renderTop(s: TopJson | null, v: View): string[] {
   const lines = [...head];
   if (s !== null) {
     const sections = [inFlight(s, v), backlog(s, v), workers(s, v), failures(s, v)];
-    // One blank line before each section.
-    const room = v.height - head.length - sections.length;
-    const shown = share(sections.map((x) => x.rows.length), room - sections.length * 2);
-    sections.forEach((x, i) => lines.push('', ...section(x, shown[i] ?? 0)));
+    // A title line for each, and a header line for each with rows; blank lines between them
+    // only when that still leaves a row for each list that has one.
+    let room = v.height - head.length - sections.reduce((n, x) => n + (x.rows.length === 0 ? 1 : 2), 0);
+    const gaps = room - sections.length >= sections.filter((x) => x.rows.length > 0).length;
+    if (gaps) room -= sections.length;
+    const shown = share(sections.map((x) => x.rows.length), room);
+    sections.forEach((x, i) => lines.push(...(gaps ? [''] : []), ...section(x, shown[i] ?? 0)));
   }
   return lines.slice(0, Math.max(1, v.height)).map((l) => clip(l, v.width));
 }
@@ -49,14 +52,16 @@ export function renderTop(s: TopJson | null, v: View): string[] {
 function title(s: TopJson | null, v: View): string {
   const at = s === null ? v.now : Date.parse(s.generatedAt);
   const clock = `${new Date(at).toISOString().slice(11, 19)} UTC`;
-  return ['ckpt top', v.where ?? '', clock, v.live ? 'refresh 1s, q quits' : ''].filter((x) => x !== '').join('  ');
+  // The path last: on a narrow screen it is what gets cut.
+  return ['ckpt top', clock, v.live ? 'q quits' : '', v.where ?? ''].filter((x) => x !== '').join('  ');
 }
 
 function summary(s: TopJson | null, v: View): string[] {
   const kv: [string, string][] = [];
   if (v.problem !== null) {
     const when = s === null ? 'nothing read yet' : `showing what was read ${formatAgo(s.generatedAt, v.now)}`;
-    kv.push(['database', `CANNOT READ since ${formatAgo(new Date(v.problem.since).toISOString(), v.now)}: ${v.problem.message} (${when}; trying again)`]);
+    kv.push(['database', `CANNOT READ since ${formatAgo(new Date(v.problem.since).toISOString(), v.now)} (${when}; trying again)`]);
+    kv.push(['why', v.problem.message]);
   }
   if (s === null) return kv.length === 0 ? [] : formatKeyValues(kv).split('\n');
   if (s.mode.state === 'degraded') {
@@ -77,8 +82,12 @@ function summary(s: TopJson | null, v: View): string[] {
   return [...formatKeyValues(kv).split('\n'), '', ...rates.split('\n')];
 }
 
-function rate(n: number): string {
-  return n.toFixed(1);
+/** `0`, `0.03`, `2.4`, `118`: two significant figures or so, so that one failure a minute still shows. */
+export function rate(n: number): string {
+  if (n === 0) return '0';
+  if (n < 0.1) return n.toFixed(2);
+  if (n < 10) return n.toFixed(1);
+  return n.toFixed(0);
 }
 
 function inFlight(s: TopJson, v: View): Section {
@@ -128,12 +137,17 @@ function failures(s: TopJson, v: View): Section {
   };
 }
 
-/** The section's title and table, with at most `rows` rows (the last one saying how many more). */
+/**
+ * The section's title and table with at most `rows` rows; the last says how many more when some
+ * are left out (with room for two rows or more: a single row shows the first).
+ */
 function section(x: Section, rows: number): string[] {
   if (x.rows.length === 0) return [`${x.title}: ${x.none}`];
-  const fit = rows >= x.rows.length ? x.rows : x.rows.slice(0, Math.max(0, rows - 1));
+  if (rows === 0) return [`${x.title}: ${formatCount(x.rows.length)} not shown (no room)`];
+  const cut = rows < x.rows.length && rows >= 2;
+  const fit = x.rows.slice(0, cut ? rows - 1 : rows);
   const lines = [x.title, ...formatTable(x.columns, fit).split('\n')];
-  if (fit.length < x.rows.length) lines.push(`… ${formatCount(x.rows.length - fit.length)} more`);
+  if (cut) lines.push(`… ${formatCount(x.rows.length - fit.length)} more`);
   return lines;
 }
 

@@ -51,7 +51,7 @@ export async function topSnapshot(store: CheckpointStore, database: string | nul
   const now = inputs.env.now;
   const report = await statusReport(store, database, inputs.env, inputs.states, inputs.handlerDown);
   const act = await store.activity({ now, windowsMs: RATE_WINDOWS_MS, limit: LIST_LIMIT });
-  const per = (n: number, ms: number) => Math.round((n / (ms / 1000)) * 10) / 10;
+  const per = (n: number, ms: number) => Math.round((n / (ms / 1000)) * 1000) / 1000;
   return {
     ...report,
     rates: act.windows.map((w) => ({
