@@ -3,6 +3,7 @@
  * reads the screen as a person would see it, while a real daemon handles real files, while the
  * sqlite3 shell holds the database locked, and after a handler failed.
  */
+import fs from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { drop, killDaemons, setup, startDaemon, started } from '../helpers/daemon.js';
 import { PROMPT, Tmux, hasTmux, killTmuxServers } from '../helpers/tmux.js';
@@ -28,6 +29,15 @@ function topLine(config: string): string {
   return [process.execPath, ...cliEntry(), 'top', '--config', config].join(' ') + '; echo "top exited $?"';
 }
 
+/**
+ * With CKPT_TOP_CAPTURE=FILE, the screens this test reads are written to FILE (docs/top.md shows
+ * them: real output, not a mock-up).
+ */
+function capture(label: string, screen: string): void {
+  const file = process.env.CKPT_TOP_CAPTURE;
+  if (file) fs.appendFileSync(file, `--- ${label}\n${screen.replace(/\s+$/, '')}\n`);
+}
+
 /** The numbers of a rates row (`last 1m  0.1  0.08  0.03`): discovered, completed, failed. */
 function rates(text: string, window: string): number[] | null {
   const n = '(\\d+(?:\\.\\d+)?)';
@@ -41,7 +51,7 @@ describe.skipIf(!hasTmux())('ckpt top in tmux', () => {
     const d = startDaemon(s);
     await started(d);
     const workerId = await d.waitForLog((l) => typeof l.workerId === 'string').then((l) => String(l.workerId));
-    const term = new Tmux(s.dir, 120, 40);
+    const term = new Tmux(s.dir, 100, 40);
     term.typeLine(topLine(s.config));
     await term.waitForScreen((t) => t.includes('ckpt top') && t.includes('IN FLIGHT 0'), 'the first frame');
 
@@ -55,6 +65,7 @@ describe.skipIf(!hasTmux())('ckpt top in tmux', () => {
       (t) => t.includes('IN FLIGHT 2') && /completed 5\b/.test(t) && t.includes('dead 1') && (rates(t, '1m')?.[1] ?? 0) > 0,
       'files in flight, completed, dead and rates',
     );
+    capture('flowing', flowing);
     const lines = flowing.split('\n');
     const first = lines.findIndex((l) => l.endsWith('slow-first.csv'));
     const second = lines.findIndex((l) => l.endsWith('slow-second.csv'));
@@ -77,6 +88,7 @@ describe.skipIf(!hasTmux())('ckpt top in tmux', () => {
     term.resize(60, 30);
     const narrow = await term.waitForScreen((t, ls) => ls.length === 30 && ls.every((l) => l.length <= 60) && t.includes('IN FLIGHT 2'), 'a frame 60 wide');
     expect(narrow).toMatch(/…\S*slow-first\.csv$/m);
+    capture('narrow', narrow);
     expect(narrow.split('\n')[0]).toMatch(/^ckpt top {2}\d\d:\d\d:\d\d UTC {2}q quits/);
     term.resize(150, 40);
     await term.waitForScreen((t) => t.includes(`${s.inbox}/slow-first.csv`) && t.includes('exit code 1: recorder: told to fail'), 'a frame 150 wide');
@@ -85,7 +97,9 @@ describe.skipIf(!hasTmux())('ckpt top in tmux', () => {
     // (WAL) and says so, and its clock keeps moving.
     const shell = await holdLock(s.db, 'begin-exclusive');
     const degraded = await term.waitForScreen((t) => /^mode\s+DEGRADED since .* ago: .*lock/im.test(t), 'degraded mode on the screen');
-    expect(degraded).toContain(workerId);
+    // The worker's row cannot be written under the lock; its state file says degraded.
+    expect(degraded).toMatch(new RegExp(`ago\\s+live\\s+degraded\\s+${d.child.pid}\\s+\\S+\\s+${workerId}`));
+    capture('degraded', degraded);
     const clock = (t: string) => /(\d\d:\d\d:\d\d) UTC/.exec(t)?.[1];
     await term.waitForScreen((t) => clock(t) !== clock(degraded) && /^mode\s+DEGRADED/m.test(t), 'a refresh during the lock');
     await shell.release();
@@ -106,6 +120,7 @@ describe.skipIf(!hasTmux())('ckpt top in tmux', () => {
     const term = new Tmux(ws.dir, 100, 40);
     term.typeLine(topLine(ws.config));
     const locked = await term.waitForScreen((t) => t.includes('CANNOT READ'), 'the lock on the screen');
+    capture('locked', locked);
     expect(locked).toMatch(/^database\s+CANNOT READ since \S+ ago \(nothing read yet; trying again\)$/m);
     expect(locked).toMatch(/^why\s+locked by another process \(SQLITE_BUSY\)$/m);
     await shell.release();

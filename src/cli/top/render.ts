@@ -123,16 +123,21 @@ function workers(s: TopJson, v: View): Section {
   return {
     title: 'WORKERS',
     columns: [{ header: 'HEARTBEAT', align: 'right' }, { header: 'STATE' }, { header: 'MODE' }, { header: 'PID', align: 'right' }, { header: 'HOST' }, { header: 'WORKER' }],
-    rows: s.workers.map((w) => [formatAgo(w.heartbeatAt, v.now), w.state, w.mode, String(w.pid), w.host, w.workerId]),
+    // A worker degraded by a lock cannot write its row: its state file (s.mode) says so instead.
+    rows: s.workers.map((w) => [formatAgo(w.heartbeatAt, v.now), w.state, s.mode.workers.includes(w.workerId) ? 'degraded' : w.mode, String(w.pid), w.host, w.workerId]),
     none: 'no ckpt process is registered with this database (is `ckpt run` running?)',
   };
 }
 
 function failures(s: TopJson, v: View): Section {
+  // The path gets what the longest error leaves (the other columns take about 33), and never
+  // less than a third of the width: the error is what the operator came for.
+  const longest = Math.max(0, ...s.failures.map((f) => [...f.summary].length));
+  const fileRoom = Math.max(Math.floor(v.width / 3), v.width - 33 - longest);
   return {
     title: 'LAST FAILURES',
     columns: [{ header: 'WHEN', align: 'right' }, { header: 'ATTEMPT', align: 'right' }, { header: 'OUTCOME' }, { header: 'FILE' }, { header: 'ERROR' }],
-    rows: s.failures.map((f) => [formatAgo(f.endedAt, v.now), String(f.attempt), f.outcome, tail(f.fileUrl, Math.floor(v.width / 3)), f.summary]),
+    rows: s.failures.map((f) => [formatAgo(f.endedAt, v.now), String(f.attempt), f.outcome, tail(f.fileUrl, fileRoom), f.summary]),
     none: 'none',
   };
 }
