@@ -3,6 +3,7 @@
  * statements over the same tables, run in one read transaction so that the rates and the lists
  * agree with each other.
  */
+import type Database from 'better-sqlite3';
 import type { SqliteDatabase } from './open-database.js';
 import { byBacklog, toBacklogGroup, toInFlight, toRecentFailure } from './activity.js';
 import type { Row } from './record.js';
@@ -12,8 +13,6 @@ import type { Activity, ActivityQuery } from './types.js';
 export function prepareActivity(db: SqliteDatabase) {
   const p = (sql: string) => db.prepare(sql);
   const s = {
-    // created_at has no index: this scans the table, as counts() does.
-    discoveredSince: p('SELECT count(*) AS n FROM file_checkpoints WHERE created_at >= ?'),
     outcomesIn: p(
       `SELECT sum(outcome = 'completed') AS c, sum(outcome NOT IN ('completed', 'released')) AS f
          FROM file_attempts WHERE ended_at >= ?`,
@@ -32,21 +31,35 @@ export function prepareActivity(db: SqliteDatabase) {
       `SELECT file_url, file_type, processed_by, attempts, started_at, due_at
          FROM file_checkpoints WHERE status = 'processing' ORDER BY started_at, file_url LIMIT ?`,
     ),
-    // fa_ended read backwards; a requeue row has no end and is not an outcome.
+    // fa_failures read backwards (its condition repeated literally); a requeue row has no end.
     recentFailures: p(
       `SELECT file_url, version, attempt, worker_id, ended_at, outcome, error_message FROM file_attempts
-        WHERE ended_at IS NOT NULL AND outcome NOT IN ('completed', 'released')
+        WHERE outcome NOT IN ('completed', 'released') AND ended_at IS NOT NULL
         ORDER BY ended_at DESC, id DESC LIMIT ?`,
     ),
   };
+  // created_at has no index: one scan of the table (as counts() does) counts every window at once.
+  const discovered = new Map<number, Database.Statement>();
+  const discoveredIn = (sinces: readonly string[]): number[] => {
+    if (sinces.length === 0) return [];
+    let st = discovered.get(sinces.length);
+    if (st === undefined) {
+      const sums = sinces.map((_, i) => `sum(created_at >= ?) AS w${i}`).join(', ');
+      st = p(`SELECT ${sums} FROM file_checkpoints WHERE created_at >= ?`);
+      discovered.set(sinces.length, st);
+    }
+    const row = st.get(...sinces, sinces.reduce((a, b) => (a < b ? a : b))) as Record<string, number | null>;
+    return sinces.map((_, i) => row[`w${i}`] ?? 0);
+  };
   return (q: ActivityQuery): Activity =>
     db.transaction(() => ({
-      windows: q.windowsMs.map((windowMs) => {
-        const since = iso(q.now - windowMs);
-        const d = s.discoveredSince.get(since) as { n: number };
-        const o = s.outcomesIn.get(since) as { c: number | null; f: number | null };
-        return { windowMs, discovered: d.n, completed: o.c ?? 0, failed: o.f ?? 0 };
-      }),
+      windows: ((sinces) => {
+        const found = discoveredIn(sinces);
+        return q.windowsMs.map((windowMs, i) => {
+          const o = s.outcomesIn.get(sinces[i]) as { c: number | null; f: number | null };
+          return { windowMs, discovered: found[i] ?? 0, completed: o.c ?? 0, failed: o.f ?? 0 };
+        });
+      })(q.windowsMs.map((w) => iso(q.now - w))),
       backlog: (s.backlog.all(q.limit) as Row[]).map(toBacklogGroup).sort(byBacklog),
       inFlight: (s.inFlight.all(q.limit) as Row[]).map(toInFlight),
       failures: (s.recentFailures.all(q.limit) as Row[]).map(toRecentFailure),

@@ -387,11 +387,11 @@ export function statements(s: string) {
       `SELECT file_url, file_type, processed_by, attempts, started_at, due_at
          FROM ${fc} WHERE status = 'processing' ORDER BY started_at, file_url LIMIT $1::int`,
     ),
-    /** $1 limit. A requeue row has no end and is not an outcome. */
+    /** $1 limit. fa_failures (its condition repeated); a requeue row has no end. */
     recentFailures: st(
       'recentFailures',
       `SELECT file_url, version, attempt, worker_id, ended_at, outcome, error_message FROM ${fa}
-        WHERE ended_at IS NOT NULL AND outcome NOT IN ('completed', 'released')
+        WHERE outcome NOT IN ('completed', 'released') AND ended_at IS NOT NULL
         ORDER BY ended_at DESC, id DESC LIMIT $1::int`,
     ),
 
