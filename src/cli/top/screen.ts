@@ -61,38 +61,52 @@ export function runScreen(source: ScreenSource, opts: ScreenOptions): Promise<vo
     output.write(frame(lines, height));
   };
 
-  const refresh = async () => {
-    const now = Date.now();
-    try {
-      last = await source.read(now);
-      problem = null;
-    } catch (err) {
-      const message = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
-      problem = { message, since: problem?.since ?? now };
-    }
-    draw();
-    if (!done) timer = setTimeout(() => void refresh(), opts.intervalMs);
-  };
-
-  return new Promise<void>((resolve) => {
+  return new Promise<void>((resolve, reject) => {
     const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGINT'];
     const onKey = (b: Buffer) => {
       if ([...b.toString('utf8')].some((c) => QUIT_KEYS.has(c))) quit();
     };
-    const quit = () => {
+    // Whatever ends it, the terminal is given back: also on a bug (below) or process.exit().
+    const restore = () => {
+      if (input.isTTY) input.setRawMode(false);
+      output.write(LEAVE);
+    };
+    const quit = (err?: unknown) => {
       if (done) return;
       done = true;
       if (timer !== null) clearTimeout(timer);
       input.off('data', onKey);
-      output.off('resize', draw);
-      for (const s of signals) process.off(s, quit);
-      if (input.isTTY) input.setRawMode(false);
+      output.off('resize', redraw);
+      for (const s of signals) process.off(s, onSignal);
+      process.off('exit', restore);
+      restore();
       input.pause();
-      output.write(LEAVE);
-      resolve();
+      if (err === undefined) resolve();
+      else reject(err instanceof Error ? err : new Error(String(err)));
     };
-    for (const s of signals) process.on(s, quit);
-    output.on('resize', draw);
+    const onSignal = () => quit();
+    const redraw = () => {
+      try {
+        draw();
+      } catch (err) {
+        quit(err);
+      }
+    };
+    const refresh = async () => {
+      const now = Date.now();
+      try {
+        last = await source.read(now);
+        problem = null;
+      } catch (err) {
+        const message = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+        problem = { message, since: problem?.since ?? now };
+      }
+      redraw();
+      if (!done) timer = setTimeout(() => void refresh(), opts.intervalMs);
+    };
+    for (const s of signals) process.on(s, onSignal);
+    process.on('exit', restore);
+    output.on('resize', redraw);
     input.on('data', onKey);
     if (input.isTTY) input.setRawMode(true);
     input.resume();
