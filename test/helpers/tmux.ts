@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import { waitFor } from './wait.js';
 
 export function hasTmux(): boolean {
@@ -68,9 +69,12 @@ export class Tmux {
     }
   }
 
+  /** Stop the server and remove its socket file (tmux leaves it behind). */
   kill(): void {
     servers.delete(this);
+    const where = spawnSync('tmux', ['-L', this.socket, 'display-message', '-p', '#{socket_path}'], { encoding: 'utf8' }).stdout.trim();
     spawnSync('tmux', ['-L', this.socket, 'kill-server']);
+    if (where !== '') fs.rmSync(where, { force: true });
   }
 }
 
