@@ -22,7 +22,7 @@ export interface TopOptions {
   once?: boolean;
 }
 
-/** About once a second, as the issue of a live view asks; each refresh is a few indexed reads. */
+/** About once a second: fresh enough to watch files move, and what a refresh reads is in docs/top.md (Cost). */
 export const REFRESH_MS = 1_000;
 
 /**
