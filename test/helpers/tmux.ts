@@ -35,8 +35,12 @@ export class Tmux {
     return r.stdout;
   }
 
-  /** Type a line of text and press Enter. */
-  typeLine(text: string): void {
+  /**
+   * Type a command at the shell's prompt and press Enter. Waits for the prompt first: keys typed
+   * before the shell is ready are echoed by the terminal ahead of the prompt.
+   */
+  async typeLine(text: string): Promise<void> {
+    await this.waitForScreen((t) => t.includes(PROMPT.trimEnd()), 'the shell prompt');
     this.tmux(['send-keys', '-t', this.target, '-l', text]);
     this.tmux(['send-keys', '-t', this.target, 'Enter']);
   }
