@@ -41,12 +41,20 @@ export function loadCliConfig(globals: GlobalOptions, overrides: ConfigOverrides
  * daemon's first start would otherwise create a SQLite file the daemon's user cannot write,
  * and against PostgreSQL, a mistyped schema would get an empty ledger of its own.
  */
-export async function openCliStore(config: ResolvedConfig): Promise<CheckpointStore> {
-  const store = config.database.kind === 'sqlite' ? openSqlite(config, config.database.path) : await openPostgres(config, config.database);
+export async function openCliStore(config: ResolvedConfig, opts: CliStoreOptions = {}): Promise<CheckpointStore> {
+  const store = config.database.kind === 'sqlite' ? openSqlite(config, config.database.path, opts) : await openPostgres(config, config.database);
   return withPathMap(store, new PathMap(config.pathPrefixes));
 }
 
-function openSqlite(config: ResolvedConfig, file: string): CheckpointStore {
+/** For commands that only read (`ckpt top`). */
+export interface CliStoreOptions {
+  /** Open the SQLite file read-only: no pragma or migration writes, nothing to block a writer. */
+  readonly?: boolean;
+  /** SQLite's busy wait, instead of `lockTimeoutMs` (it blocks the event loop while it waits). */
+  busyTimeoutMs?: number;
+}
+
+function openSqlite(config: ResolvedConfig, file: string, opts: CliStoreOptions): CheckpointStore {
   if (!fs.existsSync(file)) {
     throw new CliError(
       EXIT.UNAVAILABLE,
@@ -56,7 +64,8 @@ function openSqlite(config: ResolvedConfig, file: string): CheckpointStore {
   try {
     // The CLI can afford SQLite's own busy wait: it blocks nothing but itself.
     return openStore(file, {
-      busyTimeoutMs: config.lockTimeoutMs,
+      busyTimeoutMs: opts.busyTimeoutMs ?? config.lockTimeoutMs,
+      readonly: opts.readonly ?? false,
       lockTimeoutMs: config.lockTimeoutMs,
       fileMode: config.fileMode,
       retry: config.retry,

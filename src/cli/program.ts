@@ -41,6 +41,7 @@ Examples:
   ckpt validate                      is the config ready to run, here, as this user?
   ckpt run --once                    handle what is there now, then exit
   ckpt status                        counts, rates, mode and workers
+  ckpt top                           the same, live, with files in flight and failures
   ckpt list --status dead            what gave up
   ckpt retry --dead                  try every dead file again`,
     );
@@ -75,6 +76,16 @@ Examples:
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const { statusCommand } = await import('./commands/status.js');
       result.exitCode = await statusCommand(await config(cmd), opts);
+    });
+
+  program
+    .command('top')
+    .description('a live view: mode, rates, backlog, files in flight, workers, last failures (q quits)')
+    .option('--once', 'print one snapshot and exit (what happens anyway without a terminal)')
+    .option('--json', 'print one snapshot as a JSON line and exit (shape documented in docs/top.md)')
+    .action(async (opts: import('./commands/top.js').TopOptions, cmd: Command) => {
+      const { topCommand } = await import('./commands/top.js');
+      result.exitCode = await topCommand(await config(cmd), opts);
     });
 
   program

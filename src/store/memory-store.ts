@@ -3,7 +3,10 @@ import { idempotencyKey } from './idempotency.js';
 import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from './retry-policy.js';
 import { iso } from './time.js';
 import { movedBackLabel, tombstoneLiftedLabel } from './record.js';
+import { activityOf } from './activity.js';
 import {
+  type Activity,
+  type ActivityQuery,
   type AfterActionDone,
   type AttemptRecord,
   type ChangePolicy,
@@ -458,6 +461,10 @@ export class MemoryStore implements CheckpointStore {
       }
     }
     return { counts, oldestPendingAt: oldest, ...s };
+  }
+
+  activity(q: ActivityQuery): Promise<Activity> {
+    return Promise.resolve(activityOf(this.rows.values(), [...this.attemptRows.values()].flat(), q));
   }
 
   purge(q: PurgeQuery): Promise<number> {

@@ -10,6 +10,8 @@
  */
 import type { PathMap } from './path-map.js';
 import type {
+  Activity,
+  ActivityQuery,
   AfterActionDone,
   AttemptRecord,
   CheckpointStore,
@@ -143,6 +145,17 @@ export class PathMappedStore implements CheckpointStore {
 
   stats(now: number): Promise<StoreStats> {
     return this.inner.stats(now);
+  }
+
+  /** Files come back as this host's paths; a backlog folder is mapped as a path of its own. */
+  async activity(q: ActivityQuery): Promise<Activity> {
+    const a = await this.inner.activity(q);
+    return {
+      windows: a.windows,
+      backlog: a.backlog.map((g) => ({ ...g, folder: this.paths.toLocal(g.folder) })),
+      inFlight: a.inFlight.map((f) => this.local(f)),
+      failures: a.failures.map((f) => this.local(f)),
+    };
   }
 
   purge(q: PurgeQuery): Promise<number> {

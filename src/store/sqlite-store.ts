@@ -6,7 +6,10 @@ import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from './retry-policy.js';
 import { classifySqliteError, toStoreError } from './sqlite-errors.js';
 import { type Row, durationOf, movedBackLabel, toAttempt, toClaim, toRecord, toTombstone, toWorker, tombstoneLiftedLabel } from './record.js';
 import { iso } from './time.js';
+import { prepareActivity } from './sqlite-activity.js';
 import {
+  type Activity,
+  type ActivityQuery,
   type AfterActionDone,
   type AttemptRecord,
   type ChangePolicy,
@@ -96,6 +99,7 @@ export class SqliteStore implements CheckpointStore {
   private readonly random: () => number;
   private readonly s: ReturnType<typeof prepare>;
   private closed = false;
+  private readActivity: ((q: ActivityQuery) => Activity) | null = null;
 
   constructor(readonly file: string, opts: SqliteStoreOptions = {}) {
     this.retry = opts.retry ?? DEFAULT_RETRY;
@@ -440,6 +444,10 @@ export class SqliteStore implements CheckpointStore {
         };
       }),
     );
+  }
+
+  activity(q: ActivityQuery): Promise<Activity> {
+    return this.read('activity', () => (this.readActivity ??= prepareActivity(this.db))(q));
   }
 
   purge(q: PurgeQuery): Promise<number> {

@@ -269,6 +269,68 @@ export interface StoreStats {
   failedLastHour: number;
 }
 
+/** What `ckpt top` asks for on each refresh (one call, so a store answers it in one go). */
+export interface ActivityQuery {
+  now: number;
+  /** Rate windows, each counted back from `now` (top asks for the last 5 s and the last minute). */
+  windowsMs: readonly number[];
+  /** At most this many rows in each list (backlog groups, in-flight files, failures). */
+  limit: number;
+}
+
+/** What happened in one window: new files recorded, attempts that completed, attempts that failed. */
+export interface WindowCounts {
+  windowMs: number;
+  /** Rows first recorded in the window (created_at): new files, not new versions of known ones. */
+  discovered: number;
+  completed: number;
+  /** Ended attempts other than completed and released (as in StoreStats). */
+  failed: number;
+}
+
+/** Files waiting in one folder (the file_url's directory) with one file type. */
+export interface BacklogGroup {
+  folder: string;
+  fileType: string;
+  pending: number;
+  /** Failed files waiting for their next attempt. */
+  retrying: number;
+  /** ISO time since when the oldest pending file of the group has been ready, or null. */
+  oldestPendingAt: string | null;
+}
+
+/** A file being handled now. */
+export interface InFlightFile {
+  fileUrl: string;
+  fileType: string;
+  workerId: string | null;
+  attempt: number;
+  startedAt: string | null;
+  leaseExpiresAt: string | null;
+}
+
+/** An attempt that ended in failure (failed, dead, lease_expired, vanished, ...). */
+export interface RecentFailure {
+  fileUrl: string;
+  version: number;
+  attempt: number;
+  workerId: string;
+  endedAt: string;
+  outcome: string;
+  errorMessage: string | null;
+}
+
+export interface Activity {
+  /** One entry per requested window, in the order asked. */
+  windows: WindowCounts[];
+  /** Largest backlog first (pending + retrying), then by folder and type. */
+  backlog: BacklogGroup[];
+  /** Longest running first (earliest start). */
+  inFlight: InFlightFile[];
+  /** Most recent first. */
+  failures: RecentFailure[];
+}
+
 export interface WorkerInfo {
   workerId: string;
   host: string;
@@ -326,6 +388,8 @@ export interface CheckpointStore {
   attempts(fileUrl: string): Promise<AttemptRecord[]>;
   counts(): Promise<Record<Status, number>>;
   stats(now: number): Promise<StoreStats>;
+  /** What is moving right now, for `ckpt top`: rates, backlog, in-flight files, recent failures. Read only. */
+  activity(q: ActivityQuery): Promise<Activity>;
   /** Deletes completed/dead rows older than the cut-off, leaving tombstones; returns how many. */
   purge(q: PurgeQuery): Promise<number>;
   /** The tombstone a purge left for this path, or null. */

@@ -69,6 +69,37 @@ describe.skipIf(!cluster)('ckpt CLI on PostgreSQL', () => {
     expect(human.stdout).toMatch(new RegExp(`^database  postgres 127\\.0\\.0\\.1:${cluster!.port}/postgres, schema ${ws.schema}$`, 'm'));
   });
 
+  it('top: one snapshot without a terminal, as a JSON line and as text, in this host\'s paths', async () => {
+    const r = await run(ws, ['top', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = r.json<{
+      database: unknown;
+      counts: Record<string, number>;
+      rates: { windowMs: number; completed: number; failed: number }[];
+      backlog: { folder: string; fileType: string; pending: number; retrying: number }[];
+      inFlight: { fileUrl: string; workerId: string; attempt: number }[];
+      failures: { fileUrl: string; attempt: number; summary: string }[];
+    }>();
+    expect(doc.database).toBeNull();
+    expect(doc.counts).toEqual({ pending: 2, processing: 1, completed: 3, failed: 1, dead: 1 });
+    expect(doc.rates[1]).toMatchObject({ windowMs: 60_000, completed: 3, failed: 3 });
+    expect(doc.backlog.map((g) => [g.folder, g.fileType, g.pending, g.retrying])).toEqual([
+      [ws.inbox, 'csv', 1, 1],
+      [ws.inbox, 'json', 1, 0],
+    ]);
+    expect(doc.inFlight).toEqual([expect.objectContaining({ fileUrl: ws.file('slow.csv'), workerId: WORKER, attempt: 1 })]);
+    expect(doc.failures.map((f) => [f.fileUrl, f.attempt, f.summary])).toEqual([
+      [ws.file('flaky.csv'), 1, 'timeout after 5000 ms'],
+      [ws.file('bad.csv'), 2, 'exit code 65: line 3: expected 2 columns, got 3'],
+      [ws.file('bad.csv'), 1, 'exit code 1: connection refused'],
+    ]);
+
+    const human = await run(ws, ['top']);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(new RegExp(`^ckpt top  \\d\\d:\\d\\d:\\d\\d UTC  postgres 127\\.0\\.0\\.1:${cluster!.port}/postgres, schema ${ws.schema}$`, 'm'));
+    expect(human.stdout).toMatch(new RegExp(`\\s1\\s+${WORKER}\\s+${ws.file('slow.csv')}$`, 'm'));
+  });
+
   it('list and show speak this host\'s paths; the shared name is accepted too', async () => {
     const list = await run(ws, ['list', '--json', '--limit', '0']);
     expect(list.code).toBe(0);

@@ -416,6 +416,49 @@ export function runStoreContract(name: string, make: StoreFactory): void {
       expect(st).toMatchObject({ completedLastMinute: 0, completedLastHour: 1, failedLastMinute: 1, failedLastHour: 1 });
     });
 
+    it('reports activity: rates per window, backlog by folder and type, in-flight files, recent failures', async () => {
+      const s = await mk();
+      await s.discover([file('a')], T0);
+      await s.discover([file('b')], T0 + 10);
+      await s.discover([file('sub/c', 'fp1', 'json')], T0 + 20);
+      await s.discover([file('d')], T0 + 30);
+      await s.discover([file('sub/e', 'fp1', 'json')], T0 + 40);
+      const [a, b] = await s.claim(2, claimOpts(T0 + 100));
+      const stats = { totalRows: 0, filteredRows: 0, persistedRows: 0, durationMs: 0 };
+      await s.complete([{ fileUrl: a!.fileUrl, token: a!.token, stats, now: T0 + 200 }]);
+      expect((await s.claim(1, claimOpts(T0 + 300, W2)))[0]!.fileUrl).toBe('/inbox/sub/c');
+      await s.fail({ fileUrl: b!.fileUrl, token: b!.token, error: 'boom\nsecond line', permanent: false, now: T0 + 20_000, durationMs: 5 });
+      expect((await s.claim(1, claimOpts(T0 + 21_000)))[0]!.fileUrl).toBe('/inbox/d');
+
+      const act = await s.activity({ now: T0 + 25_000, windowsMs: [5_000, 60_000], limit: 10 });
+      expect(act.windows).toEqual([
+        { windowMs: 5_000, discovered: 0, completed: 0, failed: 1 },
+        { windowMs: 60_000, discovered: 5, completed: 1, failed: 1 },
+      ]);
+      // Equal backlogs: by folder, then type.
+      expect(act.backlog).toEqual([
+        { folder: '/inbox', fileType: 'csv', pending: 0, retrying: 1, oldestPendingAt: null },
+        { folder: '/inbox/sub', fileType: 'json', pending: 1, retrying: 0, oldestPendingAt: new Date(T0 + 40).toISOString() },
+      ]);
+      expect(act.inFlight).toEqual([
+        { fileUrl: '/inbox/sub/c', fileType: 'json', workerId: W2, attempt: 1, startedAt: new Date(T0 + 300).toISOString(), leaseExpiresAt: new Date(T0 + 300 + LEASE).toISOString() },
+        { fileUrl: '/inbox/d', fileType: 'csv', workerId: W1, attempt: 1, startedAt: new Date(T0 + 21_000).toISOString(), leaseExpiresAt: new Date(T0 + 21_000 + LEASE).toISOString() },
+      ]);
+      expect(act.failures).toEqual([
+        { fileUrl: '/inbox/b', version: 1, attempt: 1, workerId: W1, endedAt: new Date(T0 + 20_000).toISOString(), outcome: 'failed', errorMessage: 'boom\nsecond line' },
+      ]);
+
+      // The limit holds for every list; the largest backlog comes first.
+      await s.discover([file('sub/f', 'fp1', 'json')], T0 + 50);
+      const one = await s.activity({ now: T0 + 25_000, windowsMs: [], limit: 1 });
+      expect(one).toEqual({
+        windows: [],
+        backlog: [expect.objectContaining({ folder: '/inbox/sub', pending: 2 })],
+        inFlight: [expect.objectContaining({ fileUrl: '/inbox/sub/c' })],
+        failures: [expect.objectContaining({ fileUrl: '/inbox/b' })],
+      });
+    });
+
     it('records live workers and their mode', async () => {
       const s = await mk();
       await s.touchWorker({ workerId: W1, host: 'h', pid: 1, mode: 'normal', modeSince: null, modeReason: null }, T0);

@@ -213,9 +213,15 @@ export function renderStatus(r: StatusJson, now: number, where: string | null = 
   return out.join('\n');
 }
 
-export async function statusCommand(config: ResolvedConfig, opts: { json?: boolean }): Promise<number> {
-  const now = Date.now();
-  const database = config.database.kind === 'sqlite' ? config.database.path : null;
+/** What a report needs besides the store: the clock, and the state files beside the database. */
+export interface StatusInputs {
+  env: StatusEnv;
+  states: DegradedState[];
+  handlerDown: HandlerUnavailableJson[];
+}
+
+/** Read afresh for each report (`ckpt top` calls it on every refresh). */
+export function statusInputs(config: ResolvedConfig, now: number): StatusInputs {
   const env: StatusEnv = { now, hostname: os.hostname(), staleAfterMs: staleAfterMs(config.leaseMs), pidAlive };
   const fallbackDir = fallbackDirForConfig(config.database, config.fallbackDir);
   const states: DegradedState[] =
@@ -228,6 +234,13 @@ export async function statusCommand(config: ResolvedConfig, opts: { json?: boole
     fallbackDir === null
       ? []
       : readHandlerStates(fallbackDir).map((h) => ({ workerId: h.workerId, since: new Date(h.since).toISOString(), program: h.program, why: h.why }));
+  return { env, states, handlerDown };
+}
+
+export async function statusCommand(config: ResolvedConfig, opts: { json?: boolean }): Promise<number> {
+  const now = Date.now();
+  const database = config.database.kind === 'sqlite' ? config.database.path : null;
+  const { env, states, handlerDown } = statusInputs(config, now);
   const report = await withStore(config, (store) => statusReport(store, database, env, states, handlerDown));
   if (opts.json) printJson(report);
   else print(renderStatus(report, now, database ?? (await postgresLabel(config))));
@@ -235,7 +248,7 @@ export async function statusCommand(config: ResolvedConfig, opts: { json?: boole
 }
 
 /** `postgres host:port/db, schema S`: safe to print (no user, password or parameters). */
-async function postgresLabel(config: ResolvedConfig): Promise<string | null> {
+export async function postgresLabel(config: ResolvedConfig): Promise<string | null> {
   if (config.database.kind !== 'postgres') return null;
   const { describeTarget } = await import('../../store/postgres/pool.js');
   return `${describeTarget(config.database.url)}, schema ${config.database.schema}`;

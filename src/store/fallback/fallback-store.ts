@@ -10,6 +10,8 @@ import { StoreUnavailableError, toStoreError } from '../sqlite-errors.js';
 import type { SqliteStoreOptions } from '../sqlite-store.js';
 import { iso } from '../time.js';
 import type {
+  Activity,
+  ActivityQuery,
   AfterActionDone,
   AttemptRecord,
   ChangePolicy,
@@ -1798,6 +1800,13 @@ export class FallbackStore implements CheckpointStore {
     return this.route(
       (p) => p.stats(now),
       async () => (await this.readPrimaryOr((p) => p.stats(now))) ?? this.memory!.stats(now),
+    );
+  }
+
+  activity(q: ActivityQuery): Promise<Activity> {
+    return this.route(
+      (p) => p.activity(q),
+      async () => (await this.readPrimaryOr((p) => p.activity(q))) ?? this.memory!.activity(q),
     );
   }
 

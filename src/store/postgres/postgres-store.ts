@@ -2,7 +2,10 @@ import type pg from 'pg';
 import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from '../retry-policy.js';
 import { type Row, durationOf, movedBackLabel, toAttempt, toClaim, toRecord, toTombstone, toWorker, tombstoneLiftedLabel } from '../record.js';
 import { iso } from '../time.js';
+import { byBacklog, toBacklogGroup, toInFlight, toRecentFailure } from '../activity.js';
 import type {
+  Activity,
+  ActivityQuery,
   AfterActionDone,
   AttemptRecord,
   ChangePolicy,
@@ -547,6 +550,22 @@ export class PostgresStore implements CheckpointStore {
       completedLastHour: Number(w.ch ?? 0),
       failedLastMinute: Number(w.fm ?? 0),
       failedLastHour: Number(w.fh ?? 0),
+    };
+  }
+
+  async activity(q: ActivityQuery): Promise<Activity> {
+    const windows = [];
+    for (const windowMs of q.windowsMs) {
+      const since = iso(q.now - windowMs);
+      const d = (await this.one('activity', this.s.discoveredSince, [since])).rows[0] ?? {};
+      const o = (await this.one('activity', this.s.outcomesIn, [since])).rows[0] ?? {};
+      windows.push({ windowMs, discovered: Number(d.n ?? 0), completed: Number(o.c ?? 0), failed: Number(o.f ?? 0) });
+    }
+    return {
+      windows,
+      backlog: (await this.one('activity', this.s.backlog, [q.limit])).rows.map(toBacklogGroup).sort(byBacklog),
+      inFlight: (await this.one('activity', this.s.inFlight, [q.limit])).rows.map(toInFlight),
+      failures: (await this.one('activity', this.s.recentFailures, [q.limit])).rows.map(toRecentFailure),
     };
   }
 

@@ -360,6 +360,41 @@ export function statements(s: string) {
          FROM ${fa} WHERE ended_at >= $2::timestamptz`,
     ),
 
+    // --- activity (ckpt top) ---------------------------------------------------------------
+    /** $1 since. */
+    discoveredSince: st('discoveredSince', `SELECT count(*)::int AS n FROM ${fc} WHERE created_at >= $1::timestamptz`),
+    /** $1 since. */
+    outcomesIn: st(
+      'outcomesIn',
+      `SELECT count(*) FILTER (WHERE outcome = 'completed')::int AS c,
+              count(*) FILTER (WHERE outcome NOT IN ('completed', 'released'))::int AS f
+         FROM ${fa} WHERE ended_at >= $1::timestamptz`,
+    ),
+    /** $1 limit. The folder: the path up to its last '/' (with it, as SQLite's rtrim() gives). */
+    backlog: st(
+      'backlog',
+      `SELECT regexp_replace(file_url, '[^/]*$', '') AS folder, file_type,
+              count(*) FILTER (WHERE status = 'pending')::int AS pending,
+              count(*) FILTER (WHERE status = 'failed')::int AS retrying,
+              min(due_at) FILTER (WHERE status = 'pending') AS oldest
+         FROM ${fc} WHERE status IN ('pending', 'failed')
+        GROUP BY 1, 2
+        ORDER BY count(*) DESC, regexp_replace(file_url, '[^/]*$', '') COLLATE "C", file_type COLLATE "C" LIMIT $1::int`,
+    ),
+    /** $1 limit. */
+    inFlight: st(
+      'inFlight',
+      `SELECT file_url, file_type, processed_by, attempts, started_at, due_at
+         FROM ${fc} WHERE status = 'processing' ORDER BY started_at, file_url LIMIT $1::int`,
+    ),
+    /** $1 limit. fa_failures (its condition repeated); a requeue row has no end. */
+    recentFailures: st(
+      'recentFailures',
+      `SELECT file_url, version, attempt, worker_id, ended_at, outcome, error_message FROM ${fa}
+        WHERE outcome NOT IN ('completed', 'released') AND ended_at IS NOT NULL
+        ORDER BY ended_at DESC, id DESC LIMIT $1::int`,
+    ),
+
     // --- workers --------------------------------------------------------------------------
     /** $1 id, $2 host, $3 pid, $4 now, $5 mode, $6 mode since, $7 reason. */
     touchWorker: st(
