@@ -6,8 +6,9 @@
  * the K-th unlink (it was renamed aside and is about to go). strace's injection counts calls
  * per thread, so the daemon gets one thread-pool thread (UV_THREADPOOL_SIZE=1), where every
  * after-action call runs; the K-th call there is the K-th file's. (The main thread renames two
- * state files and unlinks one at start: K starts above those counts, and the test checks that
- * the call it stopped at was an inbox file's.)
+ * state files and unlinks three at start (the folder's ledger record's temp name, the database's
+ * journal and the snapshot's): K starts above those counts, and the test checks that the call it
+ * stopped at was an inbox file's.)
  *
  * Half of the files are known to the database before the run (pending), half are new: a
  * power cut can then leave a row that outlived its file, or a file the ledger never heard of.
@@ -38,7 +39,7 @@ const N = 6;
 const CUTS = [
   { call: 'rename', k: 3 },
   { call: 'rename', k: 5 },
-  { call: 'unlink', k: 2 },
+  { call: 'unlink', k: 4 },
   { call: 'unlink', k: N },
 ] as const;
 const FOLDERS = ['as left', 'as of their last sync'] as const;
