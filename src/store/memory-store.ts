@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { idempotencyKey } from './idempotency.js';
-import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from './retry-policy.js';
+import { DEFAULT_RETRY } from './retry-policy.js';
+import { type FailPlan, SWEEP_BATCH, expiryStatus, failureAfterAction, failureCompletedAt, failureOutcome, leaseExpiredError, planFailure } from './rules/transitions.js';
 import { iso } from './time.js';
 import { movedBackLabel, tombstoneLiftedLabel } from './record.js';
 import {
@@ -39,12 +40,7 @@ export interface MemoryStoreOptions {
 }
 
 /** What fail() will do, decided before anything changes (the fallback records it elsewhere first). */
-export interface FailPlan {
-  status: 'failed' | 'dead';
-  retryCount: number;
-  /** Epoch ms of the next attempt; null when dead. */
-  dueAt: number | null;
-}
+export type { FailPlan } from './rules/transitions.js';
 
 /** A history row with the claim token that ended it (recordAfterAction finds it by that). */
 interface StoredAttempt extends AttemptRecord {
@@ -56,11 +52,8 @@ interface Row extends FileRecord {
   seq: number;
 }
 
-/** Rows swept per claim, as in the SQLite store. */
-const REAP_BATCH = 256;
-
 /**
- * The whole CheckpointStore contract in process memory: the same transitions, tokens, retry
+ * The whole CheckpointStore contract in process memory: the same transitions (rules/transitions.ts), tokens, retry
  * policy, tombstones and ordering as SqliteStore (both run test/contract/store-contract.ts), but
  * nothing survives the process and nothing is shared with another process.
  *
@@ -225,7 +218,7 @@ export class MemoryStore implements CheckpointStore {
     for (const r of this.rows.values()) if (r.status === 'processing' && r.dueAt !== null && r.dueAt <= nowIso) rows.push(r);
     if (rows.length === 0) return;
     rows.sort(byDue);
-    rows.length = Math.min(rows.length, REAP_BATCH);
+    rows.length = Math.min(rows.length, SWEEP_BATCH);
     const expired: ExpiredClaim[] = rows.map((r) => ({
       fileUrl: r.fileUrl,
       version: r.version,
@@ -233,21 +226,20 @@ export class MemoryStore implements CheckpointStore {
       token: r.claimToken ?? '',
       workerId: r.processedBy,
       handlerPid: r.handlerPid,
-      status: budgetSpent(this.retry, r.retryCount + 1) ? 'dead' : 'failed',
+      status: expiryStatus(this.retry, r.retryCount),
     }));
     onExpired?.(expired);
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
       const e = expired[i]!;
-      const failures = r.retryCount + 1;
-      const dead = e.status === 'dead';
-      const error = `lease expired: worker ${e.workerId ?? '?'} stopped renewing its claim`;
+      const plan = planFailure(this.retry, r.retryCount, false, now, this.random);
+      const error = leaseExpiredError(e.workerId);
       Object.assign(r, {
-        status: e.status,
-        retryCount: failures,
-        dueAt: dead ? null : iso(now + backoffDelayMs(this.retry, failures, this.random)),
+        status: plan.status,
+        retryCount: plan.retryCount,
+        dueAt: plan.dueAt === null ? null : iso(plan.dueAt),
         errorMessage: error,
-        completedAt: dead ? nowIso : null,
+        completedAt: failureCompletedAt(plan.status, nowIso),
         handlerPid: null,
         updatedAt: nowIso,
       } satisfies Partial<Row>);
@@ -307,14 +299,7 @@ export class MemoryStore implements CheckpointStore {
   /** What fail() would do for this claim, or 'lost'; changes nothing. */
   planFail(f: Failure): FailPlan | 'lost' {
     const r = this.held(f);
-    if (!r) return 'lost';
-    const failures = r.retryCount + 1;
-    const dead = f.permanent || budgetSpent(this.retry, failures);
-    return {
-      status: dead ? 'dead' : 'failed',
-      retryCount: failures,
-      dueAt: dead ? null : f.now + backoffDelayMs(this.retry, failures, this.random),
-    };
+    return r ? planFailure(this.retry, r.retryCount, f.permanent, f.now, this.random) : 'lost';
   }
 
   /** Apply a plan from planFail() (the token is checked again). */
@@ -322,23 +307,21 @@ export class MemoryStore implements CheckpointStore {
     const r = this.held(f);
     if (!r) return 'lost';
     const nowIso = iso(f.now);
-    const dead = plan.status === 'dead';
     // As in SQLite: the after-action planned for a dead file is recorded with the outcome.
-    const after = dead ? (f.deadAfterAction ?? null) : null;
+    const after = failureAfterAction(plan.status, f.deadAfterAction);
     Object.assign(r, {
       status: plan.status,
       retryCount: plan.retryCount,
       dueAt: plan.dueAt === null ? null : iso(plan.dueAt),
       errorMessage: f.error,
       processingTimeMs: Math.round(f.durationMs),
-      completedAt: dead ? nowIso : null,
+      completedAt: failureCompletedAt(plan.status, nowIso),
       fingerprint: f.fingerprint ?? r.fingerprint,
       handlerPid: null,
       afterAction: after,
       updatedAt: nowIso,
     } satisfies Partial<Row>);
-    const outcome = f.reason ?? (dead ? (f.permanent ? 'dead' : 'failed') : 'failed');
-    this.addAttempt(r, r.processedBy ?? '?', nowIso, outcome, f.error, Math.round(f.durationMs), after);
+    this.addAttempt(r, r.processedBy ?? '?', nowIso, failureOutcome(f.reason, f.permanent, plan.status), f.error, Math.round(f.durationMs), after);
     return plan.status;
   }
 
