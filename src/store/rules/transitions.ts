@@ -33,14 +33,14 @@ export interface Transition {
  * that is not processing is `lost`, a requeue of a completed row counts 0, ...).
  */
 export const TRANSITIONS: readonly Transition[] = Object.freeze([
-  { op: 'discover', from: ['absent'], to: ['pending'], guard: 'primary key; a tombstone with the same fingerprint keeps the file out', records: 'version 1 (or the tombstone\'s + 1), due now' },
+  { op: 'discover', from: ['absent', 'tombstone'], to: ['pending'], guard: 'primary key; a tombstone keeps the same content out (any content under policy ignore)', records: "version 1, or the tombstone's + 1; due now" },
   { op: 'claim', from: ['pending', 'failed'], to: ['processing'], guard: "status IN ('pending','failed') AND due_at <= now", records: 'a new claim token, the worker, attempt + 1, due = lease end' },
   { op: 'sweep', from: ['processing'], to: ['failed', 'dead'], guard: "status = 'processing' AND due_at <= now (lease expired), at most SWEEP_BATCH per claim", records: "a counted failure (planFailure), 'lease_expired' in the history" },
   { op: 'complete', from: ['processing'], to: ['completed'], guard: 'claim token', records: 'record counts, the after-action label, the history row' },
   { op: 'fail', from: ['processing'], to: ['failed', 'dead'], guard: 'claim token', records: 'a counted failure (planFailure), the error, the history row' },
   { op: 'release', from: ['processing'], to: ['pending'], guard: 'claim token', records: "due now, no failure counted, 'released' in the history" },
   { op: 'requeue', from: ['failed', 'dead'], to: ['pending'], guard: 'status (operator)', records: 'a fresh retry budget, no after-action, a requeue event in the history' },
-  { op: 'reversion', from: ['completed', 'dead'], to: ['pending'], guard: 'status, a changed fingerprint, policy reprocess', records: 'version + 1, counters reset' },
+  { op: 'reversion', from: ['completed', 'dead'], to: ['pending'], guard: 'discover: status, a changed fingerprint, policy reprocess', records: 'version + 1, counters reset' },
   { op: 'purge', from: ['completed', 'dead'], to: ['tombstone'], guard: 'status, age', records: 'the row and its history deleted, a tombstone (fingerprint, version, status)' },
   { op: 'revive', from: ['tombstone'], to: ['pending'], guard: 'a tombstone and no row (operator)', records: "version = tombstone's + 1, a requeue event in the history" },
 ] satisfies Transition[]);
