@@ -95,3 +95,14 @@ export function failureAfterAction(status: FailPlan['status'], deadAfterAction: 
 export function failureCompletedAt(status: FailPlan['status'], nowIso: string): string | null {
   return status === 'dead' ? nowIso : null;
 }
+
+/**
+ * The status a settling attempt left its row in, read back from its history row alone (salvage
+ * rolls a row forward by it when the row's newest copy was lost): completed; dead for an outcome
+ * 'dead' or a failure that recorded an after-action (failureAfterAction records one only for a
+ * dead file); else failed.
+ */
+export function statusAfterAttempt(outcome: string, afterAction: string | null): 'completed' | FailPlan['status'] {
+  if (outcome === 'completed') return 'completed';
+  return outcome === 'dead' || afterAction !== null ? 'dead' : 'failed';
+}
