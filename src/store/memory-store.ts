@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { idempotencyKey } from './idempotency.js';
 import { DEFAULT_RETRY } from './retry-policy.js';
-import { type FailPlan, SWEEP_BATCH, expiryStatus, failureAfterAction, failureCompletedAt, failureOutcome, leaseExpiredError, planFailure } from './rules/transitions.js';
+import { type FailPlan, SWEEP_BATCH, discoverStep, expiryStatus, failureAfterAction, failureCompletedAt, failureOutcome, leaseExpiredError, planFailure } from './rules/transitions.js';
 import { iso } from './time.js';
 import { movedBackLabel, tombstoneLiftedLabel } from './record.js';
 import {
@@ -95,57 +95,50 @@ export class MemoryStore implements CheckpointStore {
     const tomb = this.tombstones.get(f.fileUrl);
     const cur = this.rows.get(f.fileUrl);
     if (!cur) {
-      let version = 1;
-      if (tomb) {
-        if (tomb.fingerprint === f.fingerprint || policy === 'ignore') {
-          res.tombstoned++;
-          return;
-        }
-        version = tomb.version + 1;
-        this.tombstones.delete(f.fileUrl);
+      const next = discoverStep(tomb ? { tombstone: tomb } : null, f.fingerprint, policy);
+      if (next.step !== 'insert') {
+        res.tombstoned++;
+        return;
       }
-      this.rows.set(f.fileUrl, this.newRow(f, ts, nowIso, version));
+      if (next.liftsTombstone) this.tombstones.delete(f.fileUrl);
+      this.rows.set(f.fileUrl, this.newRow(f, ts, nowIso, next.version));
       res.inserted++;
       return;
     }
-    if (cur.fingerprint === f.fingerprint) {
-      res.unchanged++;
+    const step = discoverStep({ row: cur }, f.fingerprint, policy).step;
+    if (step === 'reversion') {
+      this.reversion(cur, f, ts, nowIso);
+      res.reversioned++;
       return;
     }
-    if (cur.status === 'completed' || cur.status === 'dead') {
-      if (policy !== 'reprocess') {
-        res.unchanged++;
-        return;
-      }
-      Object.assign(cur, {
-        status: 'pending',
-        version: cur.version + 1,
-        attempts: 0,
-        retryCount: 0,
-        fileType: f.fileType,
-        fileTimestamp: ts,
-        fingerprint: f.fingerprint,
-        fileSize: f.size,
-        dueAt: nowIso,
-        recordsTotal: 0,
-        recordsFiltered: 0,
-        recordsPersisted: 0,
-        processingTimeMs: 0,
-        errorMessage: null,
-        startedAt: null,
-        completedAt: null,
-        claimToken: null,
-        handlerPid: null,
-        afterAction: null,
-        updatedAt: nowIso,
-      } satisfies Partial<Row>);
-      res.reversioned++;
-    } else if (cur.status === 'pending' || cur.status === 'failed') {
-      Object.assign(cur, { fileTimestamp: ts, fingerprint: f.fingerprint, fileSize: f.size, updatedAt: nowIso });
-      res.unchanged++;
-    } else {
-      res.unchanged++;
-    }
+    if (step === 'refresh') Object.assign(cur, { fileTimestamp: ts, fingerprint: f.fingerprint, fileSize: f.size, updatedAt: nowIso });
+    res.unchanged++;
+  }
+
+  /** Completed or dead, and new content: the next version, from the start. */
+  private reversion(cur: Row, f: DiscoveredFile, ts: string, nowIso: string): void {
+    Object.assign(cur, {
+      status: 'pending',
+      version: cur.version + 1,
+      attempts: 0,
+      retryCount: 0,
+      fileType: f.fileType,
+      fileTimestamp: ts,
+      fingerprint: f.fingerprint,
+      fileSize: f.size,
+      dueAt: nowIso,
+      recordsTotal: 0,
+      recordsFiltered: 0,
+      recordsPersisted: 0,
+      processingTimeMs: 0,
+      errorMessage: null,
+      startedAt: null,
+      completedAt: null,
+      claimToken: null,
+      handlerPid: null,
+      afterAction: null,
+      updatedAt: nowIso,
+    } satisfies Partial<Row>);
   }
 
   private newRow(f: DiscoveredFile, ts: string, nowIso: string, version: number): Row {

@@ -4,7 +4,7 @@ import { syncCommitted } from './durable-commit.js';
 import { type SqliteDatabase, openDatabase, type OpenOptions } from './open-database.js';
 import { DEFAULT_RETRY } from './retry-policy.js';
 import { takesFileAway, redoneLabel } from './rules/after-action-label.js';
-import { SWEEP_BATCH, expiryStatus, failureAfterAction, failureCompletedAt, failureOutcome, leaseExpiredError, planFailure } from './rules/transitions.js';
+import { SWEEP_BATCH, discoverStep, expiryStatus, failureAfterAction, failureCompletedAt, failureOutcome, leaseExpiredError, planFailure } from './rules/transitions.js';
 import { classifySqliteError, toStoreError } from './sqlite-errors.js';
 import { type Row, durationOf, movedBackLabel, toAttempt, toClaim, toRecord, toTombstone, toWorker, tombstoneLiftedLabel } from './record.js';
 import { iso } from './time.js';
@@ -163,47 +163,34 @@ export class SqliteStore implements CheckpointStore {
     const s = this.s;
     const ts = iso(f.mtimeMs);
     const tomb = s.getTombstone.get(f.fileUrl) as { fingerprint: string; version: number } | undefined;
-    let version = 1;
-    if (tomb) {
-      if (tomb.fingerprint === f.fingerprint || policy === 'ignore') {
-        res.tombstoned++;
-        return;
-      }
-      version = tomb.version + 1;
+    const first = discoverStep(tomb ? { tombstone: tomb } : null, f.fingerprint, policy);
+    if (first.step === 'tombstoned') {
+      res.tombstoned++;
+      return;
     }
+    const version = first.step === 'insert' ? first.version : 1;
     if (s.insert.run(f.fileUrl, f.fileType, ts, f.fingerprint, f.size, nowIso, version, nowIso, nowIso).changes === 1) {
       if (tomb) s.deleteTombstone.run(f.fileUrl);
       res.inserted++;
       return;
     }
     const cur = s.getForDiscover.get(f.fileUrl) as { status: Status; fingerprint: string; after_action: string | null; processed_by: string | null; updated_at: string } | undefined;
-    if (!cur || cur.fingerprint === f.fingerprint) {
-      res.unchanged++;
-      if (cur && (cur.status === 'completed' || cur.status === 'dead') && isUnfinishedLabel(cur.after_action)) {
-        (res.unfinished ??= []).push({
-          fileUrl: f.fileUrl,
-          status: cur.status,
-          afterAction: cur.after_action!,
-          fingerprint: cur.fingerprint,
-          processedBy: cur.processed_by,
-          recordedAt: Date.parse(cur.updated_at),
-        });
-      }
+    const step = cur ? discoverStep({ row: cur }, f.fingerprint, policy).step : 'unchanged';
+    if (step === 'reversion' && s.reversion.run(f.fileType, ts, f.fingerprint, f.size, nowIso, nowIso, f.fileUrl).changes === 1) {
+      res.reversioned++;
       return;
     }
-    if (cur.status === 'completed' || cur.status === 'dead') {
-      if (policy === 'reprocess' && s.reversion.run(f.fileType, ts, f.fingerprint, f.size, nowIso, nowIso, f.fileUrl).changes === 1) {
-        res.reversioned++;
-      } else {
-        res.unchanged++;
-      }
-    } else if (cur.status === 'pending' || cur.status === 'failed') {
-      // Not handled yet in this shape: the next run reads the new content anyway.
-      s.refreshFingerprint.run(ts, f.fingerprint, f.size, nowIso, f.fileUrl);
-      res.unchanged++;
-    } else {
-      // processing: the runner re-discovers the file after its outcome if it changed meanwhile.
-      res.unchanged++;
+    if (step === 'refresh') s.refreshFingerprint.run(ts, f.fingerprint, f.size, nowIso, f.fileUrl);
+    res.unchanged++;
+    if (cur && cur.fingerprint === f.fingerprint && (cur.status === 'completed' || cur.status === 'dead') && isUnfinishedLabel(cur.after_action)) {
+      (res.unfinished ??= []).push({
+        fileUrl: f.fileUrl,
+        status: cur.status,
+        afterAction: cur.after_action!,
+        fingerprint: cur.fingerprint,
+        processedBy: cur.processed_by,
+        recordedAt: Date.parse(cur.updated_at),
+      });
     }
   }
 

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { DEFAULT_RETRY } from '../retry-policy.js';
-import { SWEEP_BATCH, expiryStatus, failureAfterAction, failureCompletedAt, failureOutcome, leaseExpiredError, planFailure } from '../rules/transitions.js';
+import { type Known, SWEEP_BATCH, discoverStep, expiryStatus, failureAfterAction, failureCompletedAt, failureOutcome, leaseExpiredError, planFailure } from '../rules/transitions.js';
 import { type Row, durationOf, movedBackLabel, toAttempt, toClaim, toRecord, toTombstone, toWorker, tombstoneLiftedLabel } from '../record.js';
 import { iso } from '../time.js';
 import type {
@@ -237,26 +237,12 @@ export class PostgresStore implements CheckpointStore {
     const refresh: DiscoveredFile[] = [];
     for (const f of files) {
       const k = known.get(f.fileUrl);
-      if (k?.status == null) {
-        if (k?.tomb_fingerprint != null) {
-          if (k.tomb_fingerprint === f.fingerprint || policy === 'ignore') {
-            res.tombstoned++;
-            continue;
-          }
-          fresh.push({ f, version: Number(k.tomb_version) + 1, tomb: true });
-        } else {
-          fresh.push({ f, version: 1, tomb: false });
-        }
-      } else if (k.fingerprint === f.fingerprint || k.status === 'processing') {
-        // processing: the runner re-discovers the file after its outcome if it changed meanwhile.
-        res.unchanged++;
-      } else if (k.status === 'completed' || k.status === 'dead') {
-        if (policy === 'reprocess') reversion.push(f);
-        else res.unchanged++;
-      } else {
-        // pending or failed, not run yet in this shape: the next run reads the new content anyway.
-        refresh.push(f);
-      }
+      const next = discoverStep(knownOf(k), f.fingerprint, policy);
+      if (next.step === 'tombstoned') res.tombstoned++;
+      else if (next.step === 'insert') fresh.push({ f, version: next.version, tomb: next.liftsTombstone });
+      else if (next.step === 'reversion') reversion.push(f);
+      else if (next.step === 'refresh') refresh.push(f);
+      else res.unchanged++;
     }
 
     if (fresh.length > 0) {
@@ -585,4 +571,11 @@ function rounds(files: readonly DiscoveredFile[]): DiscoveredFile[][] {
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** A row of the `known` statement as the rules read it: the row, else the tombstone, else nothing. */
+function knownOf(k: Row | undefined): Known {
+  if (k?.status != null) return { row: { status: k.status as Status, fingerprint: String(k.fingerprint) } };
+  if (k?.tomb_fingerprint != null) return { tombstone: { fingerprint: String(k.tomb_fingerprint), version: Number(k.tomb_version) } };
+  return null;
 }

@@ -10,7 +10,7 @@
  * PostgreSQL): each row is driven, and each status a row does not name is refused.
  */
 import { backoffDelayMs, budgetSpent } from '../retry-policy.js';
-import type { RetryPolicy, Status } from '../types.js';
+import type { ChangePolicy, RetryPolicy, Status } from '../types.js';
 
 /** Where a row can be: a status, not there at all, or purged (a tombstone remembers it). */
 export type Place = Status | 'absent' | 'tombstone';
@@ -105,4 +105,30 @@ export function failureCompletedAt(status: FailPlan['status'], nowIso: string): 
 export function statusAfterAttempt(outcome: string, afterAction: string | null): 'completed' | FailPlan['status'] {
   if (outcome === 'completed') return 'completed';
   return outcome === 'dead' || afterAction !== null ? 'dead' : 'failed';
+}
+
+/** What discovery knows about a path before it writes: its row, else its tombstone, else nothing. */
+export type Known = { row: { status: Status; fingerprint: string } } | { tombstone: { fingerprint: string; version: number } } | null;
+
+/** What discovery does with a file at a path (the discover and reversion rows of TRANSITIONS). */
+export type DiscoverStep =
+  | { step: 'insert'; version: number; liftsTombstone: boolean }
+  | { step: 'tombstoned' }
+  | { step: 'reversion' }
+  /** Pending or failed, not run yet in this shape: the next run reads the new content anyway. */
+  | { step: 'refresh' }
+  /** Same content; or processing: the runner re-discovers the file after its outcome if it changed meanwhile. */
+  | { step: 'unchanged' };
+
+/** Decides discovery's transition for one file; the store then writes it, guarded again in its write. */
+export function discoverStep(known: Known, fingerprint: string, policy: ChangePolicy): DiscoverStep {
+  if (known === null) return { step: 'insert', version: 1, liftsTombstone: false };
+  if ('tombstone' in known) {
+    const t = known.tombstone;
+    return t.fingerprint === fingerprint || policy === 'ignore' ? { step: 'tombstoned' } : { step: 'insert', version: t.version + 1, liftsTombstone: true };
+  }
+  const r = known.row;
+  if (r.fingerprint === fingerprint) return { step: 'unchanged' };
+  if (r.status === 'completed' || r.status === 'dead') return policy === 'reprocess' ? { step: 'reversion' } : { step: 'unchanged' };
+  return r.status === 'pending' || r.status === 'failed' ? { step: 'refresh' } : { step: 'unchanged' };
 }
