@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { idempotencyKey } from './idempotency.js';
-import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from './retry-policy.js';
+import { DEFAULT_RETRY } from './retry-policy.js';
+import { type FailPlan, SWEEP_BATCH, discoverStep, expiryStatus, failureAfterAction, failureCompletedAt, failureOutcome, leaseExpiredError, planFailure } from './rules/transitions.js';
 import { iso } from './time.js';
 import { movedBackLabel, tombstoneLiftedLabel } from './record.js';
 import { activityOf } from './activity.js';
@@ -42,12 +43,7 @@ export interface MemoryStoreOptions {
 }
 
 /** What fail() will do, decided before anything changes (the fallback records it elsewhere first). */
-export interface FailPlan {
-  status: 'failed' | 'dead';
-  retryCount: number;
-  /** Epoch ms of the next attempt; null when dead. */
-  dueAt: number | null;
-}
+export type { FailPlan } from './rules/transitions.js';
 
 /** A history row with the claim token that ended it (recordAfterAction finds it by that). */
 interface StoredAttempt extends AttemptRecord {
@@ -59,11 +55,8 @@ interface Row extends FileRecord {
   seq: number;
 }
 
-/** Rows swept per claim, as in the SQLite store. */
-const REAP_BATCH = 256;
-
 /**
- * The whole CheckpointStore contract in process memory: the same transitions, tokens, retry
+ * The whole CheckpointStore contract in process memory: the same transitions (rules/transitions.ts), tokens, retry
  * policy, tombstones and ordering as SqliteStore (both run test/contract/store-contract.ts), but
  * nothing survives the process and nothing is shared with another process.
  *
@@ -105,57 +98,50 @@ export class MemoryStore implements CheckpointStore {
     const tomb = this.tombstones.get(f.fileUrl);
     const cur = this.rows.get(f.fileUrl);
     if (!cur) {
-      let version = 1;
-      if (tomb) {
-        if (tomb.fingerprint === f.fingerprint || policy === 'ignore') {
-          res.tombstoned++;
-          return;
-        }
-        version = tomb.version + 1;
-        this.tombstones.delete(f.fileUrl);
+      const next = discoverStep(tomb ? { tombstone: tomb } : null, f.fingerprint, policy);
+      if (next.step !== 'insert') {
+        res.tombstoned++;
+        return;
       }
-      this.rows.set(f.fileUrl, this.newRow(f, ts, nowIso, version));
+      if (next.liftsTombstone) this.tombstones.delete(f.fileUrl);
+      this.rows.set(f.fileUrl, this.newRow(f, ts, nowIso, next.version));
       res.inserted++;
       return;
     }
-    if (cur.fingerprint === f.fingerprint) {
-      res.unchanged++;
+    const step = discoverStep({ row: cur }, f.fingerprint, policy).step;
+    if (step === 'reversion') {
+      this.reversion(cur, f, ts, nowIso);
+      res.reversioned++;
       return;
     }
-    if (cur.status === 'completed' || cur.status === 'dead') {
-      if (policy !== 'reprocess') {
-        res.unchanged++;
-        return;
-      }
-      Object.assign(cur, {
-        status: 'pending',
-        version: cur.version + 1,
-        attempts: 0,
-        retryCount: 0,
-        fileType: f.fileType,
-        fileTimestamp: ts,
-        fingerprint: f.fingerprint,
-        fileSize: f.size,
-        dueAt: nowIso,
-        recordsTotal: 0,
-        recordsFiltered: 0,
-        recordsPersisted: 0,
-        processingTimeMs: 0,
-        errorMessage: null,
-        startedAt: null,
-        completedAt: null,
-        claimToken: null,
-        handlerPid: null,
-        afterAction: null,
-        updatedAt: nowIso,
-      } satisfies Partial<Row>);
-      res.reversioned++;
-    } else if (cur.status === 'pending' || cur.status === 'failed') {
-      Object.assign(cur, { fileTimestamp: ts, fingerprint: f.fingerprint, fileSize: f.size, updatedAt: nowIso });
-      res.unchanged++;
-    } else {
-      res.unchanged++;
-    }
+    if (step === 'refresh') Object.assign(cur, { fileTimestamp: ts, fingerprint: f.fingerprint, fileSize: f.size, updatedAt: nowIso });
+    res.unchanged++;
+  }
+
+  /** Completed or dead, and new content: the next version, from the start. */
+  private reversion(cur: Row, f: DiscoveredFile, ts: string, nowIso: string): void {
+    Object.assign(cur, {
+      status: 'pending',
+      version: cur.version + 1,
+      attempts: 0,
+      retryCount: 0,
+      fileType: f.fileType,
+      fileTimestamp: ts,
+      fingerprint: f.fingerprint,
+      fileSize: f.size,
+      dueAt: nowIso,
+      recordsTotal: 0,
+      recordsFiltered: 0,
+      recordsPersisted: 0,
+      processingTimeMs: 0,
+      errorMessage: null,
+      startedAt: null,
+      completedAt: null,
+      claimToken: null,
+      handlerPid: null,
+      afterAction: null,
+      updatedAt: nowIso,
+    } satisfies Partial<Row>);
   }
 
   private newRow(f: DiscoveredFile, ts: string, nowIso: string, version: number): Row {
@@ -228,7 +214,7 @@ export class MemoryStore implements CheckpointStore {
     for (const r of this.rows.values()) if (r.status === 'processing' && r.dueAt !== null && r.dueAt <= nowIso) rows.push(r);
     if (rows.length === 0) return;
     rows.sort(byDue);
-    rows.length = Math.min(rows.length, REAP_BATCH);
+    rows.length = Math.min(rows.length, SWEEP_BATCH);
     const expired: ExpiredClaim[] = rows.map((r) => ({
       fileUrl: r.fileUrl,
       version: r.version,
@@ -236,21 +222,20 @@ export class MemoryStore implements CheckpointStore {
       token: r.claimToken ?? '',
       workerId: r.processedBy,
       handlerPid: r.handlerPid,
-      status: budgetSpent(this.retry, r.retryCount + 1) ? 'dead' : 'failed',
+      status: expiryStatus(this.retry, r.retryCount),
     }));
     onExpired?.(expired);
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
       const e = expired[i]!;
-      const failures = r.retryCount + 1;
-      const dead = e.status === 'dead';
-      const error = `lease expired: worker ${e.workerId ?? '?'} stopped renewing its claim`;
+      const plan = planFailure(this.retry, r.retryCount, false, now, this.random);
+      const error = leaseExpiredError(e.workerId);
       Object.assign(r, {
-        status: e.status,
-        retryCount: failures,
-        dueAt: dead ? null : iso(now + backoffDelayMs(this.retry, failures, this.random)),
+        status: plan.status,
+        retryCount: plan.retryCount,
+        dueAt: plan.dueAt === null ? null : iso(plan.dueAt),
         errorMessage: error,
-        completedAt: dead ? nowIso : null,
+        completedAt: failureCompletedAt(plan.status, nowIso),
         handlerPid: null,
         updatedAt: nowIso,
       } satisfies Partial<Row>);
@@ -310,14 +295,7 @@ export class MemoryStore implements CheckpointStore {
   /** What fail() would do for this claim, or 'lost'; changes nothing. */
   planFail(f: Failure): FailPlan | 'lost' {
     const r = this.held(f);
-    if (!r) return 'lost';
-    const failures = r.retryCount + 1;
-    const dead = f.permanent || budgetSpent(this.retry, failures);
-    return {
-      status: dead ? 'dead' : 'failed',
-      retryCount: failures,
-      dueAt: dead ? null : f.now + backoffDelayMs(this.retry, failures, this.random),
-    };
+    return r ? planFailure(this.retry, r.retryCount, f.permanent, f.now, this.random) : 'lost';
   }
 
   /** Apply a plan from planFail() (the token is checked again). */
@@ -325,23 +303,21 @@ export class MemoryStore implements CheckpointStore {
     const r = this.held(f);
     if (!r) return 'lost';
     const nowIso = iso(f.now);
-    const dead = plan.status === 'dead';
     // As in SQLite: the after-action planned for a dead file is recorded with the outcome.
-    const after = dead ? (f.deadAfterAction ?? null) : null;
+    const after = failureAfterAction(plan.status, f.deadAfterAction);
     Object.assign(r, {
       status: plan.status,
       retryCount: plan.retryCount,
       dueAt: plan.dueAt === null ? null : iso(plan.dueAt),
       errorMessage: f.error,
       processingTimeMs: Math.round(f.durationMs),
-      completedAt: dead ? nowIso : null,
+      completedAt: failureCompletedAt(plan.status, nowIso),
       fingerprint: f.fingerprint ?? r.fingerprint,
       handlerPid: null,
       afterAction: after,
       updatedAt: nowIso,
     } satisfies Partial<Row>);
-    const outcome = f.reason ?? (dead ? (f.permanent ? 'dead' : 'failed') : 'failed');
-    this.addAttempt(r, r.processedBy ?? '?', nowIso, outcome, f.error, Math.round(f.durationMs), after);
+    this.addAttempt(r, r.processedBy ?? '?', nowIso, failureOutcome(f.reason, f.permanent, plan.status), f.error, Math.round(f.durationMs), after);
     return plan.status;
   }
 

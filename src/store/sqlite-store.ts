@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { syncCommitted } from './durable-commit.js';
 import { type SqliteDatabase, openDatabase, type OpenOptions } from './open-database.js';
-import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from './retry-policy.js';
+import { DEFAULT_RETRY } from './retry-policy.js';
+import { takesFileAway, redoneLabel } from './rules/after-action-label.js';
+import { SWEEP_BATCH, discoverStep, expiryStatus, failureAfterAction, failureCompletedAt, failureOutcome, leaseExpiredError, planFailure } from './rules/transitions.js';
 import { classifySqliteError, toStoreError } from './sqlite-errors.js';
 import { type Row, durationOf, movedBackLabel, toAttempt, toClaim, toRecord, toTombstone, toWorker, tombstoneLiftedLabel } from './record.js';
 import { iso } from './time.js';
@@ -67,28 +69,13 @@ export const MAX_ATTEMPT_ROW = `coalesce((SELECT max(a.attempt) FROM file_attemp
 const NEXT_ATTEMPT = `1 + max(attempts, ${MAX_ATTEMPT_ROW})`;
 
 /**
- * Rows claimed per expired-lease sweep. Expiry is rare (a worker died); a bound keeps one
- * claim transaction short even after a crash of a worker that held thousands of files.
- */
-const REAP_BATCH = 256;
-
-/**
  * The SQLite checkpoint store. Every write runs as an IMMEDIATE transaction (a deferred one that
  * reads then writes fails at once with SQLITE_BUSY_SNAPSHOT whatever the timeout, measured), and
  * every write after a claim names the claim token: a worker whose claim was taken over changes
  * nothing and is told `lost`.
  *
- * Legal transitions, all enforced by the WHERE clauses below:
- *   (new) -> pending                      discover
- *   pending | failed(due) -> processing   claim
- *   processing(expired) -> failed | dead  claim (lease sweep)
- *   processing -> completed               complete (token)
- *   processing -> failed | dead           fail (token)
- *   processing -> pending                 release (token; no attempt counted)
- *   failed | dead -> pending              requeue (operator)
- *   completed | dead -> pending (v+1)     discover, fingerprint changed, policy reprocess
- *   completed | dead -> (tombstone)       purge
- *   (tombstone) -> pending (v+1)          revive (operator)
+ * The transitions and what each records are rules/transitions.ts; this class executes them,
+ * each as a conditional write guarded as the table there says.
  */
 export class SqliteStore implements CheckpointStore {
   readonly kind = 'sqlite' as const;
@@ -180,47 +167,34 @@ export class SqliteStore implements CheckpointStore {
     const s = this.s;
     const ts = iso(f.mtimeMs);
     const tomb = s.getTombstone.get(f.fileUrl) as { fingerprint: string; version: number } | undefined;
-    let version = 1;
-    if (tomb) {
-      if (tomb.fingerprint === f.fingerprint || policy === 'ignore') {
-        res.tombstoned++;
-        return;
-      }
-      version = tomb.version + 1;
+    const first = discoverStep(tomb ? { tombstone: tomb } : null, f.fingerprint, policy);
+    if (first.step === 'tombstoned') {
+      res.tombstoned++;
+      return;
     }
+    const version = first.step === 'insert' ? first.version : 1;
     if (s.insert.run(f.fileUrl, f.fileType, ts, f.fingerprint, f.size, nowIso, version, nowIso, nowIso).changes === 1) {
       if (tomb) s.deleteTombstone.run(f.fileUrl);
       res.inserted++;
       return;
     }
     const cur = s.getForDiscover.get(f.fileUrl) as { status: Status; fingerprint: string; after_action: string | null; processed_by: string | null; updated_at: string } | undefined;
-    if (!cur || cur.fingerprint === f.fingerprint) {
-      res.unchanged++;
-      if (cur && (cur.status === 'completed' || cur.status === 'dead') && isUnfinishedLabel(cur.after_action)) {
-        (res.unfinished ??= []).push({
-          fileUrl: f.fileUrl,
-          status: cur.status,
-          afterAction: cur.after_action!,
-          fingerprint: cur.fingerprint,
-          processedBy: cur.processed_by,
-          recordedAt: Date.parse(cur.updated_at),
-        });
-      }
+    const step = cur ? discoverStep({ row: cur }, f.fingerprint, policy).step : 'unchanged';
+    if (step === 'reversion' && s.reversion.run(f.fileType, ts, f.fingerprint, f.size, nowIso, nowIso, f.fileUrl).changes === 1) {
+      res.reversioned++;
       return;
     }
-    if (cur.status === 'completed' || cur.status === 'dead') {
-      if (policy === 'reprocess' && s.reversion.run(f.fileType, ts, f.fingerprint, f.size, nowIso, nowIso, f.fileUrl).changes === 1) {
-        res.reversioned++;
-      } else {
-        res.unchanged++;
-      }
-    } else if (cur.status === 'pending' || cur.status === 'failed') {
-      // Not handled yet in this shape: the next run reads the new content anyway.
-      s.refreshFingerprint.run(ts, f.fingerprint, f.size, nowIso, f.fileUrl);
-      res.unchanged++;
-    } else {
-      // processing: the runner re-discovers the file after its outcome if it changed meanwhile.
-      res.unchanged++;
+    if (step === 'refresh') s.refreshFingerprint.run(ts, f.fingerprint, f.size, nowIso, f.fileUrl);
+    res.unchanged++;
+    if (cur && cur.fingerprint === f.fingerprint && (cur.status === 'completed' || cur.status === 'dead') && isUnfinishedLabel(cur.after_action)) {
+      (res.unfinished ??= []).push({
+        fileUrl: f.fileUrl,
+        status: cur.status,
+        afterAction: cur.after_action!,
+        fingerprint: cur.fingerprint,
+        processedBy: cur.processed_by,
+        recordedAt: Date.parse(cur.updated_at),
+      });
     }
   }
 
@@ -261,31 +235,27 @@ export class SqliteStore implements CheckpointStore {
    * claimed. True when one became dead (its onDead after-action follows the commit).
    */
   private sweepExpiredLeases(now: number, nowIso: string, onExpired: ClaimOptions['onExpired'], deadAfterAction: string | undefined): boolean {
-    const rows = this.s.expiredLeases.all(nowIso, REAP_BATCH) as Row[];
+    const rows = this.s.expiredLeases.all(nowIso, SWEEP_BATCH) as Row[];
     if (rows.length === 0) return false;
-    const expired: ExpiredClaim[] = rows.map((r) => {
-      const failures = Number(r.retry_count) + 1;
-      return {
-        fileUrl: String(r.file_url),
-        version: Number(r.version),
-        attempt: Number(r.attempts),
-        token: String(r.claim_token),
-        workerId: (r.processed_by as string | null) ?? null,
-        handlerPid: (r.handler_pid as number | null) ?? null,
-        status: budgetSpent(this.retry, failures) ? 'dead' : 'failed',
-      };
-    });
+    const expired: ExpiredClaim[] = rows.map((r) => ({
+      fileUrl: String(r.file_url),
+      version: Number(r.version),
+      attempt: Number(r.attempts),
+      token: String(r.claim_token),
+      workerId: (r.processed_by as string | null) ?? null,
+      handlerPid: (r.handler_pid as number | null) ?? null,
+      status: expiryStatus(this.retry, Number(r.retry_count)),
+    }));
     // Orphaned handlers of a dead worker on this host must be gone before the file is claimable.
     onExpired?.(expired);
     for (let i = 0; i < expired.length; i++) {
       const e = expired[i]!;
       const r = rows[i]!;
-      const failures = Number(r.retry_count) + 1;
-      const dead = e.status === 'dead';
-      const due = dead ? null : iso(now + backoffDelayMs(this.retry, failures, this.random));
-      const error = `lease expired: worker ${e.workerId ?? '?'} stopped renewing its claim`;
-      const after = dead ? (deadAfterAction ?? null) : null;
-      this.s.expire.run(e.status, failures, due, error, dead ? nowIso : null, after, nowIso, e.fileUrl, e.token);
+      const plan = planFailure(this.retry, Number(r.retry_count), false, now, this.random);
+      const due = plan.dueAt === null ? null : iso(plan.dueAt);
+      const error = leaseExpiredError(e.workerId);
+      const after = failureAfterAction(plan.status, deadAfterAction);
+      this.s.expire.run(plan.status, plan.retryCount, due, error, failureCompletedAt(plan.status, nowIso), after, nowIso, e.fileUrl, e.token);
       this.s.insertAttempt.run(e.fileUrl, e.version, e.attempt, e.workerId ?? '?', e.token, r.started_at, nowIso, 'lease_expired', error, durationOf(r.started_at, now), after);
     }
     return expired.some((e) => e.status === 'dead');
@@ -326,15 +296,14 @@ export class SqliteStore implements CheckpointStore {
     return this.write('fail', () => {
       const cur = this.s.heldRow.get(f.fileUrl, f.token) as Row | undefined;
       if (!cur) return 'lost';
-      const failures = Number(cur.retry_count) + 1;
-      const dead = f.permanent || budgetSpent(this.retry, failures);
-      const due = dead ? null : iso(f.now + backoffDelayMs(this.retry, failures, this.random));
-      const status = dead ? 'dead' : 'failed';
-      const after = dead ? (f.deadAfterAction ?? null) : null;
-      this.s.fail.run(status, failures, due, f.error, Math.round(f.durationMs), dead ? nowIso : null, after, f.fingerprint ?? null, nowIso, f.fileUrl, f.token);
-      const outcome = f.reason ?? (dead ? (f.permanent ? 'dead' : 'failed') : 'failed');
-      this.s.insertAttempt.run(f.fileUrl, cur.version, cur.attempts, cur.processed_by, f.token, cur.started_at, nowIso, outcome, f.error, Math.round(f.durationMs), after);
-      return status;
+      const plan = planFailure(this.retry, Number(cur.retry_count), f.permanent, f.now, this.random);
+      const due = plan.dueAt === null ? null : iso(plan.dueAt);
+      const after = failureAfterAction(plan.status, f.deadAfterAction);
+      const ms = Math.round(f.durationMs);
+      this.s.fail.run(plan.status, plan.retryCount, due, f.error, ms, failureCompletedAt(plan.status, nowIso), after, f.fingerprint ?? null, nowIso, f.fileUrl, f.token);
+      const outcome = failureOutcome(f.reason, f.permanent, plan.status);
+      this.s.insertAttempt.run(f.fileUrl, cur.version, cur.attempts, cur.processed_by, f.token, cur.started_at, nowIso, outcome, f.error, ms, after);
+      return plan.status;
     }, (res) => res === 'dead' && takesFileAway(f.deadAfterAction ?? null));
   }
 
@@ -470,7 +439,7 @@ export class SqliteStore implements CheckpointStore {
   takeAfterAction(item: UnfinishedAfterAction, workerId: string, now: number): Promise<boolean> {
     const nowIso = iso(now);
     return this.write('takeAfterAction', () =>
-      this.s.takeAfterAction.run(`${baseLabel(item.afterAction)} (redone by ${workerId} at ${nowIso})`, nowIso, item.fileUrl, item.status, item.fingerprint, item.afterAction).changes === 1,
+      this.s.takeAfterAction.run(redoneLabel(item.afterAction, workerId, nowIso), nowIso, item.fileUrl, item.status, item.fingerprint, item.afterAction).changes === 1,
     );
   }
 
@@ -640,21 +609,5 @@ function prepare(db: Database.Database) {
   };
 }
 
-/**
- * A recorded after-action that moves or deletes the file ("delete", "move:/dir"), whether or
- * not someone took it over ("... (redone by W at T)"). Such an outcome must be on disk before
- * the file leaves its folder. As an unfinished label: the runner takes it only when the worker
- * named last is gone, so a taker that died before finishing is taken over in turn (the soak
- * left a file in the inbox when it was not).
- */
-export function takesFileAway(label: string | null): boolean {
-  return label !== null && (label === 'delete' || label.startsWith('move:'));
-}
-
+/** An unfinished after-action: one that takes the file away (see takesFileAway). */
 const isUnfinishedLabel = takesFileAway;
-
-/** The label without the " (redone by W at T)" a takeover added. */
-function baseLabel(label: string): string {
-  const i = label.indexOf(' (redone by ');
-  return i < 0 ? label : label.slice(0, i);
-}

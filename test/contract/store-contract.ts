@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CheckpointStore, DiscoveredFile, ExpiredClaim, RetryPolicy } from '../../src/store/types.js';
+import { runTransitionsContract } from './transitions-contract.js';
 
 export interface StoreFactoryOptions {
   retry?: RetryPolicy;
@@ -41,6 +42,8 @@ export function runStoreContract(name: string, make: StoreFactory): void {
       now,
       ...(onExpired ? { onExpired } : {}),
     });
+
+    runTransitionsContract(() => mk());
 
     it('discovers idempotently and counts by status', async () => {
       const s = await mk();

@@ -1,6 +1,7 @@
 import type { SqliteDatabase } from '../open-database.js';
 import { classifySqliteError } from '../sqlite-errors.js';
 import { iso } from '../time.js';
+import { failureAfterAction, failureCompletedAt } from '../rules/transitions.js';
 import { REQUEUED } from '../types.js';
 import type { JournalEntry } from './journal.js';
 import { stillHeld } from './fencing.js';
@@ -396,14 +397,14 @@ export class Replayer {
         written: this.written,
         fileUrl: e.fileUrl, status: e.status, token: e.token, workerId: e.workerId, startedAt: e.startedAt, attempt: e.attempt,
         version: e.version, fingerprint: e.fingerprint, retryCount: e.retryCount, due: e.dueAt === null ? null : iso(e.dueAt),
-        error: e.error, durationMs: Math.round(e.durationMs), completedAt: e.status === 'dead' ? endedAt : null, endedAt,
-        afterAction: e.status === 'dead' ? (e.afterAction ?? null) : null,
+        error: e.error, durationMs: Math.round(e.durationMs), completedAt: failureCompletedAt(e.status, endedAt), endedAt,
+        afterAction: failureAfterAction(e.status, e.afterAction),
       });
       this.stats.applied++;
     } else if (rel === 'conflict') {
       this.stats.conflicts++;
     }
-    this.addAttempt({ ...base, outcome: rel === 'conflict' ? 'conflict' : e.outcome, afterAction: rel !== 'conflict' && e.status === 'dead' ? (e.afterAction ?? null) : null });
+    this.addAttempt({ ...base, outcome: rel === 'conflict' ? 'conflict' : e.outcome, afterAction: rel === 'conflict' ? null : failureAfterAction(e.status, e.afterAction) });
   }
 
   private release(e0: Extract<JournalEntry, { t: 'release' }>): void {
@@ -433,7 +434,7 @@ export class Replayer {
         written: this.written,
         fileUrl: e.fileUrl, status: e.status, token: e.token, workerId: e.workerId, startedAt: e.startedAt, attempt: e.attempt,
         version: r.version, fingerprint: r.fingerprint, retryCount: e.retryCount, due: e.dueAt === null ? null : iso(e.dueAt),
-        error: e.error, durationMs: 0, completedAt: e.status === 'dead' ? iso(e.at) : null, endedAt: iso(e.at), afterAction: null,
+        error: e.error, durationMs: 0, completedAt: failureCompletedAt(e.status, iso(e.at)), endedAt: iso(e.at), afterAction: null,
       });
     }
     this.addAttempt({

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MIGRATIONS } from '../migrations/index.js';
 import { type SqliteDatabase, openDatabase } from '../open-database.js';
+import { failureAfterAction, failureCompletedAt, statusAfterAttempt } from '../rules/transitions.js';
 import { STATUSES } from '../types.js';
 import { syncDir } from './journal.js';
 import { type ScannedRecord, type SqlValue, hasValidHeader, pageSizeOf, readIfExists, scanRecords } from './page-scan.js';
@@ -416,9 +417,8 @@ export function rollForward(rows: SalvagedRows): number {
     const a = last.get(String(r.file_url));
     if (!a || Number(a.version) !== Number(r.version)) continue;
     const attempt = Number(a.attempt);
-    const done = String(a.outcome) === 'completed';
-    const dead = !done && (String(a.outcome) === 'dead' || a.after_action !== null);
-    const status = done ? 'completed' : dead ? 'dead' : 'failed';
+    const status = statusAfterAttempt(String(a.outcome), (a.after_action as string | null) ?? null);
+    const done = status === 'completed';
     // Written before that attempt ended: every store writes the row in the attempt's own
     // transaction, at its end time. A later row (a requeue, say) stands.
     const older = String(r.updated_at) < String(a.ended_at);
@@ -427,8 +427,8 @@ export function rollForward(rows: SalvagedRows): number {
     const failures = done ? Number(r.retry_count) : Number(r.retry_count) + Math.max(1, attempt - Number(r.attempts));
     Object.assign(r, {
       status, attempts: attempt, retry_count: failures, processed_by: a.worker_id, claim_token: a.claim_token, started_at: a.started_at,
-      completed_at: status === 'failed' ? null : a.ended_at, due_at: status === 'failed' ? a.ended_at : null,
-      error_message: done ? null : a.error_message, after_action: status === 'failed' ? null : a.after_action,
+      completed_at: done ? a.ended_at : failureCompletedAt(status, String(a.ended_at)), due_at: status === 'failed' ? a.ended_at : null,
+      error_message: done ? null : a.error_message, after_action: done ? a.after_action : failureAfterAction(status, a.after_action as string | null),
       processing_time_ms: a.duration_ms ?? 0, handler_pid: null, updated_at: a.ended_at,
     });
     n++;

@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from '../retry-policy.js';
+import { DEFAULT_RETRY } from '../retry-policy.js';
+import { type Known, SWEEP_BATCH, discoverStep, expiryStatus, failureAfterAction, failureCompletedAt, failureOutcome, leaseExpiredError, planFailure } from '../rules/transitions.js';
 import { type Row, durationOf, movedBackLabel, toAttempt, toClaim, toRecord, toTombstone, toWorker, tombstoneLiftedLabel } from '../record.js';
 import { iso } from '../time.js';
 import { byBacklog, toBacklogGroup, toInFlight, toRecentFailure } from '../activity.js';
@@ -51,18 +52,13 @@ export interface PostgresStoreOptions extends PoolOptions {
   onConnectionError?: (err: Error) => void;
 }
 
-/**
- * Rows taken over per expired-lease sweep: as in SQLite, expiry is rare (a worker died) and a
- * bound keeps one claim transaction short after a crash of a worker that held thousands of files.
- */
-const REAP_BATCH = 256;
 /** Deadlocks between two hosts' batched writes are resolved by the server; run the loser again. */
 const CONFLICT_RETRIES = 8;
 
 /**
  * The PostgreSQL checkpoint store: the same schema, statuses, transitions and token checks as
  * SqliteStore (see the transition table there), for several daemons on several hosts sharing
- * one database.
+ * one database. The transitions and what each records are ../rules/transitions.ts.
  *
  * How it differs from SQLite, and why:
  * - A claim is one `UPDATE ... WHERE file_url = ANY (SELECT ... FOR UPDATE SKIP LOCKED)`
@@ -244,26 +240,12 @@ export class PostgresStore implements CheckpointStore {
     const refresh: DiscoveredFile[] = [];
     for (const f of files) {
       const k = known.get(f.fileUrl);
-      if (k?.status == null) {
-        if (k?.tomb_fingerprint != null) {
-          if (k.tomb_fingerprint === f.fingerprint || policy === 'ignore') {
-            res.tombstoned++;
-            continue;
-          }
-          fresh.push({ f, version: Number(k.tomb_version) + 1, tomb: true });
-        } else {
-          fresh.push({ f, version: 1, tomb: false });
-        }
-      } else if (k.fingerprint === f.fingerprint || k.status === 'processing') {
-        // processing: the runner re-discovers the file after its outcome if it changed meanwhile.
-        res.unchanged++;
-      } else if (k.status === 'completed' || k.status === 'dead') {
-        if (policy === 'reprocess') reversion.push(f);
-        else res.unchanged++;
-      } else {
-        // pending or failed, not run yet in this shape: the next run reads the new content anyway.
-        refresh.push(f);
-      }
+      const next = discoverStep(knownOf(k), f.fingerprint, policy);
+      if (next.step === 'tombstoned') res.tombstoned++;
+      else if (next.step === 'insert') fresh.push({ f, version: next.version, tomb: next.liftsTombstone });
+      else if (next.step === 'reversion') reversion.push(f);
+      else if (next.step === 'refresh') refresh.push(f);
+      else res.unchanged++;
     }
 
     if (fresh.length > 0) {
@@ -357,7 +339,7 @@ export class PostgresStore implements CheckpointStore {
    * so `onExpired` runs while nobody can claim them.
    */
   private async sweepExpiredLeases(c: pg.PoolClient, now: number, nowIso: string, onExpired: ClaimOptions['onExpired']): Promise<void> {
-    const rows = (await c.query<Row>({ ...this.s.expiredLeases, values: [nowIso, REAP_BATCH] })).rows;
+    const rows = (await c.query<Row>({ ...this.s.expiredLeases, values: [nowIso, SWEEP_BATCH] })).rows;
     if (rows.length === 0) return;
     const expired: ExpiredClaim[] = rows.map((r) => ({
       fileUrl: String(r.file_url),
@@ -366,23 +348,21 @@ export class PostgresStore implements CheckpointStore {
       token: String(r.claim_token),
       workerId: (r.processed_by as string | null) ?? null,
       handlerPid: (r.handler_pid as number | null) ?? null,
-      status: budgetSpent(this.retry, Number(r.retry_count) + 1) ? 'dead' : 'failed',
+      status: expiryStatus(this.retry, Number(r.retry_count)),
     }));
     // Only handlers on THIS host can be checked; another host's are protected by the token.
     onExpired?.(expired);
-    const dues = expired.map((e, i) =>
-      e.status === 'dead' ? null : iso(now + backoffDelayMs(this.retry, Number(rows[i]!.retry_count) + 1, this.random)),
-    );
-    const errors = expired.map((e) => `lease expired: worker ${e.workerId ?? '?'} stopped renewing its claim`);
+    const plans = rows.map((r) => planFailure(this.retry, Number(r.retry_count), false, now, this.random));
+    const errors = expired.map((e) => leaseExpiredError(e.workerId));
     await c.query({
       ...this.s.expire,
       values: [
         nowIso,
         expired.map((e) => e.fileUrl),
         expired.map((e) => e.token),
-        expired.map((e) => e.status),
-        rows.map((r) => Number(r.retry_count) + 1),
-        dues,
+        plans.map((p) => p.status),
+        plans.map((p) => p.retryCount),
+        plans.map((p) => (p.dueAt === null ? null : iso(p.dueAt))),
         errors,
         expired.map((e) => e.version),
         expired.map((e) => e.attempt),
@@ -429,26 +409,23 @@ export class PostgresStore implements CheckpointStore {
     // changes retry_count, so the value read here is the one the guarded update replaces.
     const held = (await this.one('fail', this.s.heldRow, [f.fileUrl, f.token])).rows[0];
     if (!held) return 'lost';
-    const failures = Number(held.retry_count) + 1;
-    const dead = f.permanent || budgetSpent(this.retry, failures);
-    const due = dead ? null : iso(f.now + backoffDelayMs(this.retry, failures, this.random));
-    const status = dead ? 'dead' : 'failed';
+    const plan = planFailure(this.retry, Number(held.retry_count), f.permanent, f.now, this.random);
+    const status = plan.status;
     const nowIso = iso(f.now);
-    const outcome = f.reason ?? (dead ? (f.permanent ? 'dead' : 'failed') : 'failed');
     const r = await this.one('fail', this.s.fail, [
       f.fileUrl,
       f.token,
       status,
-      failures,
-      due,
+      plan.retryCount,
+      plan.dueAt === null ? null : iso(plan.dueAt),
       f.error,
       Math.round(f.durationMs),
-      dead ? nowIso : null,
+      failureCompletedAt(status, nowIso),
       nowIso,
-      outcome,
+      failureOutcome(f.reason, f.permanent, status),
       f.fingerprint ?? null,
       // As in SQLite: the after-action planned for a dead file is recorded with the outcome.
-      dead ? (f.deadAfterAction ?? null) : null,
+      failureAfterAction(status, f.deadAfterAction),
     ]);
     return r.rowCount === 1 ? status : 'lost';
   }
@@ -613,4 +590,11 @@ function rounds(files: readonly DiscoveredFile[]): DiscoveredFile[][] {
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** A row of the `known` statement as the rules read it: the row, else the tombstone, else nothing. */
+function knownOf(k: Row | undefined): Known {
+  if (k?.status != null) return { row: { status: k.status as Status, fingerprint: String(k.fingerprint) } };
+  if (k?.tomb_fingerprint != null) return { tombstone: { fingerprint: String(k.tomb_fingerprint), version: Number(k.tomb_version) } };
+  return null;
 }
