@@ -14,9 +14,7 @@
  * with the file's path, attempt and worker id, and the loop goes on.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Logger } from 'pino';
-import { isNetworkFileSystem } from '../mounts.js';
 import { beforeBoot } from '../store/fallback/process-identity.js';
 import type { CheckpointStore, Claim, ClaimRef, DiscoveredFile, ExpiredClaim, UnfinishedAfterAction } from '../store/types.js';
 import { type AfterAction, type FileIdentity, afterActionLabel, applyAfterAction, removeIfSame } from './after-action.js';
@@ -24,95 +22,20 @@ import { GONE, logAfterActionError, wentAsPlanned } from './after-action-log.js'
 import { CompletionBatcher } from './completion-batcher.js';
 import { type ChangedFile, type CheckResult, changedAsync, changedInLine, checkFileAsync, checkFileInLine } from './file-checks.js';
 import type { Handler, HandlerOutcome } from './handler.js';
+import { CheckPlacement, folderOf } from './folders.js';
 import { killOrphanedHandler } from './orphans.js';
+import {
+  type ClaimSettings,
+  type FailureOutcome,
+  type Queued,
+  type ResolvedRunnerOptions,
+  type Running,
+  type RunnerOptions,
+  type RunnerSettings,
+  claimLog,
+} from './runner-options.js';
 
-/** What the runner reports to metrics; every method optional so tests can pass nothing. */
-export interface RunnerMetrics {
-  claimed?(n: number): void;
-  completed?(durationMs: number): void;
-  failed?(kind: string, durationMs?: number): void;
-  leaseTakeovers?(n: number): void;
-  discoveryToClaim?(ms: number): void;
-}
-
-export type OutcomeKind = 'completed' | 'failed' | 'dead' | 'lost' | 'released';
-
-export interface RunnerFolder {
-  dir: string;
-  readyMarker: string | null;
-  /**
-   * The watch config's `poll` (default 'auto': poll on a network file system, as the watcher
-   * decides). Files in a polled folder are checked through the thread pool, the others in line
-   * (see file-checks.ts).
-   */
-  poll?: boolean | 'auto';
-}
-
-export interface RunnerOptions {
-  store: CheckpointStore;
-  handler: Handler;
-  workerId: string;
-  /** This machine's name: expired claims of workers named `${host}:pid` get their orphans killed. */
-  host: string;
-  concurrency: number;
-  leaseMs: number;
-  folders: readonly RunnerFolder[];
-  onSuccess: AfterAction;
-  onDead: AfterAction;
-  logger: Logger;
-  metrics?: RunnerMetrics;
-  /** Called after every settled file (for --once and progress). */
-  onOutcome?: (fileUrl: string, outcome: OutcomeKind) => void;
-  /** A file changed while it was handled: hand its new version to discovery. */
-  rediscover?: (file: DiscoveredFile) => Promise<void>;
-  /** How often to look for claimable files when nothing woke us (failed files coming due, other processes' discoveries). */
-  pollMs?: number;
-  now?: () => number;
-  /** When the discovery of a file was seen locally, for the discovery-to-claim latency metric. */
-  discoveredAt?: (fileUrl: string) => number | undefined;
-  /** Decides `poll: 'auto'` (default isNetworkFileSystem from src/mounts.ts, like the watcher). */
-  isNetworkFs?: (dir: string) => boolean;
-  /**
-   * True while nothing should be claimed (the handler's program is gone, see
-   * handler-availability.ts): files claimed ahead are given back; call wake() when it turns false.
-   */
-  paused?: () => boolean;
-}
-
-/**
- * What a reload may swap (src/daemon/reload.ts). The pool size and lease apply at once; the
- * handler, after-actions and folders are captured with each claim, so a file claimed before a
- * reload runs and settles entirely under the settings it was claimed with.
- */
-export type RunnerSettings = Pick<RunnerOptions, 'handler' | 'concurrency' | 'leaseMs' | 'folders' | 'onSuccess' | 'onDead'>;
-
-/** The part of the settings a claim keeps for its whole run. */
-type ClaimSettings = Pick<RunnerOptions, 'handler' | 'folders' | 'onSuccess' | 'onDead'>;
-
-interface Running {
-  claim: Claim;
-  settings: ClaimSettings;
-  ac: AbortController;
-  /** Why we aborted: the lease was lost (do not record anything) or the daemon stops (release). */
-  abortedFor: 'lease' | 'shutdown' | null;
-  /** The outcome is committed: the claim is over, only the after-action is left (no renewals). */
-  settled: boolean;
-  /** Device and inode of the file the handler read: after-actions touch only that file. */
-  identity?: FileIdentity;
-  /** The watched folder the file is in (looked up once: path.relative per folder is not free). */
-  folder: RunnerFolder | undefined;
-  /** Epoch ms (the runner's clock) when the lease runs out unless renewed. */
-  leaseEndsAt: number;
-  done: Promise<void>;
-}
-
-/** A file claimed ahead of a free slot (fast handlers only), waiting in the local queue. */
-interface Queued {
-  claim: Claim;
-  settings: ClaimSettings;
-  /** Epoch ms (the runner's clock) when the lease runs out unless renewed. */
-  leaseEndsAt: number;
-}
+export type { OutcomeKind, RunnerFolder, RunnerMetrics, RunnerOptions, RunnerSettings } from './runner-options.js';
 
 /**
  * Claim-ahead: when recent handler runs are short, claim up to this many files more than the
@@ -140,14 +63,13 @@ const DEFAULT_POLL_MS = 250;
 const RENEW_RETRY_MS = 500;
 
 export class Runner {
-  private readonly o: Required<Pick<RunnerOptions, 'pollMs' | 'now'>> & RunnerOptions;
+  private readonly o: ResolvedRunnerOptions;
   private readonly running = new Map<string, Running>();
   /** Claimed ahead, not started yet (oldest first); their leases are renewed with the running ones. */
   private queued: Queued[] = [];
   /** Moving average of handler runs (ms, from the checks to the handler's return); null before the first. */
   private runMsAvg: number | null = null;
-  /** Per folder: check its files in line (local) or through the thread pool (polled)? */
-  private readonly inLine = new WeakMap<RunnerFolder, boolean>();
+  private readonly placement: CheckPlacement;
   private readonly batcher: CompletionBatcher;
   private filling: Promise<void> | null = null;
   /** A fill is due on the next turn of the event loop (see wake()). */
@@ -174,6 +96,7 @@ export class Runner {
     this.o = { pollMs: DEFAULT_POLL_MS, now: Date.now, ...opts };
     this.heldLeaseMs = opts.leaseMs;
     this.batcher = new CompletionBatcher(opts.store);
+    this.placement = new CheckPlacement(this.o);
   }
 
   start(): void {
@@ -334,7 +257,7 @@ export class Runner {
   }
 
   private launch(claim: Claim, leaseEndsAt: number, settings: ClaimSettings): void {
-    const folder = this.folderOf(claim.fileUrl, settings.folders);
+    const folder = folderOf(claim.fileUrl, settings.folders);
     const entry: Running = { claim, settings, ac: new AbortController(), abortedFor: null, settled: false, leaseEndsAt, folder, done: Promise.resolve() };
     this.running.set(claim.fileUrl, entry);
     entry.done = this.runOne(entry)
@@ -353,7 +276,7 @@ export class Runner {
    */
   private afterExpiredDead(): void {
     for (const e of this.expiredDead.splice(0)) {
-      const folder = this.folderOf(e.fileUrl);
+      const folder = folderOf(e.fileUrl, this.o.folders);
       if (!folder) continue;
       const log = this.o.logger.child({ path: e.fileUrl, attempt: e.attempt, workerId: this.o.workerId });
       applyAfterAction(this.o.onDead, e.fileUrl, { root: folder.dir, readyMarker: folder.readyMarker })
@@ -373,7 +296,7 @@ export class Runner {
   }
 
   private log(c: Claim): Logger {
-    return this.o.logger.child({ path: c.fileUrl, attempt: c.attempt, workerId: this.o.workerId });
+    return claimLog(this.o.logger, c, this.o.workerId);
   }
 
   private async runOne(entry: Running): Promise<void> {
@@ -383,7 +306,7 @@ export class Runner {
     const started = this.o.now();
 
     const folder = entry.folder;
-    const inLine = this.checksInLine(folder);
+    const inLine = this.placement.checksInLine(folder);
     const checked: CheckResult = inLine ? checkFileInLine(claim.fileUrl, folder?.dir) : await checkFileAsync(claim.fileUrl, folder?.dir);
     if (!('error' in checked)) entry.identity = checked.identity;
     if ('error' in checked) {
@@ -428,33 +351,6 @@ export class Runner {
     }
     if (outcome.ok) await this.recordSuccess(entry, log, outcome, checked.fingerprint, inLine);
     else await this.recordFailure(entry, log, outcome, checked.fingerprint);
-  }
-
-  /**
-   * Local folders are checked in line, polled (network) ones through the thread pool (see
-   * file-checks.ts). Decided once per folder, as the watcher does at start. A file outside
-   * every folder (not from the watcher) is checked through the pool: nothing says where it is.
-   */
-  private checksInLine(folder: RunnerFolder | undefined): boolean {
-    if (!folder) return false;
-    let inLine = this.inLine.get(folder);
-    if (inLine === undefined) {
-      inLine = !this.polled(folder);
-      this.inLine.set(folder, inLine);
-    }
-    return inLine;
-  }
-
-  private polled(folder: RunnerFolder): boolean {
-    const poll = folder.poll ?? 'auto';
-    if (poll !== 'auto') return poll;
-    try {
-      return (this.o.isNetworkFs ?? isNetworkFileSystem)(folder.dir);
-    } catch (err) {
-      // Unknown: through the pool, which is only slower, never stuck on a hung server.
-      this.o.logger.warn({ folder: folder.dir, err, workerId: this.o.workerId }, 'could not tell whether the folder is on a network file system; checking its files through the thread pool');
-      return true;
-    }
   }
 
   /** `readFingerprint`: the file as it was when the handler started. */
@@ -588,7 +484,7 @@ export class Runner {
    */
   async finishAfterAction(item: UnfinishedAfterAction): Promise<void> {
     const log = this.o.logger.child({ path: item.fileUrl, workerId: this.o.workerId });
-    const folder = this.folderOf(item.fileUrl);
+    const folder = folderOf(item.fileUrl, this.o.folders);
     const take = this.o.store.takeAfterAction;
     if (!folder || !take) return;
     const { base, redoneBy } = splitAfterActionLabel(item.afterAction);
@@ -632,15 +528,6 @@ export class Runner {
     } catch (err) {
       logAfterActionError(log, err);
     }
-  }
-
-  private folderOf(fileUrl: string, folders: readonly RunnerFolder[] = this.o.folders): RunnerFolder | undefined {
-    let best: RunnerFolder | undefined;
-    for (const f of folders) {
-      const rel = path.relative(f.dir, fileUrl);
-      if (rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) && (!best || f.dir.length > best.dir.length)) best = f;
-    }
-    return best;
   }
 
   /**
@@ -804,9 +691,6 @@ export class Runner {
     }
   }
 }
-
-/** A handler's failure, or one found before the handler ran (vanished, unreadable...). */
-type FailureOutcome = Omit<Extract<HandlerOutcome, { ok: false }>, 'kind'> & { kind: string };
 
 /**
  * True when `workerId` (`host:pid`) names a process of this host that no longer runs. Workers of
