@@ -16,13 +16,13 @@
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { beforeBoot } from '../store/fallback/process-identity.js';
-import type { Claim, ExpiredClaim, UnfinishedAfterAction } from '../store/types.js';
+import type { Claim, UnfinishedAfterAction } from '../store/types.js';
 import { type FileIdentity, afterActionLabel, applyAfterAction, removeIfSame } from './after-action.js';
 import { logAfterActionError } from './after-action-log.js';
 import { CompletionBatcher } from './completion-batcher.js';
+import { ExpiredClaims } from './expired-claims.js';
 import { CheckPlacement, folderOf } from './folders.js';
 import { LeaseRenewal } from './lease-renewal.js';
-import { killOrphanedHandler } from './orphans.js';
 import { type RunOneContext, runOne } from './run-one.js';
 import { type ClaimSettings, type Queued, type ResolvedRunnerOptions, type Running, type RunnerOptions, type RunnerSettings, claimLog } from './runner-options.js';
 import { Settler } from './settle.js';
@@ -68,7 +68,7 @@ export class Runner {
   private drained = false;
   private readonly storeErrors: StoreErrorLog;
   private readonly leases: LeaseRenewal;
-  private readonly expiredDead: ExpiredClaim[] = [];
+  private readonly expired: ExpiredClaims;
 
   constructor(opts: RunnerOptions) {
     this.o = { pollMs: DEFAULT_POLL_MS, now: Date.now, ...opts };
@@ -79,6 +79,7 @@ export class Runner {
       noteRunMs: (ms) => this.noteRunMs(ms),
     };
     this.storeErrors = new StoreErrorLog(this.o);
+    this.expired = new ExpiredClaims(this.o);
     this.leases = new LeaseRenewal(this.o, this.running, this.queued, this.storeErrors);
   }
 
@@ -161,81 +162,61 @@ export class Runner {
 
   private async fill(): Promise<void> {
     do {
-        this.fillAgain = false;
-        if (this.stopping) break;
-        if (this.o.paused?.()) {
-          await this.releaseQueued('handler unavailable');
-          break;
-        }
-        this.launchQueued();
-        const free = this.o.concurrency - this.running.size;
-        const ahead = this.claimAhead();
-        // Refill the queue when it is down to half (a claim then carries at least half of it),
-        // not after every file it hands out: that would be one small claim per freed slot again.
-        if (free <= 0 && this.queued.length > ahead / 2) break;
-        const want = free + ahead - this.queued.length;
-        if (want <= 0) break;
-        const now = this.o.now();
-        const { handler, folders, onSuccess, onDead } = this.o;
-        const settings: ClaimSettings = { handler, folders, onSuccess, onDead };
-        let claims: Claim[];
-        try {
-          claims = await this.o.store.claim(want, {
-            workerId: this.o.workerId,
-            leaseMs: this.o.leaseMs,
-            now,
-            onExpired: (expired) => this.takeOver(expired),
-            deadAfterAction: afterActionLabel(settings.onDead),
-          });
-          this.storeErrors.reset();
-        } catch (err) {
-          this.storeErrors.error(err, 'claim');
-          break;
-        } finally {
-          this.afterExpiredDead();
-        }
-        this.drained = claims.length === 0;
-        if (claims.length === 0) break;
-        if (this.stopping) {
-          // stop() began while the claim waited for the lock: give these straight back.
-          await this.o.store.release(claims, this.o.now()).catch((err: unknown) => this.storeErrors.error(err, 'release'));
-          break;
-        }
-        this.o.metrics?.claimed?.(claims.length);
-        for (const c of claims) {
-          const seen = this.o.discoveredAt?.(c.fileUrl);
-          if (seen !== undefined) this.o.metrics?.discoveryToClaim?.(Math.max(0, now - seen));
-          this.queued.push({ claim: c, settings, leaseEndsAt: c.leaseExpiresAt });
-        }
-        this.launchQueued();
-        // A full batch means there may be more: go round again (it stops when slots and queue are full).
-        if (claims.length === want) this.fillAgain = true;
+      this.fillAgain = false;
+      if (this.stopping) break;
+      if (this.o.paused?.()) {
+        await this.releaseQueued('handler unavailable');
+        break;
+      }
+      this.launchQueued();
+      const free = this.o.concurrency - this.running.size;
+      const ahead = this.claimAhead();
+      // Refill the queue when it is down to half (a claim then carries at least half of it),
+      // not after every file it hands out: that would be one small claim per freed slot again.
+      if (free <= 0 && this.queued.length > ahead / 2) break;
+      const want = free + ahead - this.queued.length;
+      if (want <= 0) break;
+      const now = this.o.now();
+      const { handler, folders, onSuccess, onDead } = this.o;
+      const settings: ClaimSettings = { handler, folders, onSuccess, onDead };
+      const claims = await this.claim(want, settings, now);
+      if (claims === null) break;
+      this.drained = claims.length === 0;
+      if (claims.length === 0) break;
+      if (this.stopping) {
+        // stop() began while the claim waited for the lock: give these straight back.
+        await this.o.store.release(claims, this.o.now()).catch((err: unknown) => this.storeErrors.error(err, 'release'));
+        break;
+      }
+      this.o.metrics?.claimed?.(claims.length);
+      for (const c of claims) {
+        const seen = this.o.discoveredAt?.(c.fileUrl);
+        if (seen !== undefined) this.o.metrics?.discoveryToClaim?.(Math.max(0, now - seen));
+        this.queued.push({ claim: c, settings, leaseEndsAt: c.leaseExpiresAt });
+      }
+      this.launchQueued();
+      // A full batch means there may be more: go round again (it stops when slots and queue are full).
+      if (claims.length === want) this.fillAgain = true;
     } while (this.fillAgain && !this.stopping);
   }
 
-  /**
-   * Inside the claim transaction: claims whose lease ran out. A command handler of a dead
-   * worker on this host may still run in its own process group; it must be gone before anyone
-   * runs the file again. (Workers on other hosts cannot be checked: the lease and the token
-   * are the protection there.)
-   */
-  private takeOver(expired: readonly ExpiredClaim[]): void {
-    this.o.metrics?.leaseTakeovers?.(expired.length);
-    for (const e of expired) {
-      if (e.status === 'dead') this.expiredDead.push(e);
-      const local = e.workerId !== null && e.workerId.startsWith(`${this.o.host}:`);
-      let killed = 0;
-      if (local) {
-        try {
-          killed = killOrphanedHandler(e.handlerPid, e.token).killed;
-        } catch (err) {
-          this.o.logger.error({ path: e.fileUrl, attempt: e.attempt, workerId: this.o.workerId, err }, 'could not check for an orphaned handler');
-        }
-      }
-      this.o.logger.warn(
-        { path: e.fileUrl, attempt: e.attempt, workerId: this.o.workerId, previousWorker: e.workerId, orphansKilled: killed, status: e.status },
-        'took over an expired claim',
-      );
+  /** One claim transaction (it also sweeps expired leases); null when the store failed (logged). */
+  private async claim(want: number, settings: ClaimSettings, now: number): Promise<Claim[] | null> {
+    try {
+      const claims = await this.o.store.claim(want, {
+        workerId: this.o.workerId,
+        leaseMs: this.o.leaseMs,
+        now,
+        onExpired: (expired) => this.expired.takeOver(expired),
+        deadAfterAction: afterActionLabel(settings.onDead),
+      });
+      this.storeErrors.reset();
+      return claims;
+    } catch (err) {
+      this.storeErrors.error(err, 'claim');
+      return null;
+    } finally {
+      this.expired.afterClaim();
     }
   }
 
@@ -251,31 +232,6 @@ export class Runner {
         this.running.delete(claim.fileUrl);
         this.wake();
       });
-  }
-
-  /**
-   * Files that went dead in a lease sweep (their worker died on the last attempt) get onDead
-   * like any other dead file; the sweep committed first, so this runs after the outcome.
-   */
-  private afterExpiredDead(): void {
-    for (const e of this.expiredDead.splice(0)) {
-      const folder = folderOf(e.fileUrl, this.o.folders);
-      if (!folder) continue;
-      const log = this.o.logger.child({ path: e.fileUrl, attempt: e.attempt, workerId: this.o.workerId });
-      applyAfterAction(this.o.onDead, e.fileUrl, { root: folder.dir, readyMarker: folder.readyMarker })
-        .then(
-          (done) => {
-            log.error({ outcome: 'dead', afterAction: done }, 'dead: its worker died on the last attempt');
-            return done;
-          },
-          (err: unknown) => {
-            logAfterActionError(log, err);
-            return `failed: ${(err as Error).message}`;
-          },
-        )
-        .then((done) => this.o.store.recordAfterAction({ fileUrl: e.fileUrl, token: e.token, done }))
-        .catch((err: unknown) => log.warn({ error: (err as Error).message }, 'could not record where the after-action left the file'));
-    }
   }
 
   private log(c: Claim): Logger {
