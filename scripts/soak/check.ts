@@ -20,6 +20,7 @@ import type { Instance } from './daemons.js';
 import type { FaultRecord } from './faults.js';
 import type { FaultKind } from './options.js';
 import type { Dropped, Gen } from './producer.js';
+import { LEDGER_MARKER } from '../../src/watch/folder-ownership.js';
 
 export interface Violation {
   kind: string;
@@ -451,6 +452,8 @@ function walkFolders(input: CheckInput, violation: (k: string, d: string) => voi
     if (!fs.existsSync(root)) continue;
     for (const f of listFiles(root)) {
       const base = path.basename(f);
+      // The folder's ledger record stays on purpose (src/watch/folder-ownership.ts).
+      if (base === LEDGER_MARKER && root === input.inbox) continue;
       if (base.startsWith('.')) {
         violation('leftover-temp', `${f}: a temporary file left behind`);
         continue;
