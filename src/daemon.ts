@@ -8,6 +8,7 @@
  * SIGTERM/SIGINT: stop claiming, let running handlers finish within shutdownGraceMs, give the
  * rest back (no attempt counted), exit 0. A second signal gives them back at once.
  */
+import { nativeAddon, reportNative } from './native/addon.js';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config/types.js';
@@ -250,6 +251,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
     log.debug({ ...res, files: files.length }, 'discovered');
   }
 
+  reportNative(log);
   const watcher = new FolderWatcher({
     folders: config.watch.map((w) => ({
       dir: w.dir,
@@ -334,7 +336,14 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   // systemd Type=notify: ready once the database is open and the first scan is done.
   void notifyReady(log);
   log.info(
-    { folders: config.watch.map((w) => w.dir), database: dbPath ?? pgTarget, concurrency: config.concurrency, once: opts.once, startupMs: Date.now() - startedAt },
+    {
+      folders: config.watch.map((w) => w.dir),
+      database: dbPath ?? pgTarget,
+      concurrency: config.concurrency,
+      once: opts.once,
+      native: nativeAddon() !== null,
+      startupMs: Date.now() - startedAt,
+    },
     'ckpt running',
   );
 
