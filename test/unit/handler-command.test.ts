@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ByteTail, buildArgv } from '../../src/run/command-handler.js';
-import { createHandler, type HandlerOutcome } from '../../src/run/handler.js';
+import { ByteTail, buildArgv, type CommandHandlerConfig } from '../../src/run/command-handler.js';
+import { createHandler as makeHandler, type Handler, type HandlerOutcome } from '../../src/run/handler.js';
 import { makeContext } from '../fixtures/handlers/make-context.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -47,7 +47,11 @@ afterEach(() => {
   cleanupTmpDirs();
 });
 
-describe('command handler', () => {
+// Every case with handlers started both ways: posix_spawn from the native part (the default
+// when it is loaded) and the spawn helper (the fallback, as with CKPT_NATIVE=0).
+describe.each(['native', 'helper'] as const)('command handler (spawnVia %s)', (via) => {
+  const createHandler = (cfg: CommandHandlerConfig, env?: NodeJS.ProcessEnv): Promise<Handler> => makeHandler({ ...cfg, spawnVia: via }, env);
+
   it('runs the program with {path}, the CKPT_* environment and cwd; exit 0 with a stats line is success', async () => {
     const dir = tmpDir();
     const file = path.join(dir, 'a.csv');

@@ -52,13 +52,22 @@ function recorder(dir: string, name: string, then = 'exit 0'): string[] {
 describe('spawn helper', () => {
   it('starts every handler from one helper process whose parent is this process', async () => {
     const dir = tmpDir();
-    const a = await createHandler({ command: recorder(dir, 'a') });
+    const a = await createHandler({ command: recorder(dir, 'a'), spawnVia: 'helper' });
     expect(await a(makeContext('/tmp/a.csv'))).toMatchObject({ ok: true });
     expect(await a(makeContext('/tmp/b.csv'))).toMatchObject({ ok: true });
     const helper = readNumber(path.join(dir, 'a.ppid'));
     expect(helper).not.toBeNull();
     expect(helper).not.toBe(process.pid);
     expect(parseProcStat(fs.readFileSync(`/proc/${String(helper)}/stat`, 'utf8'))?.ppid).toBe(process.pid);
+  });
+
+  it("spawnVia 'native' (the default with the native part): posix_spawn from this process, the handler leading its own group", async () => {
+    const dir = tmpDir();
+    const h = await createHandler({ command: recorder(dir, 'n', 'cat /proc/$$/stat > "$0.stat"') });
+    expect(await h(makeContext('/tmp/n.csv'))).toMatchObject({ ok: true });
+    expect(readNumber(path.join(dir, 'n.ppid'))).toBe(process.pid);
+    const stat = parseProcStat(fs.readFileSync(path.join(dir, 'n.stat'), 'utf8'));
+    expect(stat?.pgrp).toBe(readNumber(path.join(dir, 'n.pid')));
   });
 
   it("spawnVia 'direct' starts the handler from this process", async () => {
@@ -70,7 +79,7 @@ describe('spawn helper', () => {
 
   it('a helper that dies mid-run: the run fails, its process group is killed, the next run gets a new helper', async () => {
     const dir = tmpDir();
-    const h = await createHandler({ command: recorder(dir, 'long', 'exec sleep 30') });
+    const h = await createHandler({ command: recorder(dir, 'long', 'exec sleep 30'), spawnVia: 'helper' });
     // Killed only once the helper has said it spawned the handler (onSpawn): before that the run
     // fails as kind 'spawn' instead, which the full suite's load made happen once.
     let spawned = 0;
@@ -87,7 +96,7 @@ describe('spawn helper', () => {
 
     fs.rmSync(path.join(dir, 'long.ppid'));
     fs.rmSync(path.join(dir, 'long.pid'));
-    const again = await createHandler({ command: recorder(dir, 'next') });
+    const again = await createHandler({ command: recorder(dir, 'next'), spawnVia: 'helper' });
     expect(await again(makeContext('/tmp/next.csv'))).toMatchObject({ ok: true });
     // The old handler starts its next run through a new helper (stopped once it has started).
     const ac = new AbortController();
@@ -99,7 +108,7 @@ describe('spawn helper', () => {
     expect(await run2).toMatchObject({ ok: false, kind: 'aborted' });
     expect(second).not.toBe(helper);
   });
-  it.each(['helper', 'direct'] as const)('spawnVia %s: a run whose lease ran out before the fork is not started', async (via) => {
+  it.each(['helper', 'direct', 'native'] as const)('spawnVia %s: a run whose lease ran out before the fork is not started', async (via) => {
     const dir = tmpDir();
     const h = await createHandler({ command: recorder(dir, 'late'), spawnVia: via });
     const o = await h(makeContext('/tmp/late.csv', { startBy: Date.now() - 1 }));
