@@ -70,6 +70,14 @@ describe('spawn helper', () => {
     expect(stat?.pgrp).toBe(readNumber(path.join(dir, 'n.pid')));
   });
 
+  it("posix_spawn's children and Node's own, at once: each exit status reaches its own run (nobody reaps the other's)", async () => {
+    const dir = tmpDir();
+    const native = await createHandler({ command: recorder(dir, 'x', 'sleep 0.3; exit 3'), spawnVia: 'native' });
+    const direct = await createHandler({ command: recorder(dir, 'y', 'sleep 0.3; exit 4'), spawnVia: 'direct' });
+    const outcomes = await Promise.all([native(makeContext('/tmp/x.csv')), direct(makeContext('/tmp/y.csv')), native(makeContext('/tmp/z.csv'))]);
+    expect(outcomes.map((o) => (o.ok ? 'ok' : o.error))).toEqual(['exit code 3', 'exit code 4', 'exit code 3']);
+  });
+
   it("spawnVia 'direct' starts the handler from this process", async () => {
     const dir = tmpDir();
     const h = await createHandler({ command: recorder(dir, 'd'), spawnVia: 'direct' });
