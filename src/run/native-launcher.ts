@@ -77,9 +77,15 @@ export function nativeLauncher(addon: NativeAddon): Launcher {
         }, req.drainMs);
       });
     } catch (e) {
-      // No pidfd (a kernel before 5.3): the exit cannot be seen; stop the run rather than hang.
+      // No pidfd (a kernel before 5.3): the exit cannot be seen, so the run is stopped and ends
+      // as killed rather than hanging; its pipes close with the group.
       ev.childError(e as Error);
-      killGroup(pid, 'SIGKILL');
+      exited = true;
+      ev.exited(null, 'SIGKILL', killGroup(pid, 'SIGKILL'));
+      drain = setTimeout(() => {
+        abandoned = true;
+        for (const s of streams) s.destroy();
+      }, req.drainMs);
     }
   };
 }
