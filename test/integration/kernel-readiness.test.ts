@@ -12,6 +12,8 @@ import { REPO } from '../helpers/spawn.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 
+/** Whatever this process's CKPT_NATIVE says: these daemons run with the native part (CI builds it). */
+const NATIVE_ON = { CKPT_NATIVE: '1' };
 const SLOW_WRITER = path.join(REPO, 'test/fixtures/daemon/slow-writer.mjs');
 
 afterEach(() => {
@@ -28,7 +30,7 @@ function writeSlowly(file: string, pauseMs: number, half: number): Promise<numbe
 describe('readiness from kernel events', () => {
   it('a writer that pauses 5 s mid-file (stableMs 1 s): the handler only ever sees the whole file', async () => {
     const s = setup({ stableMs: 1_000 });
-    const d = startDaemon(s);
+    const d = startDaemon(s, [], NATIVE_ON);
     await started(d);
     expect(d.lines.find((l) => l.msg === 'watching folder')).toMatchObject({ readiness: 'kernel-events' });
     const file = path.join(s.inbox, 'upload.bin');
@@ -42,7 +44,7 @@ describe('readiness from kernel events', () => {
   it('a file renamed into the folder is ready at once, without waiting stableMs', async () => {
     // stableMs of 10 minutes: a file handed on within the test went by the rename, not the timer.
     const s = setup({ stableMs: 600_000 });
-    const d = startDaemon(s);
+    const d = startDaemon(s, [], NATIVE_ON);
     await started(d);
     const tmp = path.join(s.dir, 'report.csv.part');
     fs.writeFileSync(tmp, 'a,b\n1,2\n');
@@ -57,7 +59,7 @@ describe('readiness from kernel events', () => {
     const s = setup({ stableMs: 300 });
     const file = path.join(s.inbox, 'early.csv');
     fs.writeFileSync(file, 'x\n');
-    const d = startDaemon(s);
+    const d = startDaemon(s, [], NATIVE_ON);
     await started(d);
     await waitFor(() => countStatus(s.db, 'completed') === 1, { timeoutMs: 20_000 });
     expect(d.lines.find((l) => l.msg === 'file ready' && l.path === file)).toMatchObject({ readiness: 'stable' });

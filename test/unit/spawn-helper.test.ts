@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { nativeAddon } from '../../src/native/addon.js';
 import { parseProcStat } from '../../src/run/orphans.js';
 import { createHandler } from '../../src/run/handler.js';
 import { makeContext } from '../fixtures/handlers/make-context.js';
@@ -13,6 +14,8 @@ import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 
 const killed: number[] = [];
+/** Off with CKPT_NATIVE=0 (test/unit/native-addon.test.ts checks it is built otherwise). */
+const NATIVE = nativeAddon() !== null;
 
 afterEach(() => {
   for (const pid of killed.splice(0)) {
@@ -61,7 +64,7 @@ describe('spawn helper', () => {
     expect(parseProcStat(fs.readFileSync(`/proc/${String(helper)}/stat`, 'utf8'))?.ppid).toBe(process.pid);
   });
 
-  it("spawnVia 'native' (the default with the native part): posix_spawn from this process, the handler leading its own group", async () => {
+  it.skipIf(!NATIVE)("spawnVia 'native' (the default with the native part): posix_spawn from this process, the handler leading its own group", async () => {
     const dir = tmpDir();
     const h = await createHandler({ command: recorder(dir, 'n', 'cat /proc/$$/stat > "$0.stat"') });
     expect(await h(makeContext('/tmp/n.csv'))).toMatchObject({ ok: true });
@@ -70,7 +73,7 @@ describe('spawn helper', () => {
     expect(stat?.pgrp).toBe(readNumber(path.join(dir, 'n.pid')));
   });
 
-  it("posix_spawn's children and Node's own, at once: each exit status reaches its own run (nobody reaps the other's)", async () => {
+  it.skipIf(!NATIVE)("posix_spawn's children and Node's own, at once: each exit status reaches its own run (nobody reaps the other's)", async () => {
     const dir = tmpDir();
     const native = await createHandler({ command: recorder(dir, 'x', 'sleep 0.3; exit 3'), spawnVia: 'native' });
     const direct = await createHandler({ command: recorder(dir, 'y', 'sleep 0.3; exit 4'), spawnVia: 'direct' });
@@ -116,7 +119,7 @@ describe('spawn helper', () => {
     expect(await run2).toMatchObject({ ok: false, kind: 'aborted' });
     expect(second).not.toBe(helper);
   });
-  it.each(['helper', 'direct', 'native'] as const)('spawnVia %s: a run whose lease ran out before the fork is not started', async (via) => {
+  it.each(NATIVE ? (['helper', 'direct', 'native'] as const) : (['helper', 'direct'] as const))('spawnVia %s: a run whose lease ran out before the fork is not started', async (via) => {
     const dir = tmpDir();
     const h = await createHandler({ command: recorder(dir, 'late'), spawnVia: via });
     const o = await h(makeContext('/tmp/late.csv', { startBy: Date.now() - 1 }));
