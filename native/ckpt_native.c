@@ -129,15 +129,17 @@ typedef struct {
 } poller_t;
 
 static void poller_closed(uv_handle_t *h) {
-  poller_t *p = (poller_t *)h->data;
-  if (p->fd >= 0) close(p->fd);
-  free(p);
+  free(h->data);
 }
 
 static void poller_close(poller_t *p) {
   if (p->closing) return;
   p->closing = 1;
+  /* uv_poll_stop takes the descriptor out of epoll at once, so it can be closed now: a caller
+     that closed a watch sees its inotify descriptor gone when close() returns. */
   uv_poll_stop(&p->poll);
+  close(p->fd);
+  p->fd = -1;
   napi_delete_reference(p->env, p->callback);
   uv_close((uv_handle_t *)&p->poll, poller_closed);
 }

@@ -261,6 +261,7 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
       poll: w.poll,
       readyMarker: w.readyMarker,
       recursive: w.recursive,
+      readiness: w.readiness,
     })),
     stableMs: config.stableMs,
     rescanMs: config.rescanMs > 0 ? config.rescanMs : 2_147_483_647,

@@ -35,6 +35,8 @@ export interface WatchFolder {
   readyMarker: string | null;
   /** Watch sub-folders too (default true). */
   recursive?: boolean;
+  /** 'stability': never ready by kernel events, only by the stability timer (default 'auto'). */
+  readiness?: 'auto' | 'stability';
 }
 
 export interface FolderWatcherOptions {
@@ -335,7 +337,7 @@ export class FolderWatcher {
         onEvent: (kind, p, st) => this.onEvent(f, source, kind, this.fromWatchRoot(f, p), st),
         onError: (err) => this.onWatcherError(f, source, err),
         onOverflow: (events) => this.onOverflow(f, source, events),
-        onKernel: (kind, p) => this.onKernel(f, source, kind, this.fromWatchRoot(f, p)),
+        ...(f.spec.readiness === 'stability' ? {} : { onKernel: (kind: KernelEvent, p: string) => this.onKernel(f, source, kind, this.fromWatchRoot(f, p)) }),
       });
       f.source = source;
       f.readiness = source.kernelEvents ? 'kernel-events' : 'stability';
