@@ -106,11 +106,26 @@ export class DirWatches implements EventSource {
   private closed = false;
 
   constructor(private readonly opts: EventSourceOptions) {
-    const addon = opts.onKernel === undefined ? null : nativeAddon();
-    this.inotify = addon === null ? null : new Inotify(addon, (events) => this.onNative(events));
+    this.inotify = this.openInotify();
     this.kernelEvents = this.inotify !== null;
     this.ready = this.addTree(opts.root, false).catch((err: unknown) => opts.onError(withPath(err, opts.root)));
     live.add(this);
+  }
+
+  /**
+   * The native inotify, one instance per watched root (fs.watch shares one per process; a root
+   * is a configured folder, so a few). None when not asked for or not loaded, and none when
+   * the kernel refuses an instance (EMFILE: fs.inotify.max_user_instances): fs.watch then
+   * meets the same limit and reports it the way the watcher already handles.
+   */
+  private openInotify(): Inotify | null {
+    const addon = this.opts.onKernel === undefined ? null : nativeAddon();
+    if (addon === null) return null;
+    try {
+      return new Inotify(addon, (events) => this.onNative(events));
+    } catch {
+      return null;
+    }
   }
 
   /** Events may have been lost (see the top of this file). */
