@@ -9,6 +9,7 @@
  * rest back (no attempt counted), exit 0. A second signal gives them back at once.
  * SIGHUP: read the config file again and apply what can change live (src/daemon/reload.ts).
  */
+import { nativeAddon, reportNative } from './native/addon.js';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config/types.js';
@@ -275,6 +276,7 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
     log.debug({ ...res, files: files.length }, 'discovered');
   }
 
+  reportNative(log);
   const makeWatcher = (cfg: ResolvedConfig) =>
     new FolderWatcher({
       folders: watchFoldersOf(cfg),
@@ -375,7 +377,14 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
   // systemd Type=notify: ready once the database is open and the first scan is done.
   void notifyReady(log);
   log.info(
-    { folders: config.watch.map((w) => w.dir), database: dbPath ?? pgTarget, concurrency: config.concurrency, once: opts.once, startupMs: Date.now() - startedAt },
+    {
+      folders: config.watch.map((w) => w.dir),
+      database: dbPath ?? pgTarget,
+      concurrency: config.concurrency,
+      once: opts.once,
+      native: nativeAddon() !== null,
+      startupMs: Date.now() - startedAt,
+    },
     'ckpt running',
   );
   // After that line: a SIGHUP kept while starting is applied now.

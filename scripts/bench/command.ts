@@ -11,11 +11,13 @@
  * what the spawn helper (src/run/spawn-helper.ts) has to beat to be worth its process; and
  * Node's own floor: a bare `node` that only spawns `true` four at a time with the options the
  * handler uses (own process group, stdout/stderr piped), timed inside that process.
- * Goal: ckpt >= 0.7x xargs.
+ * With the native part loaded, the same Runner with handlers started by posix_spawn (the default
+ * then) is measured too. Goals: ckpt >= 0.7x xargs; with posix_spawn, >= 1.0x xargs.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { nativeAddon } from '../../src/native/addon.js';
 import { createHandler } from '../../src/run/handler.js';
 import { backlogDb, discovered, drainBacklog } from './pipeline-parts.js';
 import { FULL, argNumber, createFiles, emit, exited, log, median, removeDir, tmpDir, track } from './lib.js';
@@ -75,6 +77,7 @@ async function main(): Promise<void> {
   const base = { command: ['true', '{path}'], timeoutMs: 600_000, killGraceMs: 5_000, cwd: data } as const;
   const handler = await createHandler({ ...base, spawnVia: 'helper' });
   const direct = await createHandler({ ...base, spawnVia: 'direct' });
+  const native = nativeAddon() !== null ? await createHandler({ ...base, spawnVia: 'native' }) : null;
   const drain = async (h: typeof handler): Promise<number> => {
     const dir = tmpDir();
     const db = path.join(dir, 'ckpt.db');
@@ -89,14 +92,17 @@ async function main(): Promise<void> {
   const ckDirect: number[] = [];
   const xa: number[] = [];
   const nf: number[] = [];
+  const ckNative: number[] = [];
   for (let r = 0; r < RUNS; r++) {
+    if (native !== null) ckNative.push(await drain(native));
     ck.push(await drain(handler));
     xa.push(await xargs(listFile, N));
     ckDirect.push(await drain(direct));
     nf.push(await nodeFloor(listFile));
     log(
       `run ${r + 1}: ckpt ${Math.round(ck[r]!)} files/s; xargs -P4 ${Math.round(xa[r]!)} files/s; ckpt with spawn in its own thread ${Math.round(ckDirect[r]!)} files/s; ` +
-        `bare node spawn loop ${Math.round(nf[r]!)} files/s`,
+        `bare node spawn loop ${Math.round(nf[r]!)} files/s` +
+        (native !== null ? `; ckpt with posix_spawn ${Math.round(ckNative[r]!)} files/s` : ''),
     );
   }
   emit({
@@ -104,12 +110,20 @@ async function main(): Promise<void> {
     title: 'Command handler `true` against the spawn floor',
     params: { files: N, runs: RUNS, concurrency: CONCURRENCY },
     measures: [
-      { name: 'ckpt Runner + command handler ["true", "{path}"]', unit: 'files/s', runs: ck, better: 'higher' },
+      ...(native !== null
+        ? [{ name: 'ckpt Runner + command handler, posix_spawn (native part, the default when loaded)', unit: 'files/s', runs: ckNative, better: 'higher' as const }]
+        : []),
+      { name: 'ckpt Runner + command handler ["true", "{path}"], spawn helper', unit: 'files/s', runs: ck, better: 'higher' },
       { name: 'xargs -0 -P4 -n1 true', unit: 'files/s', runs: xa, better: 'higher' },
       { name: "ckpt with Node's spawn in the daemon's thread (no spawn helper)", unit: 'files/s', runs: ckDirect, better: 'higher' },
       { name: 'bare node: spawn `true` 4 at a time (own group, piped output), nothing else', unit: 'files/s', runs: nf, better: 'higher' },
     ],
-    ratios: [{ goal: 'ckpt / xargs -P4 >= 0.7', value: median(ck) / median(xa), target: 0.7, op: '>=', how: 'median / median' }],
+    ratios: [
+      { goal: 'ckpt (spawn helper) / xargs -P4 >= 0.7', value: median(ck) / median(xa), target: 0.7, op: '>=', how: 'median / median' },
+      ...(native !== null
+        ? [{ goal: 'ckpt (posix_spawn) / xargs -P4 >= 1.0', value: median(ckNative) / median(xa), target: 1.0, op: '>=' as const, how: 'median / median' }]
+        : []),
+    ],
     notes: [
       `The spawn helper against spawning in the daemon's thread: ${(median(ck) / median(ckDirect)).toFixed(2)}x (median / median).`,
       `Node's floor: a bare node spawn loop reaches ${(median(nf) / median(xa)).toFixed(2)}x xargs, and ckpt ${(median(ck) / median(nf)).toFixed(2)}x that loop (median / median).`,

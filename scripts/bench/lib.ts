@@ -439,8 +439,12 @@ export interface ProducerResult {
 }
 
 /** Runs fixtures/producer.mjs as its own process (see there) and returns its report. */
-export async function runProducer(dir: string, count: number, opts: { rate?: number; dropsFile?: string; prefix?: string } = {}): Promise<ProducerResult> {
-  const args = [PRODUCER, dir, String(count), String(opts.rate ?? 0), opts.dropsFile ?? '', opts.prefix ?? 'p'];
+export async function runProducer(
+  dir: string,
+  count: number,
+  opts: { rate?: number; dropsFile?: string; prefix?: string; mode?: 'write' | 'rename' } = {},
+): Promise<ProducerResult> {
+  const args = [PRODUCER, dir, String(count), String(opts.rate ?? 0), opts.dropsFile ?? '', opts.prefix ?? 'p', opts.mode ?? 'write'];
   const c = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] }));
   let out = '';
   c.stdout?.on('data', (d: Buffer) => (out += d.toString()));

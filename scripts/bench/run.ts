@@ -43,6 +43,7 @@ const SCENARIOS: Scenario[] = [
   { id: '7', file: 'latency.ts', timeoutS: { short: 90, full: 180 } },
   { id: '8', file: 'memory.ts', timeoutS: { short: 120, full: 600 } },
   { id: '9', file: 'after-actions.ts', timeoutS: { short: 900, full: 2400 } },
+  { id: '10', file: 'kernel-readiness.ts', timeoutS: { short: 180, full: 420 } },
 ];
 
 interface Outcome {

@@ -80,6 +80,7 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
       poll: w.poll,
       readyMarker: w.readyMarker,
       recursive: w.recursive,
+      readiness: w.readiness,
       allowOtherLedgers: w.allowOtherLedgers,
     };
   });

@@ -8,7 +8,7 @@
  *
  * Keys (defaults in DEFAULTS below):
  *   database      "var/ckpt.db" | "postgres://..." | {"url": "...", "schema"?} | {"urlEnv": "VAR", "schema"?}
- *   watch         [{dir, include?, exclude?, fileType?, poll?, readyMarker?, recursive?, allowOtherLedgers?}, ...]
+ *   watch         [{dir, include?, exclude?, fileType?, poll?, readyMarker?, recursive?, readiness?, allowOtherLedgers?}, ...]
  *   handler       {command: [argv...], timeoutMs?, killGraceMs?} | {module: "./h.mjs", timeoutMs?}
  *                 Relative program paths inside `command` are NOT rewritten: the daemon runs
  *                 command handlers with cwd = the config file's folder, so they resolve there.
@@ -248,6 +248,7 @@ export const watchSchema = strictObject(
     poll: z.union([z.boolean(), z.literal('auto')], { error: expected('true, false or "auto"') }).default('auto'),
     readyMarker: readyMarkerSchema.default(null),
     recursive: z.boolean({ error: expected('true or false') }).default(true),
+    readiness: z.enum(['auto', 'stability'], { error: expected('"auto" or "stability"') }).default('auto'),
     allowOtherLedgers: z.boolean({ error: expected('true or false') }).default(false),
   },
   'a watched folder {"dir": "..."}',

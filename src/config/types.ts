@@ -51,6 +51,11 @@ export interface WatchConfig {
   /** Watch sub-folders too. */
   readonly recursive: boolean;
   /**
+   * `auto`: a file is ready at its close or its rename into the folder where the kernel says so
+   * (docs/native.md); `stability`: always the stability timer (writers that close between chunks).
+   */
+  readonly readiness: 'auto' | 'stability';
+  /**
    * The folder may be watched by daemons on other databases too, on purpose (each runs every
    * file). Default false: the first ledger owns the folder (src/watch/folder-ownership.ts).
    */

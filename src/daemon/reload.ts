@@ -48,6 +48,7 @@ export function watchFoldersOf(config: ResolvedConfig): WatchFolder[] {
     poll: w.poll,
     readyMarker: w.readyMarker,
     recursive: w.recursive,
+    readiness: w.readiness,
   }));
 }
 

@@ -17,6 +17,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Handler, HandlerContext, HandlerOutcome } from './handler.js';
+import { nativeAddon } from '../native/addon.js';
+import { nativeLauncher } from './native-launcher.js';
 import { LEASE_PASSED, SpawnHelper, type Launcher, type OutputTail } from './spawn-helper.js';
 import { readStatsLine } from './stats-line.js';
 
@@ -29,11 +31,13 @@ export interface CommandHandlerConfig {
   killGraceMs?: number;
   cwd?: string;
   /**
-   * 'helper' (default): programs are started by a small helper process, so the daemon's event
-   * loop is not blocked by each fork (spawn-helper.ts has the numbers); 'direct': Node's spawn
-   * in the daemon itself. Not a configuration key: the benchmark compares the two.
+   * 'native' (default when the native part is loaded): posix_spawn in the daemon
+   * (native-launcher.ts); 'helper' (default otherwise): programs are started by a small helper
+   * process, so the daemon's event loop is not blocked by each fork (spawn-helper.ts has the
+   * numbers); 'direct': Node's spawn in the daemon itself. Not a configuration key: the
+   * benchmark compares them.
    */
-  spawnVia?: 'helper' | 'direct';
+  spawnVia?: 'native' | 'helper' | 'direct';
 }
 
 export const PATH_PLACEHOLDER = '{path}';
@@ -142,7 +146,7 @@ export function createCommandHandler(cfg: CommandHandlerConfig, env: NodeJS.Proc
   validate(cfg);
   const command = [...cfg.command];
   const opts: RunOptions = {
-    launch: cfg.spawnVia === 'direct' ? launchDirect : new SpawnHelper().launch,
+    launch: launcherFor(cfg.spawnVia),
     command,
     timeoutMs: timerDelay(cfg.timeoutMs),
     killGraceMs: Math.min(cfg.killGraceMs ?? DEFAULT_KILL_GRACE_MS, MAX_TIMER_MS),
@@ -150,6 +154,14 @@ export function createCommandHandler(cfg: CommandHandlerConfig, env: NodeJS.Proc
     env,
   };
   return (ctx) => runCommand(opts, ctx);
+}
+
+function launcherFor(via: CommandHandlerConfig['spawnVia']): Launcher {
+  if (via === 'direct') return launchDirect;
+  const addon = via === 'helper' ? null : nativeAddon();
+  if (addon !== null) return nativeLauncher(addon);
+  if (via === 'native') throw new Error('the native part is not loaded: cannot start handlers with posix_spawn');
+  return new SpawnHelper().launch;
 }
 
 /** setTimeout fires at once (with a warning) for delays above 2^31-1 ms; that long is "never". */

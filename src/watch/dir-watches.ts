@@ -20,7 +20,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { EventSource, EventSourceOptions } from './events.js';
+import { nativeAddon } from '../native/addon.js';
+import { IN, Inotify, type RawEvent } from '../native/inotify.js';
+import type { EventSource, EventSourceOptions, KernelEvent } from './events.js';
 
 function maxQueuedEvents(): number {
   try {
@@ -53,7 +55,9 @@ function countEvent(): void {
 }
 
 interface WatchedDir {
-  readonly watcher: fs.FSWatcher;
+  /** fs.watch, or null when the folder is a watch descriptor (`wd`) of the native inotify. */
+  readonly watcher: fs.FSWatcher | null;
+  readonly wd: number;
   /** idOf() when watched: a directory deleted and made again under the same name is another one. */
   readonly id: string;
 }
@@ -77,14 +81,51 @@ function withPath(err: unknown, dir: string): NodeJS.ErrnoException {
   return e;
 }
 
+/** A file event of the native inotify, by mask bit, as the readiness rule reads it. */
+const FILE_EVENTS: ReadonlyArray<[number, KernelEvent]> = [
+  [IN.CREATE, 'create'],
+  [IN.OPEN, 'open'],
+  [IN.MODIFY, 'modify'],
+  [IN.CLOSE_WRITE, 'close-write'],
+  [IN.CLOSE_NOWRITE, 'close-nowrite'],
+  [IN.MOVED_TO, 'moved-in'],
+  [IN.MOVED_FROM, 'gone'],
+  [IN.DELETE, 'gone'],
+];
+
+/** Events that change what is at a name: looked at (lstat) as fs.watch events are. */
+const LOOK_EVENTS = IN.CREATE | IN.MOVED_FROM | IN.MOVED_TO | IN.DELETE | IN.ATTRIB;
+
 export class DirWatches implements EventSource {
   readonly ready: Promise<void>;
+  /** True when the folder is watched through the native inotify, with its event kinds. */
+  readonly kernelEvents: boolean;
   private readonly dirs = new Map<string, WatchedDir>();
+  private readonly byWd = new Map<number, string>();
+  private readonly inotify: Inotify | null;
   private closed = false;
 
   constructor(private readonly opts: EventSourceOptions) {
+    this.inotify = this.openInotify();
+    this.kernelEvents = this.inotify !== null;
     this.ready = this.addTree(opts.root, false).catch((err: unknown) => opts.onError(withPath(err, opts.root)));
     live.add(this);
+  }
+
+  /**
+   * The native inotify, one instance per watched root (fs.watch shares one per process; a root
+   * is a configured folder, so a few). None when not asked for or not loaded, and none when
+   * the kernel refuses an instance (EMFILE: fs.inotify.max_user_instances): fs.watch then
+   * meets the same limit and reports it the way the watcher already handles.
+   */
+  private openInotify(): Inotify | null {
+    const addon = this.opts.onKernel === undefined ? null : nativeAddon();
+    if (addon === null) return null;
+    try {
+      return new Inotify(addon, (events) => this.onNative(events));
+    } catch {
+      return null;
+    }
   }
 
   /** Events may have been lost (see the top of this file). */
@@ -95,8 +136,10 @@ export class DirWatches implements EventSource {
   close(): Promise<void> {
     this.closed = true;
     live.delete(this);
-    for (const d of this.dirs.values()) d.watcher.close();
+    for (const d of this.dirs.values()) d.watcher?.close();
     this.dirs.clear();
+    this.byWd.clear();
+    this.inotify?.close();
     return Promise.resolve();
   }
 
@@ -148,6 +191,7 @@ export class DirWatches implements EventSource {
       if (old.id === id) return true;
       this.unwatchTree(dir);
     }
+    if (this.inotify !== null) return this.watchNative(dir, id);
     let watcher: fs.FSWatcher;
     try {
       watcher = fs.watch(dir, { persistent: true }, (event, name) => this.onRaw(dir, event, name));
@@ -160,15 +204,77 @@ export class DirWatches implements EventSource {
       else watcher.close();
       if (!this.closed && codeOf(err) !== 'ENOENT' && codeOf(err) !== 'EPERM') this.opts.onError(withPath(err, dir));
     });
-    this.dirs.set(dir, { watcher, id });
+    this.dirs.set(dir, { watcher, wd: -1, id });
     return true;
+  }
+
+  private watchNative(dir: string, id: string): boolean {
+    let wd: number;
+    try {
+      wd = (this.inotify as Inotify).add(dir);
+    } catch (err) {
+      if (codeOf(err) !== 'ENOENT' && codeOf(err) !== 'ENOTDIR') this.opts.onError(withPath(err, dir));
+      return false;
+    }
+    this.dirs.set(dir, { watcher: null, wd, id });
+    this.byWd.set(wd, dir);
+    return true;
+  }
+
+  /** One read of the native inotify queue. */
+  private onNative(events: RawEvent[] | null): void {
+    if (this.closed) return;
+    if (events === null) {
+      this.opts.onError(withPath(new Error('polling the inotify descriptor failed'), this.opts.root));
+      return;
+    }
+    for (const e of events) {
+      try {
+        this.onNativeEvent(e);
+      } catch (err) {
+        this.opts.onError(withPath(err, this.opts.root));
+      }
+    }
+  }
+
+  private onNativeEvent(e: RawEvent): void {
+    if ((e.mask & IN.Q_OVERFLOW) !== 0) {
+      // The kernel says so itself here: no guessing from the size of a burst.
+      this.opts.onKernel?.('overflow', this.opts.root);
+      this.opts.onOverflow?.(maxQueuedEvents());
+      return;
+    }
+    const dir = this.byWd.get(e.wd);
+    if (dir === undefined) return;
+    if ((e.mask & IN.IGNORED) !== 0) {
+      this.byWd.delete(e.wd);
+      if (this.dirs.get(dir)?.wd === e.wd) this.checkSelf(dir);
+      return;
+    }
+    if (e.name === '') {
+      if ((e.mask & (IN.DELETE_SELF | IN.MOVE_SELF | IN.UNMOUNT)) !== 0) this.checkSelf(dir);
+      return;
+    }
+    if ((e.mask & IN.ISDIR) !== 0) {
+      // Opens of sub-folders (every scan reads them) say nothing; the rest is the tree's business.
+      if ((e.mask & LOOK_EVENTS) !== 0) this.look(dir, e.name);
+      return;
+    }
+    const p = `${dir}/${e.name}`;
+    if (this.opts.ignored(p)) return;
+    for (const [bit, kind] of FILE_EVENTS) if ((e.mask & bit) !== 0) this.opts.onKernel?.(kind, p);
+    if ((e.mask & LOOK_EVENTS) !== 0) this.look(dir, e.name);
   }
 
   private unwatchTree(dir: string): void {
     const prefix = `${dir}/`;
     for (const [d, w] of this.dirs) {
       if (d === dir || d.startsWith(prefix)) {
-        w.watcher.close();
+        w.watcher?.close();
+        if (w.watcher === null) {
+          this.byWd.delete(w.wd);
+          this.inotify?.remove(w.wd);
+        }
         this.dirs.delete(d);
       }
     }
@@ -179,6 +285,10 @@ export class DirWatches implements EventSource {
     if (this.closed) return;
     countEvent();
     if (name === null || name === '') return;
+    this.look(dir, name);
+  }
+
+  private look(dir: string, name: string): void {
     // inotify names the watched folder itself (its basename) when it is deleted or moved away.
     if (name === path.basename(dir)) this.checkSelf(dir);
     const p = `${dir}/${name}`;

@@ -8,6 +8,8 @@
  *   watches and 160 MB RSS; each event re-reads the folder, 4.2 s at 150k files; ENOSPC at 200k),
  *   and even told to ignore files it re-reads a folder on every event in it (dir-watches.ts has
  *   the numbers), so it cannot be the one that tracks the tree either.
+ *   With the native part loaded, the same folders are watched through its inotify instead, which
+ *   keeps the event kinds (a close after writing, a rename into the folder) for readiness.
  * - polling (network file systems, where inotify misses other hosts' writes): chokidar's
  *   usePolling, as before.
  */
@@ -21,6 +23,12 @@ import { DirWatches } from './dir-watches.js';
  * folder appeared or went away (for the watched root itself: it was deleted or moved).
  */
 export type WatchEventKind = 'add' | 'change' | 'unlink' | 'addDir' | 'unlinkDir' | 'hint';
+
+/**
+ * A file event with its kernel kind kept (native inotify only, see kernel-readiness.ts):
+ * `overflow` means the kernel dropped events and what is known about open files is void.
+ */
+export type KernelEvent = 'create' | 'open' | 'modify' | 'close-write' | 'close-nowrite' | 'moved-in' | 'gone' | 'overflow';
 
 export interface EventSourceOptions {
   /** Absolute folder to watch. */
@@ -37,11 +45,15 @@ export interface EventSourceOptions {
   onError: (err: NodeJS.ErrnoException) => void;
   /** inotify only: so many events came at once that the kernel may have dropped some. */
   onOverflow?: (events: number) => void;
+  /** Asks for kernel event kinds (used when the native part is loaded). */
+  onKernel?: (kind: KernelEvent, absPath: string) => void;
 }
 
 export interface EventSource {
   /** Resolves when the initial walk is done and events are flowing. */
   readonly ready: Promise<void>;
+  /** onKernel is being called: readiness can go by closes and renames. */
+  readonly kernelEvents: boolean;
   close(): Promise<void>;
 }
 
@@ -70,5 +82,5 @@ function startPolling(opts: EventSourceOptions): EventSource {
   for (const kind of kinds) w.on(kind, (p: string) => opts.onEvent(kind, p));
   w.on('error', (err: unknown) => opts.onError(err as NodeJS.ErrnoException));
   const ready = new Promise<void>((resolve) => w.once('ready', () => resolve()));
-  return { ready, close: () => w.close() };
+  return { ready, kernelEvents: false, close: () => w.close() };
 }

@@ -15,9 +15,10 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { isNetworkFileSystem } from '../mounts.js';
 import type { DiscoveredFile } from '../store/types.js';
-import { startEventSource, type EventSource, type WatchEventKind } from './events.js';
+import { startEventSource, type EventSource, type KernelEvent, type WatchEventKind } from './events.js';
 import { compileFilter, type FileFilter } from './filter.js';
 import { fingerprintOf } from './fingerprint.js';
+import { KernelReadiness, type KernelReadyMode } from './kernel-readiness.js';
 import { judge, StabilityTracker, type TrackedEntry } from './readiness.js';
 import { escapePath, lstat, scanTree, type ScanEntry } from './scan.js';
 
@@ -34,6 +35,8 @@ export interface WatchFolder {
   readyMarker: string | null;
   /** Watch sub-folders too (default true). */
   recursive?: boolean;
+  /** 'stability': never ready by kernel events, only by the stability timer (default 'auto'). */
+  readiness?: 'auto' | 'stability';
 }
 
 export interface FolderWatcherOptions {
@@ -115,6 +118,12 @@ interface FolderState {
   rootCheck: boolean;
   poll: boolean;
   /**
+   * 'kernel-events': files written after the watch began are ready on their close or rename
+   * (kernel-readiness.ts); 'stability': the stability timer only (polled folders, and every
+   * folder when the native part is not loaded).
+   */
+  readiness: 'kernel-events' | 'stability';
+  /**
    * Some folder under this root could not be watched (inotify watches exhausted, ENOSPC, or
    * EMFILE): the whole folder is scanned every FALLBACK_SCAN_MS instead, until ckpt restarts.
    */
@@ -182,6 +191,7 @@ export class FolderWatcher {
   private readonly closing = new Promise<void>((resolve) => {
     this.signalClosing = resolve;
   });
+  private readonly kernel = new KernelReadiness();
   private readonly counters = { handed: 0, dropped: 0, scans: 0, sinkFailures: 0, invalidNames: 0, restarts: 0 };
 
   constructor(opts: FolderWatcherOptions) {
@@ -218,6 +228,7 @@ export class FolderWatcher {
       gone: false,
       rootCheck: false,
       poll: false,
+      readiness: 'stability',
       fallbackTimer: null,
       transition: null,
       scan: null,
@@ -326,11 +337,13 @@ export class FolderWatcher {
         onEvent: (kind, p, st) => this.onEvent(f, source, kind, this.fromWatchRoot(f, p), st),
         onError: (err) => this.onWatcherError(f, source, err),
         onOverflow: (events) => this.onOverflow(f, source, events),
+        ...(f.spec.readiness === 'stability' ? {} : { onKernel: (kind: KernelEvent, p: string) => this.onKernel(f, source, kind, this.fromWatchRoot(f, p)) }),
       });
       f.source = source;
+      f.readiness = source.kernelEvents ? 'kernel-events' : 'stability';
       await Promise.race([source.ready, this.closing]);
       if (this.closed || f.source !== source) return;
-      this.log.info({ folder: f.root, poll: f.poll, reason }, 'watching folder');
+      this.log.info({ folder: f.root, poll: f.poll, readiness: f.readiness, reason }, 'watching folder');
       await this.scanFolder(f, reason);
     })();
     f.transition = run;
@@ -481,6 +494,50 @@ export class FolderWatcher {
     } catch (err) {
       this.log.error({ path: p, err, event: kind }, 'handling a file event failed; continuing');
     }
+  }
+
+  /** A kernel event (native inotify): a file closed after writing or renamed in may be ready now. */
+  private onKernel(f: FolderState, source: EventSource, kind: KernelEvent, p: string): void {
+    if (this.closed || f.source !== source) return;
+    try {
+      const mode = this.kernel.event(kind, p);
+      if (mode !== null) this.readyNow(f, p, mode);
+    } catch (err) {
+      this.log.error({ path: p, err, event: kind }, 'handling a file event failed; continuing');
+    }
+  }
+
+  /**
+   * Ready by a kernel event: no stability wait. The lstat is in line (kernel events come from
+   * local folders only); its fingerprint is the version handed on. A folder with a ready marker
+   * still waits for the marker.
+   */
+  private readyNow(f: FolderState, p: string, mode: KernelReadyMode): void {
+    if (!p.startsWith(`${f.root}/`)) return;
+    const rel = p.slice(f.root.length + 1);
+    if (f.filter.markerTarget(rel) !== null) {
+      this.considerCoalesced(f, p, 'hint');
+      return;
+    }
+    if (!f.filter.isDataFile(rel)) return;
+    const st = fs.lstatSync(p, { throwIfNoEntry: false });
+    if (st === undefined) {
+      this.forgetGone(p);
+      return;
+    }
+    if (!this.isRegularFile(p, st)) return;
+    const fp = fingerprintOf(st);
+    if (this.isHanded(p, fp)) return;
+    if (this.tracker.forget(p)) this.releaseSpace();
+    const marker = f.spec.readyMarker;
+    if (marker !== null && marker !== '' && !fs.existsSync(p + marker)) {
+      this.awaitingMarker.set(p, fp);
+      this.log.debug({ path: p, readiness: mode, marker: p + marker }, 'file is complete; waiting for its ready marker');
+      return;
+    }
+    this.awaitingMarker.delete(p);
+    this.log.debug({ path: p, readiness: mode }, 'file ready');
+    this.enqueueReady(f, p, st);
   }
 
   private onWatcherError(f: FolderState, source: EventSource, err: NodeJS.ErrnoException): void {
@@ -732,6 +789,12 @@ export class FolderWatcher {
       markerRequired: marker !== null && marker !== '',
       markerPresent,
     });
+    // Stable by its stats, but the kernel saw writes and no close since: the writer only paused.
+    if ((verdict === 'ready' || verdict === 'awaiting-marker') && f.readiness === 'kernel-events' && this.kernel.writing(p)) {
+      this.log.debug({ path: p }, 'file unchanged for stableMs but still open for writing; waiting for its close');
+      this.tracker.rearm(p, e, st);
+      return;
+    }
     switch (verdict) {
       case 'changed':
       case 'too-soon': // only with a clock that stepped back: start the period over
@@ -755,6 +818,7 @@ export class FolderWatcher {
       }
       case 'ready':
         this.tracker.forget(p, e);
+        this.log.debug({ path: p, readiness: 'stable' }, 'file ready');
         this.enqueueReady(f, p, st);
         return;
     }

@@ -97,7 +97,7 @@ function whyNot(prefix: string[]): string | null {
   return null;
 }
 
-/** The copy: package.json, dist/ and the runtime packages, then `ckpt --version` run as the user. */
+/** The copy: package.json, dist/, the runtime packages and the native part, then `ckpt --version` run as the user. */
 function makeCopy(prefix: string[]): { root: string; node: string } {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-as-user-'));
   fs.chmodSync(root, 0o755);
@@ -109,6 +109,12 @@ function makeCopy(prefix: string[]): { root: string; node: string } {
     for (const pkg of runtimePackages()) {
       mkdirsReadable(root, path.dirname(pkg));
       share(path.join(REPO, pkg), path.join(root, pkg));
+    }
+    // The native part `npm ci` built (src/native/addon.ts loads it from build/Release).
+    const addon = path.join('build', 'Release', 'ckpt_native.node');
+    if (fs.existsSync(path.join(REPO, addon))) {
+      mkdirsReadable(root, path.dirname(addon));
+      share(path.join(REPO, addon), path.join(root, addon));
     }
     // `test -x`, not a run of node: setpriv's own exec reached a node binary inside a 0700
     // folder here, but the daemon's children (the spawn helper, handlers) could not.

@@ -83,7 +83,9 @@ function harness(folders: WatchFolder[], more: Partial<FolderWatcherOptions> = {
 describe('FolderWatcher', () => {
   it('hands a file written slowly in chunks exactly once, whole', async () => {
     const dir = tmpDir();
-    const { w, handed, settle } = harness([folder(dir)]);
+    // Each append opens and closes the file: only the stability timer can tell such a writer is
+    // not done (with kernel readiness each close would hand the file on).
+    const { w, handed, settle } = harness([folder(dir, { readiness: 'stability' })]);
     await w.start();
     const file = path.join(dir, 'slow.csv');
     const chunk = 'x'.repeat(1000);
@@ -357,7 +359,8 @@ describe('FolderWatcher', () => {
 
   it('drops a file that vanishes before it is stable', async () => {
     const dir = tmpDir();
-    const { w, names, logs, settle } = harness([folder(dir)]);
+    // The stability timer's path: with kernel readiness the file would be ready at its close.
+    const { w, names, logs, settle } = harness([folder(dir, { readiness: 'stability' })]);
     await w.start();
     fs.writeFileSync(path.join(dir, 'brief.csv'), 'b');
     await waitFor(() => w.stats.tracked === 1);

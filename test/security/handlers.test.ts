@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { countStatus, drop, killDaemons, rows, setup, startDaemon, started, statusOf } from '../helpers/daemon.js';
+import { nativeAddon } from '../../src/native/addon.js';
 import { parseProcStat } from '../../src/run/orphans.js';
 import { REPO } from '../helpers/spawn.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
@@ -51,13 +52,15 @@ describe('no shell', () => {
     const starts = chaosRecords(s.recordLog).filter((r) => r.ev === 'start');
     expect(starts.map((r) => path.basename(r.file)).sort()).toEqual([...HOSTILE].sort());
     for (const r of starts) {
-      // Parent: the daemon's spawn helper, a node process whose parent is the daemon (no sh in
-      // between; src/run/spawn-helper.ts); argv: {path} + the six inert items, unsplit.
-      const helper = parseProcStat(fs.readFileSync(`/proc/${String(r.ppid)}/stat`, 'utf8'));
-      expect({ file: path.basename(r.file), parent: r.parentComm, grandparent: helper?.ppid, argc: r.argc }).toEqual({
+      // Parent: the daemon itself (posix_spawn, src/run/native-launcher.ts), or without the
+      // native part the daemon's spawn helper, a node process whose parent is the daemon; no sh
+      // in between either way. argv: {path} + the six inert items, unsplit.
+      const parent = parseProcStat(fs.readFileSync(`/proc/${String(r.ppid)}/stat`, 'utf8'));
+      const daemonIs = nativeAddon() !== null ? r.ppid : parent?.ppid;
+      expect({ file: path.basename(r.file), parent: r.parentComm, daemon: daemonIs, argc: r.argc }).toEqual({
         file: path.basename(r.file),
         parent: 'node',
-        grandparent: d.child.pid,
+        daemon: d.child.pid,
         argc: 1 + inert.length,
       });
     }

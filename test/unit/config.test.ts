@@ -56,6 +56,7 @@ describe('defaults', () => {
           poll: 'auto',
           readyMarker: null,
           recursive: true,
+          readiness: 'auto',
           allowOtherLedgers: false,
         },
       ],

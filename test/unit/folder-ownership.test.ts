@@ -20,6 +20,7 @@ const watch = (dir: string, recursive = true): WatchConfig => ({
   poll: false,
   readyMarker: null,
   recursive,
+  readiness: 'auto',
   allowOtherLedgers: false,
 });
 

@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ByteTail, buildArgv } from '../../src/run/command-handler.js';
-import { createHandler, type HandlerOutcome } from '../../src/run/handler.js';
+import { nativeAddon } from '../../src/native/addon.js';
+import { ByteTail, buildArgv, type CommandHandlerConfig } from '../../src/run/command-handler.js';
+import { createHandler as makeHandler, type Handler, type HandlerOutcome } from '../../src/run/handler.js';
 import { makeContext } from '../fixtures/handlers/make-context.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -11,6 +12,8 @@ import { waitFor } from '../helpers/wait.js';
 const FIX = path.resolve(import.meta.dirname, '../fixtures/handlers');
 const node = process.execPath;
 const started: number[] = [];
+/** This process's environment without CKPT_NATIVE (set to run this file with the native part off). */
+const daemonEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'CKPT_NATIVE'));
 
 /** Gone, or a zombie waiting for a parent that is not us: either way it runs no more. */
 function isGone(pid: number): boolean {
@@ -47,14 +50,18 @@ afterEach(() => {
   cleanupTmpDirs();
 });
 
-describe('command handler', () => {
+// Every case with handlers started both ways: posix_spawn from the native part (the default
+// when it is loaded) and the spawn helper (the fallback, as with CKPT_NATIVE=0).
+describe.each(nativeAddon() !== null ? (['native', 'helper'] as const) : (['helper'] as const))('command handler (spawnVia %s)', (via) => {
+  const createHandler = (cfg: CommandHandlerConfig, env?: NodeJS.ProcessEnv): Promise<Handler> => makeHandler({ ...cfg, spawnVia: via }, env);
+
   it('runs the program with {path}, the CKPT_* environment and cwd; exit 0 with a stats line is success', async () => {
     const dir = tmpDir();
     const file = path.join(dir, 'a.csv');
     fs.writeFileSync(file, 'x\n');
     const out = path.join(dir, 'out');
     const cwd = tmpDir();
-    const handler = await createHandler({ command: [node, path.join(FIX, 'record-argv.mjs'), '{path}', out, '--in={path}', 'x{path}y{path}'], cwd }, { ...process.env, FROM_DAEMON: 'yes' });
+    const handler = await createHandler({ command: [node, path.join(FIX, 'record-argv.mjs'), '{path}', out, '--in={path}', 'x{path}y{path}'], cwd }, { ...daemonEnv, FROM_DAEMON: 'yes' });
     const spawned: number[] = [];
     const ctx = makeContext(file, { onSpawn: (pid) => spawned.push(pid) });
     const o = await handler(ctx);

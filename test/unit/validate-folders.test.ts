@@ -24,7 +24,7 @@ function mounted(fsType: string): { dir: string; mountsFile: string } {
   return { dir, mountsFile };
 }
 
-const watch = (dir: string, poll: WatchConfig['poll']): WatchConfig => ({ dir, include: [], exclude: [], fileType: 'x', poll, readyMarker: null, recursive: false, allowOtherLedgers: false });
+const watch = (dir: string, poll: WatchConfig['poll']): WatchConfig => ({ dir, include: [], exclude: [], fileType: 'x', poll, readyMarker: null, recursive: false, readiness: 'auto', allowOtherLedgers: false });
 
 describe('folderCheck and the file system type', () => {
   it('the database folder on NFS: FAIL (WAL locks do not hold there); on ext4: ok', () => {

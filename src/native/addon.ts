@@ -1,0 +1,71 @@
+/**
+ * ckpt's native part (native/ckpt_native.c, built by `npm ci` through scripts/build-native.mjs):
+ * inotify with its event kinds, and posix_spawn. Loaded once; when it is missing, fails to
+ * load, or CKPT_NATIVE=0 asks for the portable paths, callers get null and use fs.watch with
+ * the stability timer and Node's spawn, and the first logger that asks says so once.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+
+/** An opaque handle (a poll on an inotify descriptor or a pidfd). */
+export type NativeHandle = { readonly __native: unique symbol };
+
+export interface NativeAddon {
+  /** `cb` gets each read of raw inotify_event records, or null when polling failed. */
+  inotifyOpen(cb: (events: Buffer | null) => void): NativeHandle;
+  inotifyAdd(h: NativeHandle, dir: string, mask: number): number;
+  inotifyRemove(h: NativeHandle, wd: number): void;
+  close(h: NativeHandle): void;
+  ref(h: NativeHandle, on: boolean): void;
+  /** posix_spawn in a new process group: [pid, stdout read fd, stderr read fd]. Throws with `code`. */
+  spawn(file: string, argv: string[], env: string[], cwd: string | null, pathVar: string | null): [number, number, number];
+  /** Calls `cb` once when `pid` (our child) exits, after reaping it. */
+  watchExit(pid: number, cb: (code: number | null, signal: number | null) => void): NativeHandle;
+}
+
+export interface NativeStatus {
+  addon: NativeAddon | null;
+  /** Why it is not there (null when loaded). */
+  reason: string | null;
+}
+
+let status: NativeStatus | null = null;
+let reported = false;
+
+function load(): NativeStatus {
+  const flag = process.env.CKPT_NATIVE;
+  if (flag === '0' || flag === 'off' || flag === 'false') return { addon: null, reason: 'disabled by CKPT_NATIVE=0' };
+  if (process.platform !== 'linux') return { addon: null, reason: `not built for ${process.platform}` };
+  // src/native/ and dist/native/ both sit two levels below the package root.
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  try {
+    const req = createRequire(import.meta.url);
+    return { addon: req(path.join(root, 'build', 'Release', 'ckpt_native.node')) as NativeAddon, reason: null };
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    return { addon: null, reason: `could not be loaded (${msg}); build it with \`npm run build:native\`` };
+  }
+}
+
+/** The addon, or null (see nativeStatus().reason). */
+export function nativeAddon(): NativeAddon | null {
+  return nativeStatus().addon;
+}
+
+export function nativeStatus(): NativeStatus {
+  status ??= load();
+  return status;
+}
+
+/** Says once per process, on the first logger that asks, that the portable paths are in use. */
+export function reportNative(log: Logger): void {
+  const s = nativeStatus();
+  if (reported || s.addon !== null) return;
+  reported = true;
+  log.warn(
+    { native: false, reason: s.reason },
+    'native part not in use: files are judged ready by the stability timer only, and handlers are started with Node spawn',
+  );
+}
