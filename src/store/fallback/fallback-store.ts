@@ -41,13 +41,15 @@ import { ClaimMarkers, type Marker, type MarkerBody, claimStands } from './claim
 import { ROOM_AFTER_FULL, checkIntegrity, hasRoomFor, isCorruption } from './health-probe.js';
 import { Journal, type JournalEntry, type ReadJournal, listJournals, orphanJournals, readJournal, removeJournal, safeName } from './journal.js';
 import type { Looked } from './lookup.js';
-import { type Expiring, protectedUntil, stillHeld } from './fencing.js';
+import { stillHeld } from './fencing.js';
 import { type FallbackPrimary, type Maybe, drive, isPromise } from './primary.js';
 import { SqlitePrimary } from './sqlite-primary.js';
 import { type ProcessIdentity, isAlive, livenessOnce, selfIdentity } from './process-identity.js';
 import { type CarriedClaim, type ReplayStats, emptyStats } from './replay.js';
 import { type SalvageReport, salvageDatabase } from './salvage.js';
 import { SNAPSHOT_NAME, snapshotAge, takeSnapshot } from './snapshot.js';
+import { NormalScreen } from './normal-screen.js';
+import { type Terms, type VetContext, type Verdict, judgeMarker, judgeRow } from './vetting.js';
 import { type FallbackState, removeStaleStates } from './state-files.js';
 import { fingerprintOf } from '../../watch/fingerprint.js';
 
@@ -75,8 +77,6 @@ export const DEFAULT_HEALTH_CHECK_MS = 60_000;
 export const DEFAULT_SNAPSHOT_MS = 3_600_000;
 /** Claimable rows read from the database into memory at a time while degraded. */
 const REFILL_ROWS = 10_000;
-/** The lease sweep's batch in sqlite-store.ts (REAP_BATCH): protection reads the same batches. */
-const SWEEP_BATCH = 256;
 /** A salvage that failed (disk full, say) is tried again after this long, not every probe. */
 const SALVAGE_RETRY_MS = 30_000;
 
@@ -183,6 +183,8 @@ export class FallbackStore implements CheckpointStore {
   private readonly markers: ClaimMarkers;
   private readonly locks: ClaimMarkers;
   private readonly journal: Journal;
+  /** The normal-mode side of coexisting with degraded processes' markers. */
+  private readonly screen: NormalScreen;
   private readonly log: Logger | undefined;
   private readonly workerId: string;
   private readonly self: ProcessIdentity;
@@ -252,6 +254,10 @@ export class FallbackStore implements CheckpointStore {
     this.markers = new ClaimMarkers(path.join(this.dir, 'claims'), opts.fileMode ?? 0o600);
     this.locks = new ClaimMarkers(path.join(this.dir, 'locks'), opts.fileMode ?? 0o600);
     this.journal = new Journal(this.dir, this.workerId, this.self, opts.fileMode ?? 0o600);
+    this.screen = new NormalScreen({
+      db: this.db, markers: this.markers, probeMs: this.probeMs, clock: this.clock, log: this.log, counters: this.counters,
+      reconcileOrphans: () => this.reconcileOrphans(),
+    });
     const started = drive(this.startSteps(f.checkAtOpen ?? true));
     if (isPromise(started)) {
       this.gate = started.then(
@@ -822,172 +828,6 @@ export class FallbackStore implements CheckpointStore {
     if (this.openFor(ref)) this.open.delete(ref.fileUrl);
   }
 
-  /**
-   * Before a normal-mode claim sweeps expired leases (fencing.ts): claims that degraded
-   * processes hold under markers, or finished and have not replayed yet, keep their database
-   * lease. The markers are read after the caller took `opts.now` (the sweep's time), so a marker
-   * written before a lease ran out is seen here. Without this, the sweep took over a claim whose
-   * worker had completed it from memory, and the next run found the file moved: dead, "vanished".
-   * Returns whether any marker existed (the screen after the claim needs to know).
-   */
-  private async protectMarkedClaims(opts: ClaimOptions): Promise<boolean> {
-    if (!this.markers.anyExist()) return false;
-    let extended = 0;
-    let deadOwners = 0;
-    try {
-      // Batch by batch as the sweep reads them: once a batch holds nothing to protect, that is
-      // the batch the sweep takes. 16 batches of 256 bound the work after a very long lock.
-      for (let round = 0, skip = 0; round < 16; round++) {
-        const batch = await this.db.expiring(opts.now, SWEEP_BATCH, skip);
-        const keep: (Expiring & { until: number })[] = [];
-        for (const e of batch) {
-          if (!this.markers.mayHave(e.fileUrl)) continue;
-          let p0: { until: number; ownerGone: boolean } | null;
-          try {
-            p0 = protectedUntil(this.markers.current(e.fileUrl), e.token, opts.now, opts.leaseMs);
-          } catch {
-            p0 = { until: opts.now + opts.leaseMs, ownerGone: false }; // unreadable: held, never free
-          }
-          if (p0?.ownerGone) deadOwners++;
-          if (p0 && p0.until > opts.now) keep.push({ ...e, until: p0.until });
-        }
-        if (keep.length === 0) break;
-        extended += await this.db.extendLeases(keep, opts.now);
-        // The rows left unprotected stay expired and come first in the next read: step over them.
-        skip += batch.length - keep.length;
-      }
-    } catch (err) {
-      throw toStoreError(err, 'extend leases held under claim markers');
-    }
-    if (deadOwners > 0) {
-      // Their outcomes go in now (protected meanwhile, so the sweep did not end those claims).
-      try {
-        await this.reconcileOrphans();
-      } catch (err) {
-        this.log?.warn({ err }, 'could not replay journals left behind; will retry');
-      }
-    }
-    if (extended > 0) {
-      this.counters.protectedLeases += extended;
-      this.log?.info({ leases: extended, workerId: opts.workerId }, 'kept leases of claims that degraded workers hold under claim markers');
-    }
-    return true;
-  }
-
-  /**
-   * After a database claim: if a degraded process holds a marker for the file (or has an outcome
-   * for it not yet replayed), give the file back for a moment without running it.
-   */
-  private async screenNormalClaims(claims: Claim[], opts: ClaimOptions, markedBefore: boolean): Promise<Claim[]> {
-    const { now, onExpired } = opts;
-    if (claims.length === 0) return claims;
-    if (!this.markers.anyExist()) return markedBefore ? this.heldInDatabase(claims, opts) : claims;
-    const keep: Claim[] = [];
-    const lapsed: ExpiredClaim[] = [];
-    const blocked: { c: Claim; until: number }[] = [];
-    for (const c of claims) {
-      if (!this.markers.mayHave(c.fileUrl)) {
-        keep.push(c);
-        continue;
-      }
-      let m: Marker | null;
-      try {
-        m = this.markers.current(c.fileUrl);
-      } catch {
-        blocked.push({ c, until: now + this.probeMs });
-        continue;
-      }
-      const until = this.blockedUntil(m, c, now);
-      if (until === null && m?.state === 'claimed') {
-        // A degraded worker's claim that lapsed (its process died or stopped): its handler may
-        // still run, orphaned. The runner kills it as for an expired database lease, before
-        // this claim's handler starts (the 30-minute soak, seed 558397883: a worker SIGKILLed
-        // just after its degraded claim left a handler that overlapped the next run).
-        lapsed.push({ fileUrl: c.fileUrl, version: m.version, attempt: m.attempt, token: m.token, workerId: m.workerId, handlerPid: m.handlerPid, status: 'failed' });
-      }
-      if (until !== null) blocked.push({ c, until });
-      else if (m && m.version === c.version && m.attempt >= c.attempt) keep.push(await this.renumber(c, m.attempt + 1));
-      else keep.push(c);
-    }
-    if (lapsed.length > 0) onExpired?.(lapsed);
-    if (blocked.length > 0) {
-      this.counters.deferredForMarkers += blocked.length;
-      await this.defer(blocked);
-      try {
-        await this.reconcileOrphans();
-      } catch (err) {
-        this.log?.warn({ err }, 'could not replay journals left behind; will retry');
-      }
-    }
-    return this.heldInDatabase(keep, opts);
-  }
-
-  /**
-   * The claims the database still holds under their own tokens. A degraded process that comes
-   * back carries its open claims into the database, over any claim made meanwhile, and then
-   * removes its markers; a screen after that finds no marker, and only the database tells (the
-   * 30-minute soak, seed 564589116: two runs of one file at once). The screen reads markers
-   * first and the database second, and the carrier writes the database first and removes its
-   * markers second, so one of the two reads sees it. Only while markers exist (or existed when
-   * the claim began): one primary-key read per claim, and none in a plain normal mode.
-   */
-  private async heldInDatabase(claims: Claim[], opts: ClaimOptions): Promise<Claim[]> {
-    const p = this.primary;
-    if (!p || claims.length === 0) return claims;
-    const held: Claim[] = [];
-    for (const c of claims) {
-      const r = await p.get(c.fileUrl);
-      if (r && r.status === 'processing' && r.claimToken === c.token) held.push(c);
-      else this.log?.warn({ path: c.fileUrl, attempt: c.attempt, workerId: opts.workerId }, 'claim taken over by a claim carried back from degraded mode before it started; not run');
-    }
-    return held;
-  }
-
-  /**
-   * A claim whose attempt number a degraded worker already used (its marker, lapsed or not yet
-   * replayed, says so): the database read the row before that worker's journal reached it.
-   * Renumbered before the handler starts, so that no (file, version, attempt) gets two outcomes.
-   */
-  private async renumber(c: Claim, attempt: number): Promise<Claim> {
-    // Not written (locked again): the replay renumbers whichever outcome comes second (replay.ts).
-    const n = await this.db.renumber(c.fileUrl, c.token, attempt);
-    return n === null ? c : { ...c, attempt: n };
-  }
-
-  private blockedUntil(m: Marker | null, c: Claim, now: number): number | null {
-    if (!m) return null;
-    const soon = now + 2 * this.probeMs;
-    // A marker of a newer version than the claim's: a degraded worker finished the claim's
-    // version and saw the file change, and the database has heard of neither. Run now, the new
-    // content would go under the old version's idempotency key (60-s soak, seed 559493685).
-    // Wait for the journal instead, whatever the marker's state.
-    if (m.version > c.version) return soon;
-    switch (m.state) {
-      case 'claimed':
-        return claimStands(m, now) ? Math.min(m.leaseExpiresAt, soon) : null;
-      case 'completed':
-      case 'dead':
-        // An outcome for this version that the database does not have yet.
-        return m.version >= c.version || m.fingerprint === c.fingerprint ? soon : null;
-      case 'failed':
-        return m.dueAt !== null && m.dueAt > now && m.version >= c.version ? Math.min(m.dueAt, soon) : null;
-      case 'released':
-        return null;
-    }
-  }
-
-  /** Put blocked claims back as they were (attempt not counted), due at `until`. */
-  private async defer(blocked: { c: Claim; until: number }[]): Promise<void> {
-    const p = this.primary;
-    if (!p) return;
-    const nowIso = iso(this.clock());
-    const written = await this.db.defer(blocked.map((b) => ({ fileUrl: b.c.fileUrl, token: b.c.token, until: b.until })), nowIso);
-    if (!written) {
-      // Could not write: give them back the ordinary way (with its retries), or let the lease run out.
-      await p.release(blocked.map((b) => b.c), this.clock()).catch(() => {});
-    }
-  }
-
   // ---- degraded-mode plumbing ---------------------------------------------------------------------
 
   private markerBody(fileUrl: string, state: Marker['state'], extra: Partial<MarkerBody>): MarkerBody {
@@ -1263,132 +1103,49 @@ export class FallbackStore implements CheckpointStore {
   }
 
   /**
-   * Decide whether a candidate from memory may really be handed out. Returns the claim (with
-   * version, attempt and retry count reconciled against the database and the markers), or
-   * null after putting the candidate back or settling it.
+   * Decide whether a candidate from memory may really be handed out (the judgements are in
+   * vetting.ts). Returns the claim (with version, attempt and retry count reconciled against
+   * the database and the markers), or null after putting the candidate back or settling it.
    */
   private async vet(c: Claim, opts: ClaimOptions): Promise<Claim | null> {
     const mem = this.memory!;
     const now = opts.now;
     const rec = mem.peekHeld(c)!;
-    let version = c.version;
-    let attempt = c.attempt;
-    let retryCount = c.retryCount;
-    let fingerprint = c.fingerprint;
+    const ctx: VetContext = {
+      candidate: c, record: rec, now, retry: this.retry, onChange: this.opts.onChange, probeMs: this.probeMs,
+      onDiskAsSeen: (fingerprint) => this.onDiskAsSeen(c.fileUrl, fingerprint),
+    };
+    let terms: Terms = { version: c.version, attempt: c.attempt, retryCount: c.retryCount, fingerprint: c.fingerprint };
     const expired: ExpiredClaim[] = [];
     const expiredEntries: JournalEntry[] = [];
+    const byRow = (l: Looked): Verdict => {
+      const j = judgeRow(l, terms, ctx);
+      if ('go' in j.verdict) terms = j.verdict.go;
+      if (j.expired && !expired.some((e) => e.token === j.expired!.token)) expired.push(j.expired);
+      return j.verdict;
+    };
 
     // 1. What the database says, before spending a marker on it (a rescan re-offers every
     //    completed file that is still in the folder).
     const pre = await this.looked(c.fileUrl, now);
-    if (!pre) {
-      this.putBack(c, now + this.probeMs, rec);
-      return null;
-    }
-    const decide = (l: Looked): 'go' | { until: number } | { done: FileRecord } => {
-      const r = l.row;
-      if (!r) {
-        if (l.tomb && (l.tomb.fingerprint === fingerprint || this.opts.onChange === 'ignore')) {
-          return { done: { ...rec, status: 'completed', version: l.tomb.version, fingerprint: l.tomb.fingerprint } };
-        }
-        return 'go';
-      }
-      if (r.status === 'completed' || r.status === 'dead') {
-        if (r.fingerprint === fingerprint || this.opts.onChange === 'ignore') return { done: r };
-        // Another fingerprint: a new version only if that content is what the folder holds now.
-        // Otherwise ours is the older one (seen before the file was rewritten, then handled
-        // under its newer content and moved by another worker): running it would record a
-        // stale version dead as "vanished" (16 of the 37 violations of the 30-minute soak,
-        // seed 556139824). The newer content, if still there, comes back from the watcher.
-        if (!this.onDiskAsSeen(c.fileUrl, fingerprint)) return { done: r };
-        if (version <= r.version) {
-          version = r.version + 1;
-          attempt = 1;
-          retryCount = 0;
-        }
-        return 'go';
-      }
-      if (r.version > version) {
-        version = r.version;
-        fingerprint = r.fingerprint;
-      }
-      if (r.status === 'processing' && r.claimToken !== c.token) {
-        const lease = r.dueAt ? Date.parse(r.dueAt) : 0;
-        if (lease > now) return { until: lease };
-        // Its worker died before we degraded: end that attempt (its orphaned handler must go first).
-        retryCount = Math.max(retryCount, r.retryCount + 1);
-        attempt = Math.max(attempt, r.attempts + 1);
-        if (!expired.some((e) => e.token === r.claimToken)) {
-          expired.push({
-            fileUrl: r.fileUrl, version: r.version, attempt: r.attempts, token: r.claimToken ?? '', workerId: r.processedBy,
-            handlerPid: r.handlerPid, status: budgetSpent(this.retry, r.retryCount + 1) ? 'dead' : 'failed',
-          });
-        }
-        return 'go';
-      }
-      if (r.status === 'failed' && r.dueAt && Date.parse(r.dueAt) > now) return { until: Date.parse(r.dueAt) };
-      attempt = Math.max(attempt, r.attempts + 1);
-      retryCount = Math.max(retryCount, r.retryCount);
-      return 'go';
-    };
-    const first = decide(pre);
-    if (first !== 'go') {
-      if ('done' in first) this.settleTerminal(first.done);
-      else this.putBack(c, first.until, rec);
-      return null;
-    }
+    const first: Verdict = pre ? byRow(pre) : { wait: now + this.probeMs, record: rec };
+    if (!('go' in first)) return this.notNow(c, first);
 
     // 2. Other processes' markers.
     const cur = this.markers.current(c.fileUrl);
     if (cur) {
-      if (cur.state === 'claimed' && claimStands(cur, now)) {
-        this.putBack(c, Math.min(cur.leaseExpiresAt, now + 5 * this.probeMs), rec);
-        return null;
-      }
-      if ((cur.state === 'completed' || cur.state === 'dead') && (cur.fingerprint === fingerprint || this.opts.onChange === 'ignore')) {
-        this.settleTerminal({ ...rec, status: cur.state, version: cur.version, attempts: cur.attempt, retryCount: cur.retryCount, dueAt: null });
-        return null;
-      }
-      if (cur.state === 'failed' && cur.dueAt !== null && cur.dueAt > now && cur.fingerprint === fingerprint) {
-        this.putBack(c, cur.dueAt, { ...rec, retryCount: cur.retryCount });
-        return null;
-      }
-      const finished = cur.state === 'completed' || cur.state === 'dead';
-      if (finished && cur.version >= version && !this.onDiskAsSeen(c.fileUrl, fingerprint)) {
-        // Finished under another fingerprint, and ours is not what the folder holds: stale
-        // (see decide() above).
-        this.settleTerminal({ ...rec, status: cur.state === 'completed' ? 'completed' : 'dead', version: cur.version, attempts: cur.attempt, retryCount: cur.retryCount, dueAt: null });
-        return null;
-      }
-      if (finished && cur.version >= version) {
-        // Finished under another fingerprint (the outcome is not in the database yet, so the
-        // database still shows the old version pending): the content changed since, and it is
-        // a new version, not another attempt at the one that finished.
-        version = cur.version + 1;
-        attempt = 1;
-        retryCount = 0;
-      } else if (cur.version > version) version = cur.version;
-      if (!finished && cur.version === version) {
-        attempt = Math.max(attempt, cur.attempt + 1);
-        retryCount = Math.max(retryCount, cur.retryCount);
-      }
-      if (cur.state === 'claimed') {
-        // Its owner died or stopped renewing: take it over, ending that attempt.
-        const failures = cur.retryCount + 1;
-        const status = budgetSpent(this.retry, failures) ? 'dead' : 'failed';
-        retryCount = Math.max(retryCount, failures);
-        expired.push({ fileUrl: c.fileUrl, version: cur.version, attempt: cur.attempt, token: cur.token, workerId: cur.workerId, handlerPid: cur.handlerPid, status });
-        expiredEntries.push({
-          t: 'expired', status, dueAt: null, error: `lease expired: worker ${cur.workerId} stopped renewing its claim (claim marker taken over)`,
-          at: now, workerId: cur.workerId, fileUrl: c.fileUrl, fileType: cur.fileType, fileTimestamp: rec.fileTimestamp,
-          fingerprint: cur.fingerprint, fileSize: rec.fileSize, version: cur.version, attempt: cur.attempt, retryCount: failures,
-          token: cur.token, startedAt: iso(cur.at),
-        });
+      const j = judgeMarker(cur, terms, ctx);
+      if (!('go' in j.verdict)) return this.notNow(c, j.verdict);
+      terms = j.verdict.go;
+      if (j.takeover) {
+        expired.push(j.takeover.expired);
+        expiredEntries.push(j.takeover.entry);
       }
     }
+    const { version, attempt, retryCount, fingerprint } = terms;
     if (budgetSpent(this.retry, retryCount) && expired.length > 0) {
       // The run that just died was the last one allowed: dead, not another attempt.
-      const o: OpenClaim = { claim: { ...c, version, attempt, retryCount, fingerprint }, workerId: opts.workerId, startedAt: now, handlerPid: null, marker: null, fileTimestamp: rec.fileTimestamp, fileSize: rec.fileSize };
+      const o: OpenClaim = { claim: { ...c, ...terms }, workerId: opts.workerId, startedAt: now, handlerPid: null, marker: null, fileTimestamp: rec.fileTimestamp, fileSize: rec.fileSize };
       const entry: JournalEntry = {
         t: 'fail', status: 'dead', dueAt: null, error: 'lease expired and no retries left', durationMs: 0, outcome: 'dead', ...this.entryBase(o, now),
       };
@@ -1414,19 +1171,25 @@ export class FallbackStore implements CheckpointStore {
       return null;
     }
     const post = await this.looked(c.fileUrl, now);
-    const second = post ? decide(post) : { until: now + this.probeMs };
-    if (second !== 'go' || claim.version !== version) {
+    const second: Verdict = post ? byRow(post) : { wait: now + this.probeMs, record: rec };
+    if (!('go' in second) || claim.version !== terms.version) {
       this.markers.drop(marker);
-      if (second !== 'go' && 'done' in second) this.settleTerminal(second.done);
-      else this.putBack(c, second === 'go' ? now : second.until, rec);
+      this.notNow(c, 'go' in second ? { wait: now, record: rec } : second);
       return null;
     }
     if (expired.length > 0) opts.onExpired?.(expired);
     if (expiredEntries.length > 0) this.journal.append(expiredEntries, { sync: true });
-    mem.put({ ...rec, version, attempts: attempt, retryCount, fingerprint, processedBy: opts.workerId });
+    mem.put({ ...rec, version: terms.version, attempts: terms.attempt, retryCount: terms.retryCount, fingerprint: terms.fingerprint, processedBy: opts.workerId });
     o.marker = marker;
     this.open.set(c.fileUrl, o);
     return claim;
+  }
+
+  /** A verdict other than go: settle the file as finished, or put it back until its time. */
+  private notNow(c: Claim, v: { wait: number; record: FileRecord } | { done: FileRecord }): null {
+    if ('done' in v) this.settleTerminal(v.done);
+    else this.putBack(c, v.wait, v.record);
+    return null;
   }
 
   private completeDegraded(items: readonly Completion[]): WriteResult[] {
@@ -1613,9 +1376,9 @@ export class FallbackStore implements CheckpointStore {
   async claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
     const claims = await this.route(
       async (p) => {
-        const marked = await this.protectMarkedClaims(opts);
+        const marked = await this.screen.protect(opts);
         const got = await p.claim(n, opts);
-        const keep = await this.screenNormalClaims(got, opts, marked);
+        const keep = await this.screen.screen(got, opts, marked);
         for (const c of keep) this.track(c, opts.workerId, opts.now);
         return keep;
       },
@@ -1627,10 +1390,10 @@ export class FallbackStore implements CheckpointStore {
   async claimFile(fileUrl: string, opts: ClaimOptions): Promise<Claim | null> {
     return this.route(
       async (p) => {
-        const marked = await this.protectMarkedClaims(opts);
+        const marked = await this.screen.protect(opts);
         const c = await p.claimFile(fileUrl, opts);
         if (!c) return null;
-        const [keep] = await this.screenNormalClaims([c], opts, marked);
+        const [keep] = await this.screen.screen([c], opts, marked);
         if (keep) this.track(keep, opts.workerId, opts.now);
         return keep ?? null;
       },
