@@ -3,16 +3,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { idempotencyKey } from '../idempotency.js';
-import { MemoryStore } from '../memory-store.js';
-import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from '../retry-policy.js';
+import { DEFAULT_RETRY } from '../retry-policy.js';
 import { StoreUnavailableError, toStoreError } from '../sqlite-errors.js';
 import type { SqliteStoreOptions } from '../sqlite-store.js';
 import { iso } from '../time.js';
 import type {
   AfterActionDone,
   AttemptRecord,
-  ChangePolicy,
   CheckpointStore,
   Claim,
   ClaimOptions,
@@ -21,7 +18,6 @@ import type {
   DiscoverResult,
   DiscoverOptions,
   DiscoveredFile,
-  ExpiredClaim,
   FailResult,
   Failure,
   FileRecord,
@@ -37,19 +33,19 @@ import type {
   WorkerRecord,
   WriteResult,
 } from '../types.js';
-import { ClaimMarkers, type Marker, type MarkerBody, claimStands } from './claim-markers.js';
+import { ClaimMarkers, claimStands } from './claim-markers.js';
 import { ROOM_AFTER_FULL, checkIntegrity, hasRoomFor, isCorruption } from './health-probe.js';
 import { Journal, type JournalEntry, type ReadJournal, listJournals, orphanJournals, readJournal, removeJournal, safeName } from './journal.js';
 import type { Looked } from './lookup.js';
-import { stillHeld } from './fencing.js';
 import { type FallbackPrimary, type Maybe, drive, isPromise } from './primary.js';
 import { SqlitePrimary } from './sqlite-primary.js';
 import { type ProcessIdentity, isAlive, livenessOnce, selfIdentity } from './process-identity.js';
-import { type CarriedClaim, type ReplayStats, emptyStats } from './replay.js';
+import { type ReplayStats, emptyStats } from './replay.js';
 import { type SalvageReport, salvageDatabase } from './salvage.js';
 import { SNAPSHOT_NAME, snapshotAge, takeSnapshot } from './snapshot.js';
 import { NormalScreen } from './normal-screen.js';
-import { type Terms, type VetContext, type Verdict, judgeMarker, judgeRow } from './vetting.js';
+import { type MarkerAuthor, type OpenClaim, OpenClaims, carried as carriedClaim, markerBody } from './open-claims.js';
+import { DegradedMode, type DegradedDeps } from './degraded.js';
 import { type FallbackState, removeStaleStates } from './state-files.js';
 import { fingerprintOf } from '../../watch/fingerprint.js';
 
@@ -75,8 +71,6 @@ export const DEFAULT_HEALTH_CHECK_MS = 60_000;
  * corruption losing at most the last hour. Proposed config key: `snapshotMs` (0 = off).
  */
 export const DEFAULT_SNAPSHOT_MS = 3_600_000;
-/** Claimable rows read from the database into memory at a time while degraded. */
-const REFILL_ROWS = 10_000;
 /** A salvage that failed (disk full, say) is tried again after this long, not every probe. */
 const SALVAGE_RETRY_MS = 30_000;
 
@@ -119,20 +113,6 @@ export interface FallbackStoreOptions extends SqliteStoreOptions {
   fallback?: FallbackOptions;
 }
 
-/** A claim this process handed out and has not finished, in either mode. */
-interface OpenClaim {
-  claim: Claim;
-  workerId: string;
-  startedAt: number;
-  handlerPid: number | null;
-  /** Our current claim marker, while degraded. */
-  marker: Marker | null;
-  fileTimestamp: string;
-  fileSize: number;
-  /** Granted by the database (in normal mode), as opposed to from memory while degraded. */
-  fromDatabase?: boolean;
-}
-
 type State = 'normal' | 'degraded';
 
 const SALVAGE_LOCK = 'salvage';
@@ -172,14 +152,14 @@ export class FallbackStore implements CheckpointStore {
   private degradedOps = 0;
   private idleWaiters: (() => void)[] = [];
   private startError: unknown = null;
-  private state: State = 'normal';
+  /** Degraded mode, while degraded (null: normal). */
+  private degraded: DegradedMode | null = null;
   private modeInfo: ModeInfo = { mode: 'normal', since: null, reason: null, kind: null };
   /** The file's content is bad (CORRUPT/NOTADB), as opposed to locked, full, or replaced. */
   private corrupt = false;
   /** The episode met SQLITE_FULL: recovery waits for free space (see hasRoomFor). */
   private diskFull = false;
-  private memory: MemoryStore | null = null;
-  private readonly open = new Map<string, OpenClaim>();
+  private readonly open = new OpenClaims();
   private readonly markers: ClaimMarkers;
   private readonly locks: ClaimMarkers;
   private readonly journal: Journal;
@@ -190,6 +170,8 @@ export class FallbackStore implements CheckpointStore {
   private readonly self: ProcessIdentity;
   /** Tells this store's markers from those of another store in the same process. */
   private readonly instance = randomUUID();
+  /** Who this store's claim markers and salvage locks say wrote them. */
+  private readonly author: MarkerAuthor;
   private readonly probeMs: number;
   private readonly degradedLogMs: number;
   private readonly clock: () => number;
@@ -203,7 +185,6 @@ export class FallbackStore implements CheckpointStore {
   private readonly snapshotMs: number;
   private readonly localPath: (stored: string) => string;
   private recovering = false;
-  private lastRefill = 0;
   private lastSalvageTry = 0;
   private lastOrphanCheck = 0;
   private closed = false;
@@ -254,6 +235,7 @@ export class FallbackStore implements CheckpointStore {
     this.markers = new ClaimMarkers(path.join(this.dir, 'claims'), opts.fileMode ?? 0o600);
     this.locks = new ClaimMarkers(path.join(this.dir, 'locks'), opts.fileMode ?? 0o600);
     this.journal = new Journal(this.dir, this.workerId, this.self, opts.fileMode ?? 0o600);
+    this.author = { owner: this.self, instance: this.instance, workerId: this.workerId };
     this.screen = new NormalScreen({
       db: this.db, markers: this.markers, probeMs: this.probeMs, clock: this.clock, log: this.log, counters: this.counters,
       reconcileOrphans: () => this.reconcileOrphans(),
@@ -283,6 +265,10 @@ export class FallbackStore implements CheckpointStore {
       throw s.startError;
     }
     return s;
+  }
+
+  private get state(): State {
+    return this.degraded ? 'degraded' : 'normal';
   }
 
   private *startSteps(check: boolean): Generator<unknown, void, unknown> {
@@ -429,21 +415,16 @@ export class FallbackStore implements CheckpointStore {
       }
       return;
     }
-    this.state = 'degraded';
     this.counters.degradedEpisodes++;
     this.modeInfo = { mode: 'degraded', since: now, reason: err.message, kind: err.kind };
     this.log?.error(
       { kind: err.kind, code: err.code, reason: err.message, dir: this.dir, openClaims: this.open.size },
       'database unavailable: switching to degraded mode (work goes on in memory; outcomes go to a journal until the database is back)',
     );
-    this.memory = new MemoryStore({
-      retry: this.retry,
-      ...(this.opts.onChange ? { onChange: this.opts.onChange } : {}),
-      ...(this.opts.random ? { random: this.opts.random } : {}),
-    });
-    this.lastRefill = 0;
+    const degraded = new DegradedMode(this.degradedDeps());
+    this.degraded = degraded;
     this.db.setDegradedReads(true);
-    for (const o of this.open.values()) this.adoptOpenClaim(o, now);
+    for (const o of this.open.values()) degraded.adopt(o, now);
     this.writeState();
     this.startTimers();
     // A broken file: try to salvage right away rather than after the first probe period.
@@ -571,10 +552,10 @@ export class FallbackStore implements CheckpointStore {
   }
 
   private backToNormal(now: number, stats: ReplayStats): void {
-    const mem = this.memory;
+    const mem = this.degraded?.memory;
     const since = this.modeInfo.since ?? now;
-    this.state = 'normal';
-    this.memory = null;
+    this.degraded?.end();
+    this.degraded = null;
     this.modeInfo = { mode: 'normal', since: now, reason: null, kind: null };
     for (const o of this.open.values()) o.marker = null;
     this.stopTimers();
@@ -635,7 +616,7 @@ export class FallbackStore implements CheckpointStore {
     // the journal line (replaying both is harmless: the token makes the second a no-op).
     for (const m of markers) if (m.entry) entries.push(m.entry);
     const carried = carry ? [...this.open.values()] : [];
-    const { stats: s, lostTokens } = (yield this.db.replay(entries, carried.map((o) => this.carried(o)), now, (err, e) =>
+    const { stats: s, lostTokens } = (yield this.db.replay(entries, carried.map((o) => carriedClaim(o)), now, (err, e) =>
       this.log?.error({ err, path: e.fileUrl, entry: e.t }, 'a journal entry could not be replayed; skipped'),
     )) as { stats: ReplayStats; lostTokens: Set<string> };
     const lost = carried.filter((o) => lostTokens.has(o.claim.token));
@@ -681,24 +662,6 @@ export class FallbackStore implements CheckpointStore {
     await drive(this.reconcileSteps());
   }
 
-  private carried(o: OpenClaim): CarriedClaim {
-    return {
-      fileUrl: o.claim.fileUrl,
-      fileType: o.claim.fileType,
-      fileTimestamp: o.fileTimestamp,
-      fingerprint: o.claim.fingerprint,
-      fileSize: o.fileSize,
-      version: o.claim.version,
-      attempt: o.claim.attempt,
-      retryCount: o.claim.retryCount,
-      token: o.claim.token,
-      workerId: o.workerId,
-      startedAt: iso(o.startedAt),
-      leaseExpiresAt: o.claim.leaseExpiresAt,
-      handlerPid: o.handlerPid,
-    };
-  }
-
   // ---- salvage -----------------------------------------------------------------------------------
 
   private salvageLockStands(): boolean {
@@ -717,9 +680,9 @@ export class FallbackStore implements CheckpointStore {
     this.lastSalvageTry = now;
     const cur = this.locks.current(SALVAGE_LOCK);
     if (cur && claimStands(cur, now)) return false;
-    const lock = this.locks.transition(SALVAGE_LOCK, cur?.gen ?? 0, this.markerBody(SALVAGE_LOCK, 'claimed', {
+    const lock = this.locks.transition(SALVAGE_LOCK, cur?.gen ?? 0, markerBody(this.author, SALVAGE_LOCK, 'claimed', {
       token: `salvage-${process.pid}-${now}`, leaseExpiresAt: now + 10 * 60_000,
-    }));
+    }, this.clock()));
     if (!lock) return false;
     try {
       // Another process may have salvaged already: then the path holds a new, healthy file.
@@ -765,7 +728,7 @@ export class FallbackStore implements CheckpointStore {
    * Run `fn` on the database in normal mode; on StoreUnavailableError switch to degraded mode
    * and answer from `degraded` instead. Other errors (bugs, constraints) pass through.
    */
-  private async route<T>(fn: (p: CheckpointStore) => Promise<T>, degraded: () => Promise<T> | T): Promise<T> {
+  private async route<T>(fn: (p: CheckpointStore) => Promise<T>, degraded: (d: DegradedMode) => Promise<T> | T): Promise<T> {
     for (;;) {
       // A recovery in progress (PostgreSQL only; SQLite recovers within one turn): wait for it.
       if (this.gate) await this.gate;
@@ -781,9 +744,12 @@ export class FallbackStore implements CheckpointStore {
       }
       // A recovery began while this call waited on the database: ask again once it is over.
       if (this.gate) continue;
+      const d = this.degraded;
+      // Normal without a database cannot happen (a failed open degrades); say so if it does.
+      if (!d) throw new Error(`store is neither open nor degraded (${this.file})`);
       this.degradedOps++;
       try {
-        return await degraded();
+        return await degraded(d);
       } finally {
         if (--this.degradedOps === 0) for (const w of this.idleWaiters.splice(0)) w();
       }
@@ -816,189 +782,7 @@ export class FallbackStore implements CheckpointStore {
     };
     this.open.set(c.fileUrl, o);
     // A claim that the database granted after another call had already switched us to degraded mode.
-    if (this.state === 'degraded' && this.memory && !this.memory.peekHeld(c)) this.adoptOpenClaim(o, now);
-  }
-
-  private openFor(ref: ClaimRef): OpenClaim | undefined {
-    const o = this.open.get(ref.fileUrl);
-    return o && o.claim.token === ref.token ? o : undefined;
-  }
-
-  private untrack(ref: ClaimRef): void {
-    if (this.openFor(ref)) this.open.delete(ref.fileUrl);
-  }
-
-  // ---- degraded-mode plumbing ---------------------------------------------------------------------
-
-  private markerBody(fileUrl: string, state: Marker['state'], extra: Partial<MarkerBody>): MarkerBody {
-    return {
-      fileUrl,
-      state,
-      owner: this.self,
-      instance: this.instance,
-      workerId: this.workerId,
-      token: '',
-      fileType: '',
-      fingerprint: '',
-      version: 0,
-      attempt: 0,
-      retryCount: 0,
-      leaseExpiresAt: 0,
-      dueAt: null,
-      handlerPid: null,
-      at: this.clock(),
-      ...extra,
-    };
-  }
-
-  /** A claim granted by the database before we degraded: hold it in memory and under a marker. */
-  private adoptOpenClaim(o: OpenClaim, now: number): void {
-    const mem = this.memory;
-    if (!mem) return;
-    const c = o.claim;
-    const startedAt = iso(o.startedAt);
-    mem.put({
-      fileUrl: c.fileUrl,
-      fileType: c.fileType,
-      fileTimestamp: o.fileTimestamp,
-      status: 'processing',
-      recordsTotal: 0,
-      recordsFiltered: 0,
-      recordsPersisted: 0,
-      processingTimeMs: 0,
-      errorMessage: null,
-      retryCount: c.retryCount,
-      processedBy: o.workerId,
-      startedAt,
-      completedAt: null,
-      createdAt: startedAt,
-      version: c.version,
-      attempts: c.attempt,
-      fingerprint: c.fingerprint,
-      fileSize: o.fileSize,
-      claimToken: c.token,
-      dueAt: iso(c.leaseExpiresAt),
-      handlerPid: o.handlerPid,
-      afterAction: null,
-      updatedAt: iso(now),
-    });
-    this.takeMarker(o, now);
-  }
-
-  /** A claim marker for a claim the database granted (adopted, or retried at a heartbeat). */
-  private takeMarker(o: OpenClaim, now: number): void {
-    const c = o.claim;
-    try {
-      const cur = this.markers.current(c.fileUrl);
-      if (cur && cur.token === c.token) {
-        o.marker = cur;
-        return;
-      }
-      if (cur && claimStands(cur, now)) {
-        this.log?.warn({ path: c.fileUrl, attempt: c.attempt, workerId: this.workerId, holder: cur.workerId }, 'another process holds a claim marker for a file this process holds in the database');
-        return;
-      }
-      // A marker protects the claim only if it exists before the database lease runs out
-      // (fencing.ts); a later one could follow a sweep that already took the claim over.
-      if (!stillHeld(c.leaseExpiresAt, this.clock())) return;
-      const m = this.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, 'claimed'));
-      if (m && !stillHeld(c.leaseExpiresAt, this.clock())) this.markers.drop(m);
-      else o.marker = m;
-    } catch (err) {
-      this.log?.warn({ err, path: c.fileUrl, attempt: c.attempt, workerId: this.workerId }, 'could not write a claim marker');
-    }
-  }
-
-  private claimMarker(o: OpenClaim, state: Marker['state'], extra: Partial<MarkerBody> = {}): MarkerBody {
-    const c = o.claim;
-    return this.markerBody(c.fileUrl, state, {
-      token: c.token,
-      fileType: c.fileType,
-      fingerprint: c.fingerprint,
-      version: c.version,
-      attempt: c.attempt,
-      retryCount: c.retryCount,
-      leaseExpiresAt: c.leaseExpiresAt,
-      handlerPid: o.handlerPid,
-      ...extra,
-    });
-  }
-
-  private entryBase(o: OpenClaim, at: number) {
-    const c = o.claim;
-    return {
-      at,
-      workerId: o.workerId,
-      fileUrl: c.fileUrl,
-      fileType: c.fileType,
-      fileTimestamp: o.fileTimestamp,
-      fingerprint: c.fingerprint,
-      fileSize: o.fileSize,
-      version: c.version,
-      attempt: c.attempt,
-      retryCount: c.retryCount,
-      token: c.token,
-      startedAt: iso(o.startedAt),
-    };
-  }
-
-  /**
-   * Move our marker to its next state (an outcome). False: the claim was taken over (our lease
-   * ran out and another process took the file), so this outcome must not be recorded.
-   */
-  private settleMarker(o: OpenClaim, state: Marker['state'], extra: Partial<MarkerBody>): boolean {
-    const c = o.claim;
-    let cur: Marker | null;
-    try {
-      cur = this.markers.current(c.fileUrl);
-    } catch {
-      return false;
-    }
-    if (cur && cur.token !== c.token) return false;
-    // Ours was there and is gone: someone cleared or took it over; the claim is not ours to end.
-    if (!cur && o.marker) return false;
-    const next = this.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, state, extra));
-    if (!next) return false;
-    o.marker = next;
-    return true;
-  }
-
-  /**
-   * End a claim while degraded: move its marker to the outcome, fenced by the time the claim is
-   * known to be held (fencing.ts). False: the claim is lost (taken over, or its lease ran out
-   * before the outcome was marked), and nothing may be recorded, moved or deleted.
-   */
-  private settleFenced(o: OpenClaim, state: Marker['state'], extra: Partial<MarkerBody>, now: number): boolean {
-    const c = o.claim;
-    const lapsed = () => {
-      this.counters.fencedOutcomes++;
-      this.log?.warn(
-        { path: c.fileUrl, attempt: c.attempt, workerId: o.workerId, leaseExpiredAt: iso(c.leaseExpiresAt), outcome: state },
-        'claim lease ran out while the database was unavailable (another worker may take it over): outcome not recorded',
-      );
-      return false;
-    };
-    if (!stillHeld(c.leaseExpiresAt, Math.max(now, this.clock()))) return lapsed();
-    if (!this.settleMarker(o, state, extra)) return false;
-    if (stillHeld(c.leaseExpiresAt, this.clock())) return true;
-    // The marker landed after the lease ran out: a sweep may already have taken the claim over.
-    if (o.marker) this.markers.drop(o.marker);
-    return lapsed();
-  }
-
-  private async refill(now: number): Promise<void> {
-    const mem = this.memory!;
-    if (now - this.lastRefill < 2 * this.probeMs) return;
-    this.lastRefill = now;
-    if (this.corrupt || this.fileReplaced() || (this.modeInfo.kind === 'broken' && !this.primary)) return;
-    const rows = await this.db.claimable(iso(now), REFILL_ROWS);
-    if (!rows) return;
-    for (const r of rows) {
-      if (mem.has(r.fileUrl)) continue;
-      // A row processing under an expired lease (its worker died before we degraded) is claimable;
-      // the check below sees the expired lease and ends that attempt.
-      mem.put(r.status === 'processing' ? { ...r, status: 'pending', claimToken: null } : r);
-    }
+    if (this.degraded && !this.degraded.memory.peekHeld(c)) this.degraded.adopt(o, now);
   }
 
   /**
@@ -1006,326 +790,23 @@ export class FallbackStore implements CheckpointStore {
    * file is not asked at all: a damaged index could answer "no such row" for a completed file.
    */
   private looked(fileUrl: string, now: number): Maybe<Looked | null> {
-    if (this.corrupt || this.fileReplaced() || (this.modeInfo.kind === 'broken' && !this.primary)) return null;
+    if (!this.mayAskDatabase()) return null;
     return this.db.lookup(fileUrl, now);
   }
 
-  private async discoverDegraded(files: readonly DiscoveredFile[], now: number, onChange?: ChangePolicy): Promise<DiscoverResult> {
-    const policy = onChange ?? this.opts.onChange;
-    const mem = this.memory!;
-    const res: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
-    for (const f of files) {
-      if (!mem.has(f.fileUrl)) {
-        const l = await this.looked(f.fileUrl, now);
-        if (l?.row) mem.put(l.row);
-        else if (l?.tomb && (l.tomb.fingerprint === f.fingerprint || policy === 'ignore')) {
-          res.tombstoned++;
-          continue;
-        }
-      }
-      const r = await mem.discover([f], now, onChange ? { onChange } : undefined);
-      res.inserted += r.inserted;
-      res.reversioned += r.reversioned;
-      res.unchanged += r.unchanged;
-      res.tombstoned += r.tombstoned;
-    }
-    return res;
+  /** The database may be read while degraded: not corrupt, not replaced, not broken and closed. */
+  private mayAskDatabase(): boolean {
+    return !(this.corrupt || this.fileReplaced() || (this.modeInfo.kind === 'broken' && !this.primary));
   }
 
-  private async claimDegraded(n: number, opts: ClaimOptions, only?: string): Promise<Claim[]> {
-    const mem = this.memory!;
-    await this.refill(opts.now);
-    const out: Claim[] = [];
-    const onExpired = (e: readonly ExpiredClaim[]) => this.memoryExpired(e, opts);
-    for (let round = 0; out.length < n && round < 64; round++) {
-      let cands: Claim[];
-      if (only !== undefined) {
-        const c = await mem.claimFile(only, { ...opts, onExpired });
-        cands = c ? [c] : [];
-      } else {
-        cands = await mem.claim(n - out.length, { ...opts, onExpired });
-      }
-      if (cands.length === 0) break;
-      // The store recovered meanwhile (cannot happen between resolved promises, but cheap to be sure).
-      if (this.memory !== mem) break;
-      for (const c of cands) {
-        let ok: Claim | null = null;
-        try {
-          ok = await this.vet(c, opts);
-        } catch (err) {
-          this.log?.warn({ err, path: c.fileUrl, attempt: c.attempt, workerId: opts.workerId }, 'could not check a file before handing it out; trying later');
-          this.putBack(c, opts.now + this.probeMs);
-        }
-        if (ok) out.push(ok);
-      }
-      if (only !== undefined) break;
-    }
-    if (out.length > 0) {
-      const entries: JournalEntry[] = [];
-      for (const c of out) {
-        const o = this.open.get(c.fileUrl);
-        if (o) entries.push({ t: 'claim', leaseExpiresAt: c.leaseExpiresAt, ...this.entryBase(o, opts.now) });
-      }
-      this.journal.append(entries, { sync: false });
-    }
-    return out;
-  }
-
-  /** Own claims whose lease ran out in memory (the runner stopped renewing them). */
-  private memoryExpired(expired: readonly ExpiredClaim[], opts: ClaimOptions): void {
-    opts.onExpired?.(expired);
-    const entries: JournalEntry[] = [];
-    for (const e of expired) {
-      const o = this.open.get(e.fileUrl);
-      if (!o || o.claim.token !== e.token) continue;
-      const failures = o.claim.retryCount + 1;
-      const dueAt = e.status === 'dead' ? null : opts.now + backoffDelayMs(this.retry, failures, this.opts.random);
-      const error = `lease expired: worker ${e.workerId ?? '?'} stopped renewing its claim`;
-      if (this.settleMarker(o, e.status, { dueAt, retryCount: failures })) {
-        entries.push({ t: 'expired', status: e.status, dueAt, error, ...this.entryBase(o, opts.now), retryCount: failures });
-      }
-      this.open.delete(e.fileUrl);
-    }
-    if (entries.length > 0) this.journal.append(entries, { sync: true });
-  }
-
-  /** Put a memory claim back without counting it: not now, at `due` at the earliest. */
-  private putBack(c: Claim, due: number, rec?: FileRecord): void {
-    const mem = this.memory!;
-    const r = rec ?? mem.peek(c.fileUrl);
-    if (!r) return;
-    mem.put({ ...r, status: r.retryCount > 0 ? 'failed' : 'pending', dueAt: iso(due), attempts: Math.max(0, c.attempt - 1), claimToken: null, startedAt: null, processedBy: null, handlerPid: null });
-  }
-
-  /** The database (or another process) finished this file: remember that in memory and do not hand it out. */
-  private settleTerminal(row: FileRecord): void {
-    this.memory!.put({ ...row, claimToken: null, handlerPid: null });
-  }
-
-  /**
-   * Decide whether a candidate from memory may really be handed out (the judgements are in
-   * vetting.ts). Returns the claim (with version, attempt and retry count reconciled against
-   * the database and the markers), or null after putting the candidate back or settling it.
-   */
-  private async vet(c: Claim, opts: ClaimOptions): Promise<Claim | null> {
-    const mem = this.memory!;
-    const now = opts.now;
-    const rec = mem.peekHeld(c)!;
-    const ctx: VetContext = {
-      candidate: c, record: rec, now, retry: this.retry, onChange: this.opts.onChange, probeMs: this.probeMs,
-      onDiskAsSeen: (fingerprint) => this.onDiskAsSeen(c.fileUrl, fingerprint),
+  private degradedDeps(): DegradedDeps {
+    return {
+      kind: this.kind, author: this.author, workerId: this.workerId, db: this.db, markers: this.markers, journal: this.journal,
+      open: this.open, opts: this.opts, retry: this.retry, probeMs: this.probeMs, clock: this.clock, log: this.log, counters: this.counters,
+      looked: (fileUrl, now) => this.looked(fileUrl, now),
+      mayAskDatabase: () => this.mayAskDatabase(),
+      onDiskAsSeen: (stored, fingerprint) => this.onDiskAsSeen(stored, fingerprint),
     };
-    let terms: Terms = { version: c.version, attempt: c.attempt, retryCount: c.retryCount, fingerprint: c.fingerprint };
-    const expired: ExpiredClaim[] = [];
-    const expiredEntries: JournalEntry[] = [];
-    const byRow = (l: Looked): Verdict => {
-      const j = judgeRow(l, terms, ctx);
-      if ('go' in j.verdict) terms = j.verdict.go;
-      if (j.expired && !expired.some((e) => e.token === j.expired!.token)) expired.push(j.expired);
-      return j.verdict;
-    };
-
-    // 1. What the database says, before spending a marker on it (a rescan re-offers every
-    //    completed file that is still in the folder).
-    const pre = await this.looked(c.fileUrl, now);
-    const first: Verdict = pre ? byRow(pre) : { wait: now + this.probeMs, record: rec };
-    if (!('go' in first)) return this.notNow(c, first);
-
-    // 2. Other processes' markers.
-    const cur = this.markers.current(c.fileUrl);
-    if (cur) {
-      const j = judgeMarker(cur, terms, ctx);
-      if (!('go' in j.verdict)) return this.notNow(c, j.verdict);
-      terms = j.verdict.go;
-      if (j.takeover) {
-        expired.push(j.takeover.expired);
-        expiredEntries.push(j.takeover.entry);
-      }
-    }
-    const { version, attempt, retryCount, fingerprint } = terms;
-    if (budgetSpent(this.retry, retryCount) && expired.length > 0) {
-      // The run that just died was the last one allowed: dead, not another attempt.
-      const o: OpenClaim = { claim: { ...c, ...terms }, workerId: opts.workerId, startedAt: now, handlerPid: null, marker: null, fileTimestamp: rec.fileTimestamp, fileSize: rec.fileSize };
-      const entry: JournalEntry = {
-        t: 'fail', status: 'dead', dueAt: null, error: 'lease expired and no retries left', durationMs: 0, outcome: 'dead', ...this.entryBase(o, now),
-      };
-      opts.onExpired?.(expired);
-      const m = this.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, 'dead', { entry }));
-      if (m) {
-        this.journal.append([...expiredEntries, entry], { sync: true });
-        this.settleTerminal({ ...rec, status: 'dead', version, attempts: attempt, retryCount, dueAt: null });
-      } else {
-        this.putBack(c, now + this.probeMs, rec);
-      }
-      return null;
-    }
-
-    // 3. Take the marker, then read the database once more: a normal-mode process that claimed
-    //    the file before our marker existed has committed by now, and we see it.
-    const claim: Claim = { ...c, version, attempt, retryCount, fingerprint, idempotencyKey: idempotencyKey(c.fileUrl, version) };
-    const o: OpenClaim = { claim, workerId: opts.workerId, startedAt: now, handlerPid: null, marker: null, fileTimestamp: rec.fileTimestamp, fileSize: rec.fileSize };
-    const marker = this.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, 'claimed'));
-    if (!marker) {
-      // Someone else moved first.
-      this.putBack(c, now + Math.ceil(this.probeMs / 4), rec);
-      return null;
-    }
-    const post = await this.looked(c.fileUrl, now);
-    const second: Verdict = post ? byRow(post) : { wait: now + this.probeMs, record: rec };
-    if (!('go' in second) || claim.version !== terms.version) {
-      this.markers.drop(marker);
-      this.notNow(c, 'go' in second ? { wait: now, record: rec } : second);
-      return null;
-    }
-    if (expired.length > 0) opts.onExpired?.(expired);
-    if (expiredEntries.length > 0) this.journal.append(expiredEntries, { sync: true });
-    mem.put({ ...rec, version: terms.version, attempts: terms.attempt, retryCount: terms.retryCount, fingerprint: terms.fingerprint, processedBy: opts.workerId });
-    o.marker = marker;
-    this.open.set(c.fileUrl, o);
-    return claim;
-  }
-
-  /** A verdict other than go: settle the file as finished, or put it back until its time. */
-  private notNow(c: Claim, v: { wait: number; record: FileRecord } | { done: FileRecord }): null {
-    if ('done' in v) this.settleTerminal(v.done);
-    else this.putBack(c, v.wait, v.record);
-    return null;
-  }
-
-  private completeDegraded(items: readonly Completion[]): WriteResult[] {
-    const mem = this.memory!;
-    const results: WriteResult[] = [];
-    const entries: JournalEntry[] = [];
-    const done: Completion[] = [];
-    for (const c of items) {
-      const o = this.openFor(c);
-      if (!o || !mem.peekHeld(c)) {
-        results.push('lost');
-        continue;
-      }
-      const entry: JournalEntry = {
-        t: 'complete',
-        stats: { ...c.stats },
-        afterAction: c.afterAction ?? null,
-        ...this.entryBase(o, c.now),
-        // The content the handler really read, when the runner checked it.
-        fingerprint: c.fingerprint ?? o.claim.fingerprint,
-      };
-      if (!this.settleFenced(o, 'completed', { entry, fingerprint: entry.fingerprint }, c.now)) {
-        results.push('lost');
-        this.open.delete(c.fileUrl);
-        continue;
-      }
-      entries.push(entry);
-      done.push(c);
-      results.push('ok');
-    }
-    // Durable before anyone hears 'ok': the runner runs the after-action only after this returns.
-    this.journal.append(entries, { sync: true });
-    for (const c of done) {
-      void mem.complete([c]);
-      this.open.delete(c.fileUrl);
-    }
-    return results;
-  }
-
-  private failDegraded(f: Failure): FailResult {
-    const mem = this.memory!;
-    const o = this.openFor(f);
-    const plan = o ? mem.planFail(f) : 'lost';
-    if (!o || plan === 'lost') return 'lost';
-    const entry: JournalEntry = {
-      t: 'fail',
-      status: plan.status,
-      dueAt: plan.dueAt,
-      error: f.error,
-      durationMs: f.durationMs,
-      outcome: f.reason ?? (plan.status === 'dead' ? (f.permanent ? 'dead' : 'failed') : 'failed'),
-      afterAction: plan.status === 'dead' ? (f.deadAfterAction ?? null) : null,
-      ...this.entryBase(o, f.now),
-      fingerprint: f.fingerprint ?? o.claim.fingerprint,
-      retryCount: plan.retryCount,
-    };
-    if (!this.settleFenced(o, plan.status, { dueAt: plan.dueAt, retryCount: plan.retryCount, entry, fingerprint: entry.fingerprint }, f.now)) {
-      this.open.delete(f.fileUrl);
-      return 'lost';
-    }
-    this.journal.append([entry], { sync: true });
-    this.open.delete(f.fileUrl);
-    return mem.applyFail(f, plan);
-  }
-
-  private releaseDegraded(refs: readonly ClaimRef[], now: number): WriteResult[] {
-    const mem = this.memory!;
-    const entries: JournalEntry[] = [];
-    const results: WriteResult[] = refs.map((ref) => {
-      const o = this.openFor(ref);
-      if (!o || !mem.peekHeld(ref)) return 'lost';
-      this.open.delete(ref.fileUrl);
-      if (!this.settleFenced(o, 'released', {}, now)) return 'lost';
-      entries.push({ t: 'release', ...this.entryBase(o, now) });
-      void mem.release([ref], now);
-      return 'ok';
-    });
-    this.journal.append(entries, { sync: true });
-    return results;
-  }
-
-  private heartbeatDegraded(refs: readonly ClaimRef[], leaseMs: number, now: number): ClaimRef[] {
-    const mem = this.memory!;
-    const lost: ClaimRef[] = [];
-    const loseIt = (ref: ClaimRef) => {
-      lost.push(ref);
-      this.open.delete(ref.fileUrl);
-    };
-    for (const ref of refs) {
-      const o = this.openFor(ref);
-      if (!o || !mem.peekHeld(ref)) {
-        lost.push(ref);
-        continue;
-      }
-      // Only a claim still held may be extended (fencing.ts): once its lease ran out, another
-      // worker may have taken it over, whatever our memory says.
-      const at = Math.max(now, this.clock());
-      if (!stillHeld(o.claim.leaseExpiresAt, at)) {
-        this.log?.warn({ path: ref.fileUrl, attempt: o.claim.attempt, workerId: o.workerId, leaseExpiredAt: iso(o.claim.leaseExpiresAt) }, 'claim lease ran out while the database was unavailable: claim lost');
-        loseIt(ref);
-        continue;
-      }
-      if (!o.marker) {
-        // Held under the database lease alone (no marker could be written): it is not extended.
-        this.takeMarker(o, at);
-        if (!o.marker) continue;
-      }
-      if (this.kind === 'postgres' && o.fromDatabase) {
-        // Other hosts cannot see this host's markers: for them the lease the database last
-        // confirmed is all that holds the claim, and a sweep there takes it over once it runs
-        // out. So it is not extended here; the check above loses the claim at that moment.
-        continue;
-      }
-      const m: Marker = { ...o.marker, leaseExpiresAt: at + leaseMs, at };
-      let kept: boolean;
-      try {
-        kept = this.markers.refresh(m);
-      } catch (err) {
-        // An I/O hiccup on one marker is not a lost claim, but the lease is not extended either.
-        this.log?.warn({ err, path: ref.fileUrl, attempt: o.claim.attempt, workerId: o.workerId }, 'could not renew a claim marker');
-        continue;
-      }
-      if (!kept) {
-        loseIt(ref);
-        continue;
-      }
-      if (!stillHeld(o.claim.leaseExpiresAt, this.clock())) {
-        // Renewed too late: a sweep may have taken it meanwhile.
-        loseIt(ref);
-        continue;
-      }
-      o.marker = m;
-      o.claim = { ...o.claim, leaseExpiresAt: at + leaseMs };
-      void mem.heartbeat([ref], leaseMs, at);
-    }
-    return lost;
   }
 
   private writeState(): void {
@@ -1361,7 +842,7 @@ export class FallbackStore implements CheckpointStore {
         this.db.noteDiscovered?.(files.map((f) => f.fileUrl));
         return r;
       },
-      () => this.discoverDegraded(opts?.stillThere ? files.filter(opts.stillThere) : files, now, opts?.onChange),
+      (d) => d.discover(opts?.stillThere ? files.filter(opts.stillThere) : files, now, opts?.onChange),
     );
   }
 
@@ -1382,7 +863,7 @@ export class FallbackStore implements CheckpointStore {
         for (const c of keep) this.track(c, opts.workerId, opts.now);
         return keep;
       },
-      () => this.claimDegraded(n, opts),
+      (d) => d.claim(n, opts),
     );
     return claims;
   }
@@ -1397,7 +878,7 @@ export class FallbackStore implements CheckpointStore {
         if (keep) this.track(keep, opts.workerId, opts.now);
         return keep ?? null;
       },
-      async () => (await this.claimDegraded(1, opts, fileUrl))[0] ?? null,
+      async (d) => (await d.claim(1, opts, fileUrl))[0] ?? null,
     );
   }
 
@@ -1407,36 +888,23 @@ export class FallbackStore implements CheckpointStore {
         const lost = await p.heartbeat(refs, leaseMs, now);
         const lostSet = new Set(lost.map((l) => `${l.fileUrl}\0${l.token}`));
         for (const r of refs) {
-          const o = this.openFor(r);
+          const o = this.open.of(r);
           if (!o) continue;
           if (lostSet.has(`${r.fileUrl}\0${r.token}`)) this.open.delete(r.fileUrl);
           else o.claim = { ...o.claim, leaseExpiresAt: now + leaseMs };
         }
         return lost;
       },
-      () => this.heartbeatDegraded(refs, leaseMs, now),
+      (d) => d.heartbeat(refs, leaseMs, now),
     );
   }
 
   setHandlerPid(ref: ClaimRef, pid: number): Promise<WriteResult> {
-    const o = this.openFor(ref);
+    const o = this.open.of(ref);
     if (o) o.handlerPid = pid;
     return this.route(
       (p) => p.setHandlerPid(ref, pid),
-      () => {
-        const mem = this.memory!;
-        if (!o || !mem.peekHeld(ref)) return 'lost';
-        void mem.setHandlerPid(ref, pid);
-        if (o.marker) {
-          const m: Marker = { ...o.marker, handlerPid: pid };
-          try {
-            if (this.markers.refresh(m)) o.marker = m;
-          } catch {
-            // the pid only helps a taker kill an orphan; the claim itself stands
-          }
-        }
-        return 'ok';
-      },
+      (d) => d.setHandlerPid(o, ref, pid),
     );
   }
 
@@ -1445,10 +913,10 @@ export class FallbackStore implements CheckpointStore {
     return this.route(
       async (p) => {
         const res = await p.complete(items);
-        items.forEach((c) => this.untrack(c));
+        items.forEach((c) => this.open.untrack(c));
         return res;
       },
-      () => this.completeDegraded(items),
+      (d) => d.complete(items),
     );
   }
 
@@ -1456,10 +924,10 @@ export class FallbackStore implements CheckpointStore {
     return this.route(
       async (p) => {
         const res = await p.fail(item);
-        this.untrack(item);
+        this.open.untrack(item);
         return res;
       },
-      () => this.failDegraded(item),
+      (d) => d.fail(item),
     );
   }
 
@@ -1468,10 +936,10 @@ export class FallbackStore implements CheckpointStore {
     return this.route(
       async (p) => {
         const res = await p.release(refs, now);
-        refs.forEach((r) => this.untrack(r));
+        refs.forEach((r) => this.open.untrack(r));
         return res;
       },
-      () => this.releaseDegraded(refs, now),
+      (d) => d.release(refs, now),
     );
   }
 
@@ -1528,8 +996,8 @@ export class FallbackStore implements CheckpointStore {
   get(fileUrl: string): Promise<FileRecord | null> {
     return this.route(
       (p) => p.get(fileUrl),
-      async () => {
-        const m = this.memory?.peek(fileUrl);
+      async (d) => {
+        const m = d.memory.peek(fileUrl);
         if (m) return m;
         return (await this.looked(fileUrl, this.clock()))?.row ?? null;
       },
@@ -1539,28 +1007,28 @@ export class FallbackStore implements CheckpointStore {
   list(q: ListQuery): Promise<FileRecord[]> {
     return this.route(
       (p) => p.list(q),
-      async () => (await this.readPrimaryOr((p) => p.list(q))) ?? this.memory!.list(q),
+      async (d) => (await this.readPrimaryOr((p) => p.list(q))) ?? d.memory.list(q),
     );
   }
 
   attempts(fileUrl: string): Promise<AttemptRecord[]> {
     return this.route(
       (p) => p.attempts(fileUrl),
-      async () => [...((await this.readPrimaryOr((p) => p.attempts(fileUrl))) ?? []), ...(await this.memory!.attempts(fileUrl))],
+      async (d) => [...((await this.readPrimaryOr((p) => p.attempts(fileUrl))) ?? []), ...(await d.memory.attempts(fileUrl))],
     );
   }
 
   counts(): Promise<Record<Status, number>> {
     return this.route(
       (p) => p.counts(),
-      async () => (await this.readPrimaryOr((p) => p.counts())) ?? this.memory!.counts(),
+      async (d) => (await this.readPrimaryOr((p) => p.counts())) ?? d.memory.counts(),
     );
   }
 
   stats(now: number): Promise<StoreStats> {
     return this.route(
       (p) => p.stats(now),
-      async () => (await this.readPrimaryOr((p) => p.stats(now))) ?? this.memory!.stats(now),
+      async (d) => (await this.readPrimaryOr((p) => p.stats(now))) ?? d.memory.stats(now),
     );
   }
 
@@ -1574,8 +1042,8 @@ export class FallbackStore implements CheckpointStore {
     this.worker = w;
     return this.route(
       (p) => p.touchWorker(w, now),
-      async () => {
-        await this.memory!.touchWorker(w, now);
+      async (d) => {
+        await d.memory.touchWorker(w, now);
         this.writeState();
       },
     );
@@ -1585,16 +1053,16 @@ export class FallbackStore implements CheckpointStore {
     if (workerId === this.worker?.workerId) this.worker = null;
     return this.route(
       (p) => p.removeWorker(workerId),
-      () => this.memory!.removeWorker(workerId),
+      (d) => d.memory.removeWorker(workerId),
     );
   }
 
   workers(): Promise<WorkerRecord[]> {
     return this.route(
       (p) => p.workers(),
-      async () => {
+      async (d) => {
         const fromDb = (await this.readPrimaryOr((p) => p.workers())) ?? [];
-        const mine = await this.memory!.workers();
+        const mine = await d.memory.workers();
         const ids = new Set(mine.map((w) => w.workerId));
         return [...fromDb.filter((w) => !ids.has(w.workerId)), ...mine].sort((a, b) => (a.workerId < b.workerId ? -1 : 1));
       },
