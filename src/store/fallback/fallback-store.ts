@@ -35,18 +35,19 @@ import type {
 } from '../types.js';
 import { ClaimMarkers, claimStands } from './claim-markers.js';
 import { ROOM_AFTER_FULL, checkIntegrity, hasRoomFor, isCorruption } from './health-probe.js';
-import { Journal, type JournalEntry, type ReadJournal, listJournals, orphanJournals, readJournal, removeJournal, safeName } from './journal.js';
+import { Journal, type JournalEntry, type ReadJournal, listJournals, orphanJournals, readJournal, removeJournal } from './journal.js';
 import type { Looked } from './lookup.js';
 import { type FallbackPrimary, type Maybe, drive, isPromise } from './primary.js';
 import { SqlitePrimary } from './sqlite-primary.js';
 import { type ProcessIdentity, isAlive, livenessOnce, selfIdentity } from './process-identity.js';
 import { type ReplayStats, emptyStats } from './replay.js';
 import { type SalvageReport, salvageDatabase } from './salvage.js';
-import { SNAPSHOT_NAME, snapshotAge, takeSnapshot } from './snapshot.js';
+import { SNAPSHOT_NAME } from './snapshot.js';
+import { Maintenance } from './maintenance.js';
 import { NormalScreen } from './normal-screen.js';
 import { type MarkerAuthor, type OpenClaim, OpenClaims, carried as carriedClaim, markerBody } from './open-claims.js';
 import { DegradedMode, type DegradedDeps } from './degraded.js';
-import { type FallbackState, removeStaleStates } from './state-files.js';
+import { type FallbackState, removeStaleStates, stateFileOf, writeStateFile } from './state-files.js';
 import { fingerprintOf } from '../../watch/fingerprint.js';
 
 /**
@@ -178,11 +179,8 @@ export class FallbackStore implements CheckpointStore {
   private readonly retry: RetryPolicy;
   private probeTimer: NodeJS.Timeout | null = null;
   private logTimer: NodeJS.Timeout | null = null;
-  private healthTimer: NodeJS.Timeout | null = null;
-  private snapshotTimer: NodeJS.Timeout | null = null;
-  private snapshotting: Promise<void> | null = null;
-  private readonly healthCheckMs: number;
-  private readonly snapshotMs: number;
+  /** Normal-mode upkeep on timers: health check, snapshot. */
+  private readonly upkeep: Maintenance;
   private readonly localPath: (stored: string) => string;
   private recovering = false;
   private lastSalvageTry = 0;
@@ -230,8 +228,11 @@ export class FallbackStore implements CheckpointStore {
     this.degradedLogMs = f.degradedLogMs ?? DEGRADED_LOG_MS;
     this.clock = f.clock ?? Date.now;
     this.retry = opts.retry ?? DEFAULT_RETRY;
-    this.healthCheckMs = f.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS;
-    this.snapshotMs = f.snapshotMs ?? DEFAULT_SNAPSHOT_MS;
+    this.upkeep = new Maintenance({
+      dir: this.dir, sq: this.sq, healthCheckMs: f.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS, snapshotMs: f.snapshotMs ?? DEFAULT_SNAPSHOT_MS,
+      fileMode: opts.fileMode ?? 0o600, clock: this.clock, log: this.log,
+      normal: () => this.state === 'normal', open: () => this.primary !== null, closed: () => this.closed, degrade: (err) => this.degrade(err),
+    });
     this.markers = new ClaimMarkers(path.join(this.dir, 'claims'), opts.fileMode ?? 0o600);
     this.locks = new ClaimMarkers(path.join(this.dir, 'locks'), opts.fileMode ?? 0o600);
     this.journal = new Journal(this.dir, this.workerId, this.self, opts.fileMode ?? 0o600);
@@ -274,50 +275,17 @@ export class FallbackStore implements CheckpointStore {
   private *startSteps(check: boolean): Generator<unknown, void, unknown> {
     yield* this.openAtStart(check);
     if (this.state === 'normal') this.writeState();
-    this.startMaintenance();
+    this.upkeep.start();
   }
 
-  /** Normal-mode upkeep: the fresh-connection health check and the snapshot. */
-  private startMaintenance(): void {
-    if (this.healthCheckMs > 0) {
-      this.healthTimer = setInterval(() => this.healthCheck(), this.healthCheckMs);
-      this.healthTimer.unref();
-    }
-    if (this.snapshotMs > 0 && this.sq) {
-      this.snapshotTimer = setInterval(() => void this.snapshot(), Math.min(this.snapshotMs, 60_000));
-      this.snapshotTimer.unref();
-      setImmediate(() => void this.snapshot());
-    }
-  }
-
-  /** quick_check through a fresh connection (its own empty page cache reads the file as it is now). */
+  /** quick_check through a fresh connection (maintenance.ts). */
   healthCheck(): void {
-    if (this.closed) return;
-    // State files of daemons killed meanwhile (a readdir; once a minute).
-    removeStaleStates(this.dir);
-    if (this.state !== 'normal' || !this.primary || !this.sq) return;
-    const bad = this.sq.checkFile();
-    if (bad) this.degrade(bad);
+    this.upkeep.healthCheck();
   }
 
-  /** Take a snapshot if the last one is older than the period. */
-  async snapshot(force = false): Promise<void> {
-    const sdb = this.sq?.db;
-    if (this.state !== 'normal' || !sdb || this.closed || this.snapshotting) return;
-    const age = snapshotAge(this.dir, this.clock());
-    if (!force && age !== null && age < this.snapshotMs) return;
-    const run = async () => {
-      try {
-        const r = await takeSnapshot(sdb, this.dir, this.opts.fileMode ?? 0o600);
-        this.log?.debug({ bytes: r.bytes, ms: r.ms }, 'database snapshot taken');
-      } catch (err) {
-        this.log?.warn({ err }, 'could not take a database snapshot');
-      } finally {
-        this.snapshotting = null;
-      }
-    };
-    this.snapshotting = run();
-    await this.snapshotting;
+  /** Take a snapshot if the last one is older than the period (maintenance.ts). */
+  snapshot(force = false): Promise<void> {
+    return this.upkeep.snapshot(force);
   }
 
   /** Normal or degraded, since when and why: for `ckpt status`, /healthz and logs. */
@@ -809,10 +777,9 @@ export class FallbackStore implements CheckpointStore {
     };
   }
 
+  /** This process's mode for `ckpt status` and `ckpt doctor` (state-files.ts). */
   private writeState(): void {
     try {
-      fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      const file = this.stateFile();
       const body: FallbackState = {
         workerId: this.workerId,
         owner: this.self,
@@ -821,16 +788,14 @@ export class FallbackStore implements CheckpointStore {
         journal: path.basename(this.journal.file),
         updatedAt: this.clock(),
       };
-      const tmp = `${file}.tmp-${process.pid}`;
-      fs.writeFileSync(tmp, JSON.stringify(body), { mode: this.opts.fileMode ?? 0o600 });
-      fs.renameSync(tmp, file);
+      writeStateFile(this.stateFile(), body, this.opts.fileMode ?? 0o600);
     } catch (err) {
       this.log?.warn({ err }, 'could not write the fallback state file');
     }
   }
 
   private stateFile(): string {
-    return path.join(this.dir, `state-${safeName(this.workerId)}-${process.pid}.json`);
+    return stateFileOf(this.dir, this.workerId);
   }
 
   // ---- the contract ---------------------------------------------------------------------------------
@@ -1082,9 +1047,7 @@ export class FallbackStore implements CheckpointStore {
     if (this.state === 'degraded') await this.recoverNow();
     this.closed = true;
     this.stopTimers();
-    if (this.healthTimer) clearInterval(this.healthTimer);
-    if (this.snapshotTimer) clearInterval(this.snapshotTimer);
-    await this.snapshotting;
+    await this.upkeep.stop();
     this.journal.close();
     this.db.endEpisode();
     try {
