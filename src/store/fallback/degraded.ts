@@ -322,64 +322,38 @@ export class DegradedMode {
    * the database and the markers), or null after putting the candidate back or settling it.
    */
   private async vet(c: Claim, opts: ClaimOptions): Promise<Claim | null> {
-    const mem = this.memory;
     const now = opts.now;
-    const rec = mem.peekHeld(c);
+    const rec = this.memory.peekHeld(c);
     // Memory handed it out just now; the caller logs this and puts the file back.
     if (!rec) throw new Error(`claim on ${c.fileUrl} is not held in memory`);
     const ctx: VetContext = {
       candidate: c, record: rec, now, retry: this.d.retry, onChange: this.d.opts.onChange, probeMs: this.d.probeMs,
       onDiskAsSeen: (fingerprint) => this.d.onDiskAsSeen(c.fileUrl, fingerprint),
     };
-    let terms: Terms = { version: c.version, attempt: c.attempt, retryCount: c.retryCount, fingerprint: c.fingerprint };
-    const expired: ExpiredClaim[] = [];
-    const expiredEntries: JournalEntry[] = [];
-    const byRow = (l: Looked): Verdict => {
-      const j = judgeRow(l, terms, ctx);
-      if ('go' in j.verdict) terms = j.verdict.go;
-      const e0 = j.expired;
-      if (e0 && !expired.some((e) => e.token === e0.token)) expired.push(e0);
-      return j.verdict;
-    };
+    const ended: { expired: ExpiredClaim[]; entries: JournalEntry[] } = { expired: [], entries: [] };
 
     // 1. What the database says, before spending a marker on it (a rescan re-offers every
     //    completed file that is still in the folder).
-    const pre = await this.d.looked(c.fileUrl, now);
-    const first: Verdict = pre ? byRow(pre) : { wait: now + this.d.probeMs, record: rec };
+    const first = await this.askDatabase(c, { version: c.version, attempt: c.attempt, retryCount: c.retryCount, fingerprint: c.fingerprint }, ctx, ended.expired);
     if (!('go' in first)) return this.notNow(c, first);
 
     // 2. Other processes' markers.
+    let terms = first.go;
     const cur = this.d.markers.current(c.fileUrl);
     if (cur) {
       const j = judgeMarker(cur, terms, ctx);
       if (!('go' in j.verdict)) return this.notNow(c, j.verdict);
       terms = j.verdict.go;
       if (j.takeover) {
-        expired.push(j.takeover.expired);
-        expiredEntries.push(j.takeover.entry);
+        ended.expired.push(j.takeover.expired);
+        ended.entries.push(j.takeover.entry);
       }
     }
-    const { version, attempt, retryCount, fingerprint } = terms;
-    if (budgetSpent(this.d.retry, retryCount) && expired.length > 0) {
-      // The run that just died was the last one allowed: dead, not another attempt.
-      const o: OpenClaim = { claim: { ...c, ...terms }, workerId: opts.workerId, startedAt: now, handlerPid: null, marker: null, fileTimestamp: rec.fileTimestamp, fileSize: rec.fileSize };
-      const entry: JournalEntry = {
-        t: 'fail', status: 'dead', dueAt: null, error: 'lease expired and no retries left', durationMs: 0, outcome: 'dead', ...entryBase(o, now),
-      };
-      opts.onExpired?.(expired);
-      const m = this.d.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, 'dead', { entry }));
-      if (m) {
-        this.d.journal.append([...expiredEntries, entry], { sync: true });
-        this.settleTerminal({ ...rec, status: 'dead', version, attempts: attempt, retryCount, dueAt: null });
-      } else {
-        this.putBack(c, now + this.d.probeMs, rec);
-      }
-      return null;
-    }
+    if (budgetSpent(this.d.retry, terms.retryCount) && ended.expired.length > 0) return this.deadOnTakeover(c, terms, rec, opts, cur?.gen ?? 0, ended);
 
     // 3. Take the marker, then read the database once more: a normal-mode process that claimed
     //    the file before our marker existed has committed by now, and we see it.
-    const claim: Claim = { ...c, version, attempt, retryCount, fingerprint, idempotencyKey: idempotencyKey(c.fileUrl, version) };
+    const claim: Claim = { ...c, ...terms, idempotencyKey: idempotencyKey(c.fileUrl, terms.version) };
     const o: OpenClaim = { claim, workerId: opts.workerId, startedAt: now, handlerPid: null, marker: null, fileTimestamp: rec.fileTimestamp, fileSize: rec.fileSize };
     const marker = this.d.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, 'claimed'));
     if (!marker) {
@@ -387,19 +361,53 @@ export class DegradedMode {
       this.putBack(c, now + Math.ceil(this.d.probeMs / 4), rec);
       return null;
     }
-    const post = await this.d.looked(c.fileUrl, now);
-    const second: Verdict = post ? byRow(post) : { wait: now + this.d.probeMs, record: rec };
-    if (!('go' in second) || claim.version !== terms.version) {
+    const second = await this.askDatabase(c, terms, ctx, ended.expired);
+    if (!('go' in second) || claim.version !== second.go.version) {
       this.d.markers.drop(marker);
-      this.notNow(c, 'go' in second ? { wait: now, record: rec } : second);
-      return null;
+      return this.notNow(c, 'go' in second ? { wait: now, record: rec } : second);
     }
-    if (expired.length > 0) opts.onExpired?.(expired);
-    if (expiredEntries.length > 0) this.d.journal.append(expiredEntries, { sync: true });
-    mem.put({ ...rec, version: terms.version, attempts: terms.attempt, retryCount: terms.retryCount, fingerprint: terms.fingerprint, processedBy: opts.workerId });
+    if (ended.expired.length > 0) opts.onExpired?.(ended.expired);
+    if (ended.entries.length > 0) this.d.journal.append(ended.entries, { sync: true });
+    const t = second.go;
+    this.memory.put({ ...rec, version: t.version, attempts: t.attempt, retryCount: t.retryCount, fingerprint: t.fingerprint, processedBy: opts.workerId });
     o.marker = marker;
     this.d.open.set(c.fileUrl, o);
     return claim;
+  }
+
+  /**
+   * Read the database's row for the candidate and judge it (vetting.ts); no answer: try again
+   * after a probe period. An attempt the row shows expired is added to `expired` (once per token).
+   */
+  private async askDatabase(c: Claim, terms: Terms, ctx: VetContext, expired: ExpiredClaim[]): Promise<Verdict> {
+    const l = await this.d.looked(c.fileUrl, ctx.now);
+    if (!l) return { wait: ctx.now + this.d.probeMs, record: ctx.record };
+    const j = judgeRow(l, terms, ctx);
+    const e0 = j.expired;
+    if (e0 && !expired.some((e) => e.token === e0.token)) expired.push(e0);
+    return j.verdict;
+  }
+
+
+  /**
+   * The run that was taken over (its worker died) was the last one allowed: the file is dead,
+   * not another attempt. Marked dead and journalled, or put back if the marker moved meanwhile.
+   */
+  private deadOnTakeover(c: Claim, terms: Terms, rec: FileRecord, opts: ClaimOptions, gen: number, ended: { expired: ExpiredClaim[]; entries: JournalEntry[] }): null {
+    const now = opts.now;
+    const o: OpenClaim = { claim: { ...c, ...terms }, workerId: opts.workerId, startedAt: now, handlerPid: null, marker: null, fileTimestamp: rec.fileTimestamp, fileSize: rec.fileSize };
+    const entry: JournalEntry = {
+      t: 'fail', status: 'dead', dueAt: null, error: 'lease expired and no retries left', durationMs: 0, outcome: 'dead', ...entryBase(o, now),
+    };
+    opts.onExpired?.(ended.expired);
+    const m = this.d.markers.transition(c.fileUrl, gen, this.claimMarker(o, 'dead', { entry }));
+    if (m) {
+      this.d.journal.append([...ended.entries, entry], { sync: true });
+      this.settleTerminal({ ...rec, status: 'dead', version: terms.version, attempts: terms.attempt, retryCount: terms.retryCount, dueAt: null });
+    } else {
+      this.putBack(c, now + this.d.probeMs, rec);
+    }
+    return null;
   }
 
   /** A verdict other than go: settle the file as finished, or put it back until its time. */
