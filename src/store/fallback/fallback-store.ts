@@ -33,7 +33,7 @@ import type {
   WorkerRecord,
   WriteResult,
 } from '../types.js';
-import { ClaimMarkers, claimStands } from './claim-markers.js';
+import { ClaimMarkers } from './claim-markers.js';
 import { ROOM_AFTER_FULL, checkIntegrity, hasRoomFor, isCorruption } from './health-probe.js';
 import { Journal, type JournalEntry, type ReadJournal, listJournals, orphanJournals, readJournal, removeJournal } from './journal.js';
 import type { Looked } from './lookup.js';
@@ -41,11 +41,12 @@ import { type FallbackPrimary, type Maybe, drive, isPromise } from './primary.js
 import { SqlitePrimary } from './sqlite-primary.js';
 import { type ProcessIdentity, isAlive, livenessOnce, selfIdentity } from './process-identity.js';
 import { type ReplayStats, emptyStats } from './replay.js';
-import { type SalvageReport, salvageDatabase } from './salvage.js';
+import type { SalvageReport } from './salvage.js';
 import { SNAPSHOT_NAME } from './snapshot.js';
 import { Maintenance } from './maintenance.js';
+import { SalvageRun } from './salvage-run.js';
 import { NormalScreen } from './normal-screen.js';
-import { type MarkerAuthor, type OpenClaim, OpenClaims, carried as carriedClaim, markerBody } from './open-claims.js';
+import { type MarkerAuthor, type OpenClaim, OpenClaims, carried as carriedClaim } from './open-claims.js';
 import { DegradedMode, type DegradedDeps } from './degraded.js';
 import { type FallbackState, removeStaleStates, stateFileOf, writeStateFile } from './state-files.js';
 import { fingerprintOf } from '../../watch/fingerprint.js';
@@ -72,8 +73,6 @@ export const DEFAULT_HEALTH_CHECK_MS = 60_000;
  * corruption losing at most the last hour. Proposed config key: `snapshotMs` (0 = off).
  */
 export const DEFAULT_SNAPSHOT_MS = 3_600_000;
-/** A salvage that failed (disk full, say) is tried again after this long, not every probe. */
-const SALVAGE_RETRY_MS = 30_000;
 
 export interface ModeInfo {
   mode: 'normal' | 'degraded';
@@ -116,7 +115,6 @@ export interface FallbackStoreOptions extends SqliteStoreOptions {
 
 type State = 'normal' | 'degraded';
 
-const SALVAGE_LOCK = 'salvage';
 
 /**
  * A CheckpointStore that keeps working when the SQLite database is locked or broken.
@@ -164,6 +162,8 @@ export class FallbackStore implements CheckpointStore {
   private readonly markers: ClaimMarkers;
   private readonly locks: ClaimMarkers;
   private readonly journal: Journal;
+  /** The salvage of a corrupt file and its lock. */
+  private readonly salvager: SalvageRun;
   /** The normal-mode side of coexisting with degraded processes' markers. */
   private readonly screen: NormalScreen;
   private readonly log: Logger | undefined;
@@ -183,7 +183,6 @@ export class FallbackStore implements CheckpointStore {
   private readonly upkeep: Maintenance;
   private readonly localPath: (stored: string) => string;
   private recovering = false;
-  private lastSalvageTry = 0;
   private lastOrphanCheck = 0;
   private closed = false;
   private worker: WorkerInfo | null = null;
@@ -237,6 +236,17 @@ export class FallbackStore implements CheckpointStore {
     this.locks = new ClaimMarkers(path.join(this.dir, 'locks'), opts.fileMode ?? 0o600);
     this.journal = new Journal(this.dir, this.workerId, this.self, opts.fileMode ?? 0o600);
     this.author = { owner: this.self, instance: this.instance, workerId: this.workerId };
+    this.salvager = new SalvageRun({
+      file: this.file, dir: this.dir, locks: this.locks, author: this.author, snapshot: path.join(this.dir, SNAPSHOT_NAME), fileMode: opts.fileMode,
+      clock: this.clock, log: this.log,
+      replacedWhileOpen: () => this.primary !== null && this.fileReplaced(),
+      closePrimary: () => this.closePrimary(),
+      salvaged: (report) => {
+        this.corrupt = false;
+        this.counters.salvages++;
+        this.lastSalvage = report;
+      },
+    });
     this.screen = new NormalScreen({
       db: this.db, markers: this.markers, probeMs: this.probeMs, clock: this.clock, log: this.log, counters: this.counters,
       reconcileOrphans: () => this.reconcileOrphans(),
@@ -633,57 +643,12 @@ export class FallbackStore implements CheckpointStore {
   // ---- salvage -----------------------------------------------------------------------------------
 
   private salvageLockStands(): boolean {
-    if (!this.locks.mayHave(SALVAGE_LOCK)) return false;
-    try {
-      const m = this.locks.current(SALVAGE_LOCK);
-      return m !== null && claimStands(m, this.clock()) && m.instance !== this.instance;
-    } catch {
-      return true;
-    }
+    return this.salvager.lockStands();
   }
 
-  /** Move the corrupt file aside and build a fresh one from what can be read. True when done. */
+  /** Move the corrupt file aside and build a fresh one (salvage-run.ts). True when done. */
   private salvage(now: number): boolean {
-    if (now - this.lastSalvageTry < SALVAGE_RETRY_MS && this.lastSalvageTry !== 0) return false;
-    this.lastSalvageTry = now;
-    const cur = this.locks.current(SALVAGE_LOCK);
-    if (cur && claimStands(cur, now)) return false;
-    const lock = this.locks.transition(SALVAGE_LOCK, cur?.gen ?? 0, markerBody(this.author, SALVAGE_LOCK, 'claimed', {
-      token: `salvage-${process.pid}-${now}`, leaseExpiresAt: now + 10 * 60_000,
-    }, this.clock()));
-    if (!lock) return false;
-    try {
-      // Another process may have salvaged already: then the path holds a new, healthy file.
-      if (this.primary && this.fileReplaced()) {
-        this.closePrimary();
-        return true;
-      }
-      const report = salvageDatabase(this.file, {
-        now,
-        workRoot: this.dir,
-        snapshot: path.join(this.dir, SNAPSHOT_NAME),
-        ...(this.opts.fileMode === undefined ? {} : { fileMode: this.opts.fileMode }),
-      });
-      this.closePrimary();
-      this.corrupt = false;
-      this.lastSalvageTry = 0;
-      this.counters.salvages++;
-      this.lastSalvage = report;
-      this.log?.error(
-        {
-          corruptFile: report.corruptPath, moved: report.moved, salvagedRows: report.checkpoints, completed: report.completed, attempts: report.attempts,
-          headerRepaired: report.headerRepaired, fromPages: report.fromPages, fromSnapshot: report.fromSnapshot, rolledForward: report.rolledForward, ms: report.ms,
-        },
-        'the database file was corrupt: moved aside (never deleted) and salvaged into a fresh database',
-      );
-      return true;
-    } catch (err) {
-      this.log?.error({ err }, 'salvage of the corrupt database failed; staying degraded, will retry');
-      return false;
-    } finally {
-      this.locks.transition(SALVAGE_LOCK, lock.gen, { ...lock, state: 'released', at: this.clock() });
-      this.locks.remove(SALVAGE_LOCK);
-    }
+    return this.salvager.run(now);
   }
 
   private fileReplaced(): boolean {
