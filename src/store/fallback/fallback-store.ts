@@ -137,6 +137,12 @@ type State = 'normal' | 'degraded';
  * degraded process creates its marker and then reads the database; a normal process commits
  * its claim and then looks for a marker. Whichever comes second sees the other, so at most
  * one of them runs the file (possibly neither, for one round).
+ *
+ * This class is the mode switch, start-up, recovery and replay; the other concerns live beside
+ * it: degraded.ts (degraded mode, which exists only while degraded), vetting.ts (pure
+ * judgements of a degraded claim), normal-screen.ts (the normal-mode side of markers),
+ * open-claims.ts, maintenance.ts (health check, snapshots), salvage-run.ts, state-files.ts,
+ * and inspect.ts (the read-only view for the CLI).
  */
 export class FallbackStore implements CheckpointStore {
   readonly kind: 'sqlite' | 'postgres';
