@@ -17,15 +17,10 @@
  * it read-only) nor to the fallback folder.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { ResolvedConfig } from '../../config/types.js';
 import { fileSystemOf, isNetworkFileSystem } from '../../mounts.js';
-import { ClaimMarkers, claimStands } from '../../store/fallback/claim-markers.js';
-import { listJournals, ownerOf, readJournal } from '../../store/fallback/journal.js';
-import { isAlive } from '../../store/fallback/process-identity.js';
-import { SNAPSHOT_NAME } from '../../store/fallback/snapshot.js';
-import { fallbackDirForConfig, readFallbackStates } from '../../store/fallback/state-files.js';
+import { fallbackDirForConfig, inspectFallback, snapshotFile } from '../../store/fallback/inspect.js';
 import { JOURNAL_SIZE_LIMIT, openDatabase, type SqliteDatabase } from '../../store/open-database.js';
 import { classifySqliteError } from '../../store/sqlite-errors.js';
 import { EXIT } from '../exit-codes.js';
@@ -138,7 +133,7 @@ export function runChecks(db: string, lockTimeoutMs: number, now: number, fallba
     add('corrupt files', 'warn', `kept for inspection (ckpt never deletes them): ${aside.map((f) => path.basename(f)).join(', ')}; delete them when no longer needed`);
   } else add('corrupt files', 'ok', 'none');
 
-  const snap = path.join(fallbackDir, SNAPSHOT_NAME);
+  const snap = snapshotFile(fallbackDir);
   const snapStat = statOf(snap);
   if (snapStat) add('snapshot', 'ok', `${mib(snapStat.size)}, taken ${Math.round((now - snapStat.mtimeMs) / 60_000)} min ago`);
   else add('snapshot', 'ok', 'none yet (a running ckpt takes one every hour)');
@@ -150,7 +145,8 @@ export function runChecks(db: string, lockTimeoutMs: number, now: number, fallba
 export function fallbackChecks(fallbackDir: string, now: number): Check[] {
   const checks: Check[] = [];
   const add = (name: string, level: Level, message: string) => checks.push({ name, level, message });
-  const live = readFallbackStates(fallbackDir);
+  const view = inspectFallback(fallbackDir, now);
+  const live = view.states;
   const degraded = live.filter((s) => s.mode === 'degraded');
   if (live.length === 0) add('mode', 'ok', 'no ckpt process with fallback is running');
   else if (degraded.length === 0) add('mode', 'ok', `normal (${live.map((s) => `${s.workerId} pid ${s.owner.pid}`).join(', ')})`);
@@ -158,37 +154,29 @@ export function fallbackChecks(fallbackDir: string, now: number): Check[] {
     add('mode', 'fail', `${s.workerId} (pid ${s.owner.pid}) degraded since ${iso(s.since)} (${s.kind ?? '?'}): ${s.reason ?? '?'}`);
   }
 
-  const journals = listJournals(fallbackDir).map((f) => readJournal(f));
-  if (journals.length === 0) add('journals', 'ok', 'none pending');
-  for (const j of journals) {
-    const outcomes = j.entries.filter((e) => e.t !== 'claim').length;
-    const owner = ownerOf(j, os.hostname());
-    const alive = owner ? isAlive(owner) : false;
+  if (view.journals.length === 0) add('journals', 'ok', 'none pending');
+  for (const j of view.journals) {
     add(
       'journals',
       'warn',
-      `${path.basename(j.file)}: ${outcomes} outcome(s), ${j.entries.length - outcomes} claim(s) not yet in the database; ` +
-        (alive ? `its process (pid ${owner!.pid}) is degraded and replays it when the database is back` : 'its process is gone: the next ckpt to open the database replays it'),
+      `${path.basename(j.file)}: ${j.outcomes} outcome(s), ${j.claims} claim(s) not yet in the database; ` +
+        (j.ownerAlive ? `its process (pid ${j.owner!.pid}) is degraded and replays it when the database is back` : 'its process is gone: the next ckpt to open the database replays it'),
     );
   }
 
-  const markers = new ClaimMarkers(path.join(fallbackDir, 'claims')).all();
-  if (markers.length === 0) add('markers', 'ok', 'no claim markers');
+  const m = view.markers;
+  if (m.total === 0) add('markers', 'ok', 'no claim markers');
   else {
-    const stale = markers.filter((m) => !isAlive(m.owner)).length;
-    const byState = new Map<string, number>();
-    for (const m of markers) byState.set(m.state, (byState.get(m.state) ?? 0) + 1);
     add(
       'markers',
       'warn',
-      `${markers.length} claim marker(s) (${[...byState].map(([k, v]) => `${v} ${k}`).join(', ')}); ${markers.length - stale} of live processes, ` +
-        `${stale} left by processes that are gone (cleared when ckpt next opens the database)`,
+      `${m.total} claim marker(s) (${m.byState.map(([k, v]) => `${v} ${k}`).join(', ')}); ${m.total - m.stale} of live processes, ` +
+        `${m.stale} left by processes that are gone (cleared when ckpt next opens the database)`,
     );
   }
 
-  const salvageLock = new ClaimMarkers(path.join(fallbackDir, 'locks')).all();
-  for (const l of salvageLock) {
-    add('salvage', 'warn', claimStands(l, now) ? `pid ${l.owner.pid} is salvaging the database right now` : `a salvage by pid ${l.owner.pid} did not finish (process gone); the next ckpt retries it`);
+  for (const l of view.salvages) {
+    add('salvage', 'warn', l.running ? `pid ${l.pid} is salvaging the database right now` : `a salvage by pid ${l.pid} did not finish (process gone); the next ckpt retries it`);
   }
   return checks;
 }

@@ -3,9 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { idempotencyKey } from '../idempotency.js';
-import { MemoryStore } from '../memory-store.js';
-import { DEFAULT_RETRY, backoffDelayMs, budgetSpent } from '../retry-policy.js';
+import { DEFAULT_RETRY } from '../retry-policy.js';
 import { StoreUnavailableError, toStoreError } from '../sqlite-errors.js';
 import type { SqliteStoreOptions } from '../sqlite-store.js';
 import { iso } from '../time.js';
@@ -14,7 +12,6 @@ import type {
   ActivityQuery,
   AfterActionDone,
   AttemptRecord,
-  ChangePolicy,
   CheckpointStore,
   Claim,
   ClaimOptions,
@@ -23,7 +20,6 @@ import type {
   DiscoverResult,
   DiscoverOptions,
   DiscoveredFile,
-  ExpiredClaim,
   FailResult,
   Failure,
   FileRecord,
@@ -39,18 +35,22 @@ import type {
   WorkerRecord,
   WriteResult,
 } from '../types.js';
-import { ClaimMarkers, type Marker, type MarkerBody, claimStands } from './claim-markers.js';
+import { ClaimMarkers } from './claim-markers.js';
 import { ROOM_AFTER_FULL, checkIntegrity, hasRoomFor, isCorruption } from './health-probe.js';
-import { Journal, type JournalEntry, type ReadJournal, listJournals, orphanJournals, readJournal, removeJournal, safeName } from './journal.js';
+import { Journal, type JournalEntry, type ReadJournal, listJournals, orphanJournals, readJournal, removeJournal } from './journal.js';
 import type { Looked } from './lookup.js';
-import { type Expiring, protectedUntil, stillHeld } from './fencing.js';
 import { type FallbackPrimary, type Maybe, drive, isPromise } from './primary.js';
 import { SqlitePrimary } from './sqlite-primary.js';
 import { type ProcessIdentity, isAlive, livenessOnce, selfIdentity } from './process-identity.js';
-import { type CarriedClaim, type ReplayStats, emptyStats } from './replay.js';
-import { type SalvageReport, salvageDatabase } from './salvage.js';
-import { SNAPSHOT_NAME, snapshotAge, takeSnapshot } from './snapshot.js';
-import { type FallbackState, removeStaleStates } from './state-files.js';
+import { type ReplayStats, emptyStats } from './replay.js';
+import type { SalvageReport } from './salvage.js';
+import { SNAPSHOT_NAME } from './snapshot.js';
+import { Maintenance } from './maintenance.js';
+import { SalvageRun } from './salvage-run.js';
+import { NormalScreen } from './normal-screen.js';
+import { type MarkerAuthor, type OpenClaim, OpenClaims, carried as carriedClaim } from './open-claims.js';
+import { DegradedMode, type DegradedDeps } from './degraded.js';
+import { type FallbackState, removeStaleStates, stateFileOf, writeStateFile } from './state-files.js';
 import { fingerprintOf } from '../../watch/fingerprint.js';
 
 /**
@@ -75,12 +75,6 @@ export const DEFAULT_HEALTH_CHECK_MS = 60_000;
  * corruption losing at most the last hour. Proposed config key: `snapshotMs` (0 = off).
  */
 export const DEFAULT_SNAPSHOT_MS = 3_600_000;
-/** Claimable rows read from the database into memory at a time while degraded. */
-const REFILL_ROWS = 10_000;
-/** The lease sweep's batch in sqlite-store.ts (REAP_BATCH): protection reads the same batches. */
-const SWEEP_BATCH = 256;
-/** A salvage that failed (disk full, say) is tried again after this long, not every probe. */
-const SALVAGE_RETRY_MS = 30_000;
 
 export interface ModeInfo {
   mode: 'normal' | 'degraded';
@@ -121,23 +115,8 @@ export interface FallbackStoreOptions extends SqliteStoreOptions {
   fallback?: FallbackOptions;
 }
 
-/** A claim this process handed out and has not finished, in either mode. */
-interface OpenClaim {
-  claim: Claim;
-  workerId: string;
-  startedAt: number;
-  handlerPid: number | null;
-  /** Our current claim marker, while degraded. */
-  marker: Marker | null;
-  fileTimestamp: string;
-  fileSize: number;
-  /** Granted by the database (in normal mode), as opposed to from memory while degraded. */
-  fromDatabase?: boolean;
-}
-
 type State = 'normal' | 'degraded';
 
-const SALVAGE_LOCK = 'salvage';
 
 /**
  * A CheckpointStore that keeps working when the SQLite database is locked or broken.
@@ -160,6 +139,12 @@ const SALVAGE_LOCK = 'salvage';
  * degraded process creates its marker and then reads the database; a normal process commits
  * its claim and then looks for a marker. Whichever comes second sees the other, so at most
  * one of them runs the file (possibly neither, for one round).
+ *
+ * This class is the mode switch, start-up, recovery and replay; the other concerns live beside
+ * it: degraded.ts (degraded mode, which exists only while degraded), vetting.ts (pure
+ * judgements of a degraded claim), normal-screen.ts (the normal-mode side of markers),
+ * open-claims.ts, maintenance.ts (health check, snapshots), salvage-run.ts, state-files.ts,
+ * and inspect.ts (the read-only view for the CLI).
  */
 export class FallbackStore implements CheckpointStore {
   readonly kind: 'sqlite' | 'postgres';
@@ -174,37 +159,38 @@ export class FallbackStore implements CheckpointStore {
   private degradedOps = 0;
   private idleWaiters: (() => void)[] = [];
   private startError: unknown = null;
-  private state: State = 'normal';
+  /** Degraded mode, while degraded (null: normal). */
+  private degraded: DegradedMode | null = null;
   private modeInfo: ModeInfo = { mode: 'normal', since: null, reason: null, kind: null };
   /** The file's content is bad (CORRUPT/NOTADB), as opposed to locked, full, or replaced. */
   private corrupt = false;
   /** The episode met SQLITE_FULL: recovery waits for free space (see hasRoomFor). */
   private diskFull = false;
-  private memory: MemoryStore | null = null;
-  private readonly open = new Map<string, OpenClaim>();
+  private readonly open = new OpenClaims();
   private readonly markers: ClaimMarkers;
   private readonly locks: ClaimMarkers;
   private readonly journal: Journal;
+  /** The salvage of a corrupt file and its lock. */
+  private readonly salvager: SalvageRun;
+  /** The normal-mode side of coexisting with degraded processes' markers. */
+  private readonly screen: NormalScreen;
   private readonly log: Logger | undefined;
   private readonly workerId: string;
   private readonly self: ProcessIdentity;
   /** Tells this store's markers from those of another store in the same process. */
   private readonly instance = randomUUID();
+  /** Who this store's claim markers and salvage locks say wrote them. */
+  private readonly author: MarkerAuthor;
   private readonly probeMs: number;
   private readonly degradedLogMs: number;
   private readonly clock: () => number;
   private readonly retry: RetryPolicy;
   private probeTimer: NodeJS.Timeout | null = null;
   private logTimer: NodeJS.Timeout | null = null;
-  private healthTimer: NodeJS.Timeout | null = null;
-  private snapshotTimer: NodeJS.Timeout | null = null;
-  private snapshotting: Promise<void> | null = null;
-  private readonly healthCheckMs: number;
-  private readonly snapshotMs: number;
+  /** Normal-mode upkeep on timers: health check, snapshot. */
+  private readonly upkeep: Maintenance;
   private readonly localPath: (stored: string) => string;
   private recovering = false;
-  private lastRefill = 0;
-  private lastSalvageTry = 0;
   private lastOrphanCheck = 0;
   private closed = false;
   private worker: WorkerInfo | null = null;
@@ -249,11 +235,30 @@ export class FallbackStore implements CheckpointStore {
     this.degradedLogMs = f.degradedLogMs ?? DEGRADED_LOG_MS;
     this.clock = f.clock ?? Date.now;
     this.retry = opts.retry ?? DEFAULT_RETRY;
-    this.healthCheckMs = f.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS;
-    this.snapshotMs = f.snapshotMs ?? DEFAULT_SNAPSHOT_MS;
+    this.upkeep = new Maintenance({
+      dir: this.dir, sq: this.sq, healthCheckMs: f.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS, snapshotMs: f.snapshotMs ?? DEFAULT_SNAPSHOT_MS,
+      fileMode: opts.fileMode ?? 0o600, clock: this.clock, log: this.log,
+      normal: () => this.state === 'normal', open: () => this.primary !== null, closed: () => this.closed, degrade: (err) => this.degrade(err),
+    });
     this.markers = new ClaimMarkers(path.join(this.dir, 'claims'), opts.fileMode ?? 0o600);
     this.locks = new ClaimMarkers(path.join(this.dir, 'locks'), opts.fileMode ?? 0o600);
     this.journal = new Journal(this.dir, this.workerId, this.self, opts.fileMode ?? 0o600);
+    this.author = { owner: this.self, instance: this.instance, workerId: this.workerId };
+    this.salvager = new SalvageRun({
+      file: this.file, dir: this.dir, locks: this.locks, author: this.author, snapshot: path.join(this.dir, SNAPSHOT_NAME), fileMode: opts.fileMode,
+      clock: this.clock, log: this.log,
+      replacedWhileOpen: () => this.primary !== null && this.fileReplaced(),
+      closePrimary: () => this.closePrimary(),
+      salvaged: (report) => {
+        this.corrupt = false;
+        this.counters.salvages++;
+        this.lastSalvage = report;
+      },
+    });
+    this.screen = new NormalScreen({
+      db: this.db, markers: this.markers, probeMs: this.probeMs, clock: this.clock, log: this.log, counters: this.counters,
+      reconcileOrphans: () => this.reconcileOrphans(),
+    });
     const started = drive(this.startSteps(f.checkAtOpen ?? true));
     if (isPromise(started)) {
       this.gate = started.then(
@@ -281,53 +286,24 @@ export class FallbackStore implements CheckpointStore {
     return s;
   }
 
+  private get state(): State {
+    return this.degraded ? 'degraded' : 'normal';
+  }
+
   private *startSteps(check: boolean): Generator<unknown, void, unknown> {
     yield* this.openAtStart(check);
     if (this.state === 'normal') this.writeState();
-    this.startMaintenance();
+    this.upkeep.start();
   }
 
-  /** Normal-mode upkeep: the fresh-connection health check and the snapshot. */
-  private startMaintenance(): void {
-    if (this.healthCheckMs > 0) {
-      this.healthTimer = setInterval(() => this.healthCheck(), this.healthCheckMs);
-      this.healthTimer.unref();
-    }
-    if (this.snapshotMs > 0 && this.sq) {
-      this.snapshotTimer = setInterval(() => void this.snapshot(), Math.min(this.snapshotMs, 60_000));
-      this.snapshotTimer.unref();
-      setImmediate(() => void this.snapshot());
-    }
-  }
-
-  /** quick_check through a fresh connection (its own empty page cache reads the file as it is now). */
+  /** quick_check through a fresh connection (maintenance.ts). */
   healthCheck(): void {
-    if (this.closed) return;
-    // State files of daemons killed meanwhile (a readdir; once a minute).
-    removeStaleStates(this.dir);
-    if (this.state !== 'normal' || !this.primary || !this.sq) return;
-    const bad = this.sq.checkFile();
-    if (bad) this.degrade(bad);
+    this.upkeep.healthCheck();
   }
 
-  /** Take a snapshot if the last one is older than the period. */
-  async snapshot(force = false): Promise<void> {
-    const sdb = this.sq?.db;
-    if (this.state !== 'normal' || !sdb || this.closed || this.snapshotting) return;
-    const age = snapshotAge(this.dir, this.clock());
-    if (!force && age !== null && age < this.snapshotMs) return;
-    const run = async () => {
-      try {
-        const r = await takeSnapshot(sdb, this.dir, this.opts.fileMode ?? 0o600);
-        this.log?.debug({ bytes: r.bytes, ms: r.ms }, 'database snapshot taken');
-      } catch (err) {
-        this.log?.warn({ err }, 'could not take a database snapshot');
-      } finally {
-        this.snapshotting = null;
-      }
-    };
-    this.snapshotting = run();
-    await this.snapshotting;
+  /** Take a snapshot if the last one is older than the period (maintenance.ts). */
+  snapshot(force = false): Promise<void> {
+    return this.upkeep.snapshot(force);
   }
 
   /** Normal or degraded, since when and why: for `ckpt status`, /healthz and logs. */
@@ -425,21 +401,16 @@ export class FallbackStore implements CheckpointStore {
       }
       return;
     }
-    this.state = 'degraded';
     this.counters.degradedEpisodes++;
     this.modeInfo = { mode: 'degraded', since: now, reason: err.message, kind: err.kind };
     this.log?.error(
       { kind: err.kind, code: err.code, reason: err.message, dir: this.dir, openClaims: this.open.size },
       'database unavailable: switching to degraded mode (work goes on in memory; outcomes go to a journal until the database is back)',
     );
-    this.memory = new MemoryStore({
-      retry: this.retry,
-      ...(this.opts.onChange ? { onChange: this.opts.onChange } : {}),
-      ...(this.opts.random ? { random: this.opts.random } : {}),
-    });
-    this.lastRefill = 0;
+    const degraded = new DegradedMode(this.degradedDeps());
+    this.degraded = degraded;
     this.db.setDegradedReads(true);
-    for (const o of this.open.values()) this.adoptOpenClaim(o, now);
+    for (const o of this.open.values()) degraded.adopt(o, now);
     this.writeState();
     this.startTimers();
     // A broken file: try to salvage right away rather than after the first probe period.
@@ -567,10 +538,10 @@ export class FallbackStore implements CheckpointStore {
   }
 
   private backToNormal(now: number, stats: ReplayStats): void {
-    const mem = this.memory;
+    const mem = this.degraded?.memory;
     const since = this.modeInfo.since ?? now;
-    this.state = 'normal';
-    this.memory = null;
+    this.degraded?.end();
+    this.degraded = null;
     this.modeInfo = { mode: 'normal', since: now, reason: null, kind: null };
     for (const o of this.open.values()) o.marker = null;
     this.stopTimers();
@@ -631,7 +602,7 @@ export class FallbackStore implements CheckpointStore {
     // the journal line (replaying both is harmless: the token makes the second a no-op).
     for (const m of markers) if (m.entry) entries.push(m.entry);
     const carried = carry ? [...this.open.values()] : [];
-    const { stats: s, lostTokens } = (yield this.db.replay(entries, carried.map((o) => this.carried(o)), now, (err, e) =>
+    const { stats: s, lostTokens } = (yield this.db.replay(entries, carried.map((o) => carriedClaim(o)), now, (err, e) =>
       this.log?.error({ err, path: e.fileUrl, entry: e.t }, 'a journal entry could not be replayed; skipped'),
     )) as { stats: ReplayStats; lostTokens: Set<string> };
     const lost = carried.filter((o) => lostTokens.has(o.claim.token));
@@ -677,78 +648,15 @@ export class FallbackStore implements CheckpointStore {
     await drive(this.reconcileSteps());
   }
 
-  private carried(o: OpenClaim): CarriedClaim {
-    return {
-      fileUrl: o.claim.fileUrl,
-      fileType: o.claim.fileType,
-      fileTimestamp: o.fileTimestamp,
-      fingerprint: o.claim.fingerprint,
-      fileSize: o.fileSize,
-      version: o.claim.version,
-      attempt: o.claim.attempt,
-      retryCount: o.claim.retryCount,
-      token: o.claim.token,
-      workerId: o.workerId,
-      startedAt: iso(o.startedAt),
-      leaseExpiresAt: o.claim.leaseExpiresAt,
-      handlerPid: o.handlerPid,
-    };
-  }
-
   // ---- salvage -----------------------------------------------------------------------------------
 
   private salvageLockStands(): boolean {
-    if (!this.locks.mayHave(SALVAGE_LOCK)) return false;
-    try {
-      const m = this.locks.current(SALVAGE_LOCK);
-      return m !== null && claimStands(m, this.clock()) && m.instance !== this.instance;
-    } catch {
-      return true;
-    }
+    return this.salvager.lockStands();
   }
 
-  /** Move the corrupt file aside and build a fresh one from what can be read. True when done. */
+  /** Move the corrupt file aside and build a fresh one (salvage-run.ts). True when done. */
   private salvage(now: number): boolean {
-    if (now - this.lastSalvageTry < SALVAGE_RETRY_MS && this.lastSalvageTry !== 0) return false;
-    this.lastSalvageTry = now;
-    const cur = this.locks.current(SALVAGE_LOCK);
-    if (cur && claimStands(cur, now)) return false;
-    const lock = this.locks.transition(SALVAGE_LOCK, cur?.gen ?? 0, this.markerBody(SALVAGE_LOCK, 'claimed', {
-      token: `salvage-${process.pid}-${now}`, leaseExpiresAt: now + 10 * 60_000,
-    }));
-    if (!lock) return false;
-    try {
-      // Another process may have salvaged already: then the path holds a new, healthy file.
-      if (this.primary && this.fileReplaced()) {
-        this.closePrimary();
-        return true;
-      }
-      const report = salvageDatabase(this.file, {
-        now,
-        workRoot: this.dir,
-        snapshot: path.join(this.dir, SNAPSHOT_NAME),
-        ...(this.opts.fileMode === undefined ? {} : { fileMode: this.opts.fileMode }),
-      });
-      this.closePrimary();
-      this.corrupt = false;
-      this.lastSalvageTry = 0;
-      this.counters.salvages++;
-      this.lastSalvage = report;
-      this.log?.error(
-        {
-          corruptFile: report.corruptPath, moved: report.moved, salvagedRows: report.checkpoints, completed: report.completed, attempts: report.attempts,
-          headerRepaired: report.headerRepaired, fromPages: report.fromPages, fromSnapshot: report.fromSnapshot, rolledForward: report.rolledForward, ms: report.ms,
-        },
-        'the database file was corrupt: moved aside (never deleted) and salvaged into a fresh database',
-      );
-      return true;
-    } catch (err) {
-      this.log?.error({ err }, 'salvage of the corrupt database failed; staying degraded, will retry');
-      return false;
-    } finally {
-      this.locks.transition(SALVAGE_LOCK, lock.gen, { ...lock, state: 'released', at: this.clock() });
-      this.locks.remove(SALVAGE_LOCK);
-    }
+    return this.salvager.run(now);
   }
 
   private fileReplaced(): boolean {
@@ -761,7 +669,7 @@ export class FallbackStore implements CheckpointStore {
    * Run `fn` on the database in normal mode; on StoreUnavailableError switch to degraded mode
    * and answer from `degraded` instead. Other errors (bugs, constraints) pass through.
    */
-  private async route<T>(fn: (p: CheckpointStore) => Promise<T>, degraded: () => Promise<T> | T): Promise<T> {
+  private async route<T>(fn: (p: CheckpointStore) => Promise<T>, degraded: (d: DegradedMode) => Promise<T> | T): Promise<T> {
     for (;;) {
       // A recovery in progress (PostgreSQL only; SQLite recovers within one turn): wait for it.
       if (this.gate) await this.gate;
@@ -777,9 +685,12 @@ export class FallbackStore implements CheckpointStore {
       }
       // A recovery began while this call waited on the database: ask again once it is over.
       if (this.gate) continue;
+      const d = this.degraded;
+      // Normal without a database cannot happen (a failed open degrades); say so if it does.
+      if (!d) throw new Error(`store is neither open nor degraded (${this.file})`);
       this.degradedOps++;
       try {
-        return await degraded();
+        return await degraded(d);
       } finally {
         if (--this.degradedOps === 0) for (const w of this.idleWaiters.splice(0)) w();
       }
@@ -812,355 +723,7 @@ export class FallbackStore implements CheckpointStore {
     };
     this.open.set(c.fileUrl, o);
     // A claim that the database granted after another call had already switched us to degraded mode.
-    if (this.state === 'degraded' && this.memory && !this.memory.peekHeld(c)) this.adoptOpenClaim(o, now);
-  }
-
-  private openFor(ref: ClaimRef): OpenClaim | undefined {
-    const o = this.open.get(ref.fileUrl);
-    return o && o.claim.token === ref.token ? o : undefined;
-  }
-
-  private untrack(ref: ClaimRef): void {
-    if (this.openFor(ref)) this.open.delete(ref.fileUrl);
-  }
-
-  /**
-   * Before a normal-mode claim sweeps expired leases (fencing.ts): claims that degraded
-   * processes hold under markers, or finished and have not replayed yet, keep their database
-   * lease. The markers are read after the caller took `opts.now` (the sweep's time), so a marker
-   * written before a lease ran out is seen here. Without this, the sweep took over a claim whose
-   * worker had completed it from memory, and the next run found the file moved: dead, "vanished".
-   * Returns whether any marker existed (the screen after the claim needs to know).
-   */
-  private async protectMarkedClaims(opts: ClaimOptions): Promise<boolean> {
-    if (!this.markers.anyExist()) return false;
-    let extended = 0;
-    let deadOwners = 0;
-    try {
-      // Batch by batch as the sweep reads them: once a batch holds nothing to protect, that is
-      // the batch the sweep takes. 16 batches of 256 bound the work after a very long lock.
-      for (let round = 0, skip = 0; round < 16; round++) {
-        const batch = await this.db.expiring(opts.now, SWEEP_BATCH, skip);
-        const keep: (Expiring & { until: number })[] = [];
-        for (const e of batch) {
-          if (!this.markers.mayHave(e.fileUrl)) continue;
-          let p0: { until: number; ownerGone: boolean } | null;
-          try {
-            p0 = protectedUntil(this.markers.current(e.fileUrl), e.token, opts.now, opts.leaseMs);
-          } catch {
-            p0 = { until: opts.now + opts.leaseMs, ownerGone: false }; // unreadable: held, never free
-          }
-          if (p0?.ownerGone) deadOwners++;
-          if (p0 && p0.until > opts.now) keep.push({ ...e, until: p0.until });
-        }
-        if (keep.length === 0) break;
-        extended += await this.db.extendLeases(keep, opts.now);
-        // The rows left unprotected stay expired and come first in the next read: step over them.
-        skip += batch.length - keep.length;
-      }
-    } catch (err) {
-      throw toStoreError(err, 'extend leases held under claim markers');
-    }
-    if (deadOwners > 0) {
-      // Their outcomes go in now (protected meanwhile, so the sweep did not end those claims).
-      try {
-        await this.reconcileOrphans();
-      } catch (err) {
-        this.log?.warn({ err }, 'could not replay journals left behind; will retry');
-      }
-    }
-    if (extended > 0) {
-      this.counters.protectedLeases += extended;
-      this.log?.info({ leases: extended, workerId: opts.workerId }, 'kept leases of claims that degraded workers hold under claim markers');
-    }
-    return true;
-  }
-
-  /**
-   * After a database claim: if a degraded process holds a marker for the file (or has an outcome
-   * for it not yet replayed), give the file back for a moment without running it.
-   */
-  private async screenNormalClaims(claims: Claim[], opts: ClaimOptions, markedBefore: boolean): Promise<Claim[]> {
-    const { now, onExpired } = opts;
-    if (claims.length === 0) return claims;
-    if (!this.markers.anyExist()) return markedBefore ? this.heldInDatabase(claims, opts) : claims;
-    const keep: Claim[] = [];
-    const lapsed: ExpiredClaim[] = [];
-    const blocked: { c: Claim; until: number }[] = [];
-    for (const c of claims) {
-      if (!this.markers.mayHave(c.fileUrl)) {
-        keep.push(c);
-        continue;
-      }
-      let m: Marker | null;
-      try {
-        m = this.markers.current(c.fileUrl);
-      } catch {
-        blocked.push({ c, until: now + this.probeMs });
-        continue;
-      }
-      const until = this.blockedUntil(m, c, now);
-      if (until === null && m?.state === 'claimed') {
-        // A degraded worker's claim that lapsed (its process died or stopped): its handler may
-        // still run, orphaned. The runner kills it as for an expired database lease, before
-        // this claim's handler starts (the 30-minute soak, seed 558397883: a worker SIGKILLed
-        // just after its degraded claim left a handler that overlapped the next run).
-        lapsed.push({ fileUrl: c.fileUrl, version: m.version, attempt: m.attempt, token: m.token, workerId: m.workerId, handlerPid: m.handlerPid, status: 'failed' });
-      }
-      if (until !== null) blocked.push({ c, until });
-      else if (m && m.version === c.version && m.attempt >= c.attempt) keep.push(await this.renumber(c, m.attempt + 1));
-      else keep.push(c);
-    }
-    if (lapsed.length > 0) onExpired?.(lapsed);
-    if (blocked.length > 0) {
-      this.counters.deferredForMarkers += blocked.length;
-      await this.defer(blocked);
-      try {
-        await this.reconcileOrphans();
-      } catch (err) {
-        this.log?.warn({ err }, 'could not replay journals left behind; will retry');
-      }
-    }
-    return this.heldInDatabase(keep, opts);
-  }
-
-  /**
-   * The claims the database still holds under their own tokens. A degraded process that comes
-   * back carries its open claims into the database, over any claim made meanwhile, and then
-   * removes its markers; a screen after that finds no marker, and only the database tells (the
-   * 30-minute soak, seed 564589116: two runs of one file at once). The screen reads markers
-   * first and the database second, and the carrier writes the database first and removes its
-   * markers second, so one of the two reads sees it. Only while markers exist (or existed when
-   * the claim began): one primary-key read per claim, and none in a plain normal mode.
-   */
-  private async heldInDatabase(claims: Claim[], opts: ClaimOptions): Promise<Claim[]> {
-    const p = this.primary;
-    if (!p || claims.length === 0) return claims;
-    const held: Claim[] = [];
-    for (const c of claims) {
-      const r = await p.get(c.fileUrl);
-      if (r && r.status === 'processing' && r.claimToken === c.token) held.push(c);
-      else this.log?.warn({ path: c.fileUrl, attempt: c.attempt, workerId: opts.workerId }, 'claim taken over by a claim carried back from degraded mode before it started; not run');
-    }
-    return held;
-  }
-
-  /**
-   * A claim whose attempt number a degraded worker already used (its marker, lapsed or not yet
-   * replayed, says so): the database read the row before that worker's journal reached it.
-   * Renumbered before the handler starts, so that no (file, version, attempt) gets two outcomes.
-   */
-  private async renumber(c: Claim, attempt: number): Promise<Claim> {
-    // Not written (locked again): the replay renumbers whichever outcome comes second (replay.ts).
-    const n = await this.db.renumber(c.fileUrl, c.token, attempt);
-    return n === null ? c : { ...c, attempt: n };
-  }
-
-  private blockedUntil(m: Marker | null, c: Claim, now: number): number | null {
-    if (!m) return null;
-    const soon = now + 2 * this.probeMs;
-    // A marker of a newer version than the claim's: a degraded worker finished the claim's
-    // version and saw the file change, and the database has heard of neither. Run now, the new
-    // content would go under the old version's idempotency key (60-s soak, seed 559493685).
-    // Wait for the journal instead, whatever the marker's state.
-    if (m.version > c.version) return soon;
-    switch (m.state) {
-      case 'claimed':
-        return claimStands(m, now) ? Math.min(m.leaseExpiresAt, soon) : null;
-      case 'completed':
-      case 'dead':
-        // An outcome for this version that the database does not have yet.
-        return m.version >= c.version || m.fingerprint === c.fingerprint ? soon : null;
-      case 'failed':
-        return m.dueAt !== null && m.dueAt > now && m.version >= c.version ? Math.min(m.dueAt, soon) : null;
-      case 'released':
-        return null;
-    }
-  }
-
-  /** Put blocked claims back as they were (attempt not counted), due at `until`. */
-  private async defer(blocked: { c: Claim; until: number }[]): Promise<void> {
-    const p = this.primary;
-    if (!p) return;
-    const nowIso = iso(this.clock());
-    const written = await this.db.defer(blocked.map((b) => ({ fileUrl: b.c.fileUrl, token: b.c.token, until: b.until })), nowIso);
-    if (!written) {
-      // Could not write: give them back the ordinary way (with its retries), or let the lease run out.
-      await p.release(blocked.map((b) => b.c), this.clock()).catch(() => {});
-    }
-  }
-
-  // ---- degraded-mode plumbing ---------------------------------------------------------------------
-
-  private markerBody(fileUrl: string, state: Marker['state'], extra: Partial<MarkerBody>): MarkerBody {
-    return {
-      fileUrl,
-      state,
-      owner: this.self,
-      instance: this.instance,
-      workerId: this.workerId,
-      token: '',
-      fileType: '',
-      fingerprint: '',
-      version: 0,
-      attempt: 0,
-      retryCount: 0,
-      leaseExpiresAt: 0,
-      dueAt: null,
-      handlerPid: null,
-      at: this.clock(),
-      ...extra,
-    };
-  }
-
-  /** A claim granted by the database before we degraded: hold it in memory and under a marker. */
-  private adoptOpenClaim(o: OpenClaim, now: number): void {
-    const mem = this.memory;
-    if (!mem) return;
-    const c = o.claim;
-    const startedAt = iso(o.startedAt);
-    mem.put({
-      fileUrl: c.fileUrl,
-      fileType: c.fileType,
-      fileTimestamp: o.fileTimestamp,
-      status: 'processing',
-      recordsTotal: 0,
-      recordsFiltered: 0,
-      recordsPersisted: 0,
-      processingTimeMs: 0,
-      errorMessage: null,
-      retryCount: c.retryCount,
-      processedBy: o.workerId,
-      startedAt,
-      completedAt: null,
-      createdAt: startedAt,
-      version: c.version,
-      attempts: c.attempt,
-      fingerprint: c.fingerprint,
-      fileSize: o.fileSize,
-      claimToken: c.token,
-      dueAt: iso(c.leaseExpiresAt),
-      handlerPid: o.handlerPid,
-      afterAction: null,
-      updatedAt: iso(now),
-    });
-    this.takeMarker(o, now);
-  }
-
-  /** A claim marker for a claim the database granted (adopted, or retried at a heartbeat). */
-  private takeMarker(o: OpenClaim, now: number): void {
-    const c = o.claim;
-    try {
-      const cur = this.markers.current(c.fileUrl);
-      if (cur && cur.token === c.token) {
-        o.marker = cur;
-        return;
-      }
-      if (cur && claimStands(cur, now)) {
-        this.log?.warn({ path: c.fileUrl, attempt: c.attempt, workerId: this.workerId, holder: cur.workerId }, 'another process holds a claim marker for a file this process holds in the database');
-        return;
-      }
-      // A marker protects the claim only if it exists before the database lease runs out
-      // (fencing.ts); a later one could follow a sweep that already took the claim over.
-      if (!stillHeld(c.leaseExpiresAt, this.clock())) return;
-      const m = this.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, 'claimed'));
-      if (m && !stillHeld(c.leaseExpiresAt, this.clock())) this.markers.drop(m);
-      else o.marker = m;
-    } catch (err) {
-      this.log?.warn({ err, path: c.fileUrl, attempt: c.attempt, workerId: this.workerId }, 'could not write a claim marker');
-    }
-  }
-
-  private claimMarker(o: OpenClaim, state: Marker['state'], extra: Partial<MarkerBody> = {}): MarkerBody {
-    const c = o.claim;
-    return this.markerBody(c.fileUrl, state, {
-      token: c.token,
-      fileType: c.fileType,
-      fingerprint: c.fingerprint,
-      version: c.version,
-      attempt: c.attempt,
-      retryCount: c.retryCount,
-      leaseExpiresAt: c.leaseExpiresAt,
-      handlerPid: o.handlerPid,
-      ...extra,
-    });
-  }
-
-  private entryBase(o: OpenClaim, at: number) {
-    const c = o.claim;
-    return {
-      at,
-      workerId: o.workerId,
-      fileUrl: c.fileUrl,
-      fileType: c.fileType,
-      fileTimestamp: o.fileTimestamp,
-      fingerprint: c.fingerprint,
-      fileSize: o.fileSize,
-      version: c.version,
-      attempt: c.attempt,
-      retryCount: c.retryCount,
-      token: c.token,
-      startedAt: iso(o.startedAt),
-    };
-  }
-
-  /**
-   * Move our marker to its next state (an outcome). False: the claim was taken over (our lease
-   * ran out and another process took the file), so this outcome must not be recorded.
-   */
-  private settleMarker(o: OpenClaim, state: Marker['state'], extra: Partial<MarkerBody>): boolean {
-    const c = o.claim;
-    let cur: Marker | null;
-    try {
-      cur = this.markers.current(c.fileUrl);
-    } catch {
-      return false;
-    }
-    if (cur && cur.token !== c.token) return false;
-    // Ours was there and is gone: someone cleared or took it over; the claim is not ours to end.
-    if (!cur && o.marker) return false;
-    const next = this.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, state, extra));
-    if (!next) return false;
-    o.marker = next;
-    return true;
-  }
-
-  /**
-   * End a claim while degraded: move its marker to the outcome, fenced by the time the claim is
-   * known to be held (fencing.ts). False: the claim is lost (taken over, or its lease ran out
-   * before the outcome was marked), and nothing may be recorded, moved or deleted.
-   */
-  private settleFenced(o: OpenClaim, state: Marker['state'], extra: Partial<MarkerBody>, now: number): boolean {
-    const c = o.claim;
-    const lapsed = () => {
-      this.counters.fencedOutcomes++;
-      this.log?.warn(
-        { path: c.fileUrl, attempt: c.attempt, workerId: o.workerId, leaseExpiredAt: iso(c.leaseExpiresAt), outcome: state },
-        'claim lease ran out while the database was unavailable (another worker may take it over): outcome not recorded',
-      );
-      return false;
-    };
-    if (!stillHeld(c.leaseExpiresAt, Math.max(now, this.clock()))) return lapsed();
-    if (!this.settleMarker(o, state, extra)) return false;
-    if (stillHeld(c.leaseExpiresAt, this.clock())) return true;
-    // The marker landed after the lease ran out: a sweep may already have taken the claim over.
-    if (o.marker) this.markers.drop(o.marker);
-    return lapsed();
-  }
-
-  private async refill(now: number): Promise<void> {
-    const mem = this.memory!;
-    if (now - this.lastRefill < 2 * this.probeMs) return;
-    this.lastRefill = now;
-    if (this.corrupt || this.fileReplaced() || (this.modeInfo.kind === 'broken' && !this.primary)) return;
-    const rows = await this.db.claimable(iso(now), REFILL_ROWS);
-    if (!rows) return;
-    for (const r of rows) {
-      if (mem.has(r.fileUrl)) continue;
-      // A row processing under an expired lease (its worker died before we degraded) is claimable;
-      // the check below sees the expired lease and ends that attempt.
-      mem.put(r.status === 'processing' ? { ...r, status: 'pending', claimToken: null } : r);
-    }
+    if (this.degraded && !this.degraded.memory.peekHeld(c)) this.degraded.adopt(o, now);
   }
 
   /**
@@ -1168,409 +731,28 @@ export class FallbackStore implements CheckpointStore {
    * file is not asked at all: a damaged index could answer "no such row" for a completed file.
    */
   private looked(fileUrl: string, now: number): Maybe<Looked | null> {
-    if (this.corrupt || this.fileReplaced() || (this.modeInfo.kind === 'broken' && !this.primary)) return null;
+    if (!this.mayAskDatabase()) return null;
     return this.db.lookup(fileUrl, now);
   }
 
-  private async discoverDegraded(files: readonly DiscoveredFile[], now: number, onChange?: ChangePolicy): Promise<DiscoverResult> {
-    const policy = onChange ?? this.opts.onChange;
-    const mem = this.memory!;
-    const res: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
-    for (const f of files) {
-      if (!mem.has(f.fileUrl)) {
-        const l = await this.looked(f.fileUrl, now);
-        if (l?.row) mem.put(l.row);
-        else if (l?.tomb && (l.tomb.fingerprint === f.fingerprint || policy === 'ignore')) {
-          res.tombstoned++;
-          continue;
-        }
-      }
-      const r = await mem.discover([f], now, onChange ? { onChange } : undefined);
-      res.inserted += r.inserted;
-      res.reversioned += r.reversioned;
-      res.unchanged += r.unchanged;
-      res.tombstoned += r.tombstoned;
-    }
-    return res;
+  /** The database may be read while degraded: not corrupt, not replaced, not broken and closed. */
+  private mayAskDatabase(): boolean {
+    return !(this.corrupt || this.fileReplaced() || (this.modeInfo.kind === 'broken' && !this.primary));
   }
 
-  private async claimDegraded(n: number, opts: ClaimOptions, only?: string): Promise<Claim[]> {
-    const mem = this.memory!;
-    await this.refill(opts.now);
-    const out: Claim[] = [];
-    const onExpired = (e: readonly ExpiredClaim[]) => this.memoryExpired(e, opts);
-    for (let round = 0; out.length < n && round < 64; round++) {
-      let cands: Claim[];
-      if (only !== undefined) {
-        const c = await mem.claimFile(only, { ...opts, onExpired });
-        cands = c ? [c] : [];
-      } else {
-        cands = await mem.claim(n - out.length, { ...opts, onExpired });
-      }
-      if (cands.length === 0) break;
-      // The store recovered meanwhile (cannot happen between resolved promises, but cheap to be sure).
-      if (this.memory !== mem) break;
-      for (const c of cands) {
-        let ok: Claim | null = null;
-        try {
-          ok = await this.vet(c, opts);
-        } catch (err) {
-          this.log?.warn({ err, path: c.fileUrl, attempt: c.attempt, workerId: opts.workerId }, 'could not check a file before handing it out; trying later');
-          this.putBack(c, opts.now + this.probeMs);
-        }
-        if (ok) out.push(ok);
-      }
-      if (only !== undefined) break;
-    }
-    if (out.length > 0) {
-      const entries: JournalEntry[] = [];
-      for (const c of out) {
-        const o = this.open.get(c.fileUrl);
-        if (o) entries.push({ t: 'claim', leaseExpiresAt: c.leaseExpiresAt, ...this.entryBase(o, opts.now) });
-      }
-      this.journal.append(entries, { sync: false });
-    }
-    return out;
-  }
-
-  /** Own claims whose lease ran out in memory (the runner stopped renewing them). */
-  private memoryExpired(expired: readonly ExpiredClaim[], opts: ClaimOptions): void {
-    opts.onExpired?.(expired);
-    const entries: JournalEntry[] = [];
-    for (const e of expired) {
-      const o = this.open.get(e.fileUrl);
-      if (!o || o.claim.token !== e.token) continue;
-      const failures = o.claim.retryCount + 1;
-      const dueAt = e.status === 'dead' ? null : opts.now + backoffDelayMs(this.retry, failures, this.opts.random);
-      const error = `lease expired: worker ${e.workerId ?? '?'} stopped renewing its claim`;
-      if (this.settleMarker(o, e.status, { dueAt, retryCount: failures })) {
-        entries.push({ t: 'expired', status: e.status, dueAt, error, ...this.entryBase(o, opts.now), retryCount: failures });
-      }
-      this.open.delete(e.fileUrl);
-    }
-    if (entries.length > 0) this.journal.append(entries, { sync: true });
-  }
-
-  /** Put a memory claim back without counting it: not now, at `due` at the earliest. */
-  private putBack(c: Claim, due: number, rec?: FileRecord): void {
-    const mem = this.memory!;
-    const r = rec ?? mem.peek(c.fileUrl);
-    if (!r) return;
-    mem.put({ ...r, status: r.retryCount > 0 ? 'failed' : 'pending', dueAt: iso(due), attempts: Math.max(0, c.attempt - 1), claimToken: null, startedAt: null, processedBy: null, handlerPid: null });
-  }
-
-  /** The database (or another process) finished this file: remember that in memory and do not hand it out. */
-  private settleTerminal(row: FileRecord): void {
-    this.memory!.put({ ...row, claimToken: null, handlerPid: null });
-  }
-
-  /**
-   * Decide whether a candidate from memory may really be handed out. Returns the claim (with
-   * version, attempt and retry count reconciled against the database and the markers), or
-   * null after putting the candidate back or settling it.
-   */
-  private async vet(c: Claim, opts: ClaimOptions): Promise<Claim | null> {
-    const mem = this.memory!;
-    const now = opts.now;
-    const rec = mem.peekHeld(c)!;
-    let version = c.version;
-    let attempt = c.attempt;
-    let retryCount = c.retryCount;
-    let fingerprint = c.fingerprint;
-    const expired: ExpiredClaim[] = [];
-    const expiredEntries: JournalEntry[] = [];
-
-    // 1. What the database says, before spending a marker on it (a rescan re-offers every
-    //    completed file that is still in the folder).
-    const pre = await this.looked(c.fileUrl, now);
-    if (!pre) {
-      this.putBack(c, now + this.probeMs, rec);
-      return null;
-    }
-    const decide = (l: Looked): 'go' | { until: number } | { done: FileRecord } => {
-      const r = l.row;
-      if (!r) {
-        if (l.tomb && (l.tomb.fingerprint === fingerprint || this.opts.onChange === 'ignore')) {
-          return { done: { ...rec, status: 'completed', version: l.tomb.version, fingerprint: l.tomb.fingerprint } };
-        }
-        return 'go';
-      }
-      if (r.status === 'completed' || r.status === 'dead') {
-        if (r.fingerprint === fingerprint || this.opts.onChange === 'ignore') return { done: r };
-        // Another fingerprint: a new version only if that content is what the folder holds now.
-        // Otherwise ours is the older one (seen before the file was rewritten, then handled
-        // under its newer content and moved by another worker): running it would record a
-        // stale version dead as "vanished" (16 of the 37 violations of the 30-minute soak,
-        // seed 556139824). The newer content, if still there, comes back from the watcher.
-        if (!this.onDiskAsSeen(c.fileUrl, fingerprint)) return { done: r };
-        if (version <= r.version) {
-          version = r.version + 1;
-          attempt = 1;
-          retryCount = 0;
-        }
-        return 'go';
-      }
-      if (r.version > version) {
-        version = r.version;
-        fingerprint = r.fingerprint;
-      }
-      if (r.status === 'processing' && r.claimToken !== c.token) {
-        const lease = r.dueAt ? Date.parse(r.dueAt) : 0;
-        if (lease > now) return { until: lease };
-        // Its worker died before we degraded: end that attempt (its orphaned handler must go first).
-        retryCount = Math.max(retryCount, r.retryCount + 1);
-        attempt = Math.max(attempt, r.attempts + 1);
-        if (!expired.some((e) => e.token === r.claimToken)) {
-          expired.push({
-            fileUrl: r.fileUrl, version: r.version, attempt: r.attempts, token: r.claimToken ?? '', workerId: r.processedBy,
-            handlerPid: r.handlerPid, status: budgetSpent(this.retry, r.retryCount + 1) ? 'dead' : 'failed',
-          });
-        }
-        return 'go';
-      }
-      if (r.status === 'failed' && r.dueAt && Date.parse(r.dueAt) > now) return { until: Date.parse(r.dueAt) };
-      attempt = Math.max(attempt, r.attempts + 1);
-      retryCount = Math.max(retryCount, r.retryCount);
-      return 'go';
+  private degradedDeps(): DegradedDeps {
+    return {
+      kind: this.kind, author: this.author, workerId: this.workerId, db: this.db, markers: this.markers, journal: this.journal,
+      open: this.open, opts: this.opts, retry: this.retry, probeMs: this.probeMs, clock: this.clock, log: this.log, counters: this.counters,
+      looked: (fileUrl, now) => this.looked(fileUrl, now),
+      mayAskDatabase: () => this.mayAskDatabase(),
+      onDiskAsSeen: (stored, fingerprint) => this.onDiskAsSeen(stored, fingerprint),
     };
-    const first = decide(pre);
-    if (first !== 'go') {
-      if ('done' in first) this.settleTerminal(first.done);
-      else this.putBack(c, first.until, rec);
-      return null;
-    }
-
-    // 2. Other processes' markers.
-    const cur = this.markers.current(c.fileUrl);
-    if (cur) {
-      if (cur.state === 'claimed' && claimStands(cur, now)) {
-        this.putBack(c, Math.min(cur.leaseExpiresAt, now + 5 * this.probeMs), rec);
-        return null;
-      }
-      if ((cur.state === 'completed' || cur.state === 'dead') && (cur.fingerprint === fingerprint || this.opts.onChange === 'ignore')) {
-        this.settleTerminal({ ...rec, status: cur.state, version: cur.version, attempts: cur.attempt, retryCount: cur.retryCount, dueAt: null });
-        return null;
-      }
-      if (cur.state === 'failed' && cur.dueAt !== null && cur.dueAt > now && cur.fingerprint === fingerprint) {
-        this.putBack(c, cur.dueAt, { ...rec, retryCount: cur.retryCount });
-        return null;
-      }
-      const finished = cur.state === 'completed' || cur.state === 'dead';
-      if (finished && cur.version >= version && !this.onDiskAsSeen(c.fileUrl, fingerprint)) {
-        // Finished under another fingerprint, and ours is not what the folder holds: stale
-        // (see decide() above).
-        this.settleTerminal({ ...rec, status: cur.state === 'completed' ? 'completed' : 'dead', version: cur.version, attempts: cur.attempt, retryCount: cur.retryCount, dueAt: null });
-        return null;
-      }
-      if (finished && cur.version >= version) {
-        // Finished under another fingerprint (the outcome is not in the database yet, so the
-        // database still shows the old version pending): the content changed since, and it is
-        // a new version, not another attempt at the one that finished.
-        version = cur.version + 1;
-        attempt = 1;
-        retryCount = 0;
-      } else if (cur.version > version) version = cur.version;
-      if (!finished && cur.version === version) {
-        attempt = Math.max(attempt, cur.attempt + 1);
-        retryCount = Math.max(retryCount, cur.retryCount);
-      }
-      if (cur.state === 'claimed') {
-        // Its owner died or stopped renewing: take it over, ending that attempt.
-        const failures = cur.retryCount + 1;
-        const status = budgetSpent(this.retry, failures) ? 'dead' : 'failed';
-        retryCount = Math.max(retryCount, failures);
-        expired.push({ fileUrl: c.fileUrl, version: cur.version, attempt: cur.attempt, token: cur.token, workerId: cur.workerId, handlerPid: cur.handlerPid, status });
-        expiredEntries.push({
-          t: 'expired', status, dueAt: null, error: `lease expired: worker ${cur.workerId} stopped renewing its claim (claim marker taken over)`,
-          at: now, workerId: cur.workerId, fileUrl: c.fileUrl, fileType: cur.fileType, fileTimestamp: rec.fileTimestamp,
-          fingerprint: cur.fingerprint, fileSize: rec.fileSize, version: cur.version, attempt: cur.attempt, retryCount: failures,
-          token: cur.token, startedAt: iso(cur.at),
-        });
-      }
-    }
-    if (budgetSpent(this.retry, retryCount) && expired.length > 0) {
-      // The run that just died was the last one allowed: dead, not another attempt.
-      const o: OpenClaim = { claim: { ...c, version, attempt, retryCount, fingerprint }, workerId: opts.workerId, startedAt: now, handlerPid: null, marker: null, fileTimestamp: rec.fileTimestamp, fileSize: rec.fileSize };
-      const entry: JournalEntry = {
-        t: 'fail', status: 'dead', dueAt: null, error: 'lease expired and no retries left', durationMs: 0, outcome: 'dead', ...this.entryBase(o, now),
-      };
-      opts.onExpired?.(expired);
-      const m = this.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, 'dead', { entry }));
-      if (m) {
-        this.journal.append([...expiredEntries, entry], { sync: true });
-        this.settleTerminal({ ...rec, status: 'dead', version, attempts: attempt, retryCount, dueAt: null });
-      } else {
-        this.putBack(c, now + this.probeMs, rec);
-      }
-      return null;
-    }
-
-    // 3. Take the marker, then read the database once more: a normal-mode process that claimed
-    //    the file before our marker existed has committed by now, and we see it.
-    const claim: Claim = { ...c, version, attempt, retryCount, fingerprint, idempotencyKey: idempotencyKey(c.fileUrl, version) };
-    const o: OpenClaim = { claim, workerId: opts.workerId, startedAt: now, handlerPid: null, marker: null, fileTimestamp: rec.fileTimestamp, fileSize: rec.fileSize };
-    const marker = this.markers.transition(c.fileUrl, cur?.gen ?? 0, this.claimMarker(o, 'claimed'));
-    if (!marker) {
-      // Someone else moved first.
-      this.putBack(c, now + Math.ceil(this.probeMs / 4), rec);
-      return null;
-    }
-    const post = await this.looked(c.fileUrl, now);
-    const second = post ? decide(post) : { until: now + this.probeMs };
-    if (second !== 'go' || claim.version !== version) {
-      this.markers.drop(marker);
-      if (second !== 'go' && 'done' in second) this.settleTerminal(second.done);
-      else this.putBack(c, second === 'go' ? now : second.until, rec);
-      return null;
-    }
-    if (expired.length > 0) opts.onExpired?.(expired);
-    if (expiredEntries.length > 0) this.journal.append(expiredEntries, { sync: true });
-    mem.put({ ...rec, version, attempts: attempt, retryCount, fingerprint, processedBy: opts.workerId });
-    o.marker = marker;
-    this.open.set(c.fileUrl, o);
-    return claim;
   }
 
-  private completeDegraded(items: readonly Completion[]): WriteResult[] {
-    const mem = this.memory!;
-    const results: WriteResult[] = [];
-    const entries: JournalEntry[] = [];
-    const done: Completion[] = [];
-    for (const c of items) {
-      const o = this.openFor(c);
-      if (!o || !mem.peekHeld(c)) {
-        results.push('lost');
-        continue;
-      }
-      const entry: JournalEntry = {
-        t: 'complete',
-        stats: { ...c.stats },
-        afterAction: c.afterAction ?? null,
-        ...this.entryBase(o, c.now),
-        // The content the handler really read, when the runner checked it.
-        fingerprint: c.fingerprint ?? o.claim.fingerprint,
-      };
-      if (!this.settleFenced(o, 'completed', { entry, fingerprint: entry.fingerprint }, c.now)) {
-        results.push('lost');
-        this.open.delete(c.fileUrl);
-        continue;
-      }
-      entries.push(entry);
-      done.push(c);
-      results.push('ok');
-    }
-    // Durable before anyone hears 'ok': the runner runs the after-action only after this returns.
-    this.journal.append(entries, { sync: true });
-    for (const c of done) {
-      void mem.complete([c]);
-      this.open.delete(c.fileUrl);
-    }
-    return results;
-  }
-
-  private failDegraded(f: Failure): FailResult {
-    const mem = this.memory!;
-    const o = this.openFor(f);
-    const plan = o ? mem.planFail(f) : 'lost';
-    if (!o || plan === 'lost') return 'lost';
-    const entry: JournalEntry = {
-      t: 'fail',
-      status: plan.status,
-      dueAt: plan.dueAt,
-      error: f.error,
-      durationMs: f.durationMs,
-      outcome: f.reason ?? (plan.status === 'dead' ? (f.permanent ? 'dead' : 'failed') : 'failed'),
-      afterAction: plan.status === 'dead' ? (f.deadAfterAction ?? null) : null,
-      ...this.entryBase(o, f.now),
-      fingerprint: f.fingerprint ?? o.claim.fingerprint,
-      retryCount: plan.retryCount,
-    };
-    if (!this.settleFenced(o, plan.status, { dueAt: plan.dueAt, retryCount: plan.retryCount, entry, fingerprint: entry.fingerprint }, f.now)) {
-      this.open.delete(f.fileUrl);
-      return 'lost';
-    }
-    this.journal.append([entry], { sync: true });
-    this.open.delete(f.fileUrl);
-    return mem.applyFail(f, plan);
-  }
-
-  private releaseDegraded(refs: readonly ClaimRef[], now: number): WriteResult[] {
-    const mem = this.memory!;
-    const entries: JournalEntry[] = [];
-    const results: WriteResult[] = refs.map((ref) => {
-      const o = this.openFor(ref);
-      if (!o || !mem.peekHeld(ref)) return 'lost';
-      this.open.delete(ref.fileUrl);
-      if (!this.settleFenced(o, 'released', {}, now)) return 'lost';
-      entries.push({ t: 'release', ...this.entryBase(o, now) });
-      void mem.release([ref], now);
-      return 'ok';
-    });
-    this.journal.append(entries, { sync: true });
-    return results;
-  }
-
-  private heartbeatDegraded(refs: readonly ClaimRef[], leaseMs: number, now: number): ClaimRef[] {
-    const mem = this.memory!;
-    const lost: ClaimRef[] = [];
-    const loseIt = (ref: ClaimRef) => {
-      lost.push(ref);
-      this.open.delete(ref.fileUrl);
-    };
-    for (const ref of refs) {
-      const o = this.openFor(ref);
-      if (!o || !mem.peekHeld(ref)) {
-        lost.push(ref);
-        continue;
-      }
-      // Only a claim still held may be extended (fencing.ts): once its lease ran out, another
-      // worker may have taken it over, whatever our memory says.
-      const at = Math.max(now, this.clock());
-      if (!stillHeld(o.claim.leaseExpiresAt, at)) {
-        this.log?.warn({ path: ref.fileUrl, attempt: o.claim.attempt, workerId: o.workerId, leaseExpiredAt: iso(o.claim.leaseExpiresAt) }, 'claim lease ran out while the database was unavailable: claim lost');
-        loseIt(ref);
-        continue;
-      }
-      if (!o.marker) {
-        // Held under the database lease alone (no marker could be written): it is not extended.
-        this.takeMarker(o, at);
-        if (!o.marker) continue;
-      }
-      if (this.kind === 'postgres' && o.fromDatabase) {
-        // Other hosts cannot see this host's markers: for them the lease the database last
-        // confirmed is all that holds the claim, and a sweep there takes it over once it runs
-        // out. So it is not extended here; the check above loses the claim at that moment.
-        continue;
-      }
-      const m: Marker = { ...o.marker, leaseExpiresAt: at + leaseMs, at };
-      let kept: boolean;
-      try {
-        kept = this.markers.refresh(m);
-      } catch (err) {
-        // An I/O hiccup on one marker is not a lost claim, but the lease is not extended either.
-        this.log?.warn({ err, path: ref.fileUrl, attempt: o.claim.attempt, workerId: o.workerId }, 'could not renew a claim marker');
-        continue;
-      }
-      if (!kept) {
-        loseIt(ref);
-        continue;
-      }
-      if (!stillHeld(o.claim.leaseExpiresAt, this.clock())) {
-        // Renewed too late: a sweep may have taken it meanwhile.
-        loseIt(ref);
-        continue;
-      }
-      o.marker = m;
-      o.claim = { ...o.claim, leaseExpiresAt: at + leaseMs };
-      void mem.heartbeat([ref], leaseMs, at);
-    }
-    return lost;
-  }
-
+  /** This process's mode for `ckpt status` and `ckpt doctor` (state-files.ts). */
   private writeState(): void {
     try {
-      fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      const file = this.stateFile();
       const body: FallbackState = {
         workerId: this.workerId,
         owner: this.self,
@@ -1579,16 +761,14 @@ export class FallbackStore implements CheckpointStore {
         journal: path.basename(this.journal.file),
         updatedAt: this.clock(),
       };
-      const tmp = `${file}.tmp-${process.pid}`;
-      fs.writeFileSync(tmp, JSON.stringify(body), { mode: this.opts.fileMode ?? 0o600 });
-      fs.renameSync(tmp, file);
+      writeStateFile(this.stateFile(), body, this.opts.fileMode ?? 0o600);
     } catch (err) {
       this.log?.warn({ err }, 'could not write the fallback state file');
     }
   }
 
   private stateFile(): string {
-    return path.join(this.dir, `state-${safeName(this.workerId)}-${process.pid}.json`);
+    return stateFileOf(this.dir, this.workerId);
   }
 
   // ---- the contract ---------------------------------------------------------------------------------
@@ -1600,7 +780,7 @@ export class FallbackStore implements CheckpointStore {
         this.db.noteDiscovered?.(files.map((f) => f.fileUrl));
         return r;
       },
-      () => this.discoverDegraded(opts?.stillThere ? files.filter(opts.stillThere) : files, now, opts?.onChange),
+      (d) => d.discover(opts?.stillThere ? files.filter(opts.stillThere) : files, now, opts?.onChange),
     );
   }
 
@@ -1615,13 +795,13 @@ export class FallbackStore implements CheckpointStore {
   async claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
     const claims = await this.route(
       async (p) => {
-        const marked = await this.protectMarkedClaims(opts);
+        const marked = await this.screen.protect(opts);
         const got = await p.claim(n, opts);
-        const keep = await this.screenNormalClaims(got, opts, marked);
+        const keep = await this.screen.screen(got, opts, marked);
         for (const c of keep) this.track(c, opts.workerId, opts.now);
         return keep;
       },
-      () => this.claimDegraded(n, opts),
+      (d) => d.claim(n, opts),
     );
     return claims;
   }
@@ -1629,14 +809,14 @@ export class FallbackStore implements CheckpointStore {
   async claimFile(fileUrl: string, opts: ClaimOptions): Promise<Claim | null> {
     return this.route(
       async (p) => {
-        const marked = await this.protectMarkedClaims(opts);
+        const marked = await this.screen.protect(opts);
         const c = await p.claimFile(fileUrl, opts);
         if (!c) return null;
-        const [keep] = await this.screenNormalClaims([c], opts, marked);
+        const [keep] = await this.screen.screen([c], opts, marked);
         if (keep) this.track(keep, opts.workerId, opts.now);
         return keep ?? null;
       },
-      async () => (await this.claimDegraded(1, opts, fileUrl))[0] ?? null,
+      async (d) => (await d.claim(1, opts, fileUrl))[0] ?? null,
     );
   }
 
@@ -1646,36 +826,23 @@ export class FallbackStore implements CheckpointStore {
         const lost = await p.heartbeat(refs, leaseMs, now);
         const lostSet = new Set(lost.map((l) => `${l.fileUrl}\0${l.token}`));
         for (const r of refs) {
-          const o = this.openFor(r);
+          const o = this.open.of(r);
           if (!o) continue;
           if (lostSet.has(`${r.fileUrl}\0${r.token}`)) this.open.delete(r.fileUrl);
           else o.claim = { ...o.claim, leaseExpiresAt: now + leaseMs };
         }
         return lost;
       },
-      () => this.heartbeatDegraded(refs, leaseMs, now),
+      (d) => d.heartbeat(refs, leaseMs, now),
     );
   }
 
   setHandlerPid(ref: ClaimRef, pid: number): Promise<WriteResult> {
-    const o = this.openFor(ref);
+    const o = this.open.of(ref);
     if (o) o.handlerPid = pid;
     return this.route(
       (p) => p.setHandlerPid(ref, pid),
-      () => {
-        const mem = this.memory!;
-        if (!o || !mem.peekHeld(ref)) return 'lost';
-        void mem.setHandlerPid(ref, pid);
-        if (o.marker) {
-          const m: Marker = { ...o.marker, handlerPid: pid };
-          try {
-            if (this.markers.refresh(m)) o.marker = m;
-          } catch {
-            // the pid only helps a taker kill an orphan; the claim itself stands
-          }
-        }
-        return 'ok';
-      },
+      (d) => d.setHandlerPid(o, ref, pid),
     );
   }
 
@@ -1684,10 +851,10 @@ export class FallbackStore implements CheckpointStore {
     return this.route(
       async (p) => {
         const res = await p.complete(items);
-        items.forEach((c) => this.untrack(c));
+        items.forEach((c) => this.open.untrack(c));
         return res;
       },
-      () => this.completeDegraded(items),
+      (d) => d.complete(items),
     );
   }
 
@@ -1695,10 +862,10 @@ export class FallbackStore implements CheckpointStore {
     return this.route(
       async (p) => {
         const res = await p.fail(item);
-        this.untrack(item);
+        this.open.untrack(item);
         return res;
       },
-      () => this.failDegraded(item),
+      (d) => d.fail(item),
     );
   }
 
@@ -1707,10 +874,10 @@ export class FallbackStore implements CheckpointStore {
     return this.route(
       async (p) => {
         const res = await p.release(refs, now);
-        refs.forEach((r) => this.untrack(r));
+        refs.forEach((r) => this.open.untrack(r));
         return res;
       },
-      () => this.releaseDegraded(refs, now),
+      (d) => d.release(refs, now),
     );
   }
 
@@ -1767,8 +934,8 @@ export class FallbackStore implements CheckpointStore {
   get(fileUrl: string): Promise<FileRecord | null> {
     return this.route(
       (p) => p.get(fileUrl),
-      async () => {
-        const m = this.memory?.peek(fileUrl);
+      async (d) => {
+        const m = d.memory.peek(fileUrl);
         if (m) return m;
         return (await this.looked(fileUrl, this.clock()))?.row ?? null;
       },
@@ -1778,28 +945,28 @@ export class FallbackStore implements CheckpointStore {
   list(q: ListQuery): Promise<FileRecord[]> {
     return this.route(
       (p) => p.list(q),
-      async () => (await this.readPrimaryOr((p) => p.list(q))) ?? this.memory!.list(q),
+      async (d) => (await this.readPrimaryOr((p) => p.list(q))) ?? d.memory.list(q),
     );
   }
 
   attempts(fileUrl: string): Promise<AttemptRecord[]> {
     return this.route(
       (p) => p.attempts(fileUrl),
-      async () => [...((await this.readPrimaryOr((p) => p.attempts(fileUrl))) ?? []), ...(await this.memory!.attempts(fileUrl))],
+      async (d) => [...((await this.readPrimaryOr((p) => p.attempts(fileUrl))) ?? []), ...(await d.memory.attempts(fileUrl))],
     );
   }
 
   counts(): Promise<Record<Status, number>> {
     return this.route(
       (p) => p.counts(),
-      async () => (await this.readPrimaryOr((p) => p.counts())) ?? this.memory!.counts(),
+      async (d) => (await this.readPrimaryOr((p) => p.counts())) ?? d.memory.counts(),
     );
   }
 
   stats(now: number): Promise<StoreStats> {
     return this.route(
       (p) => p.stats(now),
-      async () => (await this.readPrimaryOr((p) => p.stats(now))) ?? this.memory!.stats(now),
+      async (d) => (await this.readPrimaryOr((p) => p.stats(now))) ?? d.memory.stats(now),
     );
   }
 
@@ -1820,8 +987,8 @@ export class FallbackStore implements CheckpointStore {
     this.worker = w;
     return this.route(
       (p) => p.touchWorker(w, now),
-      async () => {
-        await this.memory!.touchWorker(w, now);
+      async (d) => {
+        await d.memory.touchWorker(w, now);
         this.writeState();
       },
     );
@@ -1831,16 +998,16 @@ export class FallbackStore implements CheckpointStore {
     if (workerId === this.worker?.workerId) this.worker = null;
     return this.route(
       (p) => p.removeWorker(workerId),
-      () => this.memory!.removeWorker(workerId),
+      (d) => d.memory.removeWorker(workerId),
     );
   }
 
   workers(): Promise<WorkerRecord[]> {
     return this.route(
       (p) => p.workers(),
-      async () => {
+      async (d) => {
         const fromDb = (await this.readPrimaryOr((p) => p.workers())) ?? [];
-        const mine = await this.memory!.workers();
+        const mine = await d.memory.workers();
         const ids = new Set(mine.map((w) => w.workerId));
         return [...fromDb.filter((w) => !ids.has(w.workerId)), ...mine].sort((a, b) => (a.workerId < b.workerId ? -1 : 1));
       },
@@ -1860,9 +1027,7 @@ export class FallbackStore implements CheckpointStore {
     if (this.state === 'degraded') await this.recoverNow();
     this.closed = true;
     this.stopTimers();
-    if (this.healthTimer) clearInterval(this.healthTimer);
-    if (this.snapshotTimer) clearInterval(this.snapshotTimer);
-    await this.snapshotting;
+    await this.upkeep.stop();
     this.journal.close();
     this.db.endEpisode();
     try {

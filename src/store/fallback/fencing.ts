@@ -15,7 +15,7 @@ import { isAlive } from './process-identity.js';
  *   claim was held. Otherwise the marker may have come too late, and the worker treats the
  *   claim as lost: it undoes the marker, reports `lost`, and the runner runs no after-action.
  * - A normal-mode worker, before its claim sweeps expired leases with its `now`, reads the
- *   markers at a time not earlier than that `now` (see protectMarkedClaims). A marker written
+ *   markers at a time not earlier than that `now` (see NormalScreen.protect). A marker written
  *   before a lease ran out was therefore written before the sweep's `now`, and is seen: the
  *   sweeper extends that lease instead of taking the claim over.
  *

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { safeName } from './journal.js';
 import { type ProcessIdentity, isAlive } from './process-identity.js';
 
 /**
@@ -18,6 +19,19 @@ export interface FallbackState {
   openClaims: number;
   journal: string;
   updatedAt: number;
+}
+
+/** This process's state file for a worker id: the reader matches `state-*.json`. */
+export function stateFileOf(dir: string, workerId: string): string {
+  return path.join(dir, `state-${safeName(workerId)}-${process.pid}.json`);
+}
+
+/** Write a state file whole (a temporary file renamed over it: a reader never sees half). Throws on I/O errors. */
+export function writeStateFile(file: string, body: FallbackState, fileMode: number): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, JSON.stringify(body), { mode: fileMode });
+  fs.renameSync(tmp, file);
 }
 
 /** The fallback folder of a database path. */
