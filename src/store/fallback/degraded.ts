@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { idempotencyKey } from '../idempotency.js';
 import { MemoryStore } from '../memory-store.js';
 import { backoffDelayMs, budgetSpent } from '../retry-policy.js';
+import { leaseExpiredError } from '../rules/transitions.js';
 import type { SqliteStoreOptions } from '../sqlite-store.js';
 import { iso } from '../time.js';
 import type {
@@ -294,7 +295,7 @@ export class DegradedMode {
       if (!o || o.claim.token !== e.token) continue;
       const failures = o.claim.retryCount + 1;
       const dueAt = e.status === 'dead' ? null : opts.now + backoffDelayMs(this.d.retry, failures, this.d.opts.random);
-      const error = `lease expired: worker ${e.workerId ?? '?'} stopped renewing its claim`;
+      const error = leaseExpiredError(e.workerId);
       if (this.settleMarker(o, e.status, { dueAt, retryCount: failures })) {
         entries.push({ t: 'expired', status: e.status, dueAt, error, ...entryBase(o, opts.now), retryCount: failures });
       }

@@ -973,7 +973,7 @@ export class FallbackStore implements CheckpointStore {
   activity(q: ActivityQuery): Promise<Activity> {
     return this.route(
       (p) => p.activity(q),
-      async () => (await this.readPrimaryOr((p) => p.activity(q))) ?? this.memory!.activity(q),
+      async (d) => (await this.readPrimaryOr((p) => p.activity(q))) ?? d.memory.activity(q),
     );
   }
 

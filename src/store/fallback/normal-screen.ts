@@ -5,9 +5,9 @@ import type { Claim, ClaimOptions, ExpiredClaim } from '../types.js';
 import { type ClaimMarkers, type Marker, claimStands } from './claim-markers.js';
 import { type Expiring, protectedUntil } from './fencing.js';
 import type { FallbackPrimary } from './primary.js';
+// Protection reads the same batches as the stores' lease sweep.
+import { SWEEP_BATCH } from '../rules/transitions.js';
 
-/** The lease sweep's batch in sqlite-store.ts (REAP_BATCH): protection reads the same batches. */
-const SWEEP_BATCH = 256;
 
 /** What the normal-mode side needs from the FallbackStore it serves. */
 export interface NormalScreenDeps {

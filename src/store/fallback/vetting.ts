@@ -1,4 +1,4 @@
-import { budgetSpent } from '../retry-policy.js';
+import { expiryStatus, leaseExpiredError } from '../rules/transitions.js';
 import { iso } from '../time.js';
 import type { ChangePolicy, Claim, ExpiredClaim, FileRecord, RetryPolicy } from '../types.js';
 import { type Marker, claimStands } from './claim-markers.js';
@@ -73,7 +73,7 @@ export function judgeRow(l: Looked, t: Terms, ctx: VetContext): RowJudgement {
     // Its worker died before we degraded: end that attempt (its orphaned handler must go first).
     const expired: ExpiredClaim = {
       fileUrl: r.fileUrl, version: r.version, attempt: r.attempts, token: r.claimToken ?? '', workerId: r.processedBy,
-      handlerPid: r.handlerPid, status: budgetSpent(ctx.retry, r.retryCount + 1) ? 'dead' : 'failed',
+      handlerPid: r.handlerPid, status: expiryStatus(ctx.retry, r.retryCount),
     };
     return go({ ...cur, retryCount: Math.max(cur.retryCount, r.retryCount + 1), attempt: Math.max(cur.attempt, r.attempts + 1) }, expired);
   }
@@ -115,14 +115,14 @@ export function judgeMarker(cur: Marker, t: Terms, ctx: VetContext): MarkerJudge
   if (cur.state !== 'claimed') return { verdict: { go: next }, takeover: null };
   // Its owner died or stopped renewing: take it over, ending that attempt.
   const failures = cur.retryCount + 1;
-  const status = budgetSpent(ctx.retry, failures) ? 'dead' : 'failed';
+  const status = expiryStatus(ctx.retry, cur.retryCount);
   const fileUrl = ctx.candidate.fileUrl;
   return {
     verdict: { go: { ...next, retryCount: Math.max(next.retryCount, failures) } },
     takeover: {
       expired: { fileUrl, version: cur.version, attempt: cur.attempt, token: cur.token, workerId: cur.workerId, handlerPid: cur.handlerPid, status },
       entry: {
-        t: 'expired', status, dueAt: null, error: `lease expired: worker ${cur.workerId} stopped renewing its claim (claim marker taken over)`,
+        t: 'expired', status, dueAt: null, error: `${leaseExpiredError(cur.workerId)} (claim marker taken over)`,
         at: now, workerId: cur.workerId, fileUrl, fileType: cur.fileType, fileTimestamp: rec.fileTimestamp,
         fingerprint: cur.fingerprint, fileSize: rec.fileSize, version: cur.version, attempt: cur.attempt, retryCount: failures,
         token: cur.token, startedAt: iso(cur.at),
