@@ -11,6 +11,7 @@
  */
 import os from 'node:os';
 import type { Logger } from 'pino';
+import { EXIT } from './cli/exit-codes.js';
 import type { ResolvedConfig } from './config/types.js';
 import { listenForHangup, type HangupListener } from './daemon/hangup.js';
 import { buildHandler, ConfigReloader, runnerSettingsOf, watchFoldersOf } from './daemon/reload.js';
@@ -32,12 +33,6 @@ import { StoreUnavailableError } from './store/sqlite-errors.js';
 import type { CheckpointStore, DiscoveredFile, RetryPolicy } from './store/types.js';
 import { claimFolders, ledgerOf } from './watch/folder-ownership.js';
 import { FolderWatcher } from './watch/watcher.js';
-
-export const EXIT_OK = 0;
-export const EXIT_SOME_DEAD = 1;
-export const EXIT_UNAVAILABLE = 69;
-export const EXIT_SOFTWARE = 70;
-export const EXIT_CONFIG = 78;
 
 export interface DaemonOptions {
   once: boolean;
@@ -95,13 +90,13 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
   } catch (err) {
     // A configuration error: one line naming the file, the key and the cause, no loader stack.
     log.fatal(`${config.configPath}: handler: ${(err as Error).message}`);
-    return EXIT_CONFIG;
+    return EXIT.CONFIG;
   }
   // A program that cannot be started would dead-letter every file after its retries.
   const handlerProblem = handlerProblemAtStart(config);
   if (handlerProblem !== null) {
     log.fatal({ key: 'handler.command[0]' }, handlerProblem);
-    return EXIT_CONFIG;
+    return EXIT.CONFIG;
   }
 
   // SQLite: before the database is opened, so that a refused start creates no database file.
@@ -125,7 +120,7 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
         log.fatal(
           `${config.configPath}: fallbackDir: missing: with PostgreSQL, ckpt run needs a folder on a local disk for the journals and claim markers it keeps while the server is unreachable (e.g. "/var/lib/ckpt/fallback")`,
         );
-        return EXIT_CONFIG;
+        return EXIT.CONFIG;
       }
       // Loaded only when used: SQLite deployments do not pay for node-postgres at start-up.
       const { PostgresPrimary } = await import('./store/postgres/fallback-primary.js');
@@ -179,7 +174,7 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
     store = withPathMap(store, pathMap);
   } catch (err) {
     log.fatal({ err }, `cannot open the database: ${(err as Error).message}`);
-    return err instanceof StoreUnavailableError ? EXIT_UNAVAILABLE : EXIT_CONFIG;
+    return err instanceof StoreUnavailableError ? EXIT.UNAVAILABLE : EXIT.CONFIG;
   }
   // PostgreSQL's ledger identity is read from the (now migrated) schema.
   if (config.database.kind === 'postgres') {
@@ -375,7 +370,7 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
     else log.warn({ signal: 'SIGHUP' }, 'SIGHUP ignored: this process has no config file to read again');
   });
 
-  let exitCode = EXIT_OK;
+  let exitCode: number = EXIT.OK;
   if (handed) {
     const outcome = await Promise.race([waitUntilAllSettled(), stopped.then(() => null)]);
     if (outcome !== null) exitCode = outcome;
@@ -432,7 +427,7 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
         for (const s of settled.values()) n[s]++;
         log.info({ files: handed!.size, ...n }, '--once: every file is settled');
         if (n.purged > 0) log.info({ purged: n.purged }, 'purged files still in the folder were not run again (a tombstone holds each; `ckpt retry FILE` lets one run)');
-        return n.dead > 0 ? EXIT_SOME_DEAD : EXIT_OK;
+        return n.dead > 0 ? EXIT.DEAD_FILES : EXIT.OK;
       }
     }
   }
@@ -447,10 +442,10 @@ async function ownFolders(config: ResolvedConfig, log: Logger): Promise<number |
     const refused = await foldersRefused(config, log);
     if (refused === null) return null;
     log.fatal(refused);
-    return EXIT_CONFIG;
+    return EXIT.CONFIG;
   } catch (err) {
     log.fatal({ err }, `cannot read the ledger's identity: ${(err as Error).message}`);
-    return EXIT_UNAVAILABLE;
+    return EXIT.UNAVAILABLE;
   }
 }
 
