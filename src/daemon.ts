@@ -12,6 +12,7 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import { EXIT } from './cli/exit-codes.js';
+import { ConfigError } from './config/errors.js';
 import type { ResolvedConfig } from './config/types.js';
 import { listenForHangup, type HangupListener } from './daemon/hangup.js';
 import { buildHandler, ConfigReloader, runnerSettingsOf, watchFoldersOf } from './daemon/reload.js';
@@ -24,13 +25,10 @@ import type { Handler } from './run/handler.js';
 import { availabilityFor, gateHandler, handlerProblemAtStart, type HandlerAvailability } from './run/handler-availability.js';
 import { stillAsFound } from './run/recheck-discovered.js';
 import { Runner, type OutcomeKind } from './run/runner.js';
-import { groupIdOf } from './store/open-database.js';
-import { FallbackStore, type ModeInfo, fallbackDirForConfig, openStore } from './store/open-store.js';
-import { PathMap } from './store/path-map.js';
-import { withPathMap } from './store/path-mapped-store.js';
-import type { PostgresPrimary } from './store/postgres/fallback-primary.js';
+import { type DaemonLedger, openConfiguredStore } from './store/open-configured.js';
+import { fallbackDirForConfig } from './store/open-store.js';
 import { StoreUnavailableError } from './store/sqlite-errors.js';
-import type { CheckpointStore, DiscoveredFile, RetryPolicy } from './store/types.js';
+import type { DiscoveredFile, RetryPolicy } from './store/types.js';
 import { claimFolders, ledgerOf } from './watch/folder-ownership.js';
 import { FolderWatcher } from './watch/watcher.js';
 
@@ -56,16 +54,8 @@ const WORKER_HEARTBEAT_MS = 5_000;
 /** Discovery-to-claim timestamps kept for the latency metric; bounded so memory does not grow per file. */
 const MAX_DISCOVERY_TIMES = 50_000;
 
-/**
- * How long one write waits synchronously for another process's lock before the store retries
- * asynchronously (until lockTimeoutMs). Every in-flight write waits its own slice, one after the
- * other, with the event loop blocked: measured with another process holding the lock and 8
- * writes in flight, 250 ms slices blocked the loop for up to 1,992 ms at a stretch (a soak
- * daemon's lease renewal came 3.5 s late that way), 20 ms slices for up to 208 ms (see
- * test/chaos/lease-renewal.test.ts). Short waits behind another daemon's transaction (a few
- * ms; a checkpoint up to about 200 ms) still end inside the slice or one async retry later.
- */
-export const BUSY_WAIT_SLICE_MS = 20;
+/** Kept here for embedders and tests that import it from the daemon. */
+export { BUSY_WAIT_SLICE_MS } from './store/open-configured.js';
 
 export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Promise<number> {
   const own = opts.hangup === undefined && (opts.handleSignals ?? true) ? listenForHangup() : null;
@@ -105,77 +95,21 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
     if (refused !== null) return refused;
   }
 
-  let store: CheckpointStore;
-  /** normal or degraded, since when and why. */
-  let mode: () => ModeInfo;
-  let dbPath: string | undefined;
-  let pgTarget: string | undefined;
   // One mutable copy shared by every store layer, so that a reload can change the policy in place.
   const retry: RetryPolicy = { ...config.retry };
-  const pathMap = new PathMap(config.pathPrefixes);
+  let ledger: DaemonLedger;
   try {
-    if (config.database.kind === 'postgres') {
-      const db = config.database;
-      if (config.fallbackDir === undefined) {
-        log.fatal(
-          `${config.configPath}: fallbackDir: missing: with PostgreSQL, ckpt run needs a folder on a local disk for the journals and claim markers it keeps while the server is unreachable (e.g. "/var/lib/ckpt/fallback")`,
-        );
-        return EXIT.CONFIG;
-      }
-      // Loaded only when used: SQLite deployments do not pay for node-postgres at start-up.
-      const { PostgresPrimary } = await import('./store/postgres/fallback-primary.js');
-      const pg: PostgresPrimary = new PostgresPrimary({
-        url: db.url,
-        schema: db.schema,
-        retry,
-        onChange: config.onChange,
-        connectTimeoutMs: config.lockTimeoutMs,
-        onConnectionError: (e) => log.warn({ database: pg.location, code: (e as { code?: string }).code }, 'PostgreSQL connection lost'),
-        fallbackDir: config.fallbackDir,
-      });
-      pgTarget = pg.location;
-      // The same degraded mode as a locked SQLite file while the server is unreachable (memory,
-      // journal in fallbackDir, claim markers for this host only); a server that refuses ckpt
-      // (password, privilege) stops the start with exit 69.
-      const fb = await FallbackStore.open(pg, {
-        fallback: { logger: log, workerId, localPath: (p) => pathMap.toLocal(p) },
-        retry,
-        onChange: config.onChange,
-        lockTimeoutMs: config.lockTimeoutMs,
-        fileMode: config.fileMode,
-      });
-      const m = fb.mode();
-      if (m.mode === 'degraded') {
-        // Started without the server, this process would know no file's state: every file in the
-        // folder would be new to it, completed ones included, so it could run nothing anyway.
-        await fb.close();
-        throw new StoreUnavailableError('locked', `${pg.location} is unreachable at start: ${m.reason ?? '?'}`, undefined);
-      }
-      store = fb;
-      mode = () => fb.mode();
-    } else {
-      dbPath = config.database.path;
-      // Keeps working in memory (journaled, with claim markers) when the database is locked or
-      // corrupt, and reconciles when it is usable again; fb.mode() says which.
-      const fb = openStore(dbPath, {
-        fallback: { logger: log, workerId, localPath: (p) => pathMap.toLocal(p), ...(config.fallbackDir === undefined ? {} : { dir: config.fallbackDir }) },
-        retry,
-        onChange: config.onChange,
-        lockTimeoutMs: config.lockTimeoutMs,
-        fileMode: config.fileMode,
-        ...(config.group !== undefined ? { groupId: groupIdOf(config.group) } : {}),
-        // Each busy wait blocks the event loop; retry asynchronously around short waits instead.
-        busyTimeoutMs: Math.min(BUSY_WAIT_SLICE_MS, config.lockTimeoutMs),
-      });
-      store = fb;
-      mode = () => fb.mode();
-    }
-    // Everything below sees this host's paths; the ledger keeps the names shared by all hosts.
-    store = withPathMap(store, pathMap);
+    ledger = await openConfiguredStore(config, { logger: log, workerId, retry });
   } catch (err) {
+    if (err instanceof ConfigError) {
+      log.fatal(err.message);
+      return EXIT.CONFIG;
+    }
     log.fatal({ err }, `cannot open the database: ${(err as Error).message}`);
     return err instanceof StoreUnavailableError ? EXIT.UNAVAILABLE : EXIT.CONFIG;
   }
+  const { store, mode } = ledger;
+  const dbPath = ledger.databasePath;
   // PostgreSQL's ledger identity is read from the (now migrated) schema.
   if (config.database.kind === 'postgres') {
     const refused = await ownFolders(config, log);
@@ -361,7 +295,7 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
   // systemd Type=notify: ready once the database is open and the first scan is done.
   void notifyReady(log);
   log.info(
-    { folders: config.watch.map((w) => w.dir), database: dbPath ?? pgTarget, concurrency: config.concurrency, once: opts.once, startupMs: Date.now() - startedAt },
+    { folders: config.watch.map((w) => w.dir), database: ledger.location, concurrency: config.concurrency, once: opts.once, startupMs: Date.now() - startedAt },
     'ckpt running',
   );
   // After that line: a SIGHUP kept while starting is applied now.
