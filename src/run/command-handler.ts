@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { Handler, HandlerContext, HandlerOutcome } from './handler.js';
+import type { Handler, HandlerContext, HandlerOutcome } from './handler-types.js';
 import { LEASE_PASSED, SpawnHelper, type Launcher, type OutputTail } from './spawn-helper.js';
 import { readStatsLine } from './stats-line.js';
 

@@ -20,7 +20,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { EventSource, EventSourceOptions } from './events.js';
+import type { EventSource, EventSourceOptions } from './event-source.js';
 
 function maxQueuedEvents(): number {
   try {
