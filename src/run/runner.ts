@@ -25,6 +25,7 @@ import { CompletionBatcher } from './completion-batcher.js';
 import { type ChangedFile, type CheckResult, changedAsync, changedInLine, checkFileAsync, checkFileInLine } from './file-checks.js';
 import type { Handler, HandlerOutcome } from './handler.js';
 import { killOrphanedHandler } from './orphans.js';
+import { pidExists } from '../pid-exists.js';
 
 /** What the runner reports to metrics; every method optional so tests can pass nothing. */
 export interface RunnerMetrics {
@@ -820,12 +821,7 @@ function workerGone(workerId: string | null, host: string, recordedAt?: number):
   const pid = Number(workerId.slice(host.length + 1));
   if (!Number.isInteger(pid) || pid <= 0) return false;
   if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return !pidExists(pid);
 }
 
 /**
