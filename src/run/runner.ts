@@ -16,7 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { isNetworkFileSystem } from '../mounts.js';
+import { pollDecision } from '../mounts.js';
 import { beforeBoot } from '../store/fallback/process-identity.js';
 import type { CheckpointStore, Claim, ClaimRef, DiscoveredFile, ExpiredClaim, UnfinishedAfterAction } from '../store/types.js';
 import { type AfterAction, type FileIdentity, afterActionLabel, applyAfterAction, removeIfSame } from './after-action.js';
@@ -447,15 +447,11 @@ export class Runner {
   }
 
   private polled(folder: RunnerFolder): boolean {
-    const poll = folder.poll ?? 'auto';
-    if (poll !== 'auto') return poll;
-    try {
-      return (this.o.isNetworkFs ?? isNetworkFileSystem)(folder.dir);
-    } catch (err) {
-      // Unknown: through the pool, which is only slower, never stuck on a hung server.
-      this.o.logger.warn({ folder: folder.dir, err, workerId: this.o.workerId }, 'could not tell whether the folder is on a network file system; checking its files through the thread pool');
-      return true;
-    }
+    const d = pollDecision(folder.poll ?? 'auto', folder.dir, this.o.isNetworkFs);
+    if ('poll' in d) return d.poll;
+    // Unknown: through the pool, which is only slower, never stuck on a hung server.
+    this.o.logger.warn({ folder: folder.dir, err: d.unknown, workerId: this.o.workerId }, 'could not tell whether the folder is on a network file system; checking its files through the thread pool');
+    return true;
   }
 
   /** `readFingerprint`: the file as it was when the handler started. */
