@@ -1,45 +1,45 @@
 /**
- * `ckpt run`: wires configuration, store, watcher and runner together, and owns the process's
- * lifecycle (signals, --once, worker registration).
+ * `ckpt run`: assembles configuration, store, watcher and runner, and owns the process's
+ * lifecycle (signals, --once, worker registration). Each part lives in src/daemon/:
  *
- *   FolderWatcher --(ready files, batched)--> store.discover --> runner.wake()
- *   Runner --claim/complete/fail (token)--> store
+ *   FolderWatcher (watcher-slot) --(ready files, batched)--> discovery --> store.discover --> runner.wake()
+ *   Runner --claim/complete/fail (token)--> store (opened by store/open-configured.ts)
+ *   heartbeat (worker row), handler-watch (program gone: pause), once (--once bookkeeping),
+ *   stop-request (signals), reload (SIGHUP), leftovers (a killed mover's files), folders (ownership)
  *
  * SIGTERM/SIGINT: stop claiming, let running handlers finish within shutdownGraceMs, give the
  * rest back (no attempt counted), exit 0. A second signal gives them back at once.
  * SIGHUP: read the config file again and apply what can change live (src/daemon/reload.ts).
  */
-import { nativeAddon, reportNative } from './native/addon.js';
 import os from 'node:os';
 import type { Logger } from 'pino';
+import { EXIT } from './cli/exit-codes.js';
+import { ConfigError } from './config/errors.js';
 import type { ResolvedConfig } from './config/types.js';
+import { Discovery } from './daemon/discovery.js';
+import { foldersRefused, ownFolders } from './daemon/folders.js';
 import { listenForHangup, type HangupListener } from './daemon/hangup.js';
-import { buildHandler, ConfigReloader, runnerSettingsOf, watchFoldersOf } from './daemon/reload.js';
+import { HandlerWatch } from './daemon/handler-watch.js';
+import { startHeartbeat, type Heartbeat } from './daemon/heartbeat.js';
+import { cleanMoveLeftovers } from './daemon/leftovers.js';
+import { OnceRun } from './daemon/once.js';
+import { buildHandler, ConfigReloader, runnerSettingsOf } from './daemon/reload.js';
+import { listenForStop, type StopRequest } from './daemon/stop-request.js';
+import { WatcherSlot } from './daemon/watcher-slot.js';
 import { healthFromMode, startHttpServer, withHandler, type HttpServer } from './ops/http.js';
 import { Metrics } from './ops/metrics.js';
+import { nativeAddon, reportNative } from './native/addon.js';
 import { packageVersion } from './version.js';
 import { notifyReady, notifyStopping } from './ops/notify.js';
-import { createProgress, type Progress } from './ops/progress.js';
-import { cleanStaleMoveTemps, removeStaleMoveTemps } from './run/after-action.js';
 import type { Handler } from './run/handler.js';
-import { availabilityFor, gateHandler, handlerProblemAtStart, type HandlerAvailability } from './run/handler-availability.js';
-import { stillAsFound } from './run/recheck-discovered.js';
-import { Runner, type OutcomeKind } from './run/runner.js';
-import { groupIdOf } from './store/open-database.js';
-import { FallbackStore, type ModeInfo, fallbackDirForConfig, openStore } from './store/open-store.js';
-import { PathMap } from './store/path-map.js';
-import { withPathMap } from './store/path-mapped-store.js';
-import type { PostgresPrimary } from './store/postgres/fallback-primary.js';
+import { handlerProblemAtStart } from './run/handler-availability.js';
+import { Runner } from './run/runner.js';
+import { type DaemonLedger, openConfiguredStore } from './store/open-configured.js';
 import { StoreUnavailableError } from './store/sqlite-errors.js';
-import type { CheckpointStore, DiscoveredFile, RetryPolicy } from './store/types.js';
-import { claimFolders, ledgerOf } from './watch/folder-ownership.js';
-import { FolderWatcher } from './watch/watcher.js';
+import type { RetryPolicy } from './store/types.js';
 
-export const EXIT_OK = 0;
-export const EXIT_SOME_DEAD = 1;
-export const EXIT_UNAVAILABLE = 69;
-export const EXIT_SOFTWARE = 70;
-export const EXIT_CONFIG = 78;
+/** Kept here for embedders and tests that import it from the daemon. */
+export { BUSY_WAIT_SLICE_MS } from './store/open-configured.js';
 
 export interface DaemonOptions {
   once: boolean;
@@ -58,21 +58,22 @@ export interface DaemonOptions {
   hangup?: HangupListener;
 }
 
-/** How often a process records that it is alive (`ckpt status` lists live workers). */
-const WORKER_HEARTBEAT_MS = 5_000;
-/** Discovery-to-claim timestamps kept for the latency metric; bounded so memory does not grow per file. */
-const MAX_DISCOVERY_TIMES = 50_000;
+/** Who this process is, for every part that logs or registers. */
+interface Identity {
+  workerId: string;
+  host: string;
+  log: Logger;
+}
 
-/**
- * How long one write waits synchronously for another process's lock before the store retries
- * asynchronously (until lockTimeoutMs). Every in-flight write waits its own slice, one after the
- * other, with the event loop blocked: measured with another process holding the lock and 8
- * writes in flight, 250 ms slices blocked the loop for up to 1,992 ms at a stretch (a soak
- * daemon's lease renewal came 3.5 s late that way), 20 ms slices for up to 208 ms (see
- * test/chaos/lease-renewal.test.ts). Short waits behind another daemon's transaction (a few
- * ms; a checkpoint up to about 200 ms) still end inside the slice or one async retry later.
- */
-export const BUSY_WAIT_SLICE_MS = 20;
+/** The running parts, assembled once the store is open. */
+interface Parts {
+  runner: Runner;
+  watcher: WatcherSlot;
+  reloader: ConfigReloader;
+  handlerWatch: HandlerWatch;
+  once: OnceRun | null;
+  metrics: Metrics | null;
+}
 
 export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Promise<number> {
   const own = opts.hangup === undefined && (opts.handleSignals ?? true) ? listenForHangup() : null;
@@ -83,210 +84,127 @@ export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Pr
   }
 }
 
+/** Start checks, store, parts, run until stopped (or, with --once, until all is settled), shut down. */
 async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: HangupListener | null): Promise<number> {
   const host = os.hostname();
   const workerId = opts.workerId ?? config.workerId ?? `${host}:${process.pid}`;
-  const log = opts.logger.child({ workerId });
+  const id: Identity = { workerId, host, log: opts.logger.child({ workerId }) };
   if (typeof process.getuid === 'function' && process.getuid() === 0) {
-    log.warn('running as root: handlers run as root too. Run ckpt as a dedicated user (see config/ckpt.service)');
+    id.log.warn('running as root: handlers run as root too. Run ckpt as a dedicated user (see config/ckpt.service)');
   }
+  const handler = await handlerForStart(config, id.log);
+  if (typeof handler === 'number') return handler;
+  // One mutable copy shared by every store layer, so that a reload can change the policy in place.
+  const retry: RetryPolicy = { ...config.retry };
+  const ledger = await openLedger(config, id, retry);
+  if (typeof ledger === 'number') return ledger;
 
+  const parts = assemble(config, opts, id, ledger, handler, retry);
+  const startedAt = Date.now();
+  const heartbeat = await startHeartbeat({ store: ledger.store, workerId, host, mode: ledger.mode, metrics: parts.metrics, log: id.log });
+  const stop = listenForStop({
+    log: id.log,
+    handleSignals: opts.handleSignals ?? true,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    graceMs: () => parts.reloader.config.shutdownGraceMs,
+    abortNow: () => parts.runner.abortNow(),
+  });
+  const http = await startListener(config, id.log, ledger, parts);
+  await cleanMoveLeftovers(config, id.log);
+  await start(config, opts, id.log, ledger, parts, startedAt);
+  hangup?.attach(() => {
+    // After the 'ckpt running' line: a SIGHUP kept while starting is applied now.
+    if (opts.reloadConfig) parts.reloader.request();
+    else id.log.warn({ signal: 'SIGHUP' }, 'SIGHUP ignored: this process has no config file to read again');
+  });
+  const exitCode = await untilDone(parts, stop);
+  await shutdown(id, ledger, parts, { heartbeat, stop, http });
+  id.log.info({ exitCode }, 'ckpt stopped');
+  return exitCode;
+}
+
+/** The configured handler, or the exit code a start is refused with (one line naming the key). */
+async function handlerForStart(config: ResolvedConfig, log: Logger): Promise<Handler | number> {
   let handler: Handler;
   try {
     handler = await buildHandler(config.handler);
   } catch (err) {
     // A configuration error: one line naming the file, the key and the cause, no loader stack.
     log.fatal(`${config.configPath}: handler: ${(err as Error).message}`);
-    return EXIT_CONFIG;
+    return EXIT.CONFIG;
   }
   // A program that cannot be started would dead-letter every file after its retries.
   const handlerProblem = handlerProblemAtStart(config);
   if (handlerProblem !== null) {
     log.fatal({ key: 'handler.command[0]' }, handlerProblem);
-    return EXIT_CONFIG;
+    return EXIT.CONFIG;
   }
+  return handler;
+}
 
+/** The store, once the watched folders are known to be this ledger's; or the exit code to stop with. */
+async function openLedger(config: ResolvedConfig, id: Identity, retry: RetryPolicy): Promise<DaemonLedger | number> {
+  const { log } = id;
   // SQLite: before the database is opened, so that a refused start creates no database file.
   if (config.database.kind === 'sqlite') {
     const refused = await ownFolders(config, log);
     if (refused !== null) return refused;
   }
-
-  let store: CheckpointStore;
-  /** normal or degraded, since when and why. */
-  let mode: () => ModeInfo;
-  let dbPath: string | undefined;
-  let pgTarget: string | undefined;
-  // One mutable copy shared by every store layer, so that a reload can change the policy in place.
-  const retry: RetryPolicy = { ...config.retry };
-  const pathMap = new PathMap(config.pathPrefixes);
+  let ledger: DaemonLedger;
   try {
-    if (config.database.kind === 'postgres') {
-      const db = config.database;
-      if (config.fallbackDir === undefined) {
-        log.fatal(
-          `${config.configPath}: fallbackDir: missing: with PostgreSQL, ckpt run needs a folder on a local disk for the journals and claim markers it keeps while the server is unreachable (e.g. "/var/lib/ckpt/fallback")`,
-        );
-        return EXIT_CONFIG;
-      }
-      // Loaded only when used: SQLite deployments do not pay for node-postgres at start-up.
-      const { PostgresPrimary } = await import('./store/postgres/fallback-primary.js');
-      const pg: PostgresPrimary = new PostgresPrimary({
-        url: db.url,
-        schema: db.schema,
-        retry,
-        onChange: config.onChange,
-        connectTimeoutMs: config.lockTimeoutMs,
-        onConnectionError: (e) => log.warn({ database: pg.location, code: (e as { code?: string }).code }, 'PostgreSQL connection lost'),
-        fallbackDir: config.fallbackDir,
-      });
-      pgTarget = pg.location;
-      // The same degraded mode as a locked SQLite file while the server is unreachable (memory,
-      // journal in fallbackDir, claim markers for this host only); a server that refuses ckpt
-      // (password, privilege) stops the start with exit 69.
-      const fb = await FallbackStore.open(pg, {
-        fallback: { logger: log, workerId, localPath: (p) => pathMap.toLocal(p) },
-        retry,
-        onChange: config.onChange,
-        lockTimeoutMs: config.lockTimeoutMs,
-        fileMode: config.fileMode,
-      });
-      const m = fb.mode();
-      if (m.mode === 'degraded') {
-        // Started without the server, this process would know no file's state: every file in the
-        // folder would be new to it, completed ones included, so it could run nothing anyway.
-        await fb.close();
-        throw new StoreUnavailableError('locked', `${pg.location} is unreachable at start: ${m.reason ?? '?'}`, undefined);
-      }
-      store = fb;
-      mode = () => fb.mode();
-    } else {
-      dbPath = config.database.path;
-      // Keeps working in memory (journaled, with claim markers) when the database is locked or
-      // corrupt, and reconciles when it is usable again; fb.mode() says which.
-      const fb = openStore(dbPath, {
-        fallback: { logger: log, workerId, localPath: (p) => pathMap.toLocal(p), ...(config.fallbackDir === undefined ? {} : { dir: config.fallbackDir }) },
-        retry,
-        onChange: config.onChange,
-        lockTimeoutMs: config.lockTimeoutMs,
-        fileMode: config.fileMode,
-        ...(config.group !== undefined ? { groupId: groupIdOf(config.group) } : {}),
-        // Each busy wait blocks the event loop; retry asynchronously around short waits instead.
-        busyTimeoutMs: Math.min(BUSY_WAIT_SLICE_MS, config.lockTimeoutMs),
-      });
-      store = fb;
-      mode = () => fb.mode();
-    }
-    // Everything below sees this host's paths; the ledger keeps the names shared by all hosts.
-    store = withPathMap(store, pathMap);
+    ledger = await openConfiguredStore(config, { logger: log, workerId: id.workerId, retry });
   } catch (err) {
+    if (err instanceof ConfigError) {
+      log.fatal(err.message);
+      return EXIT.CONFIG;
+    }
     log.fatal({ err }, `cannot open the database: ${(err as Error).message}`);
-    return err instanceof StoreUnavailableError ? EXIT_UNAVAILABLE : EXIT_CONFIG;
+    return err instanceof StoreUnavailableError ? EXIT.UNAVAILABLE : EXIT.CONFIG;
   }
   // PostgreSQL's ledger identity is read from the (now migrated) schema.
   if (config.database.kind === 'postgres') {
     const refused = await ownFolders(config, log);
     if (refused !== null) {
-      await store.close();
+      await ledger.store.close();
       return refused;
     }
   }
+  return ledger;
+}
 
-  const discoveredAt = new Map<string, number>();
-  const handed = opts.once ? new Set<string>() : null;
-  /** --once: how each file handed on ended (purged: a tombstone keeps it from running again). */
-  const settled = new Map<string, 'completed' | 'dead' | 'purged'>();
-  /** Purged files are not run: the bar counts the others. */
-  let purgedSeen = 0;
-  // --once shows progress: a bar on a terminal, log lines otherwise.
-  const progress: Progress | null = opts.once ? createProgress({ total: 0, tty: process.stderr.isTTY === true, logger: log }) : null;
+/** Runner, watcher, reloader and their helpers, wired to each other and to the store. */
+function assemble(config: ResolvedConfig, opts: DaemonOptions, id: Identity, ledger: DaemonLedger, handler: Handler, retry: RetryPolicy): Parts {
+  const { store } = ledger;
+  const { log, workerId } = id;
+  const once = opts.once ? new OnceRun(store, log) : null;
   const metrics = config.http
     ? new Metrics({
         ledger: () => store.stats(Date.now()),
         folders: config.watch.map((w) => ({ folder: w.dir, fileType: w.fileType })),
         build: { version: packageVersion(), store: config.database.kind },
-        ...(dbPath ? { databasePath: dbPath } : {}),
+        ...(ledger.databasePath ? { databasePath: ledger.databasePath } : {}),
       })
     : null;
-  // The handler's program gone while running (an upgrade): pause claiming, keep the retries.
-  // A reload that changes the handler replaces the monitor with one for the new program.
-  const watchAvailability = (cfg: ResolvedConfig): HandlerAvailability | null =>
-    availabilityFor(cfg, {
-      logger: log,
-      workerId,
-      stateDir: fallbackDirForConfig(cfg.database, cfg.fallbackDir),
-      fileMode: cfg.fileMode,
-      metrics,
-      wake: () => runner.wake(),
-    });
-  let availability = watchAvailability(config);
-  const gated = (h: Handler): Handler => (availability ? gateHandler(h, availability) : h);
-
-  const runner = new Runner({
+  const handlerWatch = new HandlerWatch(config, { logger: log, workerId, metrics, wake: () => runner.wake() });
+  const discovery = new Discovery({ store, log, runner: () => runner, once });
+  const runner: Runner = new Runner({
     store,
-    ...runnerSettingsOf(config, gated(handler)),
-    paused: () => availability?.unavailable != null,
+    ...runnerSettingsOf(config, handlerWatch.gated(handler)),
+    paused: () => handlerWatch.unavailable != null,
     workerId,
-    host,
+    host: id.host,
     // The runner's lines carry path, attempt and workerId itself.
     logger: opts.logger,
-    discoveredAt: (f) => {
-      const t = discoveredAt.get(f);
-      if (t !== undefined) discoveredAt.delete(f);
-      return t;
-    },
-    onOutcome: (file: string, outcome: OutcomeKind) => {
-      if (handed && (outcome === 'completed' || outcome === 'dead')) {
-        settled.set(file, outcome);
-        // Claimed without a sighting here (a requeued file, say): it still counts in the summary.
-        if (!handed.has(file)) progress?.setTotal(handed.add(file).size - purgedSeen);
-      }
-      progress?.tick(outcome);
-    },
+    discoveredAt: (f) => discovery.takeDiscoveredAt(f),
+    onOutcome: (file, outcome) => once?.outcome(file, outcome),
     ...(metrics ? { metrics } : {}),
     rediscover: (f) => {
-      // A new version of a settled file: --once must wait for it again.
-      settled.delete(f.fileUrl);
-      return discover([f]);
+      once?.reopened(f.fileUrl);
+      return discovery.discover([f]);
     },
   });
-
-  async function discover(found: DiscoveredFile[]): Promise<void> {
-    // Only files still as they were found stable: a stale fingerprint would make a new version
-    // of a file another daemon already handled and moved (see stillAsFound). The store asks
-    // inside its write, so the look comes after any wait on the lock; one lstat per file per try.
-    const now = Date.now();
-    const stale = new Set<string>();
-    const stillThere = (f: DiscoveredFile): boolean => {
-      const fresh = stillAsFound([f]).fresh.length === 1;
-      if (fresh) stale.delete(f.fileUrl);
-      else stale.add(f.fileUrl);
-      return fresh;
-    };
-    const res = await store.discover(found, now, { stillThere });
-    const files = stale.size === 0 ? found : found.filter((f) => !stale.has(f.fileUrl));
-    if (stale.size > 0) log.debug({ files: stale.size, path: [...stale][0] }, 'changed or gone since found ready: left to the watcher');
-    for (const f of files) {
-      handed?.add(f.fileUrl);
-      if (discoveredAt.size < MAX_DISCOVERY_TIMES) discoveredAt.set(f.fileUrl, now);
-    }
-    if (handed) progress?.setTotal(handed.size - purgedSeen);
-    if (res.inserted + res.reversioned > 0) runner.wake();
-    for (const u of res.unfinished ?? []) await runner.finishAfterAction(u);
-    log.debug({ ...res, files: files.length }, 'discovered');
-  }
-
-  reportNative(log);
-  const makeWatcher = (cfg: ResolvedConfig) =>
-    new FolderWatcher({
-      folders: watchFoldersOf(cfg),
-      stableMs: cfg.stableMs,
-      rescanMs: cfg.rescanMs > 0 ? cfg.rescanMs : 2_147_483_647,
-      logger: log,
-      sink: discover,
-    });
-  let watcher = makeWatcher(config);
-  const reloader = new ConfigReloader(config, gated(handler), {
+  const watcher = new WatcherSlot(config, log, discovery.discover);
+  const reloader = new ConfigReloader(config, handlerWatch.gated(handler), {
     load: () => opts.reloadConfig!(),
     logger: opts.logger,
     log,
@@ -294,83 +212,32 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
     runner,
     // The checks a start makes, so that a reload cannot bring in what a start would refuse.
     handlerProblem: (cfg) => handlerProblemAtStart(cfg),
-    adoptHandler: (cfg, h) => {
-      availability?.close();
-      availability = watchAvailability(cfg);
-      return gated(h);
-    },
+    adoptHandler: handlerWatch.adopt,
     foldersProblem: async (cfg) => (config.database.kind === 'sqlite' ? await foldersRefused(cfg, log) : null),
-    // Closed before the new one starts: no double watches; its first scan finds what the gap missed.
-    replaceWatcher: async (cfg) => {
-      await watcher.close().catch((err: unknown) => log.error({ err }, 'error while closing the watcher'));
-      watcher = makeWatcher(cfg);
-      await watcher.start().catch((err: unknown) => log.error({ err }, 'watcher failed to start'));
-    },
+    replaceWatcher: watcher.replace,
   });
+  return { runner, watcher, reloader, handlerWatch, once, metrics };
+}
 
-  const startedAt = Date.now();
-  const touch = () => {
-    const m = mode();
-    metrics?.setDegraded(m.mode === 'degraded');
-    return store
-      .touchWorker({ workerId, host, pid: process.pid, mode: m.mode, modeSince: m.since, modeReason: m.reason }, Date.now())
-      .then(() => metrics?.heartbeat(Date.now()))
-      .catch((err: unknown) => log.debug({ err }, 'could not record worker heartbeat'));
-  };
-  await touch();
-  const workerTimer = setInterval(() => void touch(), WORKER_HEARTBEAT_MS);
-  workerTimer.unref();
-
-  // --- lifecycle -------------------------------------------------------------------------
-  let stopRequested = false;
-  let resolveStop!: () => void;
-  const stopped = new Promise<void>((r) => (resolveStop = r));
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (!stopRequested) {
-      stopRequested = true;
-      log.info({ signal: sig, graceMs: reloader.config.shutdownGraceMs }, 'stopping: no new claims; running handlers get the grace period');
-      resolveStop();
-    } else {
-      log.warn({ signal: sig }, 'second signal: stopping handlers now and giving their files back');
-      runner.abortNow();
-    }
-  };
-  const handleSignals = opts.handleSignals ?? true;
-  if (handleSignals) {
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  }
-  opts.signal?.addEventListener('abort', () => onSignal('SIGTERM'), { once: true });
-
-  let http: HttpServer | null = null;
-  if (config.http && metrics) {
-    // Degraded still works, but needs a person (a lock left open, a corrupt file): 503 with why.
-    const health = () => withHandler(healthFromMode(mode()), availability?.unavailable ?? null);
-    try {
-      http = await startHttpServer({ host: config.http.host, port: config.http.port, metrics, health, logger: log });
-    } catch (err) {
-      log.error({ err, port: config.http.port }, 'could not start the metrics/health listener; carrying on without it');
-    }
-  }
-
-  // Partial copies left by a mover that was killed mid-move (its file is moved again below).
-  for (const a of [config.onSuccess, config.onDead]) {
-    if (a.kind !== 'move') continue;
-    const n = await removeStaleMoveTemps(a.dir);
-    if (n > 0) log.warn({ folder: a.dir, removed: n }, 'removed partial copies left by a mover that was killed mid-move');
-  }
-  // Files a mover killed mid-removal left set aside in a watched folder (see removeIfSame).
-  if (config.onSuccess.kind !== 'keep' || config.onDead.kind !== 'keep') {
-    for (const w of config.watch) {
-      const { removed, kept } = await cleanStaleMoveTemps(w.dir);
-      if (removed > 0) log.warn({ folder: w.dir, removed }, 'removed files a mover killed mid-move had set aside (their data is in the destination)');
-      for (const p of kept) log.error({ path: p, folder: w.dir }, 'a mover killed mid-move left this file set aside; its original name is unknown: move it back by hand');
-    }
-  }
-
-  runner.start();
+/** The metrics/health listener when configured; a port that cannot be had is logged, not fatal. */
+async function startListener(config: ResolvedConfig, log: Logger, ledger: DaemonLedger, parts: Parts): Promise<HttpServer | null> {
+  if (!config.http || !parts.metrics) return null;
+  // Degraded still works, but needs a person (a lock left open, a corrupt file): 503 with why.
+  const health = () => withHandler(healthFromMode(ledger.mode()), parts.handlerWatch.unavailable);
   try {
-    await watcher.start();
+    return await startHttpServer({ host: config.http.host, port: config.http.port, metrics: parts.metrics, health, logger: log });
+  } catch (err) {
+    log.error({ err, port: config.http.port }, 'could not start the metrics/health listener; carrying on without it');
+    return null;
+  }
+}
+
+/** Claiming and watching begin; systemd hears "ready" once the first scan is done. */
+async function start(config: ResolvedConfig, opts: DaemonOptions, log: Logger, ledger: DaemonLedger, parts: Parts, startedAt: number): Promise<void> {
+  parts.runner.start();
+  reportNative(log);
+  try {
+    await parts.watcher.start();
   } catch (err) {
     log.error({ err }, 'watcher failed to start');
   }
@@ -379,7 +246,7 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
   log.info(
     {
       folders: config.watch.map((w) => w.dir),
-      database: dbPath ?? pgTarget,
+      database: ledger.location,
       concurrency: config.concurrency,
       once: opts.once,
       native: nativeAddon() !== null,
@@ -387,93 +254,30 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
     },
     'ckpt running',
   );
-  // After that line: a SIGHUP kept while starting is applied now.
-  hangup?.attach(() => {
-    if (opts.reloadConfig) reloader.request();
-    else log.warn({ signal: 'SIGHUP' }, 'SIGHUP ignored: this process has no config file to read again');
-  });
-
-  let exitCode = EXIT_OK;
-  if (handed) {
-    const outcome = await Promise.race([waitUntilAllSettled(), stopped.then(() => null)]);
-    if (outcome !== null) exitCode = outcome;
-  } else {
-    await stopped;
-  }
-
-  // --- shutdown ----------------------------------------------------------------------------
-  void notifyStopping(log);
-  progress?.finish();
-  await reloader.stop();
-  await watcher.close().catch((err: unknown) => log.error({ err }, 'error while closing the watcher'));
-  await runner.stop(reloader.config.shutdownGraceMs);
-  availability?.close();
-  clearInterval(workerTimer);
-  await store.removeWorker(workerId).catch(() => undefined);
-  await http?.close().catch(() => undefined);
-  await store.close();
-  if (handleSignals) {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-  }
-  log.info({ exitCode }, 'ckpt stopped');
-  return exitCode;
-
-  /**
-   * A file with no row was purged (its tombstone kept discovery from adding one): it will not
-   * run, so it is settled too, or --once would wait for it for ever.
-   */
-  async function settledAs(f: string): Promise<'completed' | 'dead' | 'purged' | null> {
-    const rec = await store.get(f).catch(() => null);
-    if (rec) return rec.status === 'completed' || rec.status === 'dead' ? rec.status : null;
-    return (await store.tombstone(f).catch(() => null)) ? 'purged' : null;
-  }
-
-  /** --once: every file handed on since start is completed, dead or purged (retries waited out). */
-  async function waitUntilAllSettled(): Promise<number> {
-    for (;;) {
-      await new Promise((r) => setTimeout(r, 100));
-      if (reloader.reloading) continue;
-      const w = watcher.stats;
-      if (w.tracked > 0 || w.queued > 0 || !runner.idle) continue;
-      let open = 0;
-      for (const f of handed!) {
-        if (settled.has(f)) continue;
-        const s = await settledAs(f);
-        if (s === null) open++;
-        else settled.set(f, s);
-        // Not run, so not in the bar's count either (it stood at 0 of N for ever).
-        if (s === 'purged') progress?.setTotal(handed!.size - ++purgedSeen);
-      }
-      if (open === 0) {
-        const n = { completed: 0, dead: 0, purged: 0 };
-        for (const s of settled.values()) n[s]++;
-        log.info({ files: handed!.size, ...n }, '--once: every file is settled');
-        if (n.purged > 0) log.info({ purged: n.purged }, 'purged files still in the folder were not run again (a tombstone holds each; `ckpt retry FILE` lets one run)');
-        return n.dead > 0 ? EXIT_SOME_DEAD : EXIT_OK;
-      }
-    }
-  }
 }
 
-/**
- * A folder belongs to one ledger: a second database on it would run every file again
- * (watch/folder-ownership.ts). The exit code to stop with, or null to go on.
- */
-async function ownFolders(config: ResolvedConfig, log: Logger): Promise<number | null> {
-  try {
-    const refused = await foldersRefused(config, log);
-    if (refused === null) return null;
-    log.fatal(refused);
-    return EXIT_CONFIG;
-  } catch (err) {
-    log.fatal({ err }, `cannot read the ledger's identity: ${(err as Error).message}`);
-    return EXIT_UNAVAILABLE;
+/** Until a stop is asked for; with --once, or until every file handed on is settled (its exit code). */
+async function untilDone(parts: Parts, stop: StopRequest): Promise<number> {
+  const { once, reloader, watcher, runner } = parts;
+  if (once === null) {
+    await stop.stopped;
+    return EXIT.OK;
   }
+  const settled = once.untilAllSettled({ reloading: () => reloader.reloading, watcher: () => watcher.stats, runnerIdle: () => runner.idle });
+  return (await Promise.race([settled, stop.stopped.then(() => null)])) ?? EXIT.OK;
 }
 
-/** The line refusing a watched folder that belongs to another ledger; null when all are this one's. */
-async function foldersRefused(config: ResolvedConfig, log: Logger): Promise<string | null> {
-  const owned = claimFolders(config.watch, await ledgerOf(config), { configPath: config.configPath, warn: (f, m) => log.warn(f, m) });
-  return owned.ok ? null : owned.line;
+/** Stop watching, let running handlers finish within the grace period, deregister, close. */
+async function shutdown(id: Identity, ledger: DaemonLedger, parts: Parts, running: { heartbeat: Heartbeat; stop: StopRequest; http: HttpServer | null }): Promise<void> {
+  void notifyStopping(id.log);
+  parts.once?.finish();
+  await parts.reloader.stop();
+  await parts.watcher.close();
+  await parts.runner.stop(parts.reloader.config.shutdownGraceMs);
+  parts.handlerWatch.close();
+  running.heartbeat.stop();
+  await ledger.store.removeWorker(id.workerId).catch(() => undefined);
+  await running.http?.close().catch(() => undefined);
+  await ledger.store.close();
+  running.stop.close();
 }

@@ -136,3 +136,19 @@ export function fileSystemOf(p: string, opts: MountOptions = {}): FileSystemInfo
 export function isNetworkFileSystem(p: string, opts: MountOptions = {}): boolean {
   return NETWORK_FS_TYPES.has(fileSystemOf(p, opts).fsType);
 }
+
+/**
+ * A watch folder's `poll` setting decided, the one way for the watcher and the runner: `true`
+ * and `false` stand, `'auto'` polls on a network file system (inotify misses other hosts'
+ * writes there, and a hung server must not block the event loop). `{ unknown }` when `'auto'`
+ * cannot be decided: each caller then takes the side that is safe for what it does with the
+ * answer, and says so in its log line.
+ */
+export function pollDecision(poll: boolean | 'auto', dir: string, isNetworkFs: (p: string) => boolean = isNetworkFileSystem): { poll: boolean } | { unknown: unknown } {
+  if (poll !== 'auto') return { poll };
+  try {
+    return { poll: isNetworkFs(dir) };
+  } catch (err) {
+    return { unknown: err };
+  }
+}

@@ -8,9 +8,10 @@
  *   CKPT_CONCURRENCY: expected an integer >= 1, got "four"
  */
 import type { z } from 'zod';
+import { EXIT } from '../cli/exit-codes.js';
 
-/** sysexits EX_CONFIG: the daemon exits with this when the configuration is unusable. */
-export const EX_CONFIG = 78;
+/** sysexits EX_CONFIG (the entry of the one exit-code table): the configuration is unusable. */
+export const EX_CONFIG = EXIT.CONFIG;
 
 export class ConfigError extends Error {
   readonly exitCode = EX_CONFIG;

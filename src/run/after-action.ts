@@ -27,6 +27,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { pidExists } from '../pid-exists.js';
 import { beforeBoot } from '../store/fallback/process-identity.js';
 
 /**
@@ -131,7 +132,7 @@ export async function cleanStaleMoveTemps(dir: string): Promise<{ removed: numbe
     if (st === null) continue;
     // Named (its ctime: the rename or creation) before this boot: its mover is gone, even if
     // a process has that pid again (pids start over after a power cut).
-    if (!beforeBoot(st.ctimeMs) && processAlive(Number(m[2]))) continue;
+    if (!beforeBoot(st.ctimeMs) && pidExists(Number(m[2]))) continue;
     if (m[1] === 'aside') {
       if (st.nlink < 2) {
         out.kept.push(p);
@@ -143,14 +144,6 @@ export async function cleanStaleMoveTemps(dir: string): Promise<{ removed: numbe
   return out;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return codeOf(err) === 'EPERM';
-  }
-}
 
 /** Most counters tried before a move gives up on a name. */
 const MAX_SUFFIX = 10_000;

@@ -16,10 +16,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { Handler, HandlerContext, HandlerOutcome } from './handler.js';
+import type { Handler, HandlerContext, HandlerOutcome } from './handler-types.js';
 import { nativeAddon } from '../native/addon.js';
 import { nativeLauncher } from './native-launcher.js';
-import { LEASE_PASSED, SpawnHelper, type Launcher, type OutputTail } from './spawn-helper.js';
+import { LEASE_PASSED, SpawnHelper, type Launcher } from './spawn-helper.js';
+import { ByteTail, killGroup } from './process-group.js';
+
+export { ByteTail, killGroup };
 import { readStatsLine } from './stats-line.js';
 
 export interface CommandHandlerConfig {
@@ -57,55 +60,6 @@ export const OUTPUT_TAIL_BYTES = 4096;
  */
 const PIPE_DRAIN_MS = 1000;
 
-/** Keeps the last `limit` bytes of a stream without ever holding more than that. */
-export class ByteTail {
-  private buf: Buffer = Buffer.alloc(0);
-  /** Bytes seen in total. */
-  seen = 0;
-
-  constructor(readonly limit: number) {}
-
-  push(chunk: Buffer): void {
-    this.seen += chunk.length;
-    if (chunk.length >= this.limit) {
-      // Copy: a subarray would keep the whole (possibly 64 KB) chunk alive.
-      this.buf = Buffer.from(chunk.subarray(chunk.length - this.limit));
-      return;
-    }
-    const keep = Math.min(this.buf.length, this.limit - chunk.length);
-    this.buf = Buffer.concat([this.buf.subarray(this.buf.length - keep), chunk]);
-  }
-
-  get truncated(): boolean {
-    return this.seen > this.buf.length;
-  }
-
-  get size(): number {
-    return this.buf.length;
-  }
-
-  /** A tail kept elsewhere (the spawn helper): its bytes, and how many the stream had in all. */
-  static of(limit: number, t: OutputTail): ByteTail {
-    const b = new ByteTail(limit);
-    b.buf = t.bytes.length > limit ? Buffer.from(t.bytes.subarray(t.bytes.length - limit)) : t.bytes;
-    b.seen = Math.max(t.seen, b.buf.length);
-    return b;
-  }
-
-  /** A copy of the bytes kept. */
-  bytes(): Buffer {
-    return Buffer.from(this.buf);
-  }
-
-  /** The tail as UTF-8, without a multi-byte character cut in half at its start. */
-  text(): string {
-    let start = 0;
-    if (this.truncated) {
-      while (start < this.buf.length && start < 3 && ((this.buf[start] ?? 0) & 0xc0) === 0x80) start++;
-    }
-    return this.buf.subarray(start).toString('utf8');
-  }
-}
 
 /** Checks the configuration once, so that a broken one stops the daemon at start (exit 78). */
 function validate(cfg: CommandHandlerConfig): void {
@@ -386,21 +340,6 @@ function lastChars(s: string, n: number): string {
   return s.length <= n ? s : s.slice(s.length - n);
 }
 
-/**
- * Signals a whole process group. Returns true when at least one process got it; ESRCH (the
- * group is already empty) is normal and returns false.
- */
-export function killGroup(pgid: number | undefined, signal: NodeJS.Signals, log?: Logger): boolean {
-  // kill(-1) would signal every process we may signal, and kill(-0) our own group.
-  if (pgid === undefined || !Number.isInteger(pgid) || pgid <= 1) return false;
-  try {
-    process.kill(-pgid, signal);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') log?.warn({ err, pgid, signal }, 'could not signal the handler process group');
-    return false;
-  }
-}
 
 /**
  * A program that cannot be started is a configuration problem, not a problem of the file: the

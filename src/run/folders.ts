@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { isNetworkFileSystem } from '../mounts.js';
+import { pollDecision } from '../mounts.js';
 import type { RunnerFolder } from './runner-options.js';
 
 /** The deepest watched folder holding `fileUrl`, or undefined when none does. */
@@ -39,14 +39,10 @@ export class CheckPlacement {
   }
 
   private polled(folder: RunnerFolder): boolean {
-    const poll = folder.poll ?? 'auto';
-    if (poll !== 'auto') return poll;
-    try {
-      return (this.o.isNetworkFs ?? isNetworkFileSystem)(folder.dir);
-    } catch (err) {
-      // Unknown: through the pool, which is only slower, never stuck on a hung server.
-      this.o.logger.warn({ folder: folder.dir, err, workerId: this.o.workerId }, 'could not tell whether the folder is on a network file system; checking its files through the thread pool');
-      return true;
-    }
+    const d = pollDecision(folder.poll ?? 'auto', folder.dir, this.o.isNetworkFs);
+    if ('poll' in d) return d.poll;
+    // Unknown: through the pool, which is only slower, never stuck on a hung server.
+    this.o.logger.warn({ folder: folder.dir, err: d.unknown, workerId: this.o.workerId }, 'could not tell whether the folder is on a network file system; checking its files through the thread pool');
+    return true;
   }
 }

@@ -15,7 +15,7 @@
  */
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/types.js';
-import type { Handler, HandlerOutcome } from './handler.js';
+import type { Handler, HandlerOutcome } from './handler-types.js';
 import { type ProgramCheck, checkProgram, programProblemLine } from './handler-program.js';
 import { removeHandlerState, removeStaleHandlerStates, writeHandlerState } from './handler-state-file.js';
 

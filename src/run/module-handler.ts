@@ -15,7 +15,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { timerDelay } from './command-handler.js';
 import { isPermanentError } from './errors.js';
-import type { Handler, HandlerContext, HandlerOutcome } from './handler.js';
+import type { Handler, HandlerContext, HandlerOutcome } from './handler-types.js';
 import { provideCkptSpecifier } from './ckpt-specifier.js';
 import { loadErrorText } from './load-error.js';
 import { checkStats } from './stats-line.js';

@@ -13,7 +13,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import type { NativeAddon } from '../native/addon.js';
-import { ByteTail, killGroup } from './command-handler.js';
+import { ByteTail, killGroup } from './process-group.js';
 import { LEASE_PASSED, type Launcher, type LaunchRequest } from './spawn-helper.js';
 
 const signalNames = new Map<number, NodeJS.Signals>(

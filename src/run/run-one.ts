@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { ClaimRef } from '../store/types.js';
 import { type CheckResult, checkFileAsync, checkFileInLine } from './file-checks.js';
 import type { CheckPlacement } from './folders.js';
-import type { HandlerOutcome } from './handler.js';
+import type { HandlerOutcome } from './handler-types.js';
 import { type ResolvedRunnerOptions, type Running, claimLog } from './runner-options.js';
 import type { Settler } from './settle.js';
 

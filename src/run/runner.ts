@@ -23,6 +23,7 @@ import { CompletionBatcher } from './completion-batcher.js';
 import { ExpiredClaims } from './expired-claims.js';
 import { CheckPlacement, folderOf } from './folders.js';
 import { splitAfterActionLabel } from '../store/rules/after-action-label.js';
+import { pidExists } from '../pid-exists.js';
 import { LeaseRenewal } from './lease-renewal.js';
 import { type RunOneContext, runOne } from './run-one.js';
 import { type ClaimSettings, type Queued, type ResolvedRunnerOptions, type Running, type RunnerOptions, type RunnerSettings, claimLog, fileLabels } from './runner-options.js';
@@ -370,12 +371,7 @@ function workerGone(workerId: string | null, host: string, recordedAt?: number):
   const pid = Number(workerId.slice(host.length + 1));
   if (!Number.isInteger(pid) || pid <= 0) return false;
   if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return !pidExists(pid);
 }
 
 /** Device and inode from a fingerprint `size:mtimeMs:dev:ino` (see fingerprintOf). */

@@ -8,7 +8,7 @@ import { type AfterAction, afterActionLabel, applyAfterAction } from './after-ac
 import { GONE, logAfterActionError, wentAsPlanned } from './after-action-log.js';
 import type { CompletionBatcher } from './completion-batcher.js';
 import { type ChangedFile, changedAsync, changedInLine } from './file-checks.js';
-import type { HandlerOutcome } from './handler.js';
+import type { HandlerOutcome } from './handler-types.js';
 import { type FailureOutcome, type ResolvedRunnerOptions, type Running, fileLabels } from './runner-options.js';
 
 export class Settler {

@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { nativeAddon } from '../native/addon.js';
 import { IN, Inotify, type RawEvent } from '../native/inotify.js';
-import type { EventSource, EventSourceOptions, KernelEvent } from './events.js';
+import type { EventSource, EventSourceOptions, KernelEvent } from './event-source.js';
 
 function maxQueuedEvents(): number {
   try {

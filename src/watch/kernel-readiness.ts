@@ -18,7 +18,7 @@
  * IN_MODIFY and their close as IN_CLOSE_WRITE. After a queue overflow nothing is known, and
  * the rescan puts every file through the stability timer again.
  */
-import type { KernelEvent } from './events.js';
+import type { KernelEvent } from './event-source.js';
 
 interface OpenState {
   /** Opens seen and not yet closed. */

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { isNetworkFileSystem } from '../mounts.js';
+import { isNetworkFileSystem, pollDecision } from '../mounts.js';
 import type { DiscoveredFile } from '../store/types.js';
 import { startEventSource, type EventSource, type KernelEvent, type WatchEventKind } from './events.js';
 import { compileFilter, type FileFilter } from './filter.js';
@@ -365,13 +365,11 @@ export class FolderWatcher {
   }
 
   private decidePoll(f: FolderState): boolean {
-    if (f.spec.poll !== 'auto') return f.spec.poll;
-    try {
-      return this.isNetworkFs(f.root);
-    } catch (err) {
-      this.log.warn({ folder: f.root, err }, 'could not tell whether the folder is on a network file system; using inotify');
-      return false;
-    }
+    const d = pollDecision(f.spec.poll, f.root, this.isNetworkFs);
+    if ('poll' in d) return d.poll;
+    // Unknown: inotify, as for a local folder.
+    this.log.warn({ folder: f.root, err: d.unknown }, 'could not tell whether the folder is on a network file system; using inotify');
+    return false;
   }
 
   private async stopSource(f: FolderState): Promise<void> {

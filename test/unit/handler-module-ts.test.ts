@@ -1,33 +1,27 @@
 /**
  * TypeScript module handlers outside vitest (which compiles .ts itself): Node 20 loads them only
- * with the tsx loader registered; without it, createHandler must say how. The run/ sources are
- * transpiled with the TypeScript compiler into a temp folder so that plain `node` can run them.
+ * with the tsx loader registered; without it, createHandler must say how. The driver runs the
+ * built handler code in dist/ (npm test builds it first) under plain `node`.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import ts from 'typescript';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const FIX = path.join(ROOT, 'test/fixtures/handlers');
-const SOURCES = ['handler.ts', 'command-handler.ts', 'spawn-helper.ts', 'module-handler.ts', 'stats-line.ts', 'errors.ts'];
+const HANDLER_JS = pathToFileURL(path.join(ROOT, 'dist/run/handler.js')).href;
 
 let driver: string;
 
 beforeAll(() => {
   const out = tmpDir();
-  fs.writeFileSync(path.join(out, 'package.json'), '{"type":"module"}');
-  for (const name of SOURCES) {
-    const src = fs.readFileSync(path.join(ROOT, 'src/run', name), 'utf8');
-    const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true } });
-    fs.writeFileSync(path.join(out, name.replace(/\.ts$/, '.js')), js.outputText);
-  }
   driver = path.join(out, 'driver.mjs');
   fs.writeFileSync(
     driver,
-    `import { createHandler } from './handler.js';
+    `import { createHandler } from '${HANDLER_JS}';
 const [, , mod, file] = process.argv;
 const noop = () => {};
 const logger = { info: noop, warn: noop, debug: noop, error: noop, child() { return this; } };

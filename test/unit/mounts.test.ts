@@ -13,6 +13,7 @@ import {
   findMount,
   isNetworkFileSystem,
   parseMounts,
+  pollDecision,
   unescapeMountField,
 } from '../../src/mounts.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
@@ -125,5 +126,27 @@ describe('the real mount table', () => {
 
   it('/proc is proc', () => {
     expect(fileSystemOf('/proc/self').fsType).toBe('proc');
+  });
+});
+
+describe('pollDecision (the watcher and the runner decide `poll` this one way)', () => {
+  it('true and false stand; auto polls exactly on a network file system of the mount table', () => {
+    const root = tmpDir('ckpt-poll-');
+    const nfs = path.join(root, 'nfs');
+    fs.mkdirSync(nfs);
+    const table = tableFile(`/dev/vda / ext4 rw 0 0\nserver:/export ${nfs} nfs4 rw 0 0\n`);
+    const onNetwork = (p: string) => isNetworkFileSystem(p, { mountsFile: table });
+    expect(pollDecision(true, root, onNetwork)).toEqual({ poll: true });
+    expect(pollDecision(false, nfs, onNetwork)).toEqual({ poll: false });
+    expect(pollDecision('auto', path.join(nfs, 'in'), onNetwork)).toEqual({ poll: true });
+    expect(pollDecision('auto', root, onNetwork)).toEqual({ poll: false });
+  });
+
+  it('auto that cannot be decided is unknown (each caller picks its safe side), never a throw', () => {
+    const err = new Error('mount table unreadable');
+    const d = pollDecision('auto', '/x', () => {
+      throw err;
+    });
+    expect(d).toEqual({ unknown: err });
   });
 });

@@ -6,7 +6,7 @@
 import type { ResolvedConfig } from '../../config/types.js';
 import { handlerProblemAtStart, programCheckOf } from '../../run/handler-availability.js';
 import { createHandler } from '../../run/handler.js';
-import type { Check } from './doctor.js';
+import type { Check } from './doctor-check.js';
 
 export const DEAD_FILES_CHECK = 'dead files';
 

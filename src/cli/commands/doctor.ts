@@ -24,16 +24,11 @@ import { fallbackDirForConfig, inspectFallback, snapshotFile } from '../../store
 import { JOURNAL_SIZE_LIMIT, openDatabase, type SqliteDatabase } from '../../store/open-database.js';
 import { classifySqliteError } from '../../store/sqlite-errors.js';
 import { EXIT } from '../exit-codes.js';
+import type { Check, Level } from './doctor-check.js';
 import { deadFilesCheck, doctorSummary, handlerCheck } from './doctor-handler.js';
 import { print, printJson } from '../context.js';
 
-export type Level = 'ok' | 'warn' | 'fail';
-
-export interface Check {
-  name: string;
-  level: Level;
-  message: string;
-}
+export type { Check, Level } from './doctor-check.js';
 
 export interface DoctorJson {
   database: string | null;

@@ -5,6 +5,7 @@
  * works the same for every store.
  */
 import os from 'node:os';
+import { pidExists } from '../../pid-exists.js';
 import { isAlive } from '../../store/fallback/process-identity.js';
 import { fallbackDirForConfig, readFallbackStates } from '../../store/open-store.js';
 import type { ResolvedConfig } from '../../config/types.js';
@@ -73,16 +74,6 @@ export interface StatusEnv {
   pidAlive: (pid: number) => boolean;
 }
 
-export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but belongs to another user (the daemon's `ckpt` user).
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function workerJson(w: WorkerRecord, env: StatusEnv): WorkerJson {
   const age = ageSeconds(w.heartbeatAt, env.now);
@@ -222,7 +213,7 @@ export interface StatusInputs {
 
 /** Read afresh for each report (`ckpt top` calls it on every refresh). */
 export function statusInputs(config: ResolvedConfig, now: number): StatusInputs {
-  const env: StatusEnv = { now, hostname: os.hostname(), staleAfterMs: staleAfterMs(config.leaseMs), pidAlive };
+  const env: StatusEnv = { now, hostname: os.hostname(), staleAfterMs: staleAfterMs(config.leaseMs), pidAlive: pidExists };
   const fallbackDir = fallbackDirForConfig(config.database, config.fallbackDir);
   const states: DegradedState[] =
     fallbackDir === null

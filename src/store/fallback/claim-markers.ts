@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pidExists } from '../../pid-exists.js';
 import type { JournalEntry } from './journal.js';
 import { type ProcessIdentity, isAlive } from './process-identity.js';
 
@@ -206,20 +207,11 @@ function removeDeadTemps(dir: string): void {
   }
   for (const n of names) {
     const m = TEMP_RE.exec(n);
-    if (!m || pidAlive(Number(m[1]))) continue;
+    if (!m || pidExists(Number(m[1]))) continue;
     fs.rmSync(path.join(dir, n), { force: true });
   }
 }
 
-function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * After linking generation `gen` as the step from `fromGen`: the step stands only if `gen` is

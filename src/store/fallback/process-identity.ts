@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
+import { pidExists } from '../../pid-exists.js';
 
 /**
  * Who owns a claim marker or a journal: enough to tell later whether that process still lives.
@@ -44,12 +45,7 @@ export function selfIdentity(): ProcessIdentity {
 export function isAlive(id: ProcessIdentity): boolean {
   if (id.host !== os.hostname()) return true;
   if (id.pid === process.pid) return id.startTicks === selfIdentity().startTicks;
-  try {
-    process.kill(id.pid, 0);
-  } catch (err) {
-    // EPERM: it exists but belongs to someone else; ESRCH: gone.
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+  if (!pidExists(id.pid)) return false;
   const st = procStat(id.pid);
   // Unreadable /proc: it exists (kill said so), count it as alive.
   if (st === null) return true;
