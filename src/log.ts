@@ -84,7 +84,7 @@ export function createLogger(opts: CreateLoggerOptions): Logger {
   }
 
   // Open a path ourselves so that the descriptor exists before the first line: a sonic-boom
-  // opening a path asynchronously throws from flushSync() until it is ready (docs/stack-facts.md), and
+  // opening a path asynchronously throws from flushSync() until it is ready (docs/stack-behaviour.md), and
   // in sync mode it would throw on the first write.
   const fd = typeof dest === 'string' ? fs.openSync(dest, 'a', 0o640) : dest;
   const boom: Boom = pino.destination({ dest: fd, sync: opts.sync ?? true });

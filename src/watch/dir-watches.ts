@@ -6,7 +6,7 @@
  * every file and re-reads (readdir + an lstat per entry) a folder on each event in it, throttled
  * to once a second: measured here with 20,000 files present and 2,000 new ones written, 1,200 ms
  * of CPU with chokidar told to ignore every file (it still re-reads the folder) against 97 ms
- * for one fs.watch; and per-file watches ran out at 200k files (ENOSPC, docs/stack-facts.md). So the folder
+ * for one fs.watch; and per-file watches ran out at 200k files (ENOSPC, docs/stack-behaviour.md). So the folder
  * TREE is tracked here too: a `rename` event whose name is a directory adds a watch on it (and
  * on everything below it), and a watched directory that is gone has its watches closed.
  *

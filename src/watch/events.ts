@@ -4,7 +4,7 @@
  * touching the rest. The one file that talks to chokidar.
  *
  * - inotify (local file systems): one fs.watch per FOLDER (dir-watches.ts). chokidar's cost
- *   grows with the number of FILES (docs/stack-facts.md: one inotify watch per file, 20k files -> 20,001
+ *   grows with the number of FILES (docs/stack-behaviour.md: one inotify watch per file, 20k files -> 20,001
  *   watches and 160 MB RSS; each event re-reads the folder, 4.2 s at 150k files; ENOSPC at 200k),
  *   and even told to ignore files it re-reads a folder on every event in it (dir-watches.ts has
  *   the numbers), so it cannot be the one that tracks the tree either.

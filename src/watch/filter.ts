@@ -3,7 +3,7 @@
  * watched folder, so the scanner, the chokidar `ignored` callback and the unit tests all use
  * the same rules.
  *
- * chokidar 5 dropped glob support (docs/stack-facts.md: a glob path gives no events and no error), so
+ * chokidar 5 dropped glob support (docs/stack-behaviour.md: a glob path gives no events and no error), so
  * globs are matched here with picomatch.
  */
 import picomatch from 'picomatch';

@@ -4,7 +4,7 @@
  * ready marker, that the marker file exists beside it.
  *
  * We do this ourselves instead of chokidar's awaitWriteFinish because that does not apply to
- * files present at start-up (docs/stack-facts.md) and keeps a timer and a poll per file.
+ * files present at start-up (docs/stack-behaviour.md) and keeps a timer and a poll per file.
  */
 import { sameVersion, type StatLike } from './fingerprint.js';
 

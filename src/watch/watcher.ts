@@ -209,7 +209,7 @@ export class FolderWatcher {
     // path, a 36-character fingerprint, the Map slot), so 250k entries are 55 MB at worst,
     // and a folder of 100k handed files costs 23 MB to rescan without re-sending it.
     this.maxHanded = Math.max(0, opts.maxHanded ?? 250_000);
-    // Polling costs a stat per file per interval (docs/stack-facts.md: interval 100 kept one core busy
+    // Polling costs a stat per file per interval (docs/stack-behaviour.md: interval 100 kept one core busy
     // with 20k idle files), so poll no faster than needed to see a file within stableMs.
     this.pollIntervalMs = opts.pollIntervalMs ?? Math.min(1000, Math.max(100, Math.round(opts.stableMs / 2)));
     this.rootCheckMs = opts.rootCheckMs ?? Math.min(1000, opts.rescanMs);
@@ -384,7 +384,7 @@ export class FolderWatcher {
   }
 
   /**
-   * The root was deleted or unmounted. A watch on a deleted folder goes silent for good (docs/stack-facts.md,
+   * The root was deleted or unmounted. A watch on a deleted folder goes silent for good (docs/stack-behaviour.md,
    * for chokidar and for inotify alike), so it is dropped and the root check re-creates it.
    */
   private rootGone(f: FolderState, why: string): void {
@@ -456,7 +456,7 @@ export class FolderWatcher {
       if (f.filter.isPruned(rel)) return true;
       if (stats === undefined || stats.isDirectory()) return false;
       // Symlinks, FIFOs, sockets, devices, and files that are neither data nor markers: not
-      // worth an inotify watch each (they are the scarce resource, docs/stack-facts.md).
+      // worth an inotify watch each (they are the scarce resource, docs/stack-behaviour.md).
       if (!stats.isFile()) return true;
       return !f.filter.isDataFile(rel) && f.filter.markerTarget(rel) === null;
     } catch {
@@ -473,7 +473,7 @@ export class FolderWatcher {
         case 'hint':
         case 'unlink':
           // write-then-rename arrives as `add` of the final name, a rename over an existing
-          // name as `change` (docs/stack-facts.md): both mean "look at this file again".
+          // name as `change` (docs/stack-behaviour.md): both mean "look at this file again".
           // `unlink` is checked too, not believed: with 20,000 files chokidar reported files
           // that were still there as unlinked (its folder re-reads overlap), and forgetting them
           // had 64 of 20,030 files handed twice. Our lstat's ENOENT forgets a file for real.

@@ -167,7 +167,7 @@ describe('createLogger', () => {
     expect(() => flushLogger(logger)).not.toThrow();
     expect(() => flushLogger(logger.child({ a: 1 }))).not.toThrow();
 
-    // A sonic-boom still opening its file: flushSync() throws "not ready yet" (docs/stack-facts.md).
+    // A sonic-boom still opening its file: flushSync() throws "not ready yet" (docs/stack-behaviour.md).
     const opening = pino.destination({ dest: path.join(dir, 'opening.log'), sync: false });
     const raw = pino({}, opening);
     raw.info('x');

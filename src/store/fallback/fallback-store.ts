@@ -65,7 +65,7 @@ export const DEGRADED_LOG_MS = 60_000;
 /**
  * In normal mode, a fresh connection runs quick_check this often. The daemon's own connection
  * would not notice a file damaged underneath it for a long time: its page cache (16 MB by
- * default) still holds the good pages. quick_check took about 65 ms on a 55 MB file (docs/stack-facts.md).
+ * default) still holds the good pages. quick_check took about 65 ms on a 55 MB file (docs/stack-behaviour.md).
  * Proposed config key: `healthCheckMs`.
  */
 export const DEFAULT_HEALTH_CHECK_MS = 60_000;

@@ -6,11 +6,11 @@
  *
  * - Times are shown as `YYYY-MM-DD HH:MM:SS` (UTC, what `datetime()` prints) next to an age
  *   such as `4m 05s`; the stored ISO-8601 text stays in the tables for exact work.
- * - Every function used here exists in the Debian sqlite3 shell 3.40 (docs/stack-facts.md): a view the
+ * - Every function used here exists in the Debian sqlite3 shell 3.40 (docs/stack-behaviour.md): a view the
  *   older shell cannot parse would make the whole schema unreadable there, not just the view.
  *   test/cli/inspect-sqlite3.test.ts runs the queries of docs/sqlite3.md through that shell.
  * - Filters repeat the partial indexes' literal conditions (`status IN ('pending', 'failed')`,
- *   `status = 'processing'`) so the planner can use them (docs/stack-facts.md: a partial index is used only
+ *   `status = 'processing'`) so the planner can use them (docs/stack-behaviour.md: a partial index is used only
  *   when the WHERE repeats its condition literally).
  */
 
