@@ -19,21 +19,20 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { drop, killDaemons, rows, setup, startDaemon, started, statusOf } from '../helpers/daemon.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
-import { FALLBACK_MISSING, FALLBACK_WIRED, chaosCommand, chaosRecords, filesUnder } from './support.js';
+import { chaosCommand, chaosRecords, filesUnder } from './support.js';
 
 afterEach(() => {
   killDaemons();
   cleanupTmpDirs();
 });
 
-if (!FALLBACK_WIRED) console.log(`skipping the degraded-takeover reproduction: it ${FALLBACK_MISSING}`);
 
 describe('degraded mode and lease takeover', () => {
   // Was a known bug (issue 7): the degraded worker completed from memory after its database
   // lease ran out, and a normal-mode worker's sweep took the claim over and recorded the moved
   // file dead (vanished). Fixed by fencing (src/store/fallback/fencing.ts): an outcome counts only
   // if its claim marker was written while the lease held, and the sweep leaves such claims alone.
-  it.skipIf(!FALLBACK_WIRED)('a worker that went degraded while its lease ran out does not leave a handled file recorded dead', async () => {
+  it('a worker that went degraded while its lease ran out does not leave a handled file recorded dead', async () => {
     const s = setup({ handler: { command: chaosCommand() }, onSuccess: { moveTo: 'done' }, createDirs: true, concurrency: 1, leaseMs: 1_500, lockTimeoutMs: 800 });
     const a = startDaemon(s);
     const b = startDaemon(s);

@@ -44,23 +44,6 @@ export function chaosRecords(recordLog: string): ChaosRec[] {
     .map((l) => JSON.parse(l) as ChaosRec);
 }
 
-/**
- * True once the daemon runs on the degrading store of issue 4: src/store/open-store.ts can
- * build a FallbackStore and src/daemon.ts asks it to. Tests of behaviour that only the fallback
- * provides are skipped until then, with FALLBACK_MISSING printed as the reason.
- */
-export const FALLBACK_WIRED: boolean = (() => {
-  try {
-    const openStore = fs.readFileSync(path.join(REPO, 'src/store/open-store.ts'), 'utf8');
-    const daemon = fs.readFileSync(path.join(REPO, 'src/daemon.ts'), 'utf8');
-    return /FallbackStore/.test(openStore) && /fallback/i.test(daemon);
-  } catch {
-    return false;
-  }
-})();
-export const FALLBACK_MISSING =
-  'needs the database fallback of issue 4 in the daemon: src/daemon.ts does not ask openStore for the FallbackStore (src/store/fallback/) yet';
-
 /** Peak resident memory of a process (VmHWM), in bytes. */
 export function peakRss(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type Daemon, type Setup, countStatus, drop, killDaemons, rows, setup, startDaemon, started } from '../helpers/daemon.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
-import { chaosCommand, chaosRecords, FALLBACK_MISSING, FALLBACK_WIRED, filesUnder } from '../chaos/support.js';
+import { chaosCommand, chaosRecords, filesUnder } from '../chaos/support.js';
 import { LEDGER_MARKER } from '../../src/watch/folder-ownership.js';
 
 const mounts: string[] = [];
@@ -40,7 +40,6 @@ const mountProblem: string | null = (() => {
   }
 })();
 if (mountProblem) console.log(`skipping the disk-full tests: ${mountProblem}`);
-if (!FALLBACK_WIRED) console.log(`skipping the degraded-mode disk-full test: it ${FALLBACK_MISSING}`);
 
 afterEach(() => {
   killDaemons();
@@ -143,7 +142,7 @@ describe('disk full under the database', () => {
   // With the journal beside the database, on the same full file system, ckpt cannot record
   // outcomes durably and waits instead (the test above). `fallbackDir` on another file system
   // lets it handle files during the outage.
-  it.skipIf(mountProblem !== null || !FALLBACK_WIRED)('degraded mode: with fallbackDir on another file system, files are handled while the disk is full, each once, and every outcome is in the database after', async () => {
+  it.skipIf(mountProblem !== null)('degraded mode: with fallbackDir on another file system, files are handled while the disk is full, each once, and every outcome is in the database after', async () => {
     const fallbackDir = path.join(tmpDir('ckpt-fallback-'), 'fallback');
     const { s, mnt } = setupOnTmpfs(fallbackDir);
     const d = startDaemon(s);

@@ -11,7 +11,7 @@ import { countStatus, drop, killDaemons, setup, startDaemon, started } from '../
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { otherUser, runningAsRoot as isRoot } from '../helpers/other-user.js';
-import { FALLBACK_MISSING, FALLBACK_WIRED, chaosCommand, filesUnder, killMyDaemons, startDaemonWith } from '../chaos/support.js';
+import { chaosCommand, filesUnder, killMyDaemons, startDaemonWith } from '../chaos/support.js';
 
 const ROOT_WARNING = 'running as root: handlers run as root too. Run ckpt as a dedicated user (see config/ckpt.service)';
 /** An ordinary user: the test's own when not root, else nobody (65534). */
@@ -24,7 +24,6 @@ const otherGroup = (() => {
 })();
 if (!isRoot) console.log('skipping the root-warning and group tests: they need to run as root');
 if (isRoot && nobody.skipReason !== null) console.log(`skipping the ordinary-user test: ${nobody.skipReason}`);
-if (!FALLBACK_WIRED) console.log(`skipping the journal/marker mode test: it ${FALLBACK_MISSING}`);
 
 let savedUmask: number | null = null;
 afterEach(() => {
@@ -63,7 +62,7 @@ describe('files ckpt creates', () => {
     );
   });
 
-  it.skipIf(!FALLBACK_WIRED)('journals and claim markers written while the database is locked are 0600', async () => {
+  it('journals and claim markers written while the database is locked are 0600', async () => {
     const s = setup({ handler: { command: chaosCommand() }, lockTimeoutMs: 500 });
     const d = startDaemon(s);
     await started(d);
