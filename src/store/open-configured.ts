@@ -111,10 +111,13 @@ function openCliSqlite(config: ResolvedConfig, file: string, reading: ReadingOpt
   });
 }
 
-/** node-postgres is loaded only here, so SQLite users never load it. */
-async function openCliPostgres(config: ResolvedConfig, db: PostgresConfig): Promise<CheckpointStore> {
+/**
+ * A command's PostgreSQL store, not yet checked or migrated. node-postgres is loaded only here,
+ * so SQLite users never load it.
+ */
+export async function commandPostgresStore(config: ResolvedConfig, db: PostgresConfig, applicationName: string) {
   const { PostgresStore } = await import('./postgres/index.js');
-  const store = new PostgresStore({
+  return new PostgresStore({
     url: db.url,
     schema: db.schema,
     retry: config.retry,
@@ -122,8 +125,12 @@ async function openCliPostgres(config: ResolvedConfig, db: PostgresConfig): Prom
     connectTimeoutMs: config.lockTimeoutMs,
     // One command, one query at a time: a second connection would only cost the server a slot.
     maxConnections: 1,
-    applicationName: 'ckpt-cli',
+    applicationName,
   });
+}
+
+async function openCliPostgres(config: ResolvedConfig, db: PostgresConfig): Promise<CheckpointStore> {
+  const store = await commandPostgresStore(config, db, 'ckpt-cli');
   try {
     if ((await store.schemaVersion()) === null) {
       throw new NoLedgerError(

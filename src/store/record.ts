@@ -5,7 +5,7 @@
  * it, see postgres/pool.ts) and BIGINT as a JS number, so the two stores agree row for row.
  */
 import { idempotencyKey } from './idempotency.js';
-import type { AttemptRecord, Claim, FileRecord, Status, Tombstone, WorkerRecord } from './types.js';
+import type { AttemptRecord, Claim, ExpiredClaim, FileRecord, Status, Tombstone, WorkerRecord } from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -24,6 +24,19 @@ export function toClaim(r: Row, leaseExpiresAt: number): Claim {
     fingerprint: String(r.fingerprint),
     leaseExpiresAt,
     idempotencyKey: idempotencyKey(fileUrl, version),
+  };
+}
+
+/** A processing row whose lease ran out, as the sweep hands it to onExpired (`status`: where it goes). */
+export function toExpired(r: Row, status: ExpiredClaim['status']): ExpiredClaim {
+  return {
+    fileUrl: String(r.file_url),
+    version: Number(r.version),
+    attempt: Number(r.attempts),
+    token: String(r.claim_token),
+    workerId: (r.processed_by as string | null) ?? null,
+    handlerPid: (r.handler_pid as number | null) ?? null,
+    status,
   };
 }
 

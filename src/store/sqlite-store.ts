@@ -6,7 +6,7 @@ import { DEFAULT_RETRY } from './retry-policy.js';
 import { takesFileAway, redoneLabel } from './rules/after-action-label.js';
 import { SWEEP_BATCH, discoverStep, expiryStatus, failureAfterAction, failureCompletedAt, failureOutcome, leaseExpiredError, planFailure } from './rules/transitions.js';
 import { classifySqliteError, toStoreError } from './sqlite-errors.js';
-import { type Row, durationOf, movedBackLabel, toAttempt, toClaim, toRecord, toTombstone, toWorker, tombstoneLiftedLabel } from './record.js';
+import { type Row, durationOf, movedBackLabel, toExpired, toAttempt, toClaim, toRecord, toTombstone, toWorker, tombstoneLiftedLabel } from './record.js';
 import { iso } from './time.js';
 import { prepareActivity } from './sqlite-activity.js';
 import {
@@ -23,7 +23,6 @@ import {
   type DiscoverResult,
   type DiscoverOptions,
   type DiscoveredFile,
-  type ExpiredClaim,
   type FailResult,
   type Failure,
   type FileRecord,
@@ -237,15 +236,7 @@ export class SqliteStore implements CheckpointStore {
   private sweepExpiredLeases(now: number, nowIso: string, onExpired: ClaimOptions['onExpired'], deadAfterAction: string | undefined): boolean {
     const rows = this.s.expiredLeases.all(nowIso, SWEEP_BATCH) as Row[];
     if (rows.length === 0) return false;
-    const expired: ExpiredClaim[] = rows.map((r) => ({
-      fileUrl: String(r.file_url),
-      version: Number(r.version),
-      attempt: Number(r.attempts),
-      token: String(r.claim_token),
-      workerId: (r.processed_by as string | null) ?? null,
-      handlerPid: (r.handler_pid as number | null) ?? null,
-      status: expiryStatus(this.retry, Number(r.retry_count)),
-    }));
+    const expired = rows.map((r) => toExpired(r, expiryStatus(this.retry, Number(r.retry_count))));
     // Orphaned handlers of a dead worker on this host must be gone before the file is claimable.
     onExpired?.(expired);
     for (let i = 0; i < expired.length; i++) {

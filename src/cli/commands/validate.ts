@@ -20,6 +20,7 @@ import { print, printJson } from '../output.js';
 import type { Check } from './doctor.js';
 import { handlerCheck } from './doctor-handler.js';
 import { folderCheck, folderUses, modeChecks, schemaCheck, sqliteDatabaseChecks } from './validate-checks.js';
+import { commandPostgresStore } from '../../store/open-configured.js';
 
 /** A config problem carries its key path (`watch[0].dir`; '' for the whole file). */
 export type ValidateCheck = Check & { key?: string };
@@ -66,16 +67,8 @@ async function databaseChecks(config: ResolvedConfig): Promise<Check[]> {
   const db = config.database;
   if (db.kind === 'sqlite') return sqliteDatabaseChecks(db.path, config.lockTimeoutMs);
   // node-postgres is loaded only for a PostgreSQL configuration.
-  const { PostgresStore, PG_MIGRATIONS } = await import('../../store/postgres/index.js');
-  const store = new PostgresStore({
-    url: db.url,
-    schema: db.schema,
-    retry: config.retry,
-    onChange: config.onChange,
-    connectTimeoutMs: config.lockTimeoutMs,
-    maxConnections: 1,
-    applicationName: 'ckpt-validate',
-  });
+  const { PG_MIGRATIONS } = await import('../../store/postgres/index.js');
+  const store = await commandPostgresStore(config, db, 'ckpt-validate');
   try {
     const where = `${store.target}, schema ${db.schema}`;
     return [{ name: 'database', level: 'ok', message: `${where} answers` }, schemaCheck(where, await store.schemaVersion(), PG_MIGRATIONS.at(-1)?.version ?? 0)];

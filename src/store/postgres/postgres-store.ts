@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { DEFAULT_RETRY } from '../retry-policy.js';
 import { type Known, SWEEP_BATCH, discoverStep, expiryStatus, failureAfterAction, failureCompletedAt, failureOutcome, leaseExpiredError, planFailure } from '../rules/transitions.js';
-import { type Row, durationOf, movedBackLabel, toAttempt, toClaim, toRecord, toTombstone, toWorker, tombstoneLiftedLabel } from '../record.js';
+import { type Row, durationOf, movedBackLabel, toExpired, toAttempt, toClaim, toRecord, toTombstone, toWorker, tombstoneLiftedLabel } from '../record.js';
 import { iso } from '../time.js';
 import { byBacklog, toBacklogGroup, toInFlight, toRecentFailure } from '../activity.js';
 import type {
@@ -18,7 +18,6 @@ import type {
   DiscoverResult,
   DiscoverOptions,
   DiscoveredFile,
-  ExpiredClaim,
   FailResult,
   Failure,
   FileRecord,
@@ -341,15 +340,7 @@ export class PostgresStore implements CheckpointStore {
   private async sweepExpiredLeases(c: pg.PoolClient, now: number, nowIso: string, onExpired: ClaimOptions['onExpired']): Promise<void> {
     const rows = (await c.query<Row>({ ...this.s.expiredLeases, values: [nowIso, SWEEP_BATCH] })).rows;
     if (rows.length === 0) return;
-    const expired: ExpiredClaim[] = rows.map((r) => ({
-      fileUrl: String(r.file_url),
-      version: Number(r.version),
-      attempt: Number(r.attempts),
-      token: String(r.claim_token),
-      workerId: (r.processed_by as string | null) ?? null,
-      handlerPid: (r.handler_pid as number | null) ?? null,
-      status: expiryStatus(this.retry, Number(r.retry_count)),
-    }));
+    const expired = rows.map((r) => toExpired(r, expiryStatus(this.retry, Number(r.retry_count))));
     // Only handlers on THIS host can be checked; another host's are protected by the token.
     onExpired?.(expired);
     const plans = rows.map((r) => planFailure(this.retry, Number(r.retry_count), false, now, this.random));
