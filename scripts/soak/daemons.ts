@@ -48,6 +48,25 @@ export class DaemonPool {
 
   constructor(private readonly o: PoolOptions) {}
 
+  /**
+   * The end of a run: SIGCONT and SIGTERM to every daemon still there, and how each ended
+   * ('hang' when it was still running `limitMs` later).
+   */
+  async stopAll(limitMs: number): Promise<{ instance: Instance; exit: Awaited<Instance['exited']> | 'hang' }[]> {
+    const live = this.slots.filter((i): i is Instance => i !== null && i.state !== 'gone');
+    for (const i of live) {
+      i.expectedExit = true;
+      process.kill(i.pid, 'SIGCONT');
+      process.kill(i.pid, 'SIGTERM');
+    }
+    return Promise.all(
+      live.map(async (instance) => {
+        const exit = await Promise.race([instance.exited, new Promise<'hang'>((r) => setTimeout(() => r('hang'), limitMs).unref())]);
+        return { instance, exit };
+      }),
+    );
+  }
+
   /** Starts a daemon in `slot` and resolves once it logged `ckpt running` (start-up scan done). */
   async start(slot: number): Promise<Instance> {
     const n = this.instances.filter((i) => i.slot === slot).length;

@@ -186,24 +186,15 @@ async function main(): Promise<number> {
 
   // ---- stop the daemons: SIGTERM, each must exit 0 ---------------------------------------------
   phase = 'stop';
-  const live = pool.slots.filter((i): i is Instance => i !== null && i.state !== 'gone');
-  for (const i of live) {
-    i.expectedExit = true;
-    process.kill(i.pid, 'SIGCONT');
-    process.kill(i.pid, 'SIGTERM');
+  const limit = opts.shutdownGraceMs + 15_000;
+  for (const { instance: i, exit: ex } of await pool.stopAll(limit)) {
+    if (ex === 'hang') {
+      violation('term-hang', `${i.workerId} still running ${limit} ms after the final SIGTERM`);
+      process.kill(i.pid, 'SIGKILL');
+    } else if (ex.code !== 0) {
+      violation('term-exit-code', `${i.workerId} exited with ${ex.code ?? ex.signal} after the final SIGTERM; last log lines:\n${tail(i.log, 10)}`);
+    }
   }
-  await Promise.all(
-    live.map(async (i) => {
-      const limit = opts.shutdownGraceMs + 15_000;
-      const ex = await Promise.race([i.exited, new Promise<'hang'>((r) => setTimeout(() => r('hang'), limit).unref())]);
-      if (ex === 'hang') {
-        violation('term-hang', `${i.workerId} still running ${limit} ms after the final SIGTERM`);
-        process.kill(i.pid, 'SIGKILL');
-      } else if (ex.code !== 0) {
-        violation('term-exit-code', `${i.workerId} exited with ${ex.code ?? ex.signal} after the final SIGTERM; last log lines:\n${tail(i.log, 10)}`);
-      }
-    }),
-  );
 
   // ---- check ----------------------------------------------------------------------------------
   const result = check({

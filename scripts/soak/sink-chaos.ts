@@ -325,18 +325,9 @@ async function drain(db: string, files: number, timeoutMs: number): Promise<{ ok
 }
 
 async function stopDaemons(pool: DaemonPool, problems: string[]): Promise<void> {
-  const live = pool.slots.filter((i): i is Instance => i !== null && i.state !== 'gone');
-  for (const i of live) {
-    i.expectedExit = true;
-    process.kill(i.pid, 'SIGCONT');
-    process.kill(i.pid, 'SIGTERM');
+  for (const { instance, exit } of await pool.stopAll(20_000)) {
+    if (exit === 'hang') problems.push(`${instance.workerId} still running 20 s after SIGTERM`);
   }
-  await Promise.all(
-    live.map(async (i) => {
-      const ex = await Promise.race([i.exited, new Promise<'hang'>((r) => setTimeout(() => r('hang'), 20_000).unref())]);
-      if (ex === 'hang') problems.push(`${i.workerId} still running 20 s after SIGTERM`);
-    }),
-  );
 }
 
 async function readSinkRows(kind: 'sqlite' | 'postgres', target: string): Promise<string[]> {

@@ -43,15 +43,20 @@ async function chaos(o: SinkChaosOptions) {
   return { r, line };
 }
 
+/** Every row in the sink exactly once (count and checksum), while kills made the handler run files again. */
+function expectEveryRowOnce(r: Awaited<ReturnType<typeof chaos>>['r'], line: string): void {
+  expect(r.problems, `${line}\nkept: ${r.workDir}`).toEqual([]);
+  expect([r.rowsInSink, r.duplicatedRows, r.missingRows, r.checksumMatches]).toEqual([r.rowsDropped, 0, 0, true]);
+  expect(r.filesRunMoreThanOnce, line).toBeGreaterThan(0);
+  expect(r.kills, line).toBeGreaterThan(5);
+}
+
 describe('exactly-once sink under SIGKILL and SIGSTOP (three daemons)', () => {
   it(
     'SQLite sink: every row once (count and checksum), while the handler ran files more than once',
     async () => {
       const { r, line } = await chaos({ ...BASE, sink: 'sqlite', bypass: false });
-      expect(r.problems, `${line}\nkept: ${r.workDir}`).toEqual([]);
-      expect([r.rowsInSink, r.duplicatedRows, r.missingRows, r.checksumMatches]).toEqual([r.rowsDropped, 0, 0, true]);
-      expect(r.filesRunMoreThanOnce, line).toBeGreaterThan(0);
-      expect(r.kills, line).toBeGreaterThan(5);
+      expectEveryRowOnce(r, line);
     },
     LIMIT_MS,
   );
@@ -61,10 +66,7 @@ describe('exactly-once sink under SIGKILL and SIGSTOP (three daemons)', () => {
     async (t) => {
       if (!cluster) return t.skip();
       const { r, line } = await chaos({ ...BASE, sink: 'postgres', pgUrl: cluster.url(), bypass: false });
-      expect(r.problems, `${line}\nkept: ${r.workDir}`).toEqual([]);
-      expect([r.rowsInSink, r.duplicatedRows, r.missingRows, r.checksumMatches]).toEqual([r.rowsDropped, 0, 0, true]);
-      expect(r.filesRunMoreThanOnce, line).toBeGreaterThan(0);
-      expect(r.kills, line).toBeGreaterThan(5);
+      expectEveryRowOnce(r, line);
     },
     LIMIT_MS,
   );
