@@ -37,128 +37,128 @@ class Stop extends Error {
 
 /** Where and why `text` is not JSON, or null when the scanner finds nothing wrong. */
 export function locateJsonError(text: string): JsonProblem | null {
-  let i = 0;
-
-  const describe = (at: number): string => {
-    if (at >= text.length) return 'the end of the file';
-    const ch = text[at] ?? '';
-    return JSON.stringify(ch);
-  };
-  const fail = (what: string, at = i): never => {
-    const ch = text[at];
-    if (ch === '/' && (text[at + 1] === '/' || text[at + 1] === '*')) throw new Stop(at, 'comments are not allowed in JSON');
-    if (ch === "'") throw new Stop(at, 'strings must use double quotes (") in JSON');
-    throw new Stop(at, `expected ${what}, found ${describe(at)}`);
-  };
-  const ws = (): void => {
-    while (i < text.length && ' \t\n\r'.includes(text[i] ?? '')) i++;
-  };
-
-  const value = (): void => {
-    ws();
-    const ch = text[i];
-    if (ch === '{') return object();
-    if (ch === '[') return array();
-    if (ch === '"') return string();
-    if (ch === '-' || (ch !== undefined && ch >= '0' && ch <= '9')) return number();
-    for (const word of ['true', 'false', 'null']) {
-      if (text.startsWith(word, i)) {
-        i += word.length;
-        return;
-      }
-    }
-    fail('a value (object, list, string, number, true, false or null)');
-  };
-
-  const object = (): void => {
-    i++; // {
-    ws();
-    if (text[i] === '}') {
-      i++;
-      return;
-    }
-    for (;;) {
-      ws();
-      if (text[i] === '}') throw new Stop(i, 'trailing comma before "}" is not allowed in JSON');
-      if (text[i] !== '"') fail('a key in double quotes');
-      string();
-      ws();
-      if (text[i] !== ':') fail('":" after the key');
-      i++;
-      value();
-      ws();
-      if (text[i] === ',') {
-        i++;
-        continue;
-      }
-      if (text[i] === '}') {
-        i++;
-        return;
-      }
-      fail('"," or "}"');
-    }
-  };
-
-  const array = (): void => {
-    i++; // [
-    ws();
-    if (text[i] === ']') {
-      i++;
-      return;
-    }
-    for (;;) {
-      ws();
-      if (text[i] === ']') throw new Stop(i, 'trailing comma before "]" is not allowed in JSON');
-      value();
-      ws();
-      if (text[i] === ',') {
-        i++;
-        continue;
-      }
-      if (text[i] === ']') {
-        i++;
-        return;
-      }
-      fail('"," or "]"');
-    }
-  };
-
-  const string = (): void => {
-    const start = i;
-    i++; // "
-    for (;;) {
-      if (i >= text.length) throw new Stop(start, 'string is never closed (missing ")');
-      const code = text.charCodeAt(i);
-      if (code === 0x22) {
-        i++;
-        return;
-      }
-      if (code < 0x20) throw new Stop(i, 'line break or control character inside a string (write it as \\n, \\t, ...)');
-      if (code === 0x5c) {
-        const esc = text[i + 1] ?? '';
-        if ('"\\/bfnrt'.includes(esc) && esc !== '') i += 2;
-        else if (esc === 'u' && /^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) i += 6;
-        else throw new Stop(i, 'invalid escape sequence in a string');
-        continue;
-      }
-      i++;
-    }
-  };
-
-  const number = (): void => {
-    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
-    if (m === null || m[0] === '-') fail('a number');
-    i += (m as RegExpExecArray)[0].length;
-  };
-
+  const scan = new JsonScanner(text);
   try {
-    value();
-    ws();
-    if (i < text.length) fail('the end of the file after the JSON value');
+    scan.document();
     return null;
   } catch (err) {
     if (!(err instanceof Stop)) return null; // e.g. nesting too deep for the stack: use JSON.parse's message
     return { ...lineColumn(text, err.offset), problem: err.problem };
+  }
+}
+
+/** A recursive-descent walk over JSON that stops (throws Stop) at the first thing wrong. */
+class JsonScanner {
+  private i = 0;
+
+  constructor(private readonly text: string) {}
+
+  document(): void {
+    this.value();
+    this.ws();
+    if (this.i < this.text.length) this.fail('the end of the file after the JSON value');
+  }
+
+  private describe(at: number): string {
+    if (at >= this.text.length) return 'the end of the file';
+    return JSON.stringify(this.text[at] ?? '');
+  }
+
+  private fail(what: string, at = this.i): never {
+    const { text } = this;
+    const ch = text[at];
+    if (ch === '/' && (text[at + 1] === '/' || text[at + 1] === '*')) throw new Stop(at, 'comments are not allowed in JSON');
+    if (ch === "'") throw new Stop(at, 'strings must use double quotes (") in JSON');
+    throw new Stop(at, `expected ${what}, found ${this.describe(at)}`);
+  }
+
+  private ws(): void {
+    while (this.i < this.text.length && ' \t\n\r'.includes(this.text[this.i] ?? '')) this.i++;
+  }
+
+  private value(): void {
+    this.ws();
+    const ch = this.text[this.i];
+    if (ch === '{') return this.container('}');
+    if (ch === '[') return this.container(']');
+    if (ch === '"') return this.string();
+    if (ch === '-' || (ch !== undefined && ch >= '0' && ch <= '9')) return this.number();
+    for (const word of ['true', 'false', 'null']) {
+      if (this.text.startsWith(word, this.i)) {
+        this.i += word.length;
+        return;
+      }
+    }
+    this.fail('a value (object, list, string, number, true, false or null)');
+  }
+
+  /** An object (close "}": key, ":", value pairs) or a list (close "]": values). */
+  private container(close: '}' | ']'): void {
+    const { text } = this;
+    this.i++; // { or [
+    this.ws();
+    if (text[this.i] === close) {
+      this.i++;
+      return;
+    }
+    for (;;) {
+      this.ws();
+      if (text[this.i] === close) throw new Stop(this.i, `trailing comma before "${close}" is not allowed in JSON`);
+      if (close === '}') this.key();
+      this.value();
+      this.ws();
+      if (text[this.i] === ',') {
+        this.i++;
+        continue;
+      }
+      if (text[this.i] === close) {
+        this.i++;
+        return;
+      }
+      this.fail(`"," or "${close}"`);
+    }
+  }
+
+  private key(): void {
+    if (this.text[this.i] !== '"') this.fail('a key in double quotes');
+    this.string();
+    this.ws();
+    if (this.text[this.i] !== ':') this.fail('":" after the key');
+    this.i++;
+  }
+
+  private string(): void {
+    const { text } = this;
+    const start = this.i;
+    this.i++; // "
+    for (;;) {
+      if (this.i >= text.length) throw new Stop(start, 'string is never closed (missing ")');
+      const code = text.charCodeAt(this.i);
+      if (code === 0x22) {
+        this.i++;
+        return;
+      }
+      if (code < 0x20) throw new Stop(this.i, 'line break or control character inside a string (write it as \\n, \\t, ...)');
+      if (code === 0x5c) {
+        this.escape();
+        continue;
+      }
+      this.i++;
+    }
+  }
+
+  private escape(): void {
+    const { text } = this;
+    const esc = text[this.i + 1] ?? '';
+    if ('"\\/bfnrt'.includes(esc) && esc !== '') this.i += 2;
+    else if (esc === 'u' && /^[0-9a-fA-F]{4}$/.test(text.slice(this.i + 2, this.i + 6))) this.i += 6;
+    else throw new Stop(this.i, 'invalid escape sequence in a string');
+  }
+
+  private number(): void {
+    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(this.text.slice(this.i, this.i + 400));
+    if (m === null || m[0] === '-') this.fail('a number');
+    this.i += (m as RegExpExecArray)[0].length;
   }
 }
 
