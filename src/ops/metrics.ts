@@ -133,22 +133,20 @@ export class Metrics {
       help: 'When this process last recorded its heartbeat (Unix time): in the database, or in its fallback state file while degraded; it stops moving when the store hangs.',
       registers,
     });
-    if (opts.build !== undefined) {
+    this.seedFolderSeries(opts.folders ?? []);
+    this.registerLedgerGauges(registers);
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** build_info, and the gauges read from the shared ledger or the database file when Prometheus scrapes. */
+  private registerLedgerGauges(registers: Registry[]): void {
+    const self = this;
+    if (this.opts.build !== undefined) {
       new Gauge({ name: 'ckpt_build_info', help: 'Always 1: the version of ckpt and the kind of store this process runs with.', labelNames: ['version', 'store'], registers }).set(
-        { version: opts.build.version, store: opts.build.store },
+        { version: this.opts.build.version, store: this.opts.build.store },
         1,
       );
     }
-    // Every folder's series from the start, so that rate() and increase() see the first file.
-    for (const f of opts.folders ?? []) {
-      const l = labelsOf(f);
-      this.claims.inc(l, 0);
-      this.completions.inc(l, 0);
-      this.bytes.inc(l, 0);
-      for (const kind of FAILURE_KINDS) this.failures.inc({ kind, ...l }, 0);
-    }
-
-    const self = this;
     new Gauge({
       name: 'ckpt_files',
       help: 'Files in the ledger by status (shared by every process on the database; cached a few seconds).',
@@ -160,7 +158,7 @@ export class Metrics {
         for (const s of STATUSES) this.set({ status: s }, ledger.counts[s]);
       },
     });
-    if (opts.ledger !== undefined) {
+    if (this.opts.ledger !== undefined) {
       new Gauge({
         name: 'ckpt_oldest_pending_age_seconds',
         help: 'How long the oldest pending file has waited since it became due (0 when none waits; shared ledger, cached like ckpt_files).',
@@ -172,8 +170,8 @@ export class Metrics {
         },
       });
     }
-    if (opts.databasePath !== undefined) {
-      const wal = `${opts.databasePath}-wal`;
+    if (this.opts.databasePath !== undefined) {
+      const wal = `${this.opts.databasePath}-wal`;
       new Gauge({
         name: 'ckpt_wal_bytes',
         help: 'Size of the SQLite write-ahead log; a reader holding a transaction open keeps it growing.',
@@ -183,7 +181,17 @@ export class Metrics {
         },
       });
     }
-    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Every folder's series from the start, so that rate() and increase() see the first file. */
+  private seedFolderSeries(folders: NonNullable<MetricsOptions['folders']>): void {
+    for (const f of folders) {
+      const l = labelsOf(f);
+      this.claims.inc(l, 0);
+      this.completions.inc(l, 0);
+      this.bytes.inc(l, 0);
+      for (const kind of FAILURE_KINDS) this.failures.inc({ kind, ...l }, 0);
+    }
   }
 
   // --- what the runner calls (structurally the runner's RunnerMetrics) ----------------------

@@ -72,6 +72,11 @@ export function aboveProgress(out: number | NodeJS.WritableStream = 1): { write(
 /** Redraws at most this often on ticks, so thousands of outcomes a second do not flood the terminal. */
 const MIN_REDRAW_MS = 100;
 
+/**
+ * Longer than most functions here (about 75 lines) on purpose: the bar, the periodic log line and
+ * the final summary are closures over the same five counters, and splitting them would only pass
+ * those counters around.
+ */
 export function createProgress(opts: ProgressOptions): Progress {
   const now = opts.now ?? Date.now;
   const stream = opts.stream ?? process.stderr;
@@ -91,25 +96,12 @@ export function createProgress(opts: ProgressOptions): Progress {
     return { total: Math.max(total, done), done, completed, dead, retried, elapsedMs, ratePerSec: elapsedMs > 0 ? (done * 1000) / elapsedMs : 0 };
   };
 
-  const etaMs = (s: ProgressSummary): number => (s.ratePerSec > 0 ? ((s.total - s.done) / s.ratePerSec) * 1000 : Number.NaN);
-
-  const line = (s: ProgressSummary): string => {
-    const frac = s.total > 0 ? Math.min(1, s.done / s.total) : 0;
-    const filled = Math.round(frac * width);
-    const extra = [s.retried > 0 ? `${formatCount(s.retried)} retried` : '', s.dead > 0 ? `${formatCount(s.dead)} dead` : ''].filter(Boolean);
-    return (
-      `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${formatCount(s.done)}/${formatCount(s.total)} ${Math.floor(frac * 100)}%` +
-      `  ${s.ratePerSec.toFixed(1)} files/s  ETA ${formatClock(etaMs(s))}` +
-      (extra.length > 0 ? `  (${extra.join(', ')})` : '')
-    );
-  };
-
   const draw = (force: boolean): void => {
     const t = now();
     if (!force && t - lastDraw < MIN_REDRAW_MS) return;
     lastDraw = t;
     // \r and "erase line": redraw in place.
-    stream.write(`\r\x1b[2K${line(summary())}`);
+    stream.write(`\r\x1b[2K${progressLine(summary(), width)}`);
   };
 
   const logLine = (): void => {
@@ -149,18 +141,39 @@ export function createProgress(opts: ProgressOptions): Progress {
       clearInterval(timer);
       const s = summary();
       finished = s;
-      const text =
-        `${formatCount(s.done)} file${s.done === 1 ? '' : 's'} in ${formatDuration(s.elapsedMs)} (${s.ratePerSec.toFixed(1)} files/s): ` +
-        `${formatCount(s.completed)} completed, ${formatCount(s.dead)} dead, ${formatCount(s.retried)} retried`;
+      const text = finishedText(s);
       if (opts.tty) {
         if (activeBar === bar) activeBar = null;
-        stream.write(`\r\x1b[2K${line(s)}\n${text}\n`);
+        stream.write(`\r\x1b[2K${progressLine(s, width)}\n${text}\n`);
       } else {
         opts.logger.info({ ...s, ratePerSec: round1(s.ratePerSec) }, `finished: ${text}`);
       }
       return s;
     },
   };
+}
+
+function etaMs(s: ProgressSummary): number {
+  return s.ratePerSec > 0 ? ((s.total - s.done) / s.ratePerSec) * 1000 : Number.NaN;
+}
+
+/** The bar: `[####------] done/total pct%  rate files/s  ETA h:mm:ss  (n retried, n dead)`. */
+function progressLine(s: ProgressSummary, width: number): string {
+  const frac = s.total > 0 ? Math.min(1, s.done / s.total) : 0;
+  const filled = Math.round(frac * width);
+  const extra = [s.retried > 0 ? `${formatCount(s.retried)} retried` : '', s.dead > 0 ? `${formatCount(s.dead)} dead` : ''].filter(Boolean);
+  return (
+    `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${formatCount(s.done)}/${formatCount(s.total)} ${Math.floor(frac * 100)}%` +
+    `  ${s.ratePerSec.toFixed(1)} files/s  ETA ${formatClock(etaMs(s))}` +
+    (extra.length > 0 ? `  (${extra.join(', ')})` : '')
+  );
+}
+
+function finishedText(s: ProgressSummary): string {
+  return (
+    `${formatCount(s.done)} file${s.done === 1 ? '' : 's'} in ${formatDuration(s.elapsedMs)} (${s.ratePerSec.toFixed(1)} files/s): ` +
+    `${formatCount(s.completed)} completed, ${formatCount(s.dead)} dead, ${formatCount(s.retried)} retried`
+  );
 }
 
 function round1(n: number): number {
