@@ -27,6 +27,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { type FileIdentity, isVersion } from '../file-identity.js';
 import { pidExists } from '../pid-exists.js';
 import { beforeBoot } from '../store/fallback/process-identity.js';
 
@@ -61,19 +62,9 @@ export interface AfterActionOptions {
   beforeRemove?: (file: string) => Promise<void> | void;
 }
 
-export interface FileIdentity {
-  dev: number;
-  ino: number;
-  /** With size and mtime, a file overwritten in place (same inode) is another version too. */
-  size?: number;
-  mtimeMs?: number;
-}
-
+/** With size and mtime, a file overwritten in place (same inode) is another version too. */
 function sameFile(st: fs.Stats, id: FileIdentity | undefined): boolean {
-  if (id === undefined) return true;
-  if (st.dev !== id.dev || st.ino !== id.ino) return false;
-  if (id.size !== undefined && st.size !== id.size) return false;
-  return id.mtimeMs === undefined || Math.trunc(st.mtimeMs) === id.mtimeMs;
+  return id === undefined || isVersion(st, id);
 }
 
 /** What the after-action reports when the path holds a newer file than the one handled. */

@@ -17,7 +17,7 @@ import { isNetworkFileSystem, pollDecision } from '../mounts.js';
 import type { DiscoveredFile } from '../store/types.js';
 import { startEventSource, type EventSource, type KernelEvent, type WatchEventKind } from './events.js';
 import { compileFilter, type FileFilter } from './filter.js';
-import { fingerprintOf } from './fingerprint.js';
+import { fingerprintOf } from '../file-identity.js';
 import { KernelReadiness, type KernelReadyMode } from './kernel-readiness.js';
 import { judge, StabilityTracker, type TrackedEntry } from './readiness.js';
 import { escapePath, lstat, scanTree, type ScanEntry } from './scan.js';

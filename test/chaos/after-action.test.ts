@@ -18,10 +18,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { type FileIdentity, applyAfterAction } from '../../src/run/after-action.js';
+import { applyAfterAction } from '../../src/run/after-action.js';
 import { Runner } from '../../src/run/runner.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
-import { fingerprintOf } from '../../src/watch/fingerprint.js';
+import { type FileIdentity, fingerprintOf, identityOf as identityOfStat } from '../../src/file-identity.js';
 import { drop, killDaemons, rows, setup, startDaemon, started, statusOf } from '../helpers/daemon.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -64,8 +64,7 @@ function bigContent(id: string): Buffer {
 }
 
 function identityOf(file: string): FileIdentity {
-  const st = fs.lstatSync(file);
-  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: Math.trunc(st.mtimeMs) };
+  return identityOfStat(fs.lstatSync(file));
 }
 
 /** Runs `fn` after `turns` turns of the event loop (0: at once). */

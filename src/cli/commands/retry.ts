@@ -15,7 +15,7 @@ import os from 'node:os';
 import type { ResolvedConfig } from '../../config/types.js';
 import { formatCount, printable } from '../../ops/format.js';
 import type { CheckpointStore, FileRecord, ListQuery, Status } from '../../store/types.js';
-import { fingerprintOf } from '../../watch/fingerprint.js';
+import { fingerprintOf } from '../../file-identity.js';
 import { retryUsageProblem } from '../args.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { withStore } from '../context.js';
