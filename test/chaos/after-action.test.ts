@@ -352,8 +352,9 @@ describe('after-actions under faults', () => {
     const b = startDaemon(s);
     await started(b);
     await waitFor(() => statusOf(s.db, file) === 'dead', { timeoutMs: 15_000 });
-    // A rescan and a stability period later, the after-action has had every chance to run.
-    await waitFor(() => fs.existsSync(path.join(s.dir, 'dead', 'x.csv')), { timeoutMs: 6_000 }).catch(() => undefined);
+    // A rescan and a stability period later, the after-action has had every chance to run. A
+    // move is link, folder sync, then unlink: both names exist for a moment in between.
+    await waitFor(() => fs.existsSync(path.join(s.dir, 'dead', 'x.csv')) && !fs.existsSync(file), { timeoutMs: 6_000 }).catch(() => undefined);
     const row = rows(s.db)[0]!;
     expect(
       { inInbox: fs.existsSync(file), inDead: fs.existsSync(path.join(s.dir, 'dead', 'x.csv')), status: row.status, after_action: row.after_action },
