@@ -21,7 +21,6 @@
  *   handed-fingerprints.ts  what the sink accepted (LRU), so rescans do not re-send it
  *   room.ts               the bound on files held, for scans to wait on
  */
-import type { Logger } from 'pino';
 import { Candidates } from './candidates.js';
 import { EventDispatch } from './event-dispatch.js';
 import { FolderRoots } from './folder-roots.js';
@@ -40,7 +39,6 @@ import { type FolderWatcherOptions, resolveSettings, type WatchCounters, type Wa
 export type { FolderWatcherOptions, WatchFolder, WatcherStats } from './watcher-options.js';
 
 export class FolderWatcher {
-  private readonly log: Logger;
   private readonly settings: WatchSettings;
   private readonly folders: FolderState[];
   private readonly counters: WatchCounters = { handed: 0, dropped: 0, scans: 0, sinkFailures: 0, invalidNames: 0, restarts: 0 };
@@ -61,12 +59,15 @@ export class FolderWatcher {
     this.signalClosing = resolve;
   });
 
+  /**
+   * Parts that call each other in a circle at run time (the tracker's timer and the checks,
+   * roots and scans, roots and events) get an arrow to the later part, not the part itself.
+   */
   constructor(opts: FolderWatcherOptions) {
     const settings = resolveSettings(opts);
     const log = opts.logger.child({ component: 'watch' });
     const { counters } = this;
     const closed = (): boolean => this.closed;
-    this.log = log;
     this.settings = settings;
     this.folders = opts.folders.map((spec, index) => folderState(spec, index));
     const tracker = new StabilityTracker<number>({
