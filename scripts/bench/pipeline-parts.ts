@@ -13,7 +13,7 @@ import { createHandler, type Handler } from '../../src/run/handler.js';
 import { Runner } from '../../src/run/runner.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { DiscoveredFile } from '../../src/store/types.js';
-import { fingerprintOf } from '../../src/watch/fingerprint.js';
+import { fingerprintOf } from '../../src/file-identity.js';
 import { NOOP_HANDLER } from './lib.js';
 
 /** Files per store.discover call: the watcher's default batch (src/watch/watcher.ts batchSize 512). */

@@ -16,7 +16,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { type FileIdentity, removeIfSame } from '../run/after-action.js';
+import { type FileIdentity, identityOf } from '../file-identity.js';
+import { removeIfSame } from '../run/after-action.js';
 
 export interface Placed {
   from: string;
@@ -26,10 +27,6 @@ export interface Placed {
   toId: FileIdentity;
   /** The ready marker brought back with it, if the folder uses markers and it had one. */
   marker: Placed | null;
-}
-
-function identity(st: fs.Stats): FileIdentity {
-  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: Math.trunc(st.mtimeMs) };
 }
 
 /** Errors of link(2) that mean "not across these file systems": copy instead. */
@@ -47,7 +44,7 @@ export async function place(from: string, to: string, readyMarker: string | null
     if (code === undefined || !LINK_UNSUPPORTED.has(code)) throw err;
     if ((await copyNoClobber(from, to, fromSt)) === 'taken') return 'taken';
   }
-  const placed: Placed = { from, to, fromId: identity(fromSt), toId: identity(await fsp.lstat(to)), marker: null };
+  const placed: Placed = { from, to, fromId: identityOf(fromSt), toId: identityOf(await fsp.lstat(to)), marker: null };
   if (readyMarker !== null && readyMarker !== '' && fs.existsSync(`${from}${readyMarker}`)) {
     const m = await place(`${from}${readyMarker}`, `${to}${readyMarker}`, null).catch(() => null);
     if (m !== null && m !== 'taken') placed.marker = m;

@@ -27,6 +27,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { type FileIdentity, identityOf, isVersion } from '../file-identity.js';
 import { pidExists } from '../pid-exists.js';
 import { beforeBoot } from '../store/fallback/process-identity.js';
 
@@ -61,19 +62,9 @@ export interface AfterActionOptions {
   beforeRemove?: (file: string) => Promise<void> | void;
 }
 
-export interface FileIdentity {
-  dev: number;
-  ino: number;
-  /** With size and mtime, a file overwritten in place (same inode) is another version too. */
-  size?: number;
-  mtimeMs?: number;
-}
-
+/** With size and mtime, a file overwritten in place (same inode) is another version too. */
 function sameFile(st: fs.Stats, id: FileIdentity | undefined): boolean {
-  if (id === undefined) return true;
-  if (st.dev !== id.dev || st.ino !== id.ino) return false;
-  if (id.size !== undefined && st.size !== id.size) return false;
-  return id.mtimeMs === undefined || Math.trunc(st.mtimeMs) === id.mtimeMs;
+  return id === undefined || isVersion(st, id);
 }
 
 /** What the after-action reports when the path holds a newer file than the one handled. */
@@ -343,7 +334,7 @@ async function moveNoClobber(src: string, target: string, identity?: FileIdentit
     await syncFolder(path.dirname(dst));
     await beforeRemove?.(src);
     // From here on the source is removed only while it is the inode just linked.
-    await removeSource(src, dst, { dev: linked.dev, ino: linked.ino, size: linked.size, mtimeMs: Math.trunc(linked.mtimeMs) });
+    await removeSource(src, dst, identityOf(linked));
     return dst;
   }
   throw new AfterActionError(`cannot move ${src}: ${target} and ${MAX_SUFFIX - 1} suffixed names are all taken`);
@@ -402,7 +393,7 @@ async function copyNoClobber(
       if (!linkable) await syncFile(dst);
       await syncFolder(path.dirname(dst));
       await beforeRemove?.(src);
-      await removeSource(src, dst, { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: Math.trunc(st.mtimeMs) });
+      await removeSource(src, dst, identityOf(st));
       return dst;
     }
     throw new AfterActionError(`cannot move ${src}: ${target} and ${MAX_SUFFIX - 1} suffixed names are all taken`);

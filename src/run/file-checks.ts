@@ -14,8 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DiscoveredFile } from '../store/types.js';
-import type { FileIdentity } from './after-action.js';
-import { fingerprintOf } from '../watch/fingerprint.js';
+import { type FileIdentity, fingerprintOf, identityOf } from '../file-identity.js';
 
 export interface FileProblem {
   permanent: boolean;
@@ -108,9 +107,9 @@ export async function changedAsync(fileUrl: string, readFingerprint: string): Pr
   }
 }
 
-/** Identity as identityOf(fingerprint) in runner.ts gives it, without parsing a string back. */
+/** The fingerprint, and the same identity as data (parseFingerprint of it gives the same). */
 function checked(st: fs.Stats): CheckedFile {
-  return { fingerprint: fingerprintOf(st), identity: { size: st.size, mtimeMs: Math.trunc(st.mtimeMs), dev: st.dev, ino: st.ino } };
+  return { fingerprint: fingerprintOf(st), identity: identityOf(st) };
 }
 
 function changedFrom(fileUrl: string, st: fs.Stats, readFingerprint: string): ChangedFile | null {

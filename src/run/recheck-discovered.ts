@@ -20,7 +20,7 @@
  * stable period.
  */
 import fs from 'node:fs';
-import { fingerprintOf } from '../watch/fingerprint.js';
+import { fingerprintOf } from '../file-identity.js';
 import type { DiscoveredFile } from '../store/types.js';
 
 export function stillAsFound(files: readonly DiscoveredFile[]): { fresh: DiscoveredFile[]; stale: DiscoveredFile[] } {

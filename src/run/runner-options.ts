@@ -5,7 +5,8 @@
  */
 import type { Logger } from 'pino';
 import type { CheckpointStore, Claim, DiscoveredFile } from '../store/types.js';
-import type { AfterAction, FileIdentity } from './after-action.js';
+import type { FileIdentity } from '../file-identity.js';
+import type { AfterAction } from './after-action.js';
 import type { Handler, HandlerOutcome } from './handler-types.js';
 
 /** What the runner reports to metrics; every method optional so tests can pass nothing. */

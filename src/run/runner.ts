@@ -17,12 +17,13 @@ import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { beforeBoot } from '../store/fallback/process-identity.js';
 import type { Claim, UnfinishedAfterAction } from '../store/types.js';
-import { type FileIdentity, afterActionLabel, applyAfterAction, removeIfSame } from './after-action.js';
+import { afterActionLabel, applyAfterAction, removeIfSame } from './after-action.js';
 import { logAfterActionError } from './after-action-log.js';
 import { CompletionBatcher } from './completion-batcher.js';
 import { ExpiredClaims } from './expired-claims.js';
 import { CheckPlacement, folderOf } from './folders.js';
 import { splitAfterActionLabel } from '../store/rules/after-action-label.js';
+import { parseFingerprint } from '../file-identity.js';
 import { pidExists } from '../pid-exists.js';
 import { LeaseRenewal } from './lease-renewal.js';
 import { type RunOneContext, runOne } from './run-one.js';
@@ -262,7 +263,7 @@ export class Runner {
       log.warn({ recorded: item.afterAction }, 'a recorded after-action was never done, and the configuration now says otherwise: leaving the file');
       return;
     }
-    const identity = identityOf(item.fingerprint);
+    const identity = parseFingerprint(item.fingerprint);
     // The discovery that reported it may be a moment old: if the file is no longer there as
     // recorded, its worker did finish (or someone else did), and there is nothing to take.
     const before = await fs.promises.lstat(item.fileUrl).catch(() => null);
@@ -372,11 +373,4 @@ function workerGone(workerId: string | null, host: string, recordedAt?: number):
   if (!Number.isInteger(pid) || pid <= 0) return false;
   if (pid === process.pid) return false;
   return !pidExists(pid);
-}
-
-/** Device and inode from a fingerprint `size:mtimeMs:dev:ino` (see fingerprintOf). */
-function identityOf(fingerprint: string): FileIdentity | undefined {
-  const [size, mtimeMs, dev, ino] = fingerprint.split(':').map(Number);
-  if (![size, mtimeMs, dev, ino].every((n) => n !== undefined && Number.isFinite(n))) return undefined;
-  return { size: size!, mtimeMs: mtimeMs!, dev: dev!, ino: ino! };
 }

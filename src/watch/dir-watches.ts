@@ -64,7 +64,7 @@ interface WatchedDir {
 
 /**
  * Inode plus birth time: ext4 gives a folder deleted and made again at once the SAME inode number
- * (measured, see watcher.ts rootIdOf), and the old watch hears nothing from the new folder.
+ * (measured, see folder-state.ts rootIdOf), and the old watch hears nothing from the new folder.
  */
 function idOf(st: fs.Stats): string {
   return `${st.ino}:${st.birthtimeMs}`;
@@ -296,7 +296,7 @@ export class DirWatches implements EventSource {
     // lstatSync, not fs.lstat: events come one at a time, and one lstat through the thread pool
     // cost 43-60 us of CPU here against 6-10 us in line (20,000 files, 2 cores, loaded); in the
     // producer scenario's daemon profile the thread-pool lstats were 30% of the CPU. Safe to block
-    // on: this runs only for local file systems (network ones are polled, see watcher.ts decidePoll).
+    // on: this runs only for local file systems (network ones are polled, see folder-roots.ts decidePoll).
     let st: fs.Stats | undefined;
     try {
       st = fs.lstatSync(p, { throwIfNoEntry: false });

@@ -6,7 +6,7 @@
  * We do this ourselves instead of chokidar's awaitWriteFinish because that does not apply to
  * files present at start-up (docs/stack-behaviour.md) and keeps a timer and a poll per file.
  */
-import { sameVersion, type StatLike } from './fingerprint.js';
+import { sameVersion, type StatLike } from '../file-identity.js';
 
 export type Verdict =
   /** Unchanged for stableMs (and the marker is there when one is required): hand it on. */

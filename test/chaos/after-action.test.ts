@@ -18,10 +18,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { type FileIdentity, applyAfterAction } from '../../src/run/after-action.js';
+import { applyAfterAction } from '../../src/run/after-action.js';
 import { Runner } from '../../src/run/runner.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
-import { fingerprintOf } from '../../src/watch/fingerprint.js';
+import { type FileIdentity, fingerprintOf, identityOf as identityOfStat } from '../../src/file-identity.js';
 import { drop, killDaemons, rows, setup, startDaemon, started, statusOf } from '../helpers/daemon.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -64,8 +64,7 @@ function bigContent(id: string): Buffer {
 }
 
 function identityOf(file: string): FileIdentity {
-  const st = fs.lstatSync(file);
-  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: Math.trunc(st.mtimeMs) };
+  return identityOfStat(fs.lstatSync(file));
 }
 
 /** Runs `fn` after `turns` turns of the event loop (0: at once). */
@@ -353,8 +352,9 @@ describe('after-actions under faults', () => {
     const b = startDaemon(s);
     await started(b);
     await waitFor(() => statusOf(s.db, file) === 'dead', { timeoutMs: 15_000 });
-    // A rescan and a stability period later, the after-action has had every chance to run.
-    await waitFor(() => fs.existsSync(path.join(s.dir, 'dead', 'x.csv')), { timeoutMs: 6_000 }).catch(() => undefined);
+    // A rescan and a stability period later, the after-action has had every chance to run. A
+    // move is link, folder sync, then unlink: both names exist for a moment in between.
+    await waitFor(() => fs.existsSync(path.join(s.dir, 'dead', 'x.csv')) && !fs.existsSync(file), { timeoutMs: 6_000 }).catch(() => undefined);
     const row = rows(s.db)[0]!;
     expect(
       { inInbox: fs.existsSync(file), inDead: fs.existsSync(path.join(s.dir, 'dead', 'x.csv')), status: row.status, after_action: row.after_action },

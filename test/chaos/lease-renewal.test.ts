@@ -17,7 +17,7 @@ import { BUSY_WAIT_SLICE_MS } from '../../src/daemon.js';
 import type { Handler } from '../../src/run/handler.js';
 import { Runner } from '../../src/run/runner.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
-import { fingerprintOf } from '../../src/watch/fingerprint.js';
+import { fingerprintOf } from '../../src/file-identity.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { stillAsFound } from '../../src/run/recheck-discovered.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { DiscoveredFile } from '../../src/store/types.js';
-import { fingerprintOf } from '../../src/watch/fingerprint.js';
+import { fingerprintOf } from '../../src/file-identity.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { replaceAtomically } from './support.js';
 

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ClaimMarkers } from '../../src/store/fallback/claim-markers.js';
 import { FallbackStore } from '../../src/store/fallback/fallback-store.js';
 import { selfIdentity } from '../../src/store/fallback/process-identity.js';
-import { fingerprintOf } from '../../src/watch/fingerprint.js';
+import { fingerprintOf } from '../../src/file-identity.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { Claim, ClaimRef, ExpiredClaim } from '../../src/store/types.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';

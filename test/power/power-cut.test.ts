@@ -25,7 +25,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
-import { fingerprintOf } from '../../src/watch/fingerprint.js';
+import { fingerprintOf } from '../../src/file-identity.js';
 import { cli } from '../helpers/daemon.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { rollBackDatabase, rollBackFolders } from './crash-state.js';

@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Runner } from '../../src/run/runner.js';
 import { bootTimeMs } from '../../src/store/fallback/process-identity.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
-import { fingerprintOf } from '../../src/watch/fingerprint.js';
+import { fingerprintOf } from '../../src/file-identity.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 afterEach(cleanupTmpDirs);

@@ -12,7 +12,7 @@ import { createHandler } from '../../src/run/handler.js';
 import { type OutcomeKind, Runner } from '../../src/run/runner.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { Claim, ClaimOptions, DiscoveredFile } from '../../src/store/types.js';
-import { fingerprintOf } from '../../src/watch/fingerprint.js';
+import { fingerprintOf } from '../../src/file-identity.js';
 import { rows } from '../helpers/daemon.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';

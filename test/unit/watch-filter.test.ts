@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { compileFilter, DEFAULT_IGNORES } from '../../src/watch/filter.js';
-import { fingerprintOf, sameVersion } from '../../src/watch/fingerprint.js';
+import { fingerprintOf, sameVersion } from '../../src/file-identity.js';
 import { escapePath } from '../../src/watch/scan.js';
 
 describe('compileFilter', () => {

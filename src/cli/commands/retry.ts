@@ -15,7 +15,7 @@ import os from 'node:os';
 import type { ResolvedConfig } from '../../config/types.js';
 import { formatCount, printable } from '../../ops/format.js';
 import type { CheckpointStore, FileRecord, ListQuery, Status } from '../../store/types.js';
-import { fingerprintOf } from '../../watch/fingerprint.js';
+import { fingerprintOf, identityOf } from '../../file-identity.js';
 import { retryUsageProblem } from '../args.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { withStore } from '../context.js';
@@ -139,7 +139,7 @@ function samePlaced(from: string, to: string): Placed | null {
   const a = fs.lstatSync(from, { throwIfNoEntry: false });
   const b = fs.lstatSync(to, { throwIfNoEntry: false });
   if (!a || !b || a.dev !== b.dev || a.ino !== b.ino) return null;
-  const id = { dev: a.dev, ino: a.ino, size: a.size, mtimeMs: Math.trunc(a.mtimeMs) };
+  const id = identityOf(a);
   return { from, to, fromId: id, toId: id, marker: null };
 }
 

@@ -51,7 +51,7 @@ import { NormalScreen } from './normal-screen.js';
 import { type MarkerAuthor, type OpenClaim, OpenClaims, carried as carriedClaim } from './open-claims.js';
 import { DegradedMode, type DegradedDeps } from './degraded.js';
 import { type FallbackState, removeStaleStates, stateFileOf, writeStateFile } from './state-files.js';
-import { fingerprintOf } from '../../watch/fingerprint.js';
+import { fingerprintOf } from '../../file-identity.js';
 
 /**
  * Probe period while degraded. Each probe takes and drops the write lock with busy timeout 0
