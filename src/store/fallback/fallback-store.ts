@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -34,13 +33,15 @@ import type {
   WorkerRecord,
   WriteResult,
 } from '../types.js';
+import { CallGate } from './call-gate.js';
 import { ClaimMarkers } from './claim-markers.js';
 import { DegradedMode, type DegradedDeps } from './degraded.js';
+import { DegradedReads } from './degraded-reads.js';
 import { Journal } from './journal.js';
-import type { Looked } from './lookup.js';
+import { type Looked, logCopies } from './lookup.js';
 import { Maintenance } from './maintenance.js';
 import { NormalScreen } from './normal-screen.js';
-import { type MarkerAuthor, type OpenClaim, OpenClaims } from './open-claims.js';
+import { type MarkerAuthor, OpenClaims } from './open-claims.js';
 import {
   DEFAULT_HEALTH_CHECK_MS,
   DEFAULT_PROBE_MS,
@@ -56,13 +57,12 @@ import { type ReplayStats, emptyStats } from './replay.js';
 import type { SalvageReport } from './salvage.js';
 import { SqlitePrimary } from './sqlite-primary.js';
 import { openAtStart } from './start-up.js';
-import { type FallbackState, stateFileOf, writeStateFile } from './state-files.js';
+import { StateFile } from './state-files.js';
 
 export { DEFAULT_HEALTH_CHECK_MS, DEFAULT_PROBE_MS, DEFAULT_SNAPSHOT_MS, DEGRADED_LOG_MS } from './options.js';
 export type { FallbackOptions, FallbackStoreOptions, ModeInfo } from './options.js';
 
 type State = 'normal' | 'degraded';
-
 
 /**
  * A CheckpointStore that keeps working when the SQLite database is locked or broken.
@@ -86,11 +86,11 @@ type State = 'normal' | 'degraded';
  * its claim and then looks for a marker. Whichever comes second sees the other, so at most
  * one of them runs the file (possibly neither, for one round).
  *
- * This class is the mode switch, start-up, recovery and replay; the other concerns live beside
- * it: degraded.ts (degraded mode, which exists only while degraded), vetting.ts (pure
- * judgements of a degraded claim), normal-screen.ts (the normal-mode side of markers),
- * open-claims.ts, maintenance.ts (health check, snapshots), salvage-run.ts, state-files.ts,
- * and inspect.ts (the read-only view for the CLI).
+ * This class routes each call by mode and owns the mode switch. Beside it: degraded.ts (degraded
+ * mode, which exists only while degraded) with vetting.ts and degraded-reads.ts; recovery.ts
+ * (probe, salvage, replay, the way back) and start-up.ts; normal-screen.ts (the normal-mode side
+ * of markers); call-gate.ts, open-claims.ts, maintenance.ts, state-files.ts, options.ts; and
+ * inspect.ts (the read-only view for the CLI).
  */
 export class FallbackStore implements CheckpointStore {
   readonly kind: 'sqlite' | 'postgres';
@@ -99,11 +99,8 @@ export class FallbackStore implements CheckpointStore {
   private readonly db: FallbackPrimary;
   /** The same primary when it is SQLite: quick_check, snapshots, salvage, the replaced-file check. */
   private readonly sq: SqlitePrimary | null;
-  /** While a recovery (or the start) runs asynchronously (PostgreSQL): every call waits for it. */
-  private gate: Promise<void> | null = null;
-  /** Degraded-mode calls in progress: an asynchronous recovery waits until none is. */
-  private degradedOps = 0;
-  private idleWaiters: (() => void)[] = [];
+  /** Holds calls while the start or a recovery runs asynchronously (PostgreSQL). */
+  private readonly gate = new CallGate();
   private startError: unknown = null;
   /** Degraded mode, while degraded (null: normal). */
   private degraded: DegradedMode | null = null;
@@ -111,10 +108,13 @@ export class FallbackStore implements CheckpointStore {
   private readonly open = new OpenClaims();
   private readonly markers: ClaimMarkers;
   private readonly journal: Journal;
+  private readonly stateFile: StateFile;
   /** Getting back to normal mode, and replaying what dead processes left behind. */
   private readonly recovery: Recovery;
   /** The normal-mode side of coexisting with degraded processes' markers. */
   private readonly screen: NormalScreen;
+  /** Reads while degraded: the database's answer when it can be read, else memory's. */
+  private readonly reads: DegradedReads;
   private readonly log: Logger | undefined;
   private readonly workerId: string;
   private readonly self: ProcessIdentity;
@@ -147,12 +147,7 @@ export class FallbackStore implements CheckpointStore {
     if (typeof target === 'string') {
       const file = path.resolve(target);
       this.dir = f.dir ?? `${file}.fallback`;
-      this.sq = new SqlitePrimary(file, opts, `${file}.fallback`, (info) =>
-        'error' in info
-          ? this.log?.warn({ error: info.error }, 'could not copy the database for look-ups while it is locked')
-          : this.log?.warn({ ms: info.ms, bytes: info.bytes }, 'the database cannot even be read (locking_mode=EXCLUSIVE elsewhere?): looking files up in a private copy'),
-        this.dir,
-      );
+      this.sq = new SqlitePrimary(file, opts, `${file}.fallback`, logCopies(f.logger), this.dir);
       this.db = this.sq;
     } else {
       this.db = target;
@@ -175,6 +170,7 @@ export class FallbackStore implements CheckpointStore {
     this.markers = new ClaimMarkers(path.join(this.dir, 'claims'), opts.fileMode ?? 0o600);
     this.journal = new Journal(this.dir, this.workerId, this.self, opts.fileMode ?? 0o600);
     this.author = { owner: this.self, instance: this.instance, workerId: this.workerId };
+    this.stateFile = new StateFile(this.dir, this.workerId, this.self, opts.fileMode ?? 0o600, this.log);
     this.recovery = new Recovery({
       kind: this.kind, file: this.file, dir: this.dir, author: this.author, self: this.self, fileMode: opts.fileMode, db: this.db, sq: this.sq,
       markers: this.markers, locks: new ClaimMarkers(path.join(this.dir, 'locks'), opts.fileMode ?? 0o600), journal: this.journal, open: this.open,
@@ -182,11 +178,14 @@ export class FallbackStore implements CheckpointStore {
       localPath: f.localPath ?? ((p) => p),
       mode: () => this.modeInfo,
       closed: () => this.closed,
-      idle: () => this.degradedIdle(),
+      idle: () => this.gate.idle(),
       degrade: (err) => this.degrade(err),
       backToNormal: (now, stats) => this.backToNormal(now, stats),
       recoverNow: () => this.recoverNow(),
       discover: (files, now) => this.discover(files, now),
+    });
+    this.reads = new DegradedReads({
+      db: this.db, readable: () => this.primary !== null && !this.recovery.corrupt, looked: (fileUrl, now) => this.looked(fileUrl, now), clock: this.clock,
     });
     this.screen = new NormalScreen({
       db: this.db, markers: this.markers, probeMs: this.probeMs, clock: this.clock, log: this.log, counters: this.counters,
@@ -194,13 +193,14 @@ export class FallbackStore implements CheckpointStore {
     });
     const started = drive(this.startSteps(f.checkAtOpen ?? true));
     if (isPromise(started)) {
-      this.gate = started.then(
-        () => undefined,
-        (err: unknown) => {
-          this.startError = err;
-        },
+      this.gate.hold(
+        started.then(
+          () => undefined,
+          (err: unknown) => {
+            this.startError = err;
+          },
+        ),
       );
-      void this.gate.then(() => (this.gate = null));
     }
   }
 
@@ -211,7 +211,7 @@ export class FallbackStore implements CheckpointStore {
    */
   static async open(target: string | FallbackPrimary, opts: FallbackStoreOptions = {}): Promise<FallbackStore> {
     const s = new FallbackStore(target, opts);
-    await s.gate;
+    await s.gate.held;
     if (s.startError !== null) {
       await s.close().catch(() => undefined);
       throw s.startError;
@@ -295,18 +295,8 @@ export class FallbackStore implements CheckpointStore {
     if (this.state !== 'degraded' || this.recovery.recovering || this.closed) return false;
     const r = drive(this.recovery.steps());
     if (!isPromise(r)) return r;
-    const gate = r.then(() => undefined);
-    this.gate = gate;
-    void gate.then(() => {
-      if (this.gate === gate) this.gate = null;
-    });
+    this.gate.hold(r.then(() => undefined));
     return r;
-  }
-
-  /** Resolves once no degraded-mode call is in progress; null when none is now. */
-  private degradedIdle(): Promise<void> | null {
-    if (this.degradedOps === 0) return null;
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** The switch back, once recovery has replayed everything into the database. */
@@ -338,7 +328,7 @@ export class FallbackStore implements CheckpointStore {
   private async route<T>(fn: (p: CheckpointStore) => Promise<T>, degraded: (d: DegradedMode) => Promise<T> | T): Promise<T> {
     for (;;) {
       // A recovery in progress (PostgreSQL only; SQLite recovers within one turn): wait for it.
-      if (this.gate) await this.gate;
+      if (this.gate.held) await this.gate.held;
       if (this.closed) throw new Error('store is closed');
       if (this.state === 'normal') this.checkReplaced();
       if (this.state === 'normal' && this.primary) {
@@ -350,16 +340,11 @@ export class FallbackStore implements CheckpointStore {
         }
       }
       // A recovery began while this call waited on the database: ask again once it is over.
-      if (this.gate) continue;
+      if (this.gate.held) continue;
       const d = this.degraded;
       // Normal without a database cannot happen (a failed open degrades); say so if it does.
       if (!d) throw new Error(`store is neither open nor degraded (${this.file})`);
-      this.degradedOps++;
-      try {
-        return await degraded(d);
-      } finally {
-        if (--this.degradedOps === 0) for (const w of this.idleWaiters.splice(0)) w();
-      }
+      return await this.gate.degraded(() => degraded(d));
     }
   }
 
@@ -376,19 +361,9 @@ export class FallbackStore implements CheckpointStore {
     }
   }
 
-  private track(c: Claim, workerId: string, now: number, extra?: { fileTimestamp: string; fileSize: number }): void {
-    const o: OpenClaim = {
-      claim: c,
-      fromDatabase: true,
-      workerId,
-      startedAt: now,
-      handlerPid: null,
-      marker: null,
-      fileTimestamp: extra?.fileTimestamp ?? iso(now),
-      fileSize: extra?.fileSize ?? 0,
-    };
-    this.open.set(c.fileUrl, o);
-    // A claim that the database granted after another call had already switched us to degraded mode.
+  /** A claim the database granted; one granted after another call switched to degraded mode is adopted. */
+  private track(c: Claim, workerId: string, now: number): void {
+    const o = this.open.granted(c, workerId, now);
     if (this.degraded && !this.degraded.memory.peekHeld(c)) this.degraded.adopt(o, now);
   }
 
@@ -418,23 +393,7 @@ export class FallbackStore implements CheckpointStore {
 
   /** This process's mode for `ckpt status` and `ckpt doctor` (state-files.ts). */
   private writeState(): void {
-    try {
-      const body: FallbackState = {
-        workerId: this.workerId,
-        owner: this.self,
-        ...this.modeInfo,
-        openClaims: this.open.size,
-        journal: path.basename(this.journal.file),
-        updatedAt: this.clock(),
-      };
-      writeStateFile(this.stateFile(), body, this.opts.fileMode ?? 0o600);
-    } catch (err) {
-      this.log?.warn({ err }, 'could not write the fallback state file');
-    }
-  }
-
-  private stateFile(): string {
-    return stateFileOf(this.dir, this.workerId);
+    this.stateFile.write(this.modeInfo, this.open.size, this.journal.file, this.clock());
   }
 
   // ---- the contract ---------------------------------------------------------------------------------
@@ -458,8 +417,8 @@ export class FallbackStore implements CheckpointStore {
     );
   }
 
-  async claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
-    const claims = await this.route(
+  claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
+    return this.route(
       async (p) => {
         const marked = await this.screen.protect(opts);
         const got = await p.claim(n, opts);
@@ -469,7 +428,6 @@ export class FallbackStore implements CheckpointStore {
       },
       (d) => d.claim(n, opts),
     );
-    return claims;
   }
 
   async claimFile(fileUrl: string, opts: ClaimOptions): Promise<Claim | null> {
@@ -490,13 +448,7 @@ export class FallbackStore implements CheckpointStore {
     return this.route(
       async (p) => {
         const lost = await p.heartbeat(refs, leaseMs, now);
-        const lostSet = new Set(lost.map((l) => `${l.fileUrl}\0${l.token}`));
-        for (const r of refs) {
-          const o = this.open.of(r);
-          if (!o) continue;
-          if (lostSet.has(`${r.fileUrl}\0${r.token}`)) this.open.delete(r.fileUrl);
-          else o.claim = { ...o.claim, leaseExpiresAt: now + leaseMs };
-        }
+        this.open.renewed(refs, lost, leaseMs, now);
         return lost;
       },
       (d) => d.heartbeat(refs, leaseMs, now),
@@ -548,37 +500,19 @@ export class FallbackStore implements CheckpointStore {
   }
 
   requeue(q: RequeueQuery): Promise<number> {
-    return this.route(
-      (p) => p.requeue(q),
-      () => {
-        throw this.unavailable('requeue');
-      },
-    );
+    return this.route((p) => p.requeue(q), this.needsDatabase('requeue'));
   }
 
   purge(q: PurgeQuery): Promise<number> {
-    return this.route(
-      (p) => p.purge(q),
-      () => {
-        throw this.unavailable('purge');
-      },
-    );
+    return this.route((p) => p.purge(q), this.needsDatabase('purge'));
   }
 
   tombstone(fileUrl: string): Promise<Tombstone | null> {
-    return this.route(
-      (p) => p.tombstone(fileUrl),
-      async () => (await this.readPrimaryOr((p) => p.tombstone(fileUrl))) ?? null,
-    );
+    return this.route((p) => p.tombstone(fileUrl), () => this.reads.tombstone(fileUrl));
   }
 
   revive(file: DiscoveredFile, q: { now: number; by?: string }): Promise<Tombstone | null> {
-    return this.route(
-      (p) => p.revive(file, q),
-      () => {
-        throw this.unavailable('lifting a tombstone');
-      },
-    );
+    return this.route((p) => p.revive(file, q), this.needsDatabase('lifting a tombstone'));
   }
 
   /** Only in normal mode: the history row it changes is in the database, not in the journal. */
@@ -589,64 +523,39 @@ export class FallbackStore implements CheckpointStore {
     );
   }
 
-  private unavailable(what: string): StoreUnavailableError {
-    return new StoreUnavailableError(
-      this.modeInfo.kind ?? 'locked',
-      `${what} needs the database, which is unavailable (degraded since ${iso(this.modeInfo.since ?? 0)}: ${this.modeInfo.reason ?? '?'}); try again when it is back`,
-      undefined,
-    );
+  /** The degraded side of an operation that only the database can do: it fails, saying why. */
+  private needsDatabase(what: string): () => never {
+    return () => {
+      throw new StoreUnavailableError(
+        this.modeInfo.kind ?? 'locked',
+        `${what} needs the database, which is unavailable (degraded since ${iso(this.modeInfo.since ?? 0)}: ${this.modeInfo.reason ?? '?'}); try again when it is back`,
+        undefined,
+      );
+    };
   }
 
   get(fileUrl: string): Promise<FileRecord | null> {
-    return this.route(
-      (p) => p.get(fileUrl),
-      async (d) => {
-        const m = d.memory.peek(fileUrl);
-        if (m) return m;
-        return (await this.looked(fileUrl, this.clock()))?.row ?? null;
-      },
-    );
+    return this.route((p) => p.get(fileUrl), (d) => this.reads.get(d.memory, fileUrl));
   }
 
   list(q: ListQuery): Promise<FileRecord[]> {
-    return this.route(
-      (p) => p.list(q),
-      async (d) => (await this.readPrimaryOr((p) => p.list(q))) ?? d.memory.list(q),
-    );
+    return this.route((p) => p.list(q), (d) => this.reads.list(d.memory, q));
   }
 
   attempts(fileUrl: string): Promise<AttemptRecord[]> {
-    return this.route(
-      (p) => p.attempts(fileUrl),
-      async (d) => [...((await this.readPrimaryOr((p) => p.attempts(fileUrl))) ?? []), ...(await d.memory.attempts(fileUrl))],
-    );
+    return this.route((p) => p.attempts(fileUrl), (d) => this.reads.attempts(d.memory, fileUrl));
   }
 
   counts(): Promise<Record<Status, number>> {
-    return this.route(
-      (p) => p.counts(),
-      async (d) => (await this.readPrimaryOr((p) => p.counts())) ?? d.memory.counts(),
-    );
+    return this.route((p) => p.counts(), (d) => this.reads.counts(d.memory));
   }
 
   stats(now: number): Promise<StoreStats> {
-    return this.route(
-      (p) => p.stats(now),
-      async (d) => (await this.readPrimaryOr((p) => p.stats(now))) ?? d.memory.stats(now),
-    );
+    return this.route((p) => p.stats(now), (d) => this.reads.stats(d.memory, now));
   }
 
   activity(q: ActivityQuery): Promise<Activity> {
-    return this.route(
-      (p) => p.activity(q),
-      async (d) => (await this.readPrimaryOr((p) => p.activity(q))) ?? d.memory.activity(q),
-    );
-  }
-
-  /** A read against the database while degraded (works under a write lock), or null. */
-  private async readPrimaryOr<T>(fn: (p: CheckpointStore) => Promise<T>): Promise<T | null> {
-    if (!this.primary || this.recovery.corrupt) return null;
-    return this.db.readWhileDegraded(fn);
+    return this.route((p) => p.activity(q), (d) => this.reads.activity(d.memory, q));
   }
 
   touchWorker(w: WorkerInfo, now: number): Promise<void> {
@@ -669,38 +578,26 @@ export class FallbackStore implements CheckpointStore {
   }
 
   workers(): Promise<WorkerRecord[]> {
-    return this.route(
-      (p) => p.workers(),
-      async (d) => {
-        const fromDb = (await this.readPrimaryOr((p) => p.workers())) ?? [];
-        const mine = await d.memory.workers();
-        const ids = new Set(mine.map((w) => w.workerId));
-        return [...fromDb.filter((w) => !ids.has(w.workerId)), ...mine].sort((a, b) => (a.workerId < b.workerId ? -1 : 1));
-      },
-    );
+    return this.route((p) => p.workers(), (d) => this.reads.workers(d.memory));
   }
 
   /** For tests and `ckpt doctor`: try to recover now instead of waiting for the probe. */
   async tryRecover(): Promise<boolean> {
-    if (this.gate) await this.gate;
+    if (this.gate.held) await this.gate.held;
     return this.recoverNow();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     // Degraded at shutdown: one last try to get the outcomes into the database.
-    if (this.gate) await this.gate;
+    if (this.gate.held) await this.gate.held;
     if (this.state === 'degraded') await this.recoverNow();
     this.closed = true;
     this.recovery.stopTimers();
     await this.upkeep.stop();
     this.journal.close();
     this.db.endEpisode();
-    try {
-      fs.rmSync(this.stateFile(), { force: true });
-    } catch {
-      // ignore
-    }
+    this.stateFile.remove();
     await this.db.close();
   }
 }
