@@ -144,16 +144,7 @@ export class FallbackStore implements CheckpointStore {
     private readonly opts: FallbackStoreOptions = {},
   ) {
     const f = opts.fallback ?? {};
-    if (typeof target === 'string') {
-      const file = path.resolve(target);
-      this.dir = f.dir ?? `${file}.fallback`;
-      this.sq = new SqlitePrimary(file, opts, `${file}.fallback`, logCopies(f.logger), this.dir);
-      this.db = this.sq;
-    } else {
-      this.db = target;
-      this.sq = target instanceof SqlitePrimary ? target : null;
-      this.dir = f.dir ?? target.defaultFallbackDir;
-    }
+    ({ db: this.db, sq: this.sq, dir: this.dir } = primaryFor(target, opts));
     this.kind = this.db.kind;
     this.file = this.db.location;
     this.log = f.logger;
@@ -600,4 +591,14 @@ export class FallbackStore implements CheckpointStore {
     this.stateFile.remove();
     await this.db.close();
   }
+}
+
+/** The primary for a target, the same primary when it is SQLite, and the fallback folder. */
+function primaryFor(target: string | FallbackPrimary, opts: FallbackStoreOptions): { db: FallbackPrimary; sq: SqlitePrimary | null; dir: string } {
+  const f = opts.fallback ?? {};
+  if (typeof target !== 'string') return { db: target, sq: target instanceof SqlitePrimary ? target : null, dir: f.dir ?? target.defaultFallbackDir };
+  const file = path.resolve(target);
+  const dir = f.dir ?? `${file}.fallback`;
+  const sq = new SqlitePrimary(file, opts, `${file}.fallback`, logCopies(f.logger), dir);
+  return { db: sq, sq, dir };
 }

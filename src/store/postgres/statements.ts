@@ -25,6 +25,7 @@ export interface Statement {
  * `s` is the quoted schema. Statement names are per connection, and every PostgresStore has a
  * pool of its own, so one store's names never meet another schema's text.
  */
+// One entry per statement: a table, not logic, so it stays one function however long it grows.
 export function statements(s: string) {
   const fc = `${s}.file_checkpoints`;
   const fa = `${s}.file_attempts`;
