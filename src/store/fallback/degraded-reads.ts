@@ -6,30 +6,47 @@ import type { FallbackPrimary, Maybe } from './primary.js';
 /** What reads while degraded need from the FallbackStore. */
 export interface DegradedReadsDeps {
   db: FallbackPrimary;
-  /** The database is open and its content is not known to be bad. */
-  readable: () => boolean;
-  /** What the database says about a file, or null when nobody can tell (FallbackStore.looked). */
-  looked: (fileUrl: string, now: number) => Maybe<Looked | null>;
   clock: () => number;
+  /** The file's content is bad (CORRUPT/NOTADB). */
+  corrupt: () => boolean;
+  /** The file was replaced underneath (another process salvaged it). */
+  replaced: () => boolean;
+  /** The episode is a broken database, not a locked one. */
+  broken: () => boolean;
 }
 
 /**
- * The answers to reads while degraded: the database's own answer when it can be read (a write
- * lock does not stop a read), else, or merged with it, what memory holds of this episode.
+ * What may be read from the database while degraded, and the answers to reads: the database's
+ * own answer when it can be read (a write lock does not stop a read), else, or merged with it,
+ * what memory holds of this episode.
  */
 export class DegradedReads {
   constructor(private readonly d: DegradedReadsDeps) {}
 
+  /** The database may be read while degraded: not corrupt, not replaced, not broken and closed. */
+  mayAsk(): boolean {
+    return !(this.d.corrupt() || this.d.replaced() || (this.d.broken() && !this.d.db.store));
+  }
+
+  /**
+   * What the database says about a file, or null when nobody can tell. A corrupt or replaced
+   * file is not asked at all: a damaged index could answer "no such row" for a completed file.
+   */
+  looked(fileUrl: string, now: number): Maybe<Looked | null> {
+    if (!this.mayAsk()) return null;
+    return this.d.db.lookup(fileUrl, now);
+  }
+
   /** A read against the database while degraded (works under a write lock), or null. */
   private async fromDatabase<T>(fn: (p: CheckpointStore) => Promise<T>): Promise<T | null> {
-    if (!this.d.readable()) return null;
+    if (!this.d.db.store || this.d.corrupt()) return null;
     return this.d.db.readWhileDegraded(fn);
   }
 
   async get(mem: MemoryStore, fileUrl: string): Promise<FileRecord | null> {
     const m = mem.peek(fileUrl);
     if (m) return m;
-    return (await this.d.looked(fileUrl, this.d.clock()))?.row ?? null;
+    return (await this.looked(fileUrl, this.d.clock()))?.row ?? null;
   }
 
   async tombstone(fileUrl: string): Promise<Tombstone | null> {

@@ -46,7 +46,7 @@ export interface DegradedDeps {
   clock: () => number;
   log: Logger | undefined;
   counters: { fencedOutcomes: number };
-  /** What the database says about a file, or null when nobody can tell (see FallbackStore.looked). */
+  /** What the database says about a file, or null when nobody can tell (see DegradedReads.looked). */
   looked: (fileUrl: string, now: number) => Maybe<Looked | null>;
   /** The database may be read at all (not corrupt, not replaced, not broken and closed). */
   mayAskDatabase: () => boolean;

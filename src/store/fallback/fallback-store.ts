@@ -38,7 +38,7 @@ import { ClaimMarkers } from './claim-markers.js';
 import { DegradedMode, type DegradedDeps } from './degraded.js';
 import { DegradedReads } from './degraded-reads.js';
 import { Journal } from './journal.js';
-import { type Looked, logCopies } from './lookup.js';
+import { logCopies } from './lookup.js';
 import { Maintenance } from './maintenance.js';
 import { NormalScreen } from './normal-screen.js';
 import { type MarkerAuthor, OpenClaims } from './open-claims.js';
@@ -176,7 +176,7 @@ export class FallbackStore implements CheckpointStore {
       discover: (files, now) => this.discover(files, now),
     });
     this.reads = new DegradedReads({
-      db: this.db, readable: () => this.primary !== null && !this.recovery.corrupt, looked: (fileUrl, now) => this.looked(fileUrl, now), clock: this.clock,
+      db: this.db, clock: this.clock, corrupt: () => this.recovery.corrupt, replaced: () => this.recovery.fileReplaced(), broken: () => this.modeInfo.kind === 'broken',
     });
     this.screen = new NormalScreen({
       db: this.db, markers: this.markers, probeMs: this.probeMs, clock: this.clock, log: this.log, counters: this.counters,
@@ -358,26 +358,12 @@ export class FallbackStore implements CheckpointStore {
     if (this.degraded && !this.degraded.memory.peekHeld(c)) this.degraded.adopt(o, now);
   }
 
-  /**
-   * What the database says about a file, or null when nobody can tell. A corrupt or replaced
-   * file is not asked at all: a damaged index could answer "no such row" for a completed file.
-   */
-  private looked(fileUrl: string, now: number): Maybe<Looked | null> {
-    if (!this.mayAskDatabase()) return null;
-    return this.db.lookup(fileUrl, now);
-  }
-
-  /** The database may be read while degraded: not corrupt, not replaced, not broken and closed. */
-  private mayAskDatabase(): boolean {
-    return !(this.recovery.corrupt || this.recovery.fileReplaced() || (this.modeInfo.kind === 'broken' && !this.primary));
-  }
-
   private degradedDeps(): DegradedDeps {
     return {
       kind: this.kind, author: this.author, workerId: this.workerId, db: this.db, markers: this.markers, journal: this.journal,
       open: this.open, opts: this.opts, retry: this.retry, probeMs: this.probeMs, clock: this.clock, log: this.log, counters: this.counters,
-      looked: (fileUrl, now) => this.looked(fileUrl, now),
-      mayAskDatabase: () => this.mayAskDatabase(),
+      looked: (fileUrl, now) => this.reads.looked(fileUrl, now),
+      mayAskDatabase: () => this.reads.mayAsk(),
       onDiskAsSeen: (stored, fingerprint) => this.recovery.onDiskAsSeen(stored, fingerprint),
     };
   }
