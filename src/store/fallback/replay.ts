@@ -114,7 +114,7 @@ export class Replayer {
   private readonly written: string;
 
   constructor(
-    private readonly db: SqliteDatabase,
+    db: SqliteDatabase,
     private readonly now: number,
   ) {
     this.written = iso(now);
