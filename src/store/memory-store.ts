@@ -3,7 +3,8 @@ import { idempotencyKey } from './idempotency.js';
 import { DEFAULT_RETRY } from './retry-policy.js';
 import { type FailPlan, SWEEP_BATCH, discoverStep, expiryStatus, failureAfterAction, failureCompletedAt, failureOutcome, leaseExpiredError, planFailure } from './rules/transitions.js';
 import { iso } from './time.js';
-import { movedBackLabel, tombstoneLiftedLabel } from './record.js';
+import { durationOf, movedBackLabel, tombstoneLiftedLabel } from './record.js';
+import { MemoryHistory } from './memory-history.js';
 import { activityOf } from './activity.js';
 import {
   type Activity,
@@ -32,7 +33,6 @@ import {
   type WorkerInfo,
   type WorkerRecord,
   type WriteResult,
-  REQUEUED,
   type Tombstone,
 } from './types.js';
 
@@ -44,11 +44,6 @@ export interface MemoryStoreOptions {
 
 /** What fail() will do, decided before anything changes (the fallback records it elsewhere first). */
 export type { FailPlan } from './rules/transitions.js';
-
-/** A history row with the claim token that ended it (recordAfterAction finds it by that). */
-interface StoredAttempt extends AttemptRecord {
-  token: string | null;
-}
 
 interface Row extends FileRecord {
   /** Insertion order: breaks ties between equal due times the way SQLite's rowid does. */
@@ -69,7 +64,7 @@ interface Row extends FileRecord {
 export class MemoryStore implements CheckpointStore {
   readonly kind = 'memory' as const;
   private readonly rows = new Map<string, Row>();
-  private readonly attemptRows = new Map<string, StoredAttempt[]>();
+  private readonly history = new MemoryHistory();
   private readonly tombstones = new Map<string, Tombstone>();
   private readonly workerRows = new Map<string, WorkerRecord>();
   private readonly retry: RetryPolicy;
@@ -239,7 +234,7 @@ export class MemoryStore implements CheckpointStore {
         handlerPid: null,
         updatedAt: nowIso,
       } satisfies Partial<Row>);
-      this.addAttempt(r, e.workerId ?? '?', nowIso, 'lease_expired', error, durationOf(r.startedAt, now), null);
+      this.history.add(r, e.workerId ?? '?', nowIso, 'lease_expired', error, durationOf(r.startedAt, now), null);
     }
   }
 
@@ -288,7 +283,7 @@ export class MemoryStore implements CheckpointStore {
       handlerPid: null,
       updatedAt: nowIso,
     } satisfies Partial<Row>);
-    this.addAttempt(r, r.processedBy ?? '?', nowIso, 'completed', null, Math.round(st.durationMs), c.afterAction ?? null);
+    this.history.add(r, r.processedBy ?? '?', nowIso, 'completed', null, Math.round(st.durationMs), c.afterAction ?? null);
     return 'ok';
   }
 
@@ -317,7 +312,7 @@ export class MemoryStore implements CheckpointStore {
       afterAction: after,
       updatedAt: nowIso,
     } satisfies Partial<Row>);
-    this.addAttempt(r, r.processedBy ?? '?', nowIso, failureOutcome(f.reason, f.permanent, plan.status), f.error, Math.round(f.durationMs), after);
+    this.history.add(r, r.processedBy ?? '?', nowIso, failureOutcome(f.reason, f.permanent, plan.status), f.error, Math.round(f.durationMs), after);
     return plan.status;
   }
 
@@ -333,7 +328,7 @@ export class MemoryStore implements CheckpointStore {
         const r = this.held(ref);
         if (!r) return 'lost';
         Object.assign(r, { status: 'pending', dueAt: nowIso, handlerPid: null, updatedAt: nowIso } satisfies Partial<Row>);
-        this.addAttempt(r, r.processedBy ?? '?', nowIso, 'released', null, durationOf(r.startedAt, now), null);
+        this.history.add(r, r.processedBy ?? '?', nowIso, 'released', null, durationOf(r.startedAt, now), null);
         return 'ok';
       }),
     );
@@ -345,7 +340,7 @@ export class MemoryStore implements CheckpointStore {
     const back = (r: Row) => {
       Object.assign(r, { status: 'pending', retryCount: 0, dueAt: nowIso, errorMessage: null, completedAt: null, afterAction: null, updatedAt: nowIso } satisfies Partial<Row>);
       const from = q.movedBack?.get(r.fileUrl);
-      this.addEvent(r, q.by ?? 'ckpt retry', nowIso, from === undefined ? null : movedBackLabel(from));
+      this.history.addEvent(r, q.by ?? 'ckpt retry', nowIso, from === undefined ? null : movedBackLabel(from));
       n++;
     };
     if (q.files) {
@@ -372,12 +367,12 @@ export class MemoryStore implements CheckpointStore {
     this.tombstones.delete(f.fileUrl);
     const r = this.newRow(f, iso(f.mtimeMs), nowIso, t.version + 1);
     this.rows.set(f.fileUrl, r);
-    this.addEvent(r, q.by ?? 'ckpt retry', nowIso, tombstoneLiftedLabel(t));
+    this.history.addEvent(r, q.by ?? 'ckpt retry', nowIso, tombstoneLiftedLabel(t));
     return Promise.resolve({ ...t });
   }
 
   recordAfterAction(d: AfterActionDone): Promise<void> {
-    for (const a of this.attemptRows.get(d.fileUrl) ?? []) if (a.token === d.token) a.afterAction = d.done;
+    this.history.recordAfterAction(d.fileUrl, d.token, d.done);
     return Promise.resolve();
   }
 
@@ -402,10 +397,7 @@ export class MemoryStore implements CheckpointStore {
   }
 
   attempts(fileUrl: string): Promise<AttemptRecord[]> {
-    const list = (this.attemptRows.get(fileUrl) ?? []).slice();
-    // ORDER BY version, attempt, id: the array is in id order already, and sort is stable.
-    list.sort((a, b) => a.version - b.version || a.attempt - b.attempt);
-    return Promise.resolve(list.map(({ token: _token, ...a }) => a));
+    return Promise.resolve(this.history.list(fileUrl));
   }
 
   counts(): Promise<Record<Status, number>> {
@@ -420,27 +412,11 @@ export class MemoryStore implements CheckpointStore {
     for (const r of this.rows.values()) {
       if (r.status === 'pending' && r.dueAt !== null && (oldest === null || r.dueAt < oldest)) oldest = r.dueAt;
     }
-    const minute = iso(now - 60_000);
-    const hour = iso(now - 3_600_000);
-    const s = { completedLastMinute: 0, completedLastHour: 0, failedLastMinute: 0, failedLastHour: 0 };
-    for (const list of this.attemptRows.values()) {
-      for (const a of list) {
-        if (a.endedAt === null || a.endedAt < hour) continue;
-        const recent = a.endedAt >= minute;
-        if (a.outcome === 'completed') {
-          s.completedLastHour++;
-          if (recent) s.completedLastMinute++;
-        } else if (a.outcome !== 'released') {
-          s.failedLastHour++;
-          if (recent) s.failedLastMinute++;
-        }
-      }
-    }
-    return { counts, oldestPendingAt: oldest, ...s };
+    return { counts, oldestPendingAt: oldest, ...this.history.recent(now) };
   }
 
   activity(q: ActivityQuery): Promise<Activity> {
-    return Promise.resolve(activityOf(this.rows.values(), [...this.attemptRows.values()].flat(), q));
+    return Promise.resolve(activityOf(this.rows.values(), this.history.all(), q));
   }
 
   purge(q: PurgeQuery): Promise<number> {
@@ -451,7 +427,7 @@ export class MemoryStore implements CheckpointStore {
     for (const [url, r] of [...this.rows]) {
       if (!statuses.has(r.status as 'completed' | 'dead') || !(r.updatedAt < cut)) continue;
       this.tombstones.set(url, { fileUrl: url, fingerprint: r.fingerprint, version: r.version, status: r.status, purgedAt: nowIso });
-      this.attemptRows.delete(url);
+      this.history.delete(url);
       this.rows.delete(url);
       n++;
     }
@@ -528,44 +504,6 @@ export class MemoryStore implements CheckpointStore {
     const r = this.rows.get(ref.fileUrl);
     return r && r.status === 'processing' && r.claimToken === ref.token ? r : undefined;
   }
-
-  private addAttempt(
-    r: Row,
-    workerId: string,
-    endedAt: string,
-    outcome: string,
-    error: string | null,
-    durationMs: number | null,
-    afterAction: string | null,
-  ): void {
-    this.history(r.fileUrl).push({
-      fileUrl: r.fileUrl,
-      version: r.version,
-      attempt: r.attempts,
-      workerId,
-      startedAt: r.startedAt ?? endedAt,
-      endedAt,
-      outcome,
-      errorMessage: error,
-      durationMs,
-      afterAction,
-      token: r.claimToken,
-    });
-  }
-
-  /** A requeue in the history: no claim token, no end (see REQUEUED). */
-  private addEvent(r: Row, by: string, at: string, note: string | null): void {
-    this.history(r.fileUrl).push({
-      fileUrl: r.fileUrl, version: r.version, attempt: r.attempts, workerId: by, startedAt: at, endedAt: null,
-      outcome: REQUEUED, errorMessage: null, durationMs: null, afterAction: note, token: null,
-    });
-  }
-
-  private history(fileUrl: string): StoredAttempt[] {
-    let list = this.attemptRows.get(fileUrl);
-    if (!list) this.attemptRows.set(fileUrl, (list = []));
-    return list;
-  }
 }
 
 function isReady(r: Row, nowIso: string): boolean {
@@ -595,10 +533,4 @@ function toClaim(r: Row, leaseExpiresAt: number): Claim {
 function toRecord(r: Row | FileRecord): FileRecord {
   const { seq: _seq, ...rec } = r as Row;
   return { ...rec };
-}
-
-function durationOf(startedAt: string | null, now: number): number | null {
-  if (startedAt === null) return null;
-  const t = Date.parse(startedAt);
-  return Number.isNaN(t) ? null : Math.max(0, now - t);
 }

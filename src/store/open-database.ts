@@ -46,29 +46,7 @@ export const WAL_AUTOCHECKPOINT_PAGES = 1000;
  */
 export function openDatabase(file: string, opts: OpenOptions = {}): SqliteDatabase {
   const abs = path.resolve(file);
-  const dir = path.dirname(abs);
-  if (!fs.existsSync(dir)) {
-    // better-sqlite3 throws a TypeError without a code for this; say what is wrong instead.
-    throw new StoreUnavailableError('broken', `cannot open database ${abs}: folder ${dir} does not exist`, 'SQLITE_CANTOPEN');
-  }
-  const mounts = opts.mountsFile === undefined ? {} : { mountsFile: opts.mountsFile };
-  if (!opts.allowNetworkFs && isNetworkFileSystem(dir, mounts)) {
-    const fsType = fileSystemOf(dir, mounts).fsType;
-    throw new Error(
-      `database ${abs} is on a network file system (${fsType}): SQLite's WAL needs shared memory that ` +
-        `network file systems do not provide, so locks would not hold. Put the database on a local disk ` +
-        `(the watched folders may stay on the network share).`,
-    );
-  }
-  if (!opts.readonly && !fs.existsSync(abs)) {
-    // Create it ourselves so it gets our mode (0600 by default) rather than 0644 under umask 022.
-    try {
-      fs.closeSync(fs.openSync(abs, fs.constants.O_CREAT | fs.constants.O_WRONLY, opts.fileMode ?? 0o600));
-    } catch (err) {
-      throw new StoreUnavailableError('broken', `cannot create database ${abs}: ${(err as Error).message}`, 'SQLITE_CANTOPEN', { cause: err });
-    }
-  }
-
+  checkOrCreateFile(abs, opts);
   let db: SqliteDatabase;
   try {
     db = new Database(abs, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
@@ -109,6 +87,32 @@ export function openDatabase(file: string, opts: OpenOptions = {}): SqliteDataba
     throw toStoreError(err, `cannot open database ${abs}`);
   }
   return db;
+}
+
+/** Before SQLite opens `abs`: its folder exists and is local, and a new file gets our mode. */
+function checkOrCreateFile(abs: string, opts: OpenOptions): void {
+  const dir = path.dirname(abs);
+  if (!fs.existsSync(dir)) {
+    // better-sqlite3 throws a TypeError without a code for this; say what is wrong instead.
+    throw new StoreUnavailableError('broken', `cannot open database ${abs}: folder ${dir} does not exist`, 'SQLITE_CANTOPEN');
+  }
+  const mounts = opts.mountsFile === undefined ? {} : { mountsFile: opts.mountsFile };
+  if (!opts.allowNetworkFs && isNetworkFileSystem(dir, mounts)) {
+    const fsType = fileSystemOf(dir, mounts).fsType;
+    throw new Error(
+      `database ${abs} is on a network file system (${fsType}): SQLite's WAL needs shared memory that ` +
+        `network file systems do not provide, so locks would not hold. Put the database on a local disk ` +
+        `(the watched folders may stay on the network share).`,
+    );
+  }
+  if (!opts.readonly && !fs.existsSync(abs)) {
+    // Create it ourselves so it gets our mode (0600 by default) rather than 0644 under umask 022.
+    try {
+      fs.closeSync(fs.openSync(abs, fs.constants.O_CREAT | fs.constants.O_WRONLY, opts.fileMode ?? 0o600));
+    } catch (err) {
+      throw new StoreUnavailableError('broken', `cannot create database ${abs}: ${(err as Error).message}`, 'SQLITE_CANTOPEN', { cause: err });
+    }
+  }
 }
 
 /**

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { idempotencyKey } from '../idempotency.js';
 import { MemoryStore } from '../memory-store.js';
-import { backoffDelayMs, budgetSpent } from '../retry-policy.js';
-import { leaseExpiredError } from '../rules/transitions.js';
+import { budgetSpent } from '../retry-policy.js';
+import { failureAfterAction, failureOutcome, leaseExpiredError, planFailure } from '../rules/transitions.js';
 import type { SqliteStoreOptions } from '../sqlite-store.js';
 import { iso } from '../time.js';
 import type {
@@ -46,7 +46,7 @@ export interface DegradedDeps {
   clock: () => number;
   log: Logger | undefined;
   counters: { fencedOutcomes: number };
-  /** What the database says about a file, or null when nobody can tell (see FallbackStore.looked). */
+  /** What the database says about a file, or null when nobody can tell (see DegradedReads.looked). */
   looked: (fileUrl: string, now: number) => Maybe<Looked | null>;
   /** The database may be read at all (not corrupt, not replaced, not broken and closed). */
   mayAskDatabase: () => boolean;
@@ -293,11 +293,12 @@ export class DegradedMode {
     for (const e of expired) {
       const o = this.d.open.get(e.fileUrl);
       if (!o || o.claim.token !== e.token) continue;
-      const failures = o.claim.retryCount + 1;
-      const dueAt = e.status === 'dead' ? null : opts.now + backoffDelayMs(this.d.retry, failures, this.d.opts.random);
+      // Memory's sweep already chose the status by the same rule (expiryStatus): a dead row is
+      // final (as if permanent), a failed one is planned from the claim's own count.
+      const plan = planFailure(this.d.retry, o.claim.retryCount, e.status === 'dead', opts.now, this.d.opts.random ?? Math.random);
       const error = leaseExpiredError(e.workerId);
-      if (this.settleMarker(o, e.status, { dueAt, retryCount: failures })) {
-        entries.push({ t: 'expired', status: e.status, dueAt, error, ...entryBase(o, opts.now), retryCount: failures });
+      if (this.settleMarker(o, plan.status, { dueAt: plan.dueAt, retryCount: plan.retryCount })) {
+        entries.push({ t: 'expired', status: plan.status, dueAt: plan.dueAt, error, ...entryBase(o, opts.now), retryCount: plan.retryCount });
       }
       this.d.open.delete(e.fileUrl);
     }
@@ -466,8 +467,8 @@ export class DegradedMode {
       dueAt: plan.dueAt,
       error: f.error,
       durationMs: f.durationMs,
-      outcome: f.reason ?? (plan.status === 'dead' ? (f.permanent ? 'dead' : 'failed') : 'failed'),
-      afterAction: plan.status === 'dead' ? (f.deadAfterAction ?? null) : null,
+      outcome: failureOutcome(f.reason, f.permanent, plan.status),
+      afterAction: failureAfterAction(plan.status, f.deadAfterAction),
       ...entryBase(o, f.now),
       fingerprint: f.fingerprint ?? o.claim.fingerprint,
       retryCount: plan.retryCount,

@@ -37,7 +37,7 @@ export interface Expiring {
 
 /**
  * The claims the next sweep would take over at `now`: the sweep's own query (same literal
- * conditions as the partial index fc_leases, same order and batch as sqlite-store.ts), after
+ * conditions as the partial index fc_leases, same order and batch as sqlite-statements.ts), after
  * `skip` rows. Normally empty, so protecting costs one index probe per claim and no marker reads.
  */
 export function expiringClaims(db: SqliteDatabase, now: number, limit: number, skip = 0): Expiring[] {

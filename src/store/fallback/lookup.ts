@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import { type SqliteDatabase, openDatabase } from '../open-database.js';
 import { classifySqliteError } from '../sqlite-errors.js';
 import { toRecord } from '../sqlite-store.js';
@@ -170,4 +171,12 @@ function read(db: SqliteDatabase, fileUrl: string): Omit<Looked, 'source'> {
   const r = s.row.get(fileUrl) as Record<string, unknown> | undefined;
   const t = r ? undefined : (s.tomb.get(fileUrl) as { fingerprint: string; version: number } | undefined);
   return { row: r ? toRecord(r) : null, tomb: t ?? null };
+}
+
+/** The log lines about look-up copies: a copy failed, or the database cannot even be read. */
+export function logCopies(log: Logger | undefined): (info: { ms: number; bytes: number } | { error: string }) => void {
+  return (info) =>
+    'error' in info
+      ? log?.warn({ error: info.error }, 'could not copy the database for look-ups while it is locked')
+      : log?.warn({ ms: info.ms, bytes: info.bytes }, 'the database cannot even be read (locking_mode=EXCLUSIVE elsewhere?): looking files up in a private copy');
 }

@@ -34,6 +34,24 @@ export class OpenClaims extends Map<string, OpenClaim> {
   untrack(ref: ClaimRef): void {
     if (this.of(ref)) this.delete(ref.fileUrl);
   }
+
+  /** A claim the database granted (normal mode): open from `now`, its file's time and size not known here. */
+  granted(c: Claim, workerId: string, now: number): OpenClaim {
+    const o: OpenClaim = { claim: c, fromDatabase: true, workerId, startedAt: now, handlerPid: null, marker: null, fileTimestamp: iso(now), fileSize: 0 };
+    this.set(c.fileUrl, o);
+    return o;
+  }
+
+  /** After a database heartbeat: the claims it lost are no longer open, the others run to `now + leaseMs`. */
+  renewed(refs: readonly ClaimRef[], lost: readonly ClaimRef[], leaseMs: number, now: number): void {
+    const lostSet = new Set(lost.map((l) => `${l.fileUrl}\0${l.token}`));
+    for (const r of refs) {
+      const o = this.of(r);
+      if (!o) continue;
+      if (lostSet.has(`${r.fileUrl}\0${r.token}`)) this.delete(r.fileUrl);
+      else o.claim = { ...o.claim, leaseExpiresAt: now + leaseMs };
+    }
+  }
 }
 
 /** Who writes a marker: this process, this store instance in it, and its worker id. */

@@ -114,10 +114,11 @@ export class Replayer {
   private readonly written: string;
 
   constructor(
-    private readonly db: SqliteDatabase,
+    db: SqliteDatabase,
     private readonly now: number,
   ) {
     this.written = iso(now);
+    // Over 60 lines only for its table of statements, one entry each (as sqlite-statements.ts).
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       get: p(`SELECT file_url, status, version, attempts, retry_count, fingerprint, claim_token, processed_by, started_at, due_at

@@ -176,8 +176,37 @@ export function readSalvageable(copy: string): SalvagedRows {
     out.headerRepaired = true;
   }
 
-  // Step 3: through SQLite.
-  const viaSql = { checkpoints: new Map<string, Row>(), attempts: new Map<number, Row>(), tombstones: new Map<string, Row>() };
+  const viaSql = readViaSql(copy, out);
+  // Step 4: straight from the pages (after the header repair, of the same copy and its -wal).
+  const wanted = (n: number) => n >= CHECKPOINT_COLS.length || n === ATTEMPT_COLS.length || n === TOMBSTONE_COLS.length;
+  const scanned = scanRecords(fs.readFileSync(copy), readIfExists(`${copy}-wal`), pageSize, wanted);
+  addFromPages(viaSql, classify(scanned), out);
+  out.fromSql = {
+    checkpoints: viaSql.checkpoints.size - out.fromPages.checkpoints,
+    attempts: viaSql.attempts.size - out.fromPages.attempts,
+    tombstones: viaSql.tombstones.size - out.fromPages.tombstones,
+  };
+  // A tombstone older than the row for the same file is stale (the file came back after a purge).
+  for (const [url, t] of viaSql.tombstones) {
+    const row = viaSql.checkpoints.get(url);
+    if (row && String(row.created_at) > String(t.purged_at)) viaSql.tombstones.delete(url);
+  }
+  out.checkpoints = [...viaSql.checkpoints.values()];
+  out.attempts = [...viaSql.attempts.values()];
+  out.tombstones = [...viaSql.tombstones.values()];
+  return out;
+}
+
+/** Salvaged rows by key: file_url, or the attempt's id. */
+interface RowsByKey {
+  checkpoints: Map<string, Row>;
+  attempts: Map<number, Row>;
+  tombstones: Map<string, Row>;
+}
+
+/** Step 3: every row SQLite can still read from the copy (rowid ranges it cannot read are skipped). */
+function readViaSql(copy: string, out: SalvagedRows): RowsByKey {
+  const viaSql: RowsByKey = { checkpoints: new Map(), attempts: new Map(), tombstones: new Map() };
   let db: SqliteDatabase | undefined;
   try {
     db = openDatabase(copy, { readonly: true, allowNetworkFs: true, busyTimeoutMs: 0 });
@@ -201,12 +230,11 @@ export function readSalvageable(copy: string): SalvagedRows {
       // closing a broken copy
     }
   }
+  return viaSql;
+}
 
-  // Step 4: straight from the pages (after the header repair, of the same copy and its -wal).
-  const wanted = (n: number) => n >= CHECKPOINT_COLS.length || n === ATTEMPT_COLS.length || n === TOMBSTONE_COLS.length;
-  const scanned = scanRecords(fs.readFileSync(copy), readIfExists(`${copy}-wal`), pageSize, wanted);
-  const pages = classify(scanned);
-
+/** Rows the page scan found that SQLite could not read join them (what SQLite read wins). */
+function addFromPages(viaSql: RowsByKey, pages: RowsByKey, out: SalvagedRows): void {
   for (const [url, r] of pages.checkpoints) {
     if (!viaSql.checkpoints.has(url)) {
       viaSql.checkpoints.set(url, r);
@@ -225,20 +253,6 @@ export function readSalvageable(copy: string): SalvagedRows {
       out.fromPages.tombstones++;
     }
   }
-  out.fromSql = {
-    checkpoints: viaSql.checkpoints.size - out.fromPages.checkpoints,
-    attempts: viaSql.attempts.size - out.fromPages.attempts,
-    tombstones: viaSql.tombstones.size - out.fromPages.tombstones,
-  };
-  // A tombstone older than the row for the same file is stale (the file came back after a purge).
-  for (const [url, t] of viaSql.tombstones) {
-    const row = viaSql.checkpoints.get(url);
-    if (row && String(row.created_at) > String(t.purged_at)) viaSql.tombstones.delete(url);
-  }
-  out.checkpoints = [...viaSql.checkpoints.values()];
-  out.attempts = [...viaSql.attempts.values()];
-  out.tombstones = [...viaSql.tombstones.values()];
-  return out;
 }
 
 /**

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import { safeName } from './journal.js';
+import type { ModeInfo } from './options.js';
 import { type ProcessIdentity, isAlive } from './process-identity.js';
 
 /**
@@ -32,6 +34,39 @@ export function writeStateFile(file: string, body: FallbackState, fileMode: numb
   const tmp = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(tmp, JSON.stringify(body), { mode: fileMode });
   fs.renameSync(tmp, file);
+}
+
+/** One process's state file: written whole at each change of mode, removed at close. */
+export class StateFile {
+  readonly file: string;
+
+  constructor(
+    dir: string,
+    private readonly workerId: string,
+    private readonly owner: ProcessIdentity,
+    private readonly fileMode: number,
+    private readonly log: Logger | undefined,
+  ) {
+    this.file = stateFileOf(dir, workerId);
+  }
+
+  /** Never throws: the state file only informs `ckpt status` and `ckpt doctor`. */
+  write(mode: ModeInfo, openClaims: number, journal: string, now: number): void {
+    try {
+      const body: FallbackState = { workerId: this.workerId, owner: this.owner, ...mode, openClaims, journal: path.basename(journal), updatedAt: now };
+      writeStateFile(this.file, body, this.fileMode);
+    } catch (err) {
+      this.log?.warn({ err }, 'could not write the fallback state file');
+    }
+  }
+
+  remove(): void {
+    try {
+      fs.rmSync(this.file, { force: true });
+    } catch {
+      // ignore
+    }
+  }
 }
 
 /** The fallback folder of a database path. */

@@ -1,6 +1,6 @@
 /**
  * Every SQL statement of the PostgreSQL store, as named (prepared) statements. Each is the
- * set-based counterpart of a statement in ../sqlite-store.ts: where SQLite loops over a batch
+ * set-based counterpart of a statement in ../sqlite-statements.ts: where SQLite loops over a batch
  * inside one transaction, PostgreSQL takes the batch as arrays (unnest) in ONE statement, so a
  * batch costs one round trip instead of one per file.
  *
@@ -25,6 +25,7 @@ export interface Statement {
  * `s` is the quoted schema. Statement names are per connection, and every PostgresStore has a
  * pool of its own, so one store's names never meet another schema's text.
  */
+// One entry per statement: a table, not logic, so it stays one function however long it grows.
 export function statements(s: string) {
   const fc = `${s}.file_checkpoints`;
   const fa = `${s}.file_attempts`;
@@ -32,7 +33,7 @@ export function statements(s: string) {
   const wk = `${s}.ckpt_workers`;
   const st = (name: string, text: string): Statement => ({ name: `ckpt_${name}`, text });
   const attemptCols = 'file_url, version, attempt, worker_id, claim_token, started_at, ended_at, outcome, error_message, duration_ms, after_action';
-  // Past any attempt row of the version, as in SQLite (NEXT_ATTEMPT in sqlite-store.ts).
+  // Past any attempt row of the version, as in SQLite (NEXT_ATTEMPT in sqlite-statements.ts).
   const nextAttempt = `1 + GREATEST(f.attempts, COALESCE((SELECT max(a.attempt) FROM ${fa} AS a
                    WHERE a.file_url = f.file_url AND a.version = f.version), 0))`;
   return {

@@ -16,6 +16,7 @@
  *
  * `s` is the quoted schema name.
  */
+// One migration's SQL text: its length is the schema's, not logic to split.
 export function sql(s: string): string {
   return /* sql */ `
 CREATE FUNCTION ${s}.ckpt_time(t timestamptz) RETURNS text
