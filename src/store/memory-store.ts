@@ -23,6 +23,7 @@ import {
   type FailResult,
   type Failure,
   type FileRecord,
+  fileTypeAllowed,
   type ListQuery,
   type PurgeQuery,
   type RequeueQuery,
@@ -176,7 +177,9 @@ export class MemoryStore implements CheckpointStore {
   claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
     const nowIso = iso(opts.now);
     this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired);
-    const ready = this.claimable(nowIso).slice(0, Math.max(0, n));
+    const ready = this.claimable(nowIso)
+      .filter((r) => fileTypeAllowed(opts.fileTypes, r.fileType))
+      .slice(0, Math.max(0, n));
     const prefix = `${randomUUID()}.`;
     return Promise.resolve(ready.map((r) => this.take(r, prefix, opts)));
   }
@@ -295,7 +298,7 @@ export class MemoryStore implements CheckpointStore {
   /** What fail() would do for this claim, or 'lost'; changes nothing. */
   planFail(f: Failure): FailPlan | 'lost' {
     const r = this.held(f);
-    return r ? planFailure(this.retry, r.retryCount, f.permanent, f.now, this.random) : 'lost';
+    return r ? planFailure(f.retry ?? this.retry, r.retryCount, f.permanent, f.now, this.random) : 'lost';
   }
 
   /** Apply a plan from planFail() (the token is checked again). */

@@ -207,7 +207,12 @@ export class SqliteStore implements CheckpointStore {
       'claim',
       () => {
         madeDead = this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired, opts.deadAfterAction);
-        const rows = this.s.claim.all(prefix, opts.workerId, nowIso, leaseIso, nowIso, nowIso, n) as Row[];
+        const f = opts.fileTypes;
+        const rows = (
+          f === undefined
+            ? this.s.claim.all(prefix, opts.workerId, nowIso, leaseIso, nowIso, nowIso, n)
+            : this.s.claimTypes.all(prefix, opts.workerId, nowIso, leaseIso, nowIso, nowIso, JSON.stringify(f.types), f.except === true ? 0 : 1, n)
+        ) as Row[];
         return rows.map((r) => toClaim(r, opts.now + opts.leaseMs));
       },
       () => madeDead && takesFileAway(opts.deadAfterAction ?? null),
@@ -287,7 +292,7 @@ export class SqliteStore implements CheckpointStore {
     return this.write('fail', () => {
       const cur = this.s.heldRow.get(f.fileUrl, f.token) as Row | undefined;
       if (!cur) return 'lost';
-      const plan = planFailure(this.retry, Number(cur.retry_count), f.permanent, f.now, this.random);
+      const plan = planFailure(f.retry ?? this.retry, Number(cur.retry_count), f.permanent, f.now, this.random);
       const due = plan.dueAt === null ? null : iso(plan.dueAt);
       const after = failureAfterAction(plan.status, f.deadAfterAction);
       const ms = Math.round(f.durationMs);
@@ -511,6 +516,18 @@ function prepare(db: Database.Database) {
              due_at = ?, attempts = ${NEXT_ATTEMPT}, handler_pid = NULL, updated_at = ?
        WHERE rowid IN (SELECT rowid FROM file_checkpoints
                        WHERE status IN ('pending', 'failed') AND due_at <= ?
+                       ORDER BY due_at LIMIT ?)
+       RETURNING file_url, file_type, version, attempts, retry_count, claim_token, fingerprint`,
+    ),
+    // A route's claim (ClaimOptions.fileTypes): the same, with the type test as a filter on the
+    // fc_ready walk. Its cost grows with the ready rows of other types ahead in due order.
+    claimTypes: p(
+      `UPDATE file_checkpoints
+         SET status = 'processing', claim_token = ? || rowid, processed_by = ?, started_at = ?,
+             due_at = ?, attempts = ${NEXT_ATTEMPT}, handler_pid = NULL, updated_at = ?
+       WHERE rowid IN (SELECT rowid FROM file_checkpoints
+                       WHERE status IN ('pending', 'failed') AND due_at <= ?
+                         AND (file_type IN (SELECT value FROM json_each(?))) = ?
                        ORDER BY due_at LIMIT ?)
        RETURNING file_url, file_type, version, attempts, retry_count, claim_token, fingerprint`,
     ),

@@ -302,7 +302,8 @@ export class PostgresStore implements CheckpointStore {
   async claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
     if (n <= 0) return [];
     const nowIso = iso(opts.now);
-    const values = [nowIso, Math.floor(n), opts.workerId, iso(opts.now + opts.leaseMs)];
+    const f = opts.fileTypes;
+    const values = [nowIso, Math.floor(n), opts.workerId, iso(opts.now + opts.leaseMs), f === undefined ? null : [...f.types], f?.except !== true];
     const toClaims = (rows: Row[]) =>
       rows
         .sort((a, b) => cmp(String(a.ready_at), String(b.ready_at)) || cmp(String(a.file_url), String(b.file_url)))
@@ -400,7 +401,7 @@ export class PostgresStore implements CheckpointStore {
     // changes retry_count, so the value read here is the one the guarded update replaces.
     const held = (await this.one('fail', this.s.heldRow, [f.fileUrl, f.token])).rows[0];
     if (!held) return 'lost';
-    const plan = planFailure(this.retry, Number(held.retry_count), f.permanent, f.now, this.random);
+    const plan = planFailure(f.retry ?? this.retry, Number(held.retry_count), f.permanent, f.now, this.random);
     const status = plan.status;
     const nowIso = iso(f.now);
     const r = await this.one('fail', this.s.fail, [
