@@ -95,6 +95,11 @@ export function routeHandlers(config: Pick<ResolvedConfig, 'watch' | 'handler'>)
   return out;
 }
 
+/** The top-level handler and every route's own one, each with its key. */
+export function allHandlers(config: Pick<ResolvedConfig, 'watch' | 'handler'>): { key: string; handler: HandlerConfig }[] {
+  return [{ key: 'handler', handler: config.handler }, ...routeHandlers(config)];
+}
+
 /** One route per file type that has one, in the order of the entries (the runtime's table). */
 export function routesByFileType(watch: readonly WatchConfig[]): { fileType: string; route: RouteConfig }[] {
   const out = new Map<string, RouteConfig>();
