@@ -7,7 +7,8 @@
  * Without routes there is one lane with no filter and the whole pool as its cap: the claim is the
  * same single unfiltered claim as before routes existed.
  */
-import type { FileTypeFilter } from '../store/types.js';
+import type { ExpiryRoute, FileTypeFilter } from '../store/types.js';
+import { afterActionLabel } from './after-action.js';
 import type { ClaimSettings, RunnerFolder, RunnerOptions } from './runner-options.js';
 
 export type { RunnerRoute } from './runner-options.js';
@@ -54,7 +55,12 @@ export class Lanes {
     );
     this.byType = new Map(lanes.map((l) => [l.key, l]));
     this.all = [...lanes, this.fallback];
+    const expiry = new Map(routes.map((r): [string, ExpiryRoute] => [r.fileType, { retry: r.retry, deadAfterAction: afterActionLabel(r.onDead) }]));
+    this.expiryRoute = (fileType) => expiry.get(fileType);
   }
+
+  /** For the store's lease sweep: the retry and dead after-action of a route's file type (ClaimOptions.routeOf). */
+  readonly expiryRoute: (fileType: string) => ExpiryRoute | undefined;
 
   /** The lane a file of this type belongs to. */
   of(fileType: string): Lane {

@@ -86,7 +86,7 @@ export class Runner {
       noteRunMs: (ms, fileType) => this.noteRunMs(ms, fileType),
     };
     this.storeErrors = new StoreErrorLog(this.o);
-    this.expired = new ExpiredClaims(this.o);
+    this.expired = new ExpiredClaims(this.o, (folder) => this.lanes.ofFolder(folder).settings.onDead);
     this.leases = new LeaseRenewal(this.o, this.running, this.queued, this.storeErrors);
   }
 
@@ -246,8 +246,9 @@ export class Runner {
         leaseMs: this.o.leaseMs,
         now,
         onExpired: (expired) => this.expired.takeOver(expired),
-        // Expired leases are swept under the top-level settings (see ExpiredClaims).
+        // Expired leases are swept under their route's retry and onDead (see ExpiredClaims).
         deadAfterAction: afterActionLabel(this.o.onDead),
+        routeOf: this.lanes.expiryRoute,
         ...(lane.filter ? { fileTypes: lane.filter } : {}),
       });
       this.storeErrors.reset();
@@ -295,11 +296,9 @@ export class Runner {
     // Only for a worker that is gone: right after a commit, another daemon's watcher often sees
     // the file before its owner has moved it, and two movers would leave two copies.
     if (!workerGone(redoneBy ?? item.processedBy, this.o.host, item.recordedAt)) return;
-    // The route of the folder's file type; a dead file may also carry the top level's label (an
-    // expired lease is swept under the top-level settings, see claim()).
+    // The route of the folder's file type (the one the file ran under).
     const route = this.lanes.ofFolder(folder).settings;
-    const candidates = item.status === 'completed' ? [route.onSuccess] : [route.onDead, this.o.onDead];
-    const action = candidates.find((a) => afterActionLabel(a) === base) ?? candidates[0]!;
+    const action = item.status === 'completed' ? route.onSuccess : route.onDead;
     if (afterActionLabel(action) !== base) {
       log.warn({ recorded: item.afterAction }, 'a recorded after-action was never done, and the configuration now says otherwise: leaving the file');
       return;

@@ -103,11 +103,22 @@ export interface ClaimOptions {
   /** The after-action label recorded when an expired claim's file goes dead (spent budget). */
   deadAfterAction?: string;
   /**
+   * An expired claim's route, by its file type: its retry policy and dead after-action label
+   * replace the store's policy and `deadAfterAction` (undefined, or a field left out: those).
+   */
+  routeOf?: (fileType: string) => ExpiryRoute | undefined;
+  /**
    * claim() only: hand out only files of these types (a route's feeds), or with `except`, only
    * files of none of them (the default route). Absent: any file. Expired leases are swept
    * whatever the filter says.
    */
   fileTypes?: FileTypeFilter;
+}
+
+/** What a route changes about an expired claim of its file type (see ClaimOptions.routeOf). */
+export interface ExpiryRoute {
+  retry?: RetryPolicy;
+  deadAfterAction?: string;
 }
 
 /** Which file types a claim may take (see ClaimOptions.fileTypes). */

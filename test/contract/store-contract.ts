@@ -104,6 +104,22 @@ export function runStoreContract(name: string, make: StoreFactory): void {
       expect(await s.fail({ fileUrl: c2!.fileUrl, token: c2!.token, error: 'two', permanent: false, now: T0 + 9990, durationMs: 1, retry: route })).toBe('dead');
     });
 
+    it('an expired lease is swept under the retry policy of its route (chosen by file type)', async () => {
+      const s = await mk({ retry: { maxRetries: 5, baseDelayMs: 1000, maxDelayMs: 1000 } });
+      await s.discover([file('a', 'fp', 'strict'), file('b', 'fp', 'lax')], T0);
+      expect(await s.claim(2, claimOpts(T0))).toHaveLength(2);
+      const seen: ExpiredClaim[] = [];
+      const strict = { retry: { maxRetries: 0, baseDelayMs: 0, maxDelayMs: 0 }, deadAfterAction: 'keep' };
+      const routeOf = (t: string) => (t === 'strict' ? strict : undefined);
+      await s.claim(5, { ...claimOpts(T0 + LEASE + 1, W2, (e) => seen.push(...e)), routeOf });
+      expect(seen.map((e) => [e.fileUrl, e.status]).sort()).toEqual([
+        ['/inbox/a', 'dead'],
+        ['/inbox/b', 'failed'],
+      ]);
+      expect((await s.get('/inbox/a'))!.status).toBe('dead');
+      expect((await s.get('/inbox/b'))!.status).toBe('failed');
+    });
+
     it('does not hand out a file whose ready time is in the future', async () => {
       const s = await mk();
       await s.discover([file('later')], T0 + 5_000);

@@ -92,7 +92,7 @@ export function statements(s: string) {
      */
     expiredLeases: st(
       'expiredLeases',
-      `SELECT file_url, version, attempts, retry_count, claim_token, processed_by, handler_pid, started_at
+      `SELECT file_url, file_type, version, attempts, retry_count, claim_token, processed_by, handler_pid, started_at
          FROM ${fc} WHERE status = 'processing' AND due_at <= $1::timestamptz
         ORDER BY due_at LIMIT $2::int
           FOR UPDATE SKIP LOCKED`,
