@@ -15,6 +15,7 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import { EXIT } from './cli/exit-codes.js';
 import { ConfigError } from './config/errors.js';
+import { routesByFileType } from './config/routes.js';
 import type { ResolvedConfig } from './config/types.js';
 import { Discovery } from './daemon/discovery.js';
 import { foldersRefused, ownFolders } from './daemon/folders.js';
@@ -243,11 +244,14 @@ async function start(config: ResolvedConfig, opts: DaemonOptions, log: Logger, l
   }
   // systemd Type=notify: ready once the database is open and the first scan is done.
   void notifyReady(log);
+  const routes = routesByFileType(config.watch).map(({ fileType, route }) => ({ fileType, concurrency: route.concurrency }));
   log.info(
     {
       folders: config.watch.map((w) => w.dir),
       database: ledger.location,
       concurrency: config.concurrency,
+      // Each route's file type and cap (docs/routes.md); absent without routes.
+      ...(routes.length > 0 ? { routes } : {}),
       once: opts.once,
       native: nativeAddon() !== null,
       startupMs: Date.now() - startedAt,

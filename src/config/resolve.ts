@@ -98,7 +98,7 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
   const moveFolders = [
     ...(onSuccess.kind === 'move' ? [{ key: 'onSuccess.moveTo', dir: onSuccess.dir }] : []),
     ...(onDead.kind === 'move' ? [{ key: 'onDead.moveTo', dir: onDead.dir }] : []),
-    ...routeMoveFolders(watch),
+    ...routeMoveFolders({ watch, onSuccess, onDead }),
   ];
   const pathPrefixes = resolvePathPrefixes(file.pathPrefixes, ctx.display, abs, report);
   if (database === undefined) {

@@ -73,13 +73,13 @@ export function checkSharedFileTypes(watch: readonly WatchConfig[], display: str
   });
 }
 
-/** Every route's after-action folder, with the key that names it. */
-export function routeMoveFolders(watch: readonly WatchConfig[]): { key: string; dir: string }[] {
+/** Every route's own after-action folder (one that is not the top level's), with the key that names it. */
+export function routeMoveFolders(config: Pick<ResolvedConfig, 'watch' | 'onSuccess' | 'onDead'>): { key: string; dir: string }[] {
   const out: { key: string; dir: string }[] = [];
-  watch.forEach((w, i) => {
+  config.watch.forEach((w, i) => {
     for (const k of ['onSuccess', 'onDead'] as const) {
       const a = w.route?.[k];
-      if (a?.kind === 'move') out.push({ key: `watch[${i}].${k}.moveTo`, dir: a.dir });
+      if (a?.kind === 'move' && !isDeepStrictEqual(a, config[k])) out.push({ key: `watch[${i}].${k}.moveTo`, dir: a.dir });
     }
   });
   return out;

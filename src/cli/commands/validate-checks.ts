@@ -50,7 +50,7 @@ export function folderUses(config: ResolvedConfig): FolderUse[] {
   ] as const) {
     if (a.kind === 'move') uses.push({ name: key, dir: a.dir, access: W_OK | X_OK, fs: 'any', created: config.createDirs });
   }
-  for (const { key, dir } of routeMoveFolders(config.watch)) uses.push({ name: key, dir, access: W_OK | X_OK, fs: 'any', created: config.createDirs });
+  for (const { key, dir } of routeMoveFolders(config)) uses.push({ name: key, dir, access: W_OK | X_OK, fs: 'any', created: config.createDirs });
   if (config.database.kind === 'sqlite') {
     // SQLite creates -wal and -shm beside the database.
     uses.push({ name: 'database folder', dir: path.dirname(config.database.path), access: W_OK | X_OK, fs: 'local', created: true });
