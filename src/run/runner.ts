@@ -163,6 +163,8 @@ export class Runner {
 
   /** Running files of this lane. */
   private runningIn(lane: Lane): number {
+    // Without routes (one lane) this is on every launch of the hot path: no walk.
+    if (this.lanes.all.length === 1) return this.running.size;
     let n = 0;
     for (const r of this.running.values()) if (this.lanes.of(r.claim.fileType) === lane) n++;
     return n;
@@ -210,7 +212,7 @@ export class Runner {
   private async fillLane(lane: Lane): Promise<number | null | undefined> {
     const free = Math.min(lane.cap - this.runningIn(lane), this.o.concurrency - this.running.size);
     const ahead = this.claimAhead(lane);
-    const queued = this.queued.reduce((n, q) => n + (this.lanes.of(q.claim.fileType) === lane ? 1 : 0), 0);
+    const queued = this.lanes.all.length === 1 ? this.queued.length : this.queued.reduce((n, q) => n + (this.lanes.of(q.claim.fileType) === lane ? 1 : 0), 0);
     // Refill the queue when it is down to half (a claim then carries at least half of it),
     // not after every file it hands out: that would be one small claim per freed slot again.
     if (free <= 0 && queued > ahead / 2) return undefined;
