@@ -87,9 +87,10 @@ export interface RunnerRoute {
 export type ResolvedRunnerOptions = Required<Pick<RunnerOptions, 'pollMs' | 'now'>> & RunnerOptions;
 
 /**
- * What a reload may swap (src/daemon/reload.ts). The pool size and lease apply at once; the
- * handler, after-actions and folders are captured with each claim, so a file claimed before a
- * reload runs and settles entirely under the settings it was claimed with.
+ * What a reload may swap (src/daemon/reload.ts). The pool size, the route caps and the lease
+ * apply at once; the handler, retry, after-actions and folders (the route's, see lanes.ts) are
+ * captured with each claim, so a file claimed before a reload runs and settles entirely under
+ * the settings it was claimed with.
  */
 export type RunnerSettings = Pick<RunnerOptions, 'handler' | 'concurrency' | 'leaseMs' | 'folders' | 'onSuccess' | 'onDead' | 'routes' | 'paused'>;
 

@@ -2,12 +2,14 @@
  * The claim loop: keeps up to `concurrency` handlers running, claiming in batches as slots
  * free up, renews the leases of what it holds, and records every outcome with the claim token.
  *
- *   wake() / poll timer -> fill() -> store.claim(free slots + claim-ahead) -> queue -> runOne() per free slot
+ *   wake() / poll timer -> fill() -> per lane (lanes.ts: a route's file types, or the rest):
+ *     store.claim(its free slots under its cap + claim-ahead, its types) -> queue -> runOne() per free slot
  *   runOne (run-one.ts): check the file -> handler -> settle.ts: complete | fail (token) -> after-action (only if 'ok')
  *   lease timer (lease-renewal.ts): store.heartbeat(running + queued) -> lost claims are aborted
  *   (running) or dropped (queued) and never recorded; stop() gives queued claims back at once
  *
- * Claim-ahead (claimAhead()): only while handler runs average under 50 ms. The file checks run
+ * Without routes there is one lane and one unfiltered claim, as before routes existed.
+ * Claim-ahead (claimAhead()): per lane, only while its handler runs average under 50 ms. The file checks run
  * in line for local folders and through the thread pool for polled ones (file-checks.ts).
  *
  * Nothing here throws out of the loop: a bad file, a handler crash or a store error is logged
