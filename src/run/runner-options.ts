@@ -59,8 +59,9 @@ export interface RunnerOptions {
   /** Decides `poll: 'auto'` (default isNetworkFileSystem from src/mounts.ts, like the watcher). */
   isNetworkFs?: (dir: string) => boolean;
   /**
-   * True while nothing should be claimed (the handler's program is gone, see
-   * handler-availability.ts): files claimed ahead are given back; call wake() when it turns false.
+   * True while the files without a route should not be claimed (the top-level handler's program
+   * is gone, see handler-availability.ts): those claimed ahead are given back; call wake() when
+   * it turns false. Each route has its own (RunnerRoute.paused).
    */
   paused?: () => boolean;
   /**
