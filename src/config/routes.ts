@@ -10,10 +10,10 @@
  *   total, so a cap above it is refused (it could never be reached).
  */
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { ConfigError } from './errors.js';
 import { DEFAULTS, type RawAfterAction, type RawHandler, type RawWatch } from './schema.js';
 import type { AfterAction, HandlerConfig, ResolvedConfig, RouteConfig, WatchConfig } from './types.js';
-import { isDeepStrictEqual } from 'node:util';
 
 /** The top-level settings a route falls back to. */
 export type RouteDefaults = RouteConfig;
