@@ -15,6 +15,7 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import { EXIT } from './cli/exit-codes.js';
 import { ConfigError } from './config/errors.js';
+import { routesByFileType } from './config/routes.js';
 import type { ResolvedConfig } from './config/types.js';
 import { Discovery } from './daemon/discovery.js';
 import { foldersRefused, ownFolders } from './daemon/folders.js';
@@ -23,7 +24,8 @@ import { HandlerWatch } from './daemon/handler-watch.js';
 import { startHeartbeat, type Heartbeat } from './daemon/heartbeat.js';
 import { cleanMoveLeftovers } from './daemon/leftovers.js';
 import { OnceRun } from './daemon/once.js';
-import { buildHandler, ConfigReloader, runnerSettingsOf } from './daemon/reload.js';
+import { ConfigReloader } from './daemon/reload.js';
+import { HandlerBuildError, HandlerSet, runnerSettingsOf } from './daemon/routes.js';
 import { listenForStop, type StopRequest } from './daemon/stop-request.js';
 import { WatcherSlot } from './daemon/watcher-slot.js';
 import { healthFromMode, startHttpServer, withHandler, type HttpServer } from './ops/http.js';
@@ -31,8 +33,7 @@ import { Metrics } from './ops/metrics.js';
 import { nativeAddon, reportNative } from './native/addon.js';
 import { packageVersion } from './version.js';
 import { notifyReady, notifyStopping } from './ops/notify.js';
-import type { Handler } from './run/handler.js';
-import { handlerProblemAtStart } from './run/handler-availability.js';
+import { anyHandlerProblemAtStart } from './run/handler-availability.js';
 import { Runner } from './run/runner.js';
 import { type DaemonLedger, openConfiguredStore } from './store/open-configured.js';
 import { StoreUnavailableError } from './store/sqlite-errors.js';
@@ -92,14 +93,14 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
   if (typeof process.getuid === 'function' && process.getuid() === 0) {
     id.log.warn('running as root: handlers run as root too. Run ckpt as a dedicated user (see config/ckpt.service)');
   }
-  const handler = await handlerForStart(config, id.log);
-  if (typeof handler === 'number') return handler;
+  const handlers = await handlerForStart(config, id.log);
+  if (typeof handlers === 'number') return handlers;
   // One mutable copy shared by every store layer, so that a reload can change the policy in place.
   const retry: RetryPolicy = { ...config.retry };
   const ledger = await openLedger(config, id, retry);
   if (typeof ledger === 'number') return ledger;
 
-  const parts = assemble(config, opts, id, ledger, handler, retry);
+  const parts = assemble(config, opts, id, ledger, handlers, retry);
   const startedAt = Date.now();
   const heartbeat = await startHeartbeat({ store: ledger.store, workerId, host, mode: ledger.mode, metrics: parts.metrics, log: id.log });
   const stop = listenForStop({
@@ -123,23 +124,24 @@ async function serve(config: ResolvedConfig, opts: DaemonOptions, hangup: Hangup
   return exitCode;
 }
 
-/** The configured handler, or the exit code a start is refused with (one line naming the key). */
-async function handlerForStart(config: ResolvedConfig, log: Logger): Promise<Handler | number> {
-  let handler: Handler;
+/** The configured handlers (top level and routes), or the exit code a start is refused with (one line naming the key). */
+async function handlerForStart(config: ResolvedConfig, log: Logger): Promise<HandlerSet | number> {
+  let handlers: HandlerSet;
   try {
-    handler = await buildHandler(config.handler);
+    handlers = await HandlerSet.of(config);
   } catch (err) {
     // A configuration error: one line naming the file, the key and the cause, no loader stack.
-    log.fatal(`${config.configPath}: handler: ${(err as Error).message}`);
+    const key = err instanceof HandlerBuildError ? err.key : 'handler';
+    log.fatal(`${config.configPath}: ${key}: ${(err as Error).message}`);
     return EXIT.CONFIG;
   }
   // A program that cannot be started would dead-letter every file after its retries.
-  const handlerProblem = handlerProblemAtStart(config);
-  if (handlerProblem !== null) {
-    log.fatal({ key: 'handler.command[0]' }, handlerProblem);
+  const problem = anyHandlerProblemAtStart(config);
+  if (problem !== null) {
+    log.fatal({ key: problem.key }, problem.line);
     return EXIT.CONFIG;
   }
-  return handler;
+  return handlers;
 }
 
 /** The store, once the watched folders are known to be this ledger's; or the exit code to stop with. */
@@ -173,7 +175,7 @@ async function openLedger(config: ResolvedConfig, id: Identity, retry: RetryPoli
 }
 
 /** Runner, watcher, reloader and their helpers, wired to each other and to the store. */
-function assemble(config: ResolvedConfig, opts: DaemonOptions, id: Identity, ledger: DaemonLedger, handler: Handler, retry: RetryPolicy): Parts {
+function assemble(config: ResolvedConfig, opts: DaemonOptions, id: Identity, ledger: DaemonLedger, handlers: HandlerSet, retry: RetryPolicy): Parts {
   const { store } = ledger;
   const { log, workerId } = id;
   const once = opts.once ? new OnceRun(store, log) : null;
@@ -189,8 +191,7 @@ function assemble(config: ResolvedConfig, opts: DaemonOptions, id: Identity, led
   const discovery = new Discovery({ store, log, runner: () => runner, once });
   const runner: Runner = new Runner({
     store,
-    ...runnerSettingsOf(config, handlerWatch.gated(handler)),
-    paused: () => handlerWatch.unavailable != null,
+    ...runnerSettingsOf(config, handlers, handlerWatch),
     workerId,
     host: id.host,
     // The runner's lines carry path, attempt and workerId itself.
@@ -204,15 +205,15 @@ function assemble(config: ResolvedConfig, opts: DaemonOptions, id: Identity, led
     },
   });
   const watcher = new WatcherSlot(config, log, discovery.discover);
-  const reloader = new ConfigReloader(config, handlerWatch.gated(handler), {
+  const reloader = new ConfigReloader(config, handlers, {
     load: () => opts.reloadConfig!(),
     logger: opts.logger,
     log,
     retry,
     runner,
     // The checks a start makes, so that a reload cannot bring in what a start would refuse.
-    handlerProblem: (cfg) => handlerProblemAtStart(cfg),
-    adoptHandler: handlerWatch.adopt,
+    handlerProblem: (cfg) => anyHandlerProblemAtStart(cfg),
+    handlerWatch,
     foldersProblem: async (cfg) => (config.database.kind === 'sqlite' ? await foldersRefused(cfg, log) : null),
     replaceWatcher: watcher.replace,
   });
@@ -243,11 +244,14 @@ async function start(config: ResolvedConfig, opts: DaemonOptions, log: Logger, l
   }
   // systemd Type=notify: ready once the database is open and the first scan is done.
   void notifyReady(log);
+  const routes = routesByFileType(config.watch).map(({ fileType, route }) => ({ fileType, concurrency: route.concurrency }));
   log.info(
     {
       folders: config.watch.map((w) => w.dir),
       database: ledger.location,
       concurrency: config.concurrency,
+      // Each route's file type and cap (docs/routes.md); absent without routes.
+      ...(routes.length > 0 ? { routes } : {}),
       once: opts.once,
       native: nativeAddon() !== null,
       startupMs: Date.now() - startedAt,

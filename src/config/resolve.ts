@@ -17,7 +17,8 @@ import { fileSystemOf, isNetworkFileSystem } from '../mounts.js';
 import type { Layer } from './env.js';
 import { DEFAULTS, isPostgresUrl, type FileConfig, type RawAfterAction, type RawDatabase } from './schema.js';
 import type { PathPrefix } from '../store/path-map.js';
-import type { AfterAction, DatabaseConfig, HandlerConfig, ResolvedConfig, WatchConfig } from './types.js';
+import { checkSharedFileTypes, resolveAfterAction, resolveHandler, resolveRoute, routeHandlers, routeMoveFolders } from './routes.js';
+import type { AfterAction, DatabaseConfig, ResolvedConfig, WatchConfig } from './types.js';
 
 export interface ResolveContext {
   /** The config file as the caller named it: the prefix of every message about the file. */
@@ -84,20 +85,21 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
       allowOtherLedgers: w.allowOtherLedgers,
     };
   });
-  const handler: HandlerConfig =
-    file.handler.command !== undefined
-      ? {
-          kind: 'command',
-          command: [...file.handler.command],
-          timeoutMs: file.handler.timeoutMs,
-          killGraceMs: file.handler.killGraceMs ?? DEFAULTS.killGraceMs,
-          cwd: ctx.configDir,
-        }
-      : { kind: 'module', module: abs(file.handler.module ?? ''), timeoutMs: file.handler.timeoutMs };
-  const afterAction = (a: RawAfterAction): AfterAction =>
-    a === 'keep' || a === 'delete' ? { kind: a } : { kind: 'move', dir: abs(a.moveTo) };
+  const handler = resolveHandler(file.handler, ctx.configDir);
+  const afterAction = (a: RawAfterAction): AfterAction => resolveAfterAction(a, ctx.configDir);
   const onSuccess = afterAction(file.onSuccess);
   const onDead = afterAction(file.onDead);
+  const top = { handler, concurrency, retry: { ...file.retry }, onSuccess, onDead };
+  file.watch.forEach((w, i) => {
+    const route = resolveRoute(w, i, top, ctx.configDir, ctx.display, report);
+    if (route !== undefined) watch[i] = { ...watch[i]!, route };
+  });
+  checkSharedFileTypes(watch, ctx.display, report);
+  const moveFolders = [
+    ...(onSuccess.kind === 'move' ? [{ key: 'onSuccess.moveTo', dir: onSuccess.dir }] : []),
+    ...(onDead.kind === 'move' ? [{ key: 'onDead.moveTo', dir: onDead.dir }] : []),
+    ...routeMoveFolders({ watch, onSuccess, onDead }),
+  ];
   const pathPrefixes = resolvePathPrefixes(file.pathPrefixes, ctx.display, abs, report);
   if (database === undefined) {
     throw ConfigError.at(ctx.display, 'database', 'missing: set "database" in the file, CKPT_DATABASE, or --database');
@@ -105,19 +107,11 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
   const db = resolveDatabase(database, ctx.env);
 
   // --- rules across keys ----------------------------------------------------------------------
-  for (const [key, action] of [
-    ['onSuccess.moveTo', onSuccess],
-    ['onDead.moveTo', onDead],
-  ] as const) {
-    if (action.kind !== 'move') continue;
+  for (const { key, dir } of moveFolders) {
     watch.forEach((w, i) => {
-      if (covers(w, action.dir)) {
+      if (covers(w, dir)) {
         report(
-          ConfigError.at(
-            ctx.display,
-            key,
-            `folder ${action.dir} is inside watched folder watch[${i}].dir (${w.dir}): moved files would be picked up again; move them elsewhere`,
-          ),
+          ConfigError.at(ctx.display, key, `folder ${dir} is inside watched folder watch[${i}].dir (${w.dir}): moved files would be picked up again; move them elsewhere`),
         );
       }
     });
@@ -140,10 +134,10 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
   const touch = ctx.problems === undefined;
   if (touch) {
     watch.forEach((w, i) => ensureFolder(w.dir, file.createDirs, ctx.display, `watch[${i}].dir`, fs.constants.R_OK | fs.constants.X_OK));
-    if (onSuccess.kind === 'move') ensureFolder(onSuccess.dir, file.createDirs, ctx.display, 'onSuccess.moveTo', fs.constants.W_OK | fs.constants.X_OK);
-    if (onDead.kind === 'move') ensureFolder(onDead.dir, file.createDirs, ctx.display, 'onDead.moveTo', fs.constants.W_OK | fs.constants.X_OK);
+    for (const { key, dir } of moveFolders) ensureFolder(dir, file.createDirs, ctx.display, key, fs.constants.W_OK | fs.constants.X_OK);
     if (db.kind === 'sqlite') ensureDatabaseFolder(db.path, database.source, database.key);
     if (handler.kind === 'module') ensureFile(handler.module, ctx.display, 'handler.module');
+    for (const r of routeHandlers({ watch, handler })) if (r.handler.kind === 'module') ensureFile(r.handler.module, ctx.display, `${r.key}.module`);
   }
   const fallbackDir = file.fallbackDir === undefined ? undefined : touch ? resolveFallbackDir(abs(file.fallbackDir), ctx.display) : abs(file.fallbackDir);
 

@@ -8,7 +8,8 @@
  *
  * Keys (defaults in DEFAULTS below):
  *   database      "var/ckpt.db" | "postgres://..." | {"url": "...", "schema"?} | {"urlEnv": "VAR", "schema"?}
- *   watch         [{dir, include?, exclude?, fileType?, poll?, readyMarker?, recursive?, readiness?, allowOtherLedgers?}, ...]
+ *   watch         [{dir, include?, exclude?, fileType?, poll?, readyMarker?, recursive?, readiness?, allowOtherLedgers?,
+ *                   handler?, concurrency?, retry?, onSuccess?, onDead?}, ...]   (the last five: the folder's route)
  *   handler       {command: [argv...], timeoutMs?, killGraceMs?} | {module: "./h.mjs", timeoutMs?}
  *                 Relative program paths inside `command` are NOT rewritten: the daemon runs
  *                 command handlers with cwd = the config file's folder, so they resolve there.
@@ -239,21 +240,6 @@ const readyMarkerSchema = z.union(
   { error: expected('a marker suffix such as ".done", or null') },
 );
 
-export const watchSchema = strictObject(
-  {
-    dir: pathText,
-    include: globList.optional(),
-    exclude: globList.optional(),
-    fileType: text('a non-empty file type name').optional(),
-    poll: z.union([z.boolean(), z.literal('auto')], { error: expected('true, false or "auto"') }).default('auto'),
-    readyMarker: readyMarkerSchema.default(null),
-    recursive: z.boolean({ error: expected('true or false') }).default(true),
-    readiness: z.enum(['auto', 'stability'], { error: expected('"auto" or "stability"') }).default('auto'),
-    allowOtherLedgers: z.boolean({ error: expected('true or false') }).default(false),
-  },
-  'a watched folder {"dir": "..."}',
-);
-
 /** `{name}` not preceded by `$` (so `${HOME}` in an `sh -c` script is left alone). */
 const PLACEHOLDER = /(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
@@ -325,6 +311,40 @@ const retrySchema = strictObject(
     });
   }
 });
+
+/**
+ * A route's retry: a member left out is the top-level one (resolve.ts merges them and then
+ * checks maxDelayMs against baseDelayMs), so no defaults here.
+ */
+const routeRetrySchema = strictObject(
+  {
+    maxRetries: integer(0, 1_000_000).optional(),
+    baseDelayMs: ms(0).optional(),
+    maxDelayMs: ms(0).optional(),
+  },
+  'a retry object {"maxRetries", "baseDelayMs", "maxDelayMs"}',
+);
+
+export const watchSchema = strictObject(
+  {
+    dir: pathText,
+    include: globList.optional(),
+    exclude: globList.optional(),
+    fileType: text('a non-empty file type name').optional(),
+    poll: z.union([z.boolean(), z.literal('auto')], { error: expected('true, false or "auto"') }).default('auto'),
+    readyMarker: readyMarkerSchema.default(null),
+    recursive: z.boolean({ error: expected('true or false') }).default(true),
+    readiness: z.enum(['auto', 'stability'], { error: expected('"auto" or "stability"') }).default('auto'),
+    allowOtherLedgers: z.boolean({ error: expected('true or false') }).default(false),
+    // The folder's route (docs/routes.md): each one left out is the top-level setting.
+    handler: handlerSchema.optional(),
+    concurrency: concurrencySchema.optional(),
+    retry: routeRetrySchema.optional(),
+    onSuccess: afterActionSchema.optional(),
+    onDead: afterActionSchema.optional(),
+  },
+  'a watched folder {"dir": "..."}',
+);
 
 const logSchema = strictObject(
   {
@@ -411,4 +431,6 @@ export const fileSchema = strictObject(
 /** The file after shape checks and defaults, paths still as written. */
 export type FileConfig = z.output<typeof fileSchema>;
 export type RawAfterAction = z.output<typeof afterActionSchema>;
+export type RawHandler = z.output<typeof handlerSchema>;
+export type RawWatch = z.output<typeof watchSchema>;
 export type RawDatabase = z.output<typeof databaseSchema>;

@@ -60,6 +60,22 @@ export interface WatchConfig {
    * file). Default false: the first ledger owns the folder (src/watch/folder-ownership.ts).
    */
   readonly allowOtherLedgers: boolean;
+  /**
+   * The folder's own handler, slot cap, retry policy and after-actions (docs/routes.md), each
+   * filled from the top level where the entry leaves it out. Absent when the entry sets none of
+   * them: its files run under the top-level settings, as before routes existed.
+   */
+  readonly route?: RouteConfig;
+}
+
+/** A route: how the files of one file type run. Chosen by the file's type when it is claimed. */
+export interface RouteConfig {
+  readonly handler: HandlerConfig;
+  /** At most this many of the process's `concurrency` slots run this route's files. */
+  readonly concurrency: number;
+  readonly retry: Readonly<RetryPolicy>;
+  readonly onSuccess: AfterAction;
+  readonly onDead: AfterAction;
 }
 
 /**

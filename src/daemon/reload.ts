@@ -4,40 +4,26 @@
  * are is decided in src/config/reload-diff.ts.
  *
  *   SIGHUP -> load() --invalid--> one error line naming the key; the running config stays
- *                    --> diffConfig() -> new handler (if it cannot be built: refused, as above)
- *                        -> log level, retry policy, runner settings, watcher (rebuilt when the
- *                           folders, their filters, stableMs or rescanMs changed)
+ *                    --> diffConfig() -> new handlers, the top level's and the routes' (one that
+ *                           cannot be built or run: refused, as above)
+ *                        -> log level, retry policy, runner settings (routes included), watcher
+ *                           (rebuilt when the folders, their filters, stableMs or rescanMs
+ *                           changed; not for a change of routes alone)
  *                        -> one info line naming what changed; one warn line naming what
  *                           changed but waits for a restart
  *
  * Files already claimed finish under the settings they were claimed with (see Runner's
  * ClaimSettings); only new claims see the new ones.
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { appliedConfig, diffConfig } from '../config/reload-diff.js';
-import type { HandlerConfig, ResolvedConfig } from '../config/types.js';
-import { createHandler, type Handler } from '../run/handler.js';
-import type { Runner, RunnerSettings } from '../run/runner.js';
+import type { ResolvedConfig } from '../config/types.js';
+import type { Runner } from '../run/runner.js';
 import type { RetryPolicy } from '../store/types.js';
 import type { WatchFolder } from '../watch/watcher.js';
-
-/** The handler a config describes (at start and on every reload that changes it). */
-export function buildHandler(h: HandlerConfig): Promise<Handler> {
-  return h.kind === 'command'
-    ? createHandler({ command: h.command, timeoutMs: h.timeoutMs, killGraceMs: h.killGraceMs, cwd: h.cwd })
-    : createHandler({ module: h.module, timeoutMs: h.timeoutMs });
-}
-
-export function runnerSettingsOf(config: ResolvedConfig, handler: Handler): RunnerSettings {
-  return {
-    handler,
-    concurrency: config.concurrency,
-    leaseMs: config.leaseMs,
-    folders: config.watch.map((w) => ({ dir: w.dir, readyMarker: w.readyMarker, poll: w.poll })),
-    onSuccess: config.onSuccess,
-    onDead: config.onDead,
-  };
-}
+import type { HandlerWatch } from './handler-watch.js';
+import { HandlerBuildError, HandlerSet, runnerSettingsOf } from './routes.js';
 
 export function watchFoldersOf(config: ResolvedConfig): WatchFolder[] {
   return config.watch.map((w) => ({
@@ -52,8 +38,11 @@ export function watchFoldersOf(config: ResolvedConfig): WatchFolder[] {
   }));
 }
 
-/** Keys the watcher is built from: a change to any of them rebuilds it. */
-const WATCHER_KEYS = ['watch', 'stableMs', 'rescanMs'];
+/** The watcher is built from these: a change to any of them rebuilds it (routes excepted). */
+function watcherChanged(a: ResolvedConfig, b: ResolvedConfig): boolean {
+  const folders = (c: ResolvedConfig) => c.watch.map(({ route: _route, ...w }) => w);
+  return a.stableMs !== b.stableMs || a.rescanMs !== b.rescanMs || !isDeepStrictEqual(folders(a), folders(b));
+}
 
 export interface ReloadTargets {
   /** Reads and checks the config file again; throws ConfigError as at start. */
@@ -65,10 +54,10 @@ export interface ReloadTargets {
   /** The policy object every store layer was opened with; updated in place. */
   retry: RetryPolicy;
   runner: Runner;
-  /** The line a start would exit 78 with for this config's handler program; null when it can run. */
-  handlerProblem(config: ResolvedConfig): string | null;
-  /** The handler as the runner should run it (watched for availability under `config`). */
-  adoptHandler(config: ResolvedConfig, handler: Handler): Handler;
+  /** The key and line a start would exit 78 with for a handler program of this config; null when all can run. */
+  handlerProblem(config: ResolvedConfig): { key: string; line: string } | null;
+  /** Watches the handler programs (adopt: those of a reloaded config). */
+  handlerWatch: Pick<HandlerWatch, 'adopt' | 'gated' | 'pausedFor'>;
   /** The line refusing a watched folder that belongs to another ledger; null when none does. */
   foldersProblem(config: ResolvedConfig): Promise<string | null>;
   /** Closes the running watcher and starts one for `config` (a fresh scan of every folder). */
@@ -77,18 +66,18 @@ export interface ReloadTargets {
 
 export class ConfigReloader {
   private running: ResolvedConfig;
-  private handler: Handler;
+  private handlers: HandlerSet;
   private busy: Promise<void> | null = null;
   private again = false;
   private stopped = false;
 
   constructor(
     config: ResolvedConfig,
-    handler: Handler,
+    handlers: HandlerSet,
     private readonly t: ReloadTargets,
   ) {
     this.running = config;
-    this.handler = handler;
+    this.handlers = handlers;
   }
 
   /** The configuration in effect: the last one applied (restart-only keys as at start). */
@@ -141,19 +130,22 @@ export class ConfigReloader {
     const diff = diffConfig(this.running, next);
     const applied = appliedConfig(this.running, next, diff.restart);
     const changed = new Set(diff.live);
-    let handler: Handler | null = null;
-    const handlerRefused = changed.has('handler') ? this.t.handlerProblem(applied) : null;
+    // Routes live in `watch`: a change there may bring new handlers too.
+    const handlersChanged = changed.has('handler') || changed.has('watch');
+    const handlerRefused = handlersChanged ? this.t.handlerProblem(applied) : null;
     const foldersRefused = handlerRefused === null && changed.has('watch') ? await this.t.foldersProblem(applied) : null;
     if (handlerRefused !== null || foldersRefused !== null) {
-      const key = handlerRefused !== null ? 'handler.command[0]' : 'watch';
-      log.error({ key }, `reload refused, the running configuration stays: ${handlerRefused ?? foldersRefused}`);
+      const key = handlerRefused !== null ? handlerRefused.key : 'watch';
+      log.error({ key }, `reload refused, the running configuration stays: ${handlerRefused?.line ?? foldersRefused}`);
       return;
     }
-    if (changed.has('handler')) {
+    let handlers = this.handlers;
+    if (handlersChanged) {
       try {
-        handler = await buildHandler(applied.handler);
+        handlers = await HandlerSet.of(applied, this.handlers);
       } catch (err) {
-        log.error({ key: 'handler' }, `reload refused, the running configuration stays: ${next.configPath}: handler: ${(err as Error).message}`);
+        const key = err instanceof HandlerBuildError ? err.key : 'handler';
+        log.error({ key }, `reload refused, the running configuration stays: ${next.configPath}: ${key}: ${(err as Error).message}`);
         return;
       }
     }
@@ -162,9 +154,10 @@ export class ConfigReloader {
     // info to warn still says what changed (the new level applies right after).
     if (changed.has('log.level')) this.t.logger.level = moreVerbose(this.t.logger, this.running.log.level, applied.log.level);
     if (changed.has('retry')) Object.assign(this.t.retry, applied.retry);
-    if (handler) this.handler = this.t.adoptHandler(applied, handler);
-    this.t.runner.reconfigure(runnerSettingsOf(applied, this.handler));
-    if (WATCHER_KEYS.some((k) => changed.has(k))) await this.t.replaceWatcher(applied);
+    if (handlersChanged) this.t.handlerWatch.adopt(applied);
+    this.handlers = handlers;
+    this.t.runner.reconfigure(runnerSettingsOf(applied, handlers, this.t.handlerWatch));
+    if (watcherChanged(this.running, applied)) await this.t.replaceWatcher(applied);
     this.running = applied;
     log.info({ changed: diff.live }, diff.live.length > 0 ? `configuration reloaded (changed: ${diff.live.join(', ')})` : 'configuration reloaded (nothing changed)');
     if (diff.restart.length > 0) log.warn({ keys: diff.restart }, `not applied until a restart: ${diff.restart.join(', ')}`);

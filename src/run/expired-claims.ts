@@ -4,17 +4,21 @@
  * files the sweep declared dead get the dead after-action once the claim has committed.
  */
 import type { ExpiredClaim } from '../store/types.js';
-import { applyAfterAction } from './after-action.js';
+import { type AfterAction, applyAfterAction } from './after-action.js';
 import { logAfterActionError } from './after-action-log.js';
 import { folderOf } from './folders.js';
 import { killOrphanedHandler } from './orphans.js';
-import type { ResolvedRunnerOptions } from './runner-options.js';
+import type { ResolvedRunnerOptions, RunnerFolder } from './runner-options.js';
 
 export class ExpiredClaims {
   /** Went dead in the sweep of the claim in flight; their after-action waits for its commit. */
   private readonly dead: ExpiredClaim[] = [];
 
-  constructor(private readonly o: ResolvedRunnerOptions) {}
+  constructor(
+    private readonly o: ResolvedRunnerOptions,
+    /** The onDead of the route of a folder's files. */
+    private readonly onDeadOf: (folder: RunnerFolder) => AfterAction,
+  ) {}
 
   /**
    * Inside the claim transaction: claims whose lease ran out. A command handler of a dead
@@ -51,7 +55,7 @@ export class ExpiredClaims {
       const folder = folderOf(e.fileUrl, this.o.folders);
       if (!folder) continue;
       const log = this.o.logger.child({ path: e.fileUrl, attempt: e.attempt, workerId: this.o.workerId });
-      applyAfterAction(this.o.onDead, e.fileUrl, { root: folder.dir, readyMarker: folder.readyMarker })
+      applyAfterAction(this.onDeadOf(folder), e.fileUrl, { root: folder.dir, readyMarker: folder.readyMarker })
         .then(
           (done) => {
             log.error({ outcome: 'dead', afterAction: done }, 'dead: its worker died on the last attempt');

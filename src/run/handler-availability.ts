@@ -14,7 +14,8 @@
  * ordinary, counted failure: otherwise a file would be claimed and given back forever.
  */
 import type { Logger } from 'pino';
-import type { ResolvedConfig } from '../config/types.js';
+import { allHandlers } from '../config/routes.js';
+import type { HandlerConfig, ResolvedConfig } from '../config/types.js';
 import type { Handler, HandlerOutcome } from './handler-types.js';
 import { type ProgramCheck, checkProgram, programProblemLine } from './handler-program.js';
 import { removeHandlerState, removeStaleHandlerStates, writeHandlerState } from './handler-state-file.js';
@@ -131,7 +132,7 @@ function unavailableOutcome(why: string, durationMs: number): HandlerOutcome {
   return { ok: false, permanent: false, kind: 'unavailable', error: `handler program unavailable: ${why}`, durationMs };
 }
 
-/** The check of the configured command handler's program (null for a module handler). */
+/** The check of a command handler's program (null for a module handler). */
 export function programCheckOf(config: Pick<ResolvedConfig, 'handler'>): (() => ProgramCheck) | null {
   const h = config.handler;
   if (h.kind !== 'command') return null;
@@ -139,11 +140,28 @@ export function programCheckOf(config: Pick<ResolvedConfig, 'handler'>): (() => 
   return () => checkProgram(program, h.cwd);
 }
 
-/** The one line `ckpt run` exits 78 with when the command handler's program cannot be started; null when it can. */
-export function handlerProblemAtStart(config: Pick<ResolvedConfig, 'handler' | 'configPath'>): string | null {
+/**
+ * The one line `ckpt run` exits 78 with when a command handler's program cannot be started
+ * (the top-level one, `key` 'handler', or a route's, `watch[1].handler`); null when it can.
+ */
+export function handlerProblemAtStart(config: Pick<ResolvedConfig, 'handler' | 'configPath'>, key = 'handler'): string | null {
   const check = programCheckOf(config);
   const c = check?.();
-  return c === undefined || c.ok ? null : programProblemLine(config.configPath, c);
+  return c === undefined || c.ok ? null : programProblemLine(config.configPath, c, key);
+}
+
+/** The first handler of the config (top level, then each route's) that cannot be started, or null. */
+export function anyHandlerProblemAtStart(config: Pick<ResolvedConfig, 'handler' | 'configPath' | 'watch'>): { key: string; line: string } | null {
+  for (const { key, handler } of allHandlers(config)) {
+    const line = handlerProblemAtStart({ handler, configPath: config.configPath }, key);
+    if (line !== null) return { key: `${key}.command[0]`, line };
+  }
+  return null;
+}
+
+/** Where a command handler's program is looked for: one availability per program (null for a module). */
+export function programKey(h: HandlerConfig): string | null {
+  return h.kind === 'command' ? `${h.cwd}\0${h.command[0] ?? ''}` : null;
 }
 
 export interface DaemonAvailabilityOptions {
@@ -155,6 +173,11 @@ export interface DaemonAvailabilityOptions {
   metrics?: { setHandlerUnavailable(on: boolean): void } | null;
   /** Called when the program is back: the runner claims again. */
   wake: () => void;
+  /**
+   * With several programs (routes): the state the gauge and the state file show, whichever
+   * program changed (the first one unavailable); default: this program's own state.
+   */
+  shown?: () => HandlerUnavailable | null;
 }
 
 /**
@@ -171,11 +194,12 @@ export function availabilityFor(config: Pick<ResolvedConfig, 'handler'>, o: Daem
     check,
     logger: o.logger,
     onChange: (u) => {
-      o.metrics?.setHandlerUnavailable(u !== null);
+      const shown = o.shown ? o.shown() : u;
+      o.metrics?.setHandlerUnavailable(shown !== null);
       if (dir !== null) {
-        if (u === null) removeHandlerState(dir, o.workerId);
+        if (shown === null) removeHandlerState(dir, o.workerId);
         else {
-          const err = writeHandlerState(dir, { workerId: o.workerId, ...u }, o.fileMode);
+          const err = writeHandlerState(dir, { workerId: o.workerId, ...shown }, o.fileMode);
           if (err) o.logger.warn({ err, folder: dir }, 'could not write the handler state file: ckpt status will not show the handler as unavailable');
         }
       }

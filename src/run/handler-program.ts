@@ -73,9 +73,10 @@ function isDirectory(dir: string): boolean {
 }
 
 /**
- * The one line `ckpt run` exits 78 with and `ckpt doctor` prints:
+ * The one line `ckpt run` exits 78 with and `ckpt doctor` prints (`key`: the handler's key,
+ * `watch[1].handler` for a route's):
  * `/etc/ckpt/ckpt.config.json: handler.command[0]: cannot run "loadr": not found in PATH (/usr/bin:/bin)`.
  */
-export function programProblemLine(configPath: string, check: Extract<ProgramCheck, { ok: false }>): string {
-  return `${configPath}: handler.command[0]: cannot run ${JSON.stringify(check.program)}: ${check.why}`;
+export function programProblemLine(configPath: string, check: Extract<ProgramCheck, { ok: false }>, key = 'handler'): string {
+  return `${configPath}: ${key}.command[0]: cannot run ${JSON.stringify(check.program)}: ${check.why}`;
 }

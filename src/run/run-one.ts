@@ -16,7 +16,7 @@ export interface RunOneContext {
   placement: CheckPlacement;
   settle: Settler;
   /** Times every run (from the checks to the handler's return) for the claim-ahead average. */
-  noteRunMs: (ms: number) => void;
+  noteRunMs: (ms: number, fileType: string) => void;
 }
 
 export async function runOne(entry: Running, ctx: RunOneContext): Promise<void> {
@@ -41,7 +41,7 @@ export async function runOne(entry: Running, ctx: RunOneContext): Promise<void> 
   }
 
   const outcome = await callHandler(entry, o, log);
-  ctx.noteRunMs(o.now() - started);
+  ctx.noteRunMs(o.now() - started, claim.fileType);
 
   if (entry.abortedFor === 'lease') {
     log.warn({ outcome: outcome.ok ? 'completed' : outcome.kind }, 'claim was taken over while the handler ran; its outcome is not recorded');

@@ -4,7 +4,7 @@
  * renewal (lease-renewal.ts).
  */
 import type { Logger } from 'pino';
-import type { CheckpointStore, Claim, DiscoveredFile } from '../store/types.js';
+import type { CheckpointStore, Claim, DiscoveredFile, RetryPolicy } from '../store/types.js';
 import type { FileIdentity } from '../file-identity.js';
 import type { AfterAction } from './after-action.js';
 import type { Handler, HandlerOutcome } from './handler-types.js';
@@ -31,6 +31,8 @@ export interface RunnerFolder {
    * (see file-checks.ts).
    */
   poll?: boolean | 'auto';
+  /** The folder's file type: picks the route of a file found there without a claim (an unfinished after-action, an expired lease). */
+  fileType?: string;
 }
 
 export interface RunnerOptions {
@@ -58,9 +60,28 @@ export interface RunnerOptions {
   /** Decides `poll: 'auto'` (default isNetworkFileSystem from src/mounts.ts, like the watcher). */
   isNetworkFs?: (dir: string) => boolean;
   /**
-   * True while nothing should be claimed (the handler's program is gone, see
-   * handler-availability.ts): files claimed ahead are given back; call wake() when it turns false.
+   * True while the files without a route should not be claimed (the top-level handler's program
+   * is gone, see handler-availability.ts): those claimed ahead are given back; call wake() when
+   * it turns false. Each route has its own (RunnerRoute.paused).
    */
+  paused?: () => boolean;
+  /**
+   * Per file type: its own handler, cap, retry and after-actions (src/run/lanes.ts). The other
+   * types run under `handler`, `onSuccess`, `onDead` and the store's retry policy.
+   */
+  routes?: readonly RunnerRoute[];
+}
+
+/** A route as the runner runs it: the settings of one file type. */
+export interface RunnerRoute {
+  fileType: string;
+  /** Cap on the process's slots for this route's files. */
+  concurrency: number;
+  handler: Handler;
+  retry: RetryPolicy;
+  onSuccess: AfterAction;
+  onDead: AfterAction;
+  /** True while this route's handler program is gone: the lane claims nothing. */
   paused?: () => boolean;
 }
 
@@ -68,14 +89,18 @@ export interface RunnerOptions {
 export type ResolvedRunnerOptions = Required<Pick<RunnerOptions, 'pollMs' | 'now'>> & RunnerOptions;
 
 /**
- * What a reload may swap (src/daemon/reload.ts). The pool size and lease apply at once; the
- * handler, after-actions and folders are captured with each claim, so a file claimed before a
- * reload runs and settles entirely under the settings it was claimed with.
+ * What a reload may swap (src/daemon/reload.ts). The pool size, the route caps and the lease
+ * apply at once; the handler, retry, after-actions and folders (the route's, see lanes.ts) are
+ * captured with each claim, so a file claimed before a reload runs and settles entirely under
+ * the settings it was claimed with.
  */
-export type RunnerSettings = Pick<RunnerOptions, 'handler' | 'concurrency' | 'leaseMs' | 'folders' | 'onSuccess' | 'onDead'>;
+export type RunnerSettings = Pick<RunnerOptions, 'handler' | 'concurrency' | 'leaseMs' | 'folders' | 'onSuccess' | 'onDead' | 'routes' | 'paused'>;
 
-/** The part of the settings a claim keeps for its whole run. */
-export type ClaimSettings = Pick<RunnerOptions, 'handler' | 'folders' | 'onSuccess' | 'onDead'>;
+/** The part of the settings a claim keeps for its whole run: its route's (lanes.ts). */
+export type ClaimSettings = Pick<RunnerOptions, 'handler' | 'folders' | 'onSuccess' | 'onDead'> & {
+  /** The route's retry policy; absent: the store's. */
+  retry?: RetryPolicy;
+};
 
 export interface Running {
   claim: Claim;

@@ -2,12 +2,14 @@
  * The claim loop: keeps up to `concurrency` handlers running, claiming in batches as slots
  * free up, renews the leases of what it holds, and records every outcome with the claim token.
  *
- *   wake() / poll timer -> fill() -> store.claim(free slots + claim-ahead) -> queue -> runOne() per free slot
+ *   wake() / poll timer -> fill() -> per lane (lanes.ts: a route's file types, or the rest):
+ *     store.claim(its free slots under its cap + claim-ahead, its types) -> queue -> runOne() per free slot
  *   runOne (run-one.ts): check the file -> handler -> settle.ts: complete | fail (token) -> after-action (only if 'ok')
  *   lease timer (lease-renewal.ts): store.heartbeat(running + queued) -> lost claims are aborted
  *   (running) or dropped (queued) and never recorded; stop() gives queued claims back at once
  *
- * Claim-ahead (claimAhead()): only while handler runs average under 50 ms. The file checks run
+ * Without routes there is one lane and one unfiltered claim, as before routes existed.
+ * Claim-ahead (claimAhead()): per lane, only while its handler runs average under 50 ms. The file checks run
  * in line for local folders and through the thread pool for polled ones (file-checks.ts).
  *
  * Nothing here throws out of the loop: a bad file, a handler crash or a store error is logged
@@ -25,6 +27,7 @@ import { CheckPlacement, folderOf } from './folders.js';
 import { splitAfterActionLabel } from '../store/rules/after-action-label.js';
 import { parseFingerprint } from '../file-identity.js';
 import { pidExists } from '../pid-exists.js';
+import { type Lane, Lanes } from './lanes.js';
 import { LeaseRenewal } from './lease-renewal.js';
 import { type RunOneContext, runOne } from './run-one.js';
 import { type ClaimSettings, type Queued, type ResolvedRunnerOptions, type Running, type RunnerOptions, type RunnerSettings, claimLog, fileLabels } from './runner-options.js';
@@ -57,8 +60,11 @@ export class Runner {
   private readonly running = new Map<string, Running>();
   /** Claimed ahead, not started yet (oldest first); their leases are renewed with the running ones. */
   private readonly queued: Queued[] = [];
-  /** Moving average of handler runs (ms, from the checks to the handler's return); null before the first. */
-  private runMsAvg: number | null = null;
+  /** Per lane: moving average of handler runs (ms, from the checks to the handler's return); none before the first. */
+  private readonly runMsAvg = new Map<string, number>();
+  private lanes: Lanes;
+  /** Which lane a fill starts with (see Lanes.from). */
+  private turn = 0;
   private readonly runContext: RunOneContext;
   private filling: Promise<void> | null = null;
   /** A fill is due on the next turn of the event loop (see wake()). */
@@ -75,14 +81,15 @@ export class Runner {
 
   constructor(opts: RunnerOptions) {
     this.o = { pollMs: DEFAULT_POLL_MS, now: Date.now, ...opts };
+    this.lanes = new Lanes(this.o);
     this.runContext = {
       o: this.o,
       placement: new CheckPlacement(this.o),
       settle: new Settler(this.o, new CompletionBatcher(opts.store)),
-      noteRunMs: (ms) => this.noteRunMs(ms),
+      noteRunMs: (ms, fileType) => this.noteRunMs(ms, fileType),
     };
     this.storeErrors = new StoreErrorLog(this.o);
-    this.expired = new ExpiredClaims(this.o);
+    this.expired = new ExpiredClaims(this.o, (folder) => this.lanes.ofFolder(folder).settings.onDead);
     this.leases = new LeaseRenewal(this.o, this.running, this.queued, this.storeErrors);
   }
 
@@ -138,27 +145,44 @@ export class Runner {
   }
 
   /**
-   * How many files to hold beyond the free slots: none until a handler run has been timed or
-   * while runs average FAST_RUN_MS or more. Also bounded so that the last queued file starts
-   * within a third of the lease (about queued * average / concurrency ms from now), i.e. before
-   * its lease could run out even if two renewals in a row failed; with the default 30 s lease
-   * that bound is 64 from a 1 s lease upward (concurrency 4, runs under 50 ms).
+   * How many files a lane holds beyond its free slots: none until one of its handler runs has
+   * been timed or while its runs average FAST_RUN_MS or more. Also bounded so that the last
+   * queued file starts within a third of the lease (about queued * average / cap ms from now),
+   * i.e. before its lease could run out even if two renewals in a row failed; with the default
+   * 30 s lease that bound is 64 from a 1 s lease upward (cap 4, runs under 50 ms).
    */
-  private claimAhead(): number {
-    const avg = this.runMsAvg;
-    if (avg === null || avg >= FAST_RUN_MS) return 0;
-    const byLease = Math.floor(((this.o.leaseMs / 3) * this.o.concurrency) / Math.max(1, avg));
+  private claimAhead(lane: Lane): number {
+    const avg = this.runMsAvg.get(lane.key);
+    if (avg === undefined || avg >= FAST_RUN_MS) return 0;
+    const byLease = Math.floor(((this.o.leaseMs / 3) * lane.cap) / Math.max(1, avg));
     return Math.min(MAX_CLAIM_AHEAD, byLease);
   }
 
-  private noteRunMs(ms: number): void {
-    this.runMsAvg = this.runMsAvg === null ? ms : this.runMsAvg + RUN_MS_ALPHA * (ms - this.runMsAvg);
+  private noteRunMs(ms: number, fileType: string): void {
+    const key = this.lanes.of(fileType).key;
+    const avg = this.runMsAvg.get(key);
+    this.runMsAvg.set(key, avg === undefined ? ms : avg + RUN_MS_ALPHA * (ms - avg));
   }
 
-  /** Start queued claims in the free slots, oldest first. */
+  /** Running files of this lane. */
+  private runningIn(lane: Lane): number {
+    // Without routes (one lane) this is on every launch of the hot path: no walk.
+    if (this.lanes.all.length === 1) return this.running.size;
+    let n = 0;
+    for (const r of this.running.values()) if (this.lanes.of(r.claim.fileType) === lane) n++;
+    return n;
+  }
+
+  /** Start queued claims in the free slots, oldest first, each only while its lane is under its cap. */
   private launchQueued(): void {
-    while (this.queued.length > 0 && this.running.size < this.o.concurrency && !this.stopping) {
-      const q = this.queued.shift()!;
+    for (let i = 0; i < this.queued.length && this.running.size < this.o.concurrency && !this.stopping; ) {
+      const q = this.queued[i]!;
+      const lane = this.lanes.of(q.claim.fileType);
+      if (lane.paused() || this.runningIn(lane) >= lane.cap) {
+        i++;
+        continue;
+      }
+      this.queued.splice(i, 1);
       this.launch(q.claim, q.leaseEndsAt, q.settings);
     }
   }
@@ -167,51 +191,70 @@ export class Runner {
     do {
       this.fillAgain = false;
       if (this.stopping) break;
-      if (this.o.paused?.()) {
-        await this.releaseQueued('handler unavailable');
-        break;
-      }
+      await this.releasePaused();
       this.launchQueued();
-      const free = this.o.concurrency - this.running.size;
-      const ahead = this.claimAhead();
-      // Refill the queue when it is down to half (a claim then carries at least half of it),
-      // not after every file it hands out: that would be one small claim per freed slot again.
-      if (free <= 0 && this.queued.length > ahead / 2) break;
-      const want = free + ahead - this.queued.length;
-      if (want <= 0) break;
-      const now = this.o.now();
-      const { handler, folders, onSuccess, onDead } = this.o;
-      const settings: ClaimSettings = { handler, folders, onSuccess, onDead };
-      const claims = await this.claim(want, settings, now);
-      if (claims === null) break;
-      this.drained = claims.length === 0;
-      if (claims.length === 0) break;
-      if (this.stopping) {
-        // stop() began while the claim waited for the lock: give these straight back.
-        await this.o.store.release(claims, this.o.now()).catch((err: unknown) => this.storeErrors.error(err, 'release'));
-        break;
+      // Each round starts with the next lane, so that no feed is always the last one served.
+      let asked = false;
+      let found = false;
+      for (const lane of this.lanes.from(this.turn++)) {
+        if (this.stopping || lane.paused()) continue;
+        const got = await this.fillLane(lane);
+        if (got === null) break;
+        if (got === undefined) continue;
+        asked = true;
+        if (got > 0) found = true;
       }
-      for (const c of claims) {
-        this.o.metrics?.claimed?.(1, fileLabels(c, folderOf(c.fileUrl, settings.folders)));
-        const seen = this.o.discoveredAt?.(c.fileUrl);
-        if (seen !== undefined) this.o.metrics?.discoveryToClaim?.(Math.max(0, now - seen));
-        this.queued.push({ claim: c, settings, leaseEndsAt: c.leaseExpiresAt });
-      }
-      this.launchQueued();
-      // A full batch means there may be more: go round again (it stops when slots and queue are full).
-      if (claims.length === want) this.fillAgain = true;
+      if (asked) this.drained = !found;
     } while (this.fillAgain && !this.stopping);
   }
 
+  /**
+   * One lane's claim: up to its free slots (under its cap and the pool's) plus claim-ahead.
+   * How many it got; undefined when it had no room; null when the store failed (logged).
+   */
+  private async fillLane(lane: Lane): Promise<number | null | undefined> {
+    const free = Math.min(lane.cap - this.runningIn(lane), this.o.concurrency - this.running.size);
+    const ahead = this.claimAhead(lane);
+    const queued = this.lanes.all.length === 1 ? this.queued.length : this.queued.reduce((n, q) => n + (this.lanes.of(q.claim.fileType) === lane ? 1 : 0), 0);
+    // Refill the queue when it is down to half (a claim then carries at least half of it),
+    // not after every file it hands out: that would be one small claim per freed slot again.
+    if (free <= 0 && queued > ahead / 2) return undefined;
+    const want = free + ahead - queued;
+    if (want <= 0) return undefined;
+    const now = this.o.now();
+    const settings = lane.settings;
+    const claims = await this.claim(want, lane, now);
+    if (claims === null) return null;
+    if (claims.length === 0) return 0;
+    if (this.stopping) {
+      // stop() began while the claim waited for the lock: give these straight back.
+      await this.o.store.release(claims, this.o.now()).catch((err: unknown) => this.storeErrors.error(err, 'release'));
+      return claims.length;
+    }
+    for (const c of claims) {
+      this.o.metrics?.claimed?.(1, fileLabels(c, folderOf(c.fileUrl, settings.folders)));
+      const seen = this.o.discoveredAt?.(c.fileUrl);
+      if (seen !== undefined) this.o.metrics?.discoveryToClaim?.(Math.max(0, now - seen));
+      this.queued.push({ claim: c, settings, leaseEndsAt: c.leaseExpiresAt });
+    }
+    this.launchQueued();
+    // A full batch means there may be more: go round again (it stops when slots and queue are full).
+    if (claims.length === want) this.fillAgain = true;
+    return claims.length;
+  }
+
   /** One claim transaction (it also sweeps expired leases); null when the store failed (logged). */
-  private async claim(want: number, settings: ClaimSettings, now: number): Promise<Claim[] | null> {
+  private async claim(want: number, lane: Lane, now: number): Promise<Claim[] | null> {
     try {
       const claims = await this.o.store.claim(want, {
         workerId: this.o.workerId,
         leaseMs: this.o.leaseMs,
         now,
         onExpired: (expired) => this.expired.takeOver(expired),
-        deadAfterAction: afterActionLabel(settings.onDead),
+        // Expired leases are swept under their route's retry and onDead (see ExpiredClaims).
+        deadAfterAction: afterActionLabel(this.o.onDead),
+        routeOf: this.lanes.expiryRoute,
+        ...(lane.filter ? { fileTypes: lane.filter } : {}),
       });
       this.storeErrors.reset();
       return claims;
@@ -258,7 +301,9 @@ export class Runner {
     // Only for a worker that is gone: right after a commit, another daemon's watcher often sees
     // the file before its owner has moved it, and two movers would leave two copies.
     if (!workerGone(redoneBy ?? item.processedBy, this.o.host, item.recordedAt)) return;
-    const action = item.status === 'completed' ? this.o.onSuccess : this.o.onDead;
+    // The route of the folder's file type (the one the file ran under).
+    const route = this.lanes.ofFolder(folder).settings;
+    const action = item.status === 'completed' ? route.onSuccess : route.onDead;
     if (afterActionLabel(action) !== base) {
       log.warn({ recorded: item.afterAction }, 'a recorded after-action was never done, and the configuration now says otherwise: leaving the file');
       return;
@@ -304,13 +349,23 @@ export class Runner {
   reconfigure(next: RunnerSettings): void {
     const leaseChanged = next.leaseMs !== this.o.leaseMs;
     Object.assign(this.o, next);
+    this.lanes = new Lanes(this.o);
     if (leaseChanged && this.started) this.leases.leaseChanged();
     this.wake();
   }
 
+  /** The files claimed ahead for lanes whose handler program is gone go back (see releaseQueued). */
+  private async releasePaused(): Promise<void> {
+    if (!this.lanes.all.some((l) => l.paused())) return;
+    const keep: Queued[] = [];
+    const back: Queued[] = [];
+    for (const q of this.queued) (this.lanes.of(q.claim.fileType).paused() ? back : keep).push(q);
+    this.queued.splice(0, this.queued.length, ...keep);
+    await this.releaseQueued('handler unavailable', back);
+  }
+
   /** Stopping (or pausing): the files claimed ahead go back at once, in one transaction, no attempt counted. */
-  private async releaseQueued(why: 'stopped' | 'handler unavailable' = 'stopped'): Promise<void> {
-    const queued = this.queued.splice(0);
+  private async releaseQueued(why: 'stopped' | 'handler unavailable' = 'stopped', queued = this.queued.splice(0)): Promise<void> {
     if (queued.length === 0) return;
     let results: string[];
     try {

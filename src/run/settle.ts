@@ -77,6 +77,7 @@ export class Settler {
         durationMs: outcome.durationMs,
         reason: outcome.permanent ? 'dead' : outcome.kind,
         deadAfterAction: afterActionLabel(entry.settings.onDead),
+        ...(entry.settings.retry !== undefined ? { retry: entry.settings.retry } : {}),
         ...(readFingerprint !== undefined && readFingerprint !== claim.fingerprint ? { fingerprint: readFingerprint } : {}),
       });
     } catch (err) {

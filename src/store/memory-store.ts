@@ -24,6 +24,7 @@ import {
   type FailResult,
   type Failure,
   type FileRecord,
+  fileTypeAllowed,
   type ListQuery,
   type PurgeQuery,
   type RequeueQuery,
@@ -170,15 +171,17 @@ export class MemoryStore implements CheckpointStore {
 
   claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
     const nowIso = iso(opts.now);
-    this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired);
-    const ready = this.claimable(nowIso).slice(0, Math.max(0, n));
+    this.sweepExpiredLeases(opts.now, nowIso, opts);
+    const ready = this.claimable(nowIso)
+      .filter((r) => fileTypeAllowed(opts.fileTypes, r.fileType))
+      .slice(0, Math.max(0, n));
     const prefix = `${randomUUID()}.`;
     return Promise.resolve(ready.map((r) => this.take(r, prefix, opts)));
   }
 
   claimFile(fileUrl: string, opts: ClaimOptions): Promise<Claim | null> {
     const nowIso = iso(opts.now);
-    this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired);
+    this.sweepExpiredLeases(opts.now, nowIso, opts);
     const r = this.rows.get(fileUrl);
     if (!r || !isReady(r, nowIso)) return Promise.resolve(null);
     return Promise.resolve(this.take(r, `${randomUUID()}.`, opts));
@@ -204,7 +207,7 @@ export class MemoryStore implements CheckpointStore {
     return toClaim(r, opts.now + opts.leaseMs);
   }
 
-  private sweepExpiredLeases(now: number, nowIso: string, onExpired: ClaimOptions['onExpired']): void {
+  private sweepExpiredLeases(now: number, nowIso: string, opts: ClaimOptions): void {
     const rows: Row[] = [];
     for (const r of this.rows.values()) if (r.status === 'processing' && r.dueAt !== null && r.dueAt <= nowIso) rows.push(r);
     if (rows.length === 0) return;
@@ -217,13 +220,13 @@ export class MemoryStore implements CheckpointStore {
       token: r.claimToken ?? '',
       workerId: r.processedBy,
       handlerPid: r.handlerPid,
-      status: expiryStatus(this.retry, r.retryCount),
+      status: expiryStatus(opts.routeOf?.(r.fileType)?.retry ?? this.retry, r.retryCount),
     }));
-    onExpired?.(expired);
+    opts.onExpired?.(expired);
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
       const e = expired[i]!;
-      const plan = planFailure(this.retry, r.retryCount, false, now, this.random);
+      const plan = planFailure(opts.routeOf?.(r.fileType)?.retry ?? this.retry, r.retryCount, false, now, this.random);
       const error = leaseExpiredError(e.workerId);
       Object.assign(r, {
         status: plan.status,
@@ -290,7 +293,7 @@ export class MemoryStore implements CheckpointStore {
   /** What fail() would do for this claim, or 'lost'; changes nothing. */
   planFail(f: Failure): FailPlan | 'lost' {
     const r = this.held(f);
-    return r ? planFailure(this.retry, r.retryCount, f.permanent, f.now, this.random) : 'lost';
+    return r ? planFailure(f.retry ?? this.retry, r.retryCount, f.permanent, f.now, this.random) : 'lost';
   }
 
   /** Apply a plan from planFail() (the token is checked again). */

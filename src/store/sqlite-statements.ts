@@ -69,6 +69,18 @@ export function prepare(db: Database.Database) {
                        ORDER BY due_at LIMIT ?)
        RETURNING file_url, file_type, version, attempts, retry_count, claim_token, fingerprint`,
     ),
+    // A route's claim (ClaimOptions.fileTypes): the same, with the type test as a filter on the
+    // fc_ready walk. Its cost grows with the ready rows of other types ahead in due order.
+    claimTypes: p(
+      `UPDATE file_checkpoints
+         SET status = 'processing', claim_token = ? || rowid, processed_by = ?, started_at = ?,
+             due_at = ?, attempts = ${NEXT_ATTEMPT}, handler_pid = NULL, updated_at = ?
+       WHERE rowid IN (SELECT rowid FROM file_checkpoints
+                       WHERE status IN ('pending', 'failed') AND due_at <= ?
+                         AND (file_type IN (SELECT value FROM json_each(?))) = ?
+                       ORDER BY due_at LIMIT ?)
+       RETURNING file_url, file_type, version, attempts, retry_count, claim_token, fingerprint`,
+    ),
     claimOne: p(
       `UPDATE file_checkpoints
          SET status = 'processing', claim_token = ? || rowid, processed_by = ?, started_at = ?,
@@ -77,7 +89,7 @@ export function prepare(db: Database.Database) {
        RETURNING file_url, file_type, version, attempts, retry_count, claim_token, fingerprint`,
     ),
     expiredLeases: p(
-      `SELECT file_url, version, attempts, retry_count, claim_token, processed_by, handler_pid, started_at
+      `SELECT file_url, file_type, version, attempts, retry_count, claim_token, processed_by, handler_pid, started_at
          FROM file_checkpoints WHERE status = 'processing' AND due_at <= ? ORDER BY due_at LIMIT ?`,
     ),
     expire: p(

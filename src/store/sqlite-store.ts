@@ -193,11 +193,16 @@ export class SqliteStore implements CheckpointStore {
     return this.write(
       'claim',
       () => {
-        madeDead = this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired, opts.deadAfterAction);
-        const rows = this.s.claim.all(prefix, opts.workerId, nowIso, leaseIso, nowIso, nowIso, n) as Row[];
+        madeDead = this.sweepExpiredLeases(opts.now, nowIso, opts);
+        const f = opts.fileTypes;
+        const rows = (
+          f === undefined
+            ? this.s.claim.all(prefix, opts.workerId, nowIso, leaseIso, nowIso, nowIso, n)
+            : this.s.claimTypes.all(prefix, opts.workerId, nowIso, leaseIso, nowIso, nowIso, JSON.stringify(f.types), f.except === true ? 0 : 1, n)
+        ) as Row[];
         return rows.map((r) => toClaim(r, opts.now + opts.leaseMs));
       },
-      () => madeDead && takesFileAway(opts.deadAfterAction ?? null),
+      () => madeDead,
     );
   }
 
@@ -208,35 +213,40 @@ export class SqliteStore implements CheckpointStore {
     return this.write(
       'claim',
       () => {
-        madeDead = this.sweepExpiredLeases(opts.now, nowIso, opts.onExpired, opts.deadAfterAction);
+        madeDead = this.sweepExpiredLeases(opts.now, nowIso, opts);
         const r = this.s.claimOne.get(`${randomUUID()}.`, opts.workerId, nowIso, leaseIso, nowIso, fileUrl, nowIso) as Row | undefined;
         return r ? toClaim(r, opts.now + opts.leaseMs) : null;
       },
-      () => madeDead && takesFileAway(opts.deadAfterAction ?? null),
+      () => madeDead,
     );
   }
 
   /**
    * Inside a claim transaction: expired leases become failed (or dead) before anything is
-   * claimed. True when one became dead (its onDead after-action follows the commit).
+   * claimed, each under its route's policy (ClaimOptions.routeOf). True when one became dead
+   * with an after-action that takes the file away (it follows the commit, which must be durable).
    */
-  private sweepExpiredLeases(now: number, nowIso: string, onExpired: ClaimOptions['onExpired'], deadAfterAction: string | undefined): boolean {
+  private sweepExpiredLeases(now: number, nowIso: string, opts: ClaimOptions): boolean {
     const rows = this.s.expiredLeases.all(nowIso, SWEEP_BATCH) as Row[];
     if (rows.length === 0) return false;
-    const expired = rows.map((r) => toExpired(r, expiryStatus(this.retry, Number(r.retry_count))));
+    const routes = rows.map((r) => opts.routeOf?.(String(r.file_type)));
+    const expired = rows.map((r, i) => toExpired(r, expiryStatus(routes[i]?.retry ?? this.retry, Number(r.retry_count))));
     // Orphaned handlers of a dead worker on this host must be gone before the file is claimable.
-    onExpired?.(expired);
+    opts.onExpired?.(expired);
+    let durable = false;
     for (let i = 0; i < expired.length; i++) {
       const e = expired[i]!;
       const r = rows[i]!;
-      const plan = planFailure(this.retry, Number(r.retry_count), false, now, this.random);
+      const plan = planFailure(routes[i]?.retry ?? this.retry, Number(r.retry_count), false, now, this.random);
       const due = plan.dueAt === null ? null : iso(plan.dueAt);
       const error = leaseExpiredError(e.workerId);
-      const after = failureAfterAction(plan.status, deadAfterAction);
+      const dead = routes[i]?.deadAfterAction ?? opts.deadAfterAction;
+      const after = failureAfterAction(plan.status, dead);
+      if (plan.status === 'dead' && takesFileAway(dead ?? null)) durable = true;
       this.s.expire.run(plan.status, plan.retryCount, due, error, failureCompletedAt(plan.status, nowIso), after, nowIso, e.fileUrl, e.token);
       this.s.insertAttempt.run(e.fileUrl, e.version, e.attempt, e.workerId ?? '?', e.token, r.started_at, nowIso, 'lease_expired', error, durationOf(r.started_at, now), after);
     }
-    return expired.some((e) => e.status === 'dead');
+    return durable;
   }
 
   heartbeat(refs: readonly ClaimRef[], leaseMs: number, now: number): Promise<ClaimRef[]> {
@@ -274,7 +284,7 @@ export class SqliteStore implements CheckpointStore {
     return this.write('fail', () => {
       const cur = this.s.heldRow.get(f.fileUrl, f.token) as Row | undefined;
       if (!cur) return 'lost';
-      const plan = planFailure(this.retry, Number(cur.retry_count), f.permanent, f.now, this.random);
+      const plan = planFailure(f.retry ?? this.retry, Number(cur.retry_count), f.permanent, f.now, this.random);
       const due = plan.dueAt === null ? null : iso(plan.dueAt);
       const after = failureAfterAction(plan.status, f.deadAfterAction);
       const ms = Math.round(f.durationMs);

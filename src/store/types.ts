@@ -102,6 +102,35 @@ export interface ClaimOptions {
   onExpired?: (expired: readonly ExpiredClaim[]) => void;
   /** The after-action label recorded when an expired claim's file goes dead (spent budget). */
   deadAfterAction?: string;
+  /**
+   * An expired claim's route, by its file type: its retry policy and dead after-action label
+   * replace the store's policy and `deadAfterAction` (undefined, or a field left out: those).
+   */
+  routeOf?: (fileType: string) => ExpiryRoute | undefined;
+  /**
+   * claim() only: hand out only files of these types (a route's feeds), or with `except`, only
+   * files of none of them (the default route). Absent: any file. Expired leases are swept
+   * whatever the filter says.
+   */
+  fileTypes?: FileTypeFilter;
+}
+
+/** What a route changes about an expired claim of its file type (see ClaimOptions.routeOf). */
+export interface ExpiryRoute {
+  retry?: RetryPolicy;
+  deadAfterAction?: string;
+}
+
+/** Which file types a claim may take (see ClaimOptions.fileTypes). */
+export interface FileTypeFilter {
+  readonly types: readonly string[];
+  /** True: every type except these. */
+  readonly except?: boolean;
+}
+
+/** True when a file of `fileType` passes the filter (absent: every file does). */
+export function fileTypeAllowed(filter: FileTypeFilter | undefined, fileType: string): boolean {
+  return filter === undefined || filter.types.includes(fileType) !== (filter.except === true);
 }
 
 /** A claim token presented with a write. */
@@ -140,6 +169,8 @@ export interface Failure extends ClaimRef {
   reason?: string;
   /** The after-action that will follow if this failure makes the file dead (recorded then). */
   deadAfterAction?: string;
+  /** The retry policy of the file's route; absent: the one the store was opened with. */
+  retry?: RetryPolicy;
   /**
    * The file as the handler read it, when that differs from the claim's look (rewritten between
    * discovery and the run): recorded, so the content that failed is not seen as a new version

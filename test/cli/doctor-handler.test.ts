@@ -38,4 +38,16 @@ describe('ckpt doctor: dead files and the handler', () => {
     expect(h?.level).toBe('fail');
     expect(h?.message).toMatch(/ckpt\.config\.json: handler\.command\[0\]: cannot run "no-such-loader-x7": not found in PATH .*\(ckpt run refuses to start\)$/);
   });
+
+  it("a route's handler program that cannot be run: its own FAIL line, exit 69, the top-level handler ok", async () => {
+    const ws = makeWorkspace({ watch: [{ dir: 'inbox', handler: { command: ['no-such-ocr-x7', '{path}'] } }] });
+    fs.mkdirSync(`${ws.dir}/state`);
+    const r = await ckpt(['doctor', '--config', ws.config, '--json'], { cwd: ws.dir });
+    expect(r.code).toBe(69);
+    const j = r.json<DoctorJson>();
+    expect(j.checks.find((c) => c.name === 'handler')?.level).toBe('ok');
+    const h = j.checks.find((c) => c.name === 'watch[0].handler');
+    expect(h?.level).toBe('fail');
+    expect(h?.message).toMatch(/ckpt\.config\.json: watch\[0\]\.handler\.command\[0\]: cannot run "no-such-ocr-x7": not found in PATH .*\(ckpt run refuses to start\)$/);
+  });
 });

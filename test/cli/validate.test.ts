@@ -73,6 +73,28 @@ describe('ckpt validate', () => {
     expect(levelOf(r.json, 'handler')).toEqual(['ok']);
   });
 
+  it("routes: each route's handler and after-action folder is checked on a line of its own; a cap above the total fails", async () => {
+    const ws = makeWorkspace({
+      concurrency: 2,
+      watch: [
+        { dir: 'inbox' },
+        { dir: 'scans', handler: { command: ['no-such-ocr-x7', '{path}'] }, concurrency: 3, onDead: { moveTo: 'no-such-dead' } },
+        { dir: 'mods', handler: { module: 'h.mjs' } },
+      ],
+    });
+    for (const d of ['scans', 'mods']) fs.mkdirSync(path.join(ws.dir, d));
+    fs.writeFileSync(path.join(ws.dir, 'h.mjs'), 'export default async () => {};\n');
+    const r = await validate(ws.config, ws.dir);
+    expect(r.code).toBe(78);
+    expect(r.json.checks.filter((c) => c.name === 'config' && c.level === 'fail').map((c) => c.key)).toEqual(['watch[1].concurrency']);
+    expect(levelOf(r.json, 'handler')).toEqual(['ok']);
+    expect(levelOf(r.json, 'watch[1].handler')).toEqual(['fail']);
+    expect(levelOf(r.json, 'watch[2].handler')).toEqual(['ok']);
+    expect(levelOf(r.json, 'watch[1].onDead.moveTo')).toEqual(['fail']);
+    expect(r.stdout).toMatch(/^FAIL +watch\[1\]\.handler +.*: watch\[1\]\.handler\.command\[0\]: cannot run "no-such-ocr-x7": not found in PATH/m);
+    expect(r.stdout).toMatch(/^ok +watch\[2\]\.handler +module .*\/h\.mjs loads$/m);
+  });
+
   it('a handler program that is not there: FAIL, exit 78', async () => {
     const ws = makeWorkspace({ handler: { command: ['no-such-loader-x7', '{path}'] } });
     const r = await validate(ws.config, ws.dir);

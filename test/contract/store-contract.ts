@@ -75,6 +75,51 @@ export function runStoreContract(name: string, make: StoreFactory): void {
       expect(rec).toMatchObject({ status: 'processing', processedBy: W1, attempts: 1 });
     });
 
+    it('claims only the file types a route asks for, or all but them, oldest first', async () => {
+      const s = await mk();
+      await s.discover([file('a1', 'fp', 'a')], T0);
+      await s.discover([file('b1', 'fp', 'b')], T0 + 1);
+      await s.discover([file('a2', 'fp', 'a')], T0 + 2);
+      await s.discover([file('c1', 'fp', 'c')], T0 + 3);
+      await s.discover([file('b2', 'fp', 'b')], T0 + 4);
+      const onlyB = await s.claim(5, { ...claimOpts(T0 + 10), fileTypes: { types: ['b'] } });
+      expect(onlyB.map((c) => c.fileUrl)).toEqual(['/inbox/b1', '/inbox/b2']);
+      const notA = await s.claim(5, { ...claimOpts(T0 + 10), fileTypes: { types: ['a'], except: true } });
+      expect(notA.map((c) => c.fileUrl)).toEqual(['/inbox/c1']);
+      expect(await s.claim(5, { ...claimOpts(T0 + 10), fileTypes: { types: ['b', 'c'] } })).toEqual([]);
+      const one = await s.claim(1, { ...claimOpts(T0 + 10), fileTypes: { types: ['a', 'x'] } });
+      expect(one.map((c) => c.fileUrl)).toEqual(['/inbox/a1']);
+      expect((await s.claim(5, claimOpts(T0 + 10))).map((c) => c.fileUrl)).toEqual(['/inbox/a2']);
+    });
+
+    it('a failure under a policy of its own (a route\'s retry) retries and dead-letters by that policy', async () => {
+      const s = await mk({ retry: { maxRetries: 5, baseDelayMs: 1000, maxDelayMs: 1000 }, random: () => 0.999 });
+      await s.discover([file('a')], T0);
+      const route = { maxRetries: 1, baseDelayMs: 10_000, maxDelayMs: 10_000 };
+      const [c1] = await s.claim(1, claimOpts(T0));
+      expect(await s.fail({ fileUrl: c1!.fileUrl, token: c1!.token, error: 'one', permanent: false, now: T0, durationMs: 1, retry: route })).toBe('failed');
+      // floor(0.999 * 10000): the route's delay, not the store's 1000 ms.
+      expect(Date.parse((await s.get('/inbox/a'))!.dueAt!)).toBe(T0 + 9990);
+      const [c2] = await s.claim(1, claimOpts(T0 + 9990));
+      expect(await s.fail({ fileUrl: c2!.fileUrl, token: c2!.token, error: 'two', permanent: false, now: T0 + 9990, durationMs: 1, retry: route })).toBe('dead');
+    });
+
+    it('an expired lease is swept under the retry policy of its route (chosen by file type)', async () => {
+      const s = await mk({ retry: { maxRetries: 5, baseDelayMs: 1000, maxDelayMs: 1000 } });
+      await s.discover([file('a', 'fp', 'strict'), file('b', 'fp', 'lax')], T0);
+      expect(await s.claim(2, claimOpts(T0))).toHaveLength(2);
+      const seen: ExpiredClaim[] = [];
+      const strict = { retry: { maxRetries: 0, baseDelayMs: 0, maxDelayMs: 0 }, deadAfterAction: 'keep' };
+      const routeOf = (t: string) => (t === 'strict' ? strict : undefined);
+      await s.claim(5, { ...claimOpts(T0 + LEASE + 1, W2, (e) => seen.push(...e)), routeOf });
+      expect(seen.map((e) => [e.fileUrl, e.status]).sort()).toEqual([
+        ['/inbox/a', 'dead'],
+        ['/inbox/b', 'failed'],
+      ]);
+      expect((await s.get('/inbox/a'))!.status).toBe('dead');
+      expect((await s.get('/inbox/b'))!.status).toBe('failed');
+    });
+
     it('does not hand out a file whose ready time is in the future', async () => {
       const s = await mk();
       await s.discover([file('later')], T0 + 5_000);

@@ -118,4 +118,33 @@ describe('handler program gone while running', () => {
     const after = JSON.parse((await cli(['status', '--json', '--config', s.config], { cwd: s.dir })).stdout) as StatusJson;
     expect(after.handler).toEqual({ available: true, unavailable: [] });
   });
+
+  it("with routes, a route whose program is gone pauses alone: the other feed's files complete meanwhile", async () => {
+    const s = loaderSetup({ retry: { maxRetries: 1, baseDelayMs: 20, maxDelayMs: 50 } });
+    const loaderB = path.join(s.dir, 'bin', 'loader-b');
+    fs.copyFileSync(s.loader, loaderB);
+    fs.chmodSync(loaderB, 0o755);
+    const b = path.join(s.dir, 'b');
+    fs.mkdirSync(b);
+    const cfg = JSON.parse(fs.readFileSync(s.config, 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(s.config, JSON.stringify({ ...cfg, watch: [{ dir: 'inbox' }, { dir: 'b', handler: { command: ['bin/loader-b', '{path}'] } }] }));
+    const d = startDaemon(s);
+    await started(d);
+
+    fs.renameSync(loaderB, `${loaderB}.old`);
+    const bFiles = ['b1.csv', 'b2.csv'].map((n) => drop(b, n, `${n}\n`));
+    const warn = await d.waitForLog((l) => l.level === 'warn' && String(l.msg).startsWith('handler program unavailable'));
+    expect(warn.why).toMatch(/bin\/loader-b does not exist/);
+    const inboxFiles = ['i1.csv', 'i2.csv', 'i3.csv'].map((n) => drop(s.inbox, n, `${n}\n`));
+    await waitFor(() => rows(s.db).filter((r) => inboxFiles.includes(r.file_url as string) && r.status === 'completed').length === 3, { message: "the other feed's files completed" });
+    const bRows = rows(s.db).filter((r) => bFiles.includes(r.file_url as string));
+    expect(bRows.map((r) => [r.status, r.retry_count])).toEqual([
+      ['pending', 0],
+      ['pending', 0],
+    ]);
+
+    fs.renameSync(`${loaderB}.old`, loaderB);
+    await d.waitForLog((l) => l.msg === 'handler program is back: claiming resumes');
+    await waitFor(() => rows(s.db).filter((r) => bFiles.includes(r.file_url as string) && r.status === 'completed').length === 2, { message: "the route's files completed" });
+  });
 });

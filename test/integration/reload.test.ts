@@ -147,6 +147,33 @@ describe('SIGHUP', () => {
     expect(await stop(d)).toBe(0);
   });
 
+  it("a route's new cap applies without a restart; a cap above the total is refused naming the key", async () => {
+    const gate = path.join(REPO, 'test/fixtures/daemon/gate.mjs');
+    const s = setup({ concurrency: 3 });
+    const gateFile = path.join(s.dir, 'gate');
+    const route = (concurrency: number) => [{ dir: 'inbox', concurrency, handler: { command: [process.execPath, gate, gateFile, '{path}'] } }];
+    editConfig(s, { watch: route(1) });
+    const d = startDaemon(s);
+    await started(d);
+    const files = ['r1', 'r2', 'r3'].map((n) => drop(s.inbox, `${n}.csv`, 'x\n'));
+    const gateStarts = () => records(s).filter((r) => r.ev === 'start').length;
+    await waitFor(() => gateStarts() === 1, { message: 'one run under the cap of 1' });
+
+    editConfig(s, { watch: route(4) });
+    const refused = (await hangup(d)).line;
+    expect(refused).toMatchObject({ level: 'error', key: 'watch[0].concurrency' });
+    expect(String(refused.msg)).toMatch(/reload refused, the running configuration stays: .*watch\[0\]\.concurrency: expected at most the top-level concurrency \(3/);
+
+    editConfig(s, { watch: route(3) });
+    expect((await hangup(d)).line).toMatchObject({ changed: ['watch'] });
+    // All three run at once while the gate is still closed: the route's cap is 3 now.
+    await waitFor(() => gateStarts() === 3, { timeoutMs: 15_000, message: 'three runs under the new cap' });
+    expect(records(s).some((r) => r.ev === 'end')).toBe(false);
+    fs.writeFileSync(gateFile, '');
+    await waitFor(() => files.every((f) => statusOf(s.db, f) === 'completed'), { timeoutMs: 30_000 });
+    expect(await stop(d)).toBe(0);
+  });
+
   it('a new retry policy applies to the next failure', async () => {
     const s = setup({ retry: { maxRetries: 3, baseDelayMs: 50, maxDelayMs: 200 } });
     const d = startDaemon(s);

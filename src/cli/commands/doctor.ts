@@ -25,7 +25,7 @@ import { JOURNAL_SIZE_LIMIT, openDatabase, type SqliteDatabase } from '../../sto
 import { classifySqliteError } from '../../store/sqlite-errors.js';
 import { EXIT } from '../exit-codes.js';
 import type { Check, Level } from './doctor-check.js';
-import { deadFilesCheck, doctorSummary, handlerCheck } from './doctor-handler.js';
+import { deadFilesCheck, doctorSummary, handlerChecks } from './doctor-handler.js';
 import { print, printJson } from '../context.js';
 
 export type { Check, Level } from './doctor-check.js';
@@ -51,7 +51,7 @@ export async function doctorCommand(config: ResolvedConfig, opts: { json?: boole
           // Without fallbackDir `ckpt run` refuses to start on PostgreSQL, so nothing to read.
           ...(fallbackDir === null ? [] : fallbackChecks(fallbackDir, now)),
         ];
-  checks.push(await handlerCheck(config));
+  checks.push(...(await handlerChecks(config)));
   const needsPerson = checks.some((c) => c.level === 'fail');
   const exitCode = needsPerson ? EXIT.UNAVAILABLE : EXIT.OK;
   if (opts.json) {

@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { routeMoveFolders } from '../../config/routes.js';
 import type { ResolvedConfig, WatchConfig } from '../../config/types.js';
 import { fileSystemOf, isNetworkFileSystem, type MountOptions } from '../../mounts.js';
 import { fallbackDirForConfig, readFallbackStates } from '../../store/fallback/state-files.js';
@@ -29,13 +30,17 @@ export interface FolderUse {
 }
 
 /** Every folder the config names, with what ckpt needs there. */
+/** True when files leave their folder after their run (an after-action that moves or deletes them). */
+function leavesFolder(r: Pick<ResolvedConfig, 'onSuccess' | 'onDead'>): boolean {
+  return [r.onSuccess, r.onDead].some((a) => a.kind !== 'keep');
+}
+
 export function folderUses(config: ResolvedConfig): FolderUse[] {
   // A watched folder is listed (R|X); files leave it (W) when an after-action moves or deletes them.
-  const leaves = [config.onSuccess, config.onDead].some((a) => a.kind !== 'keep');
   const uses: FolderUse[] = config.watch.map((w, i) => ({
     name: `watch[${i}].dir`,
     dir: w.dir,
-    access: R_OK | X_OK | (leaves ? W_OK : 0),
+    access: R_OK | X_OK | (leavesFolder(w.route ?? config) ? W_OK : 0),
     fs: w,
     created: config.createDirs,
   }));
@@ -45,6 +50,7 @@ export function folderUses(config: ResolvedConfig): FolderUse[] {
   ] as const) {
     if (a.kind === 'move') uses.push({ name: key, dir: a.dir, access: W_OK | X_OK, fs: 'any', created: config.createDirs });
   }
+  for (const { key, dir } of routeMoveFolders(config)) uses.push({ name: key, dir, access: W_OK | X_OK, fs: 'any', created: config.createDirs });
   if (config.database.kind === 'sqlite') {
     // SQLite creates -wal and -shm beside the database.
     uses.push({ name: 'database folder', dir: path.dirname(config.database.path), access: W_OK | X_OK, fs: 'local', created: true });

@@ -18,7 +18,7 @@ import { checkConfig } from '../../config/check.js';
 import { EXIT } from '../exit-codes.js';
 import { print, printJson } from '../output.js';
 import type { Check } from './doctor.js';
-import { handlerCheck } from './doctor-handler.js';
+import { handlerChecks } from './doctor-handler.js';
 import { folderCheck, folderUses, modeChecks, schemaCheck, sqliteDatabaseChecks } from './validate-checks.js';
 import { commandPostgresStore } from '../../store/open-configured.js';
 
@@ -57,7 +57,7 @@ export async function validate(configPath: string, overrides: ConfigOverrides = 
   }
   if (problems.length === 0) checks.push({ name: 'config', level: 'ok', message: `${configPath} is valid` });
   for (const use of folderUses(config)) checks.push(folderCheck(use));
-  checks.push(await handlerCheck(config));
+  checks.push(...(await handlerChecks(config)));
   checks.push(...(await databaseChecks(config)));
   checks.push(...modeChecks(config, Date.now()));
   return checks;

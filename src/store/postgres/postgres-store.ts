@@ -303,7 +303,8 @@ export class PostgresStore implements CheckpointStore {
   async claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
     if (n <= 0) return [];
     const nowIso = iso(opts.now);
-    const values = [nowIso, Math.floor(n), opts.workerId, iso(opts.now + opts.leaseMs)];
+    const f = opts.fileTypes;
+    const values = [nowIso, Math.floor(n), opts.workerId, iso(opts.now + opts.leaseMs), f === undefined ? null : [...f.types], f?.except !== true];
     const toClaims = (rows: Row[]) =>
       rows
         .sort((a, b) => cmp(String(a.ready_at), String(b.ready_at)) || cmp(String(a.file_url), String(b.file_url)))
@@ -313,7 +314,7 @@ export class PostgresStore implements CheckpointStore {
     if (!first.some((r) => r.expired === true)) return toClaims(first);
     // Some lease ran out (and nothing was claimed): sweep, then claim, in one transaction.
     return this.tx('claim', async (c) => {
-      await this.sweepExpiredLeases(c, opts.now, nowIso, opts.onExpired);
+      await this.sweepExpiredLeases(c, opts.now, nowIso, opts);
       return toClaims((await c.query<Row>({ ...this.s.claimAfterSweep, values })).rows);
     });
   }
@@ -328,7 +329,7 @@ export class PostgresStore implements CheckpointStore {
     const first = (await this.one('claim', this.s.claimOne, values(false))).rows;
     if (!first.some((r) => r.expired === true)) return pick(first);
     return this.tx('claim', async (c) => {
-      await this.sweepExpiredLeases(c, opts.now, nowIso, opts.onExpired);
+      await this.sweepExpiredLeases(c, opts.now, nowIso, opts);
       return pick((await c.query<Row>({ ...this.s.claimOne, values: values(true) })).rows);
     });
   }
@@ -338,13 +339,14 @@ export class PostgresStore implements CheckpointStore {
    * claimed. The rows stay locked (FOR UPDATE) from the moment they are read until the commit,
    * so `onExpired` runs while nobody can claim them.
    */
-  private async sweepExpiredLeases(c: pg.PoolClient, now: number, nowIso: string, onExpired: ClaimOptions['onExpired']): Promise<void> {
+  private async sweepExpiredLeases(c: pg.PoolClient, now: number, nowIso: string, opts: ClaimOptions): Promise<void> {
     const rows = (await c.query<Row>({ ...this.s.expiredLeases, values: [nowIso, SWEEP_BATCH] })).rows;
     if (rows.length === 0) return;
-    const expired = rows.map((r) => toExpired(r, expiryStatus(this.retry, Number(r.retry_count))));
+    const policies = rows.map((r) => opts.routeOf?.(String(r.file_type))?.retry ?? this.retry);
+    const expired = rows.map((r, i) => toExpired(r, expiryStatus(policies[i]!, Number(r.retry_count))));
     // Only handlers on THIS host can be checked; another host's are protected by the token.
-    onExpired?.(expired);
-    const plans = rows.map((r) => planFailure(this.retry, Number(r.retry_count), false, now, this.random));
+    opts.onExpired?.(expired);
+    const plans = rows.map((r, i) => planFailure(policies[i]!, Number(r.retry_count), false, now, this.random));
     const errors = expired.map((e) => leaseExpiredError(e.workerId));
     await c.query({
       ...this.s.expire,
@@ -401,7 +403,7 @@ export class PostgresStore implements CheckpointStore {
     // changes retry_count, so the value read here is the one the guarded update replaces.
     const held = (await this.one('fail', this.s.heldRow, [f.fileUrl, f.token])).rows[0];
     if (!held) return 'lost';
-    const plan = planFailure(this.retry, Number(held.retry_count), f.permanent, f.now, this.random);
+    const plan = planFailure(f.retry ?? this.retry, Number(held.retry_count), f.permanent, f.now, this.random);
     const status = plan.status;
     const nowIso = iso(f.now);
     const r = await this.one('fail', this.s.fail, [

@@ -93,7 +93,7 @@ export function statements(s: string) {
      */
     expiredLeases: st(
       'expiredLeases',
-      `SELECT file_url, version, attempts, retry_count, claim_token, processed_by, handler_pid, started_at
+      `SELECT file_url, file_type, version, attempts, retry_count, claim_token, processed_by, handler_pid, started_at
          FROM ${fc} WHERE status = 'processing' AND due_at <= $1::timestamptz
         ORDER BY due_at LIMIT $2::int
           FOR UPDATE SKIP LOCKED`,
@@ -123,7 +123,8 @@ export function statements(s: string) {
          FROM x JOIN upd ON upd.file_url = x.file_url`,
     ),
     /**
-     * $1 now, $2 limit, $3 worker, $4 lease expiry. The claim in one statement: lock up to $2
+     * $1 now, $2 limit, $3 worker, $4 lease expiry, $5 file types or NULL (any), $6 true: only
+     * those types, false: all but those (ClaimOptions.fileTypes). The claim in one statement: lock up to $2
      * ready rows that nobody else has locked, oldest first, and hand them out. MATERIALIZED so
      * the locking sub-select runs exactly once. `= ANY (ARRAY(...))` rather than a join: the
      * generic plan of a prepared statement guesses LIMIT $2 at 10% of the table and joined by
@@ -142,6 +143,7 @@ export function statements(s: string) {
        ), picked AS MATERIALIZED (
          SELECT file_url, due_at FROM ${fc}
           WHERE status IN ('pending', 'failed') AND due_at <= $1::timestamptz AND NOT (SELECT expired FROM probe)
+            AND ($5::text[] IS NULL OR (file_type = ANY ($5::text[])) = $6::boolean)
           ORDER BY due_at LIMIT $2::int
             FOR UPDATE SKIP LOCKED
        ), claimed AS (
@@ -156,12 +158,13 @@ export function statements(s: string) {
        UNION ALL
        SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, true FROM probe WHERE expired`,
     ),
-    /** $1 now, $2 limit, $3 worker, $4 lease expiry: `claim` inside the sweep's transaction. */
+    /** $1..$6 as for `claim`: `claim` inside the sweep's transaction. */
     claimAfterSweep: st(
       'claimAfterSweep',
       `WITH picked AS MATERIALIZED (
          SELECT file_url, due_at FROM ${fc}
           WHERE status IN ('pending', 'failed') AND due_at <= $1::timestamptz
+            AND ($5::text[] IS NULL OR (file_type = ANY ($5::text[])) = $6::boolean)
           ORDER BY due_at LIMIT $2::int
             FOR UPDATE SKIP LOCKED
        ), claimed AS (
