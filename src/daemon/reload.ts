@@ -5,8 +5,8 @@
  *
  *   SIGHUP -> load() --invalid--> one error line naming the key; the running config stays
  *                    --> diffConfig() -> new handler (if it cannot be built: refused, as above)
- *                        -> log level, retry policy, runner settings, watcher (rebuilt when the
- *                           folders, their filters, stableMs or rescanMs changed)
+ *                        -> log level, retry policy, runner settings, retention windows, watcher
+ *                           (rebuilt when the folders, their filters, stableMs or rescanMs changed)
  *                        -> one info line naming what changed; one warn line naming what
  *                           changed but waits for a restart
  *
@@ -15,7 +15,7 @@
  */
 import type { Logger } from 'pino';
 import { appliedConfig, diffConfig } from '../config/reload-diff.js';
-import type { HandlerConfig, ResolvedConfig } from '../config/types.js';
+import type { HandlerConfig, ResolvedConfig, RetentionConfig } from '../config/types.js';
 import { createHandler, type Handler } from '../run/handler.js';
 import type { Runner, RunnerSettings } from '../run/runner.js';
 import type { RetryPolicy } from '../store/types.js';
@@ -73,6 +73,8 @@ export interface ReloadTargets {
   foldersProblem(config: ResolvedConfig): Promise<string | null>;
   /** Closes the running watcher and starts one for `config` (a fresh scan of every folder). */
   replaceWatcher(config: ResolvedConfig): Promise<void>;
+  /** The windows of the scheduled purge from the next pass on (null: off). */
+  applyRetention(retention: RetentionConfig | null): void;
 }
 
 export class ConfigReloader {
@@ -164,6 +166,7 @@ export class ConfigReloader {
     if (changed.has('retry')) Object.assign(this.t.retry, applied.retry);
     if (handler) this.handler = this.t.adoptHandler(applied, handler);
     this.t.runner.reconfigure(runnerSettingsOf(applied, this.handler));
+    if (changed.has('retention')) this.t.applyRetention(applied.retention);
     if (WATCHER_KEYS.some((k) => changed.has(k))) await this.t.replaceWatcher(applied);
     this.running = applied;
     log.info({ changed: diff.live }, diff.live.length > 0 ? `configuration reloaded (changed: ${diff.live.join(', ')})` : 'configuration reloaded (nothing changed)');

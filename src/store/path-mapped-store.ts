@@ -27,6 +27,7 @@ import type {
   FileRecord,
   ListQuery,
   PurgeQuery,
+  TombstoneExpiryQuery,
   RequeueQuery,
   Status,
   StoreStats,
@@ -160,6 +161,10 @@ export class PathMappedStore implements CheckpointStore {
 
   purge(q: PurgeQuery): Promise<number> {
     return this.inner.purge(q);
+  }
+
+  expireTombstones(q: TombstoneExpiryQuery): Promise<number> {
+    return this.inner.expireTombstones(q);
   }
 
   touchWorker(w: WorkerInfo, now: number): Promise<void> {

@@ -28,6 +28,7 @@ import {
   type FileRecord,
   type ListQuery,
   type PurgeQuery,
+  type TombstoneExpiryQuery,
   type RequeueQuery,
   type RetryPolicy,
   type Status,
@@ -416,15 +417,30 @@ export class SqliteStore implements CheckpointStore {
     const cut = iso(q.now - q.olderThanMs);
     const nowIso = iso(q.now);
     const marks = statuses.map(() => '?').join(',');
-    const cond = `status IN (${marks}) AND updated_at < ?`;
     return this.write('purge', () => {
+      // The rows of this call, picked once (LIMIT -1: all), so the three statements agree on
+      // them. Without ORDER BY the scan runs in rowid order, which is discovery order: the old
+      // rows come first and a limited batch stops early instead of sorting the whole table.
+      this.db.exec('CREATE TEMP TABLE IF NOT EXISTS purge_batch (file_url TEXT PRIMARY KEY); DELETE FROM temp.purge_batch');
+      this.db
+        .prepare(`INSERT INTO temp.purge_batch SELECT file_url FROM file_checkpoints WHERE status IN (${marks}) AND updated_at < ? LIMIT ?`)
+        .run(...statuses, cut, q.limit ?? -1);
       this.db.prepare(
         `INSERT OR REPLACE INTO file_tombstones (file_url, fingerprint, version, status, purged_at)
-         SELECT file_url, fingerprint, version, status, ? FROM file_checkpoints WHERE ${cond}`,
-      ).run(nowIso, ...statuses, cut);
-      this.db.prepare(`DELETE FROM file_attempts WHERE file_url IN (SELECT file_url FROM file_checkpoints WHERE ${cond})`).run(...statuses, cut);
-      return this.db.prepare(`DELETE FROM file_checkpoints WHERE ${cond}`).run(...statuses, cut).changes;
+         SELECT file_url, fingerprint, version, status, ? FROM file_checkpoints WHERE file_url IN temp.purge_batch`,
+      ).run(nowIso);
+      this.db.exec('DELETE FROM file_attempts WHERE file_url IN temp.purge_batch');
+      const n = this.db.prepare('DELETE FROM file_checkpoints WHERE file_url IN temp.purge_batch').run().changes;
+      this.db.exec('DELETE FROM temp.purge_batch');
+      return n;
     });
+  }
+
+  expireTombstones(q: TombstoneExpiryQuery): Promise<number> {
+    const cut = iso(q.now - q.olderThanMs);
+    return this.write('expireTombstones', () =>
+      this.db.prepare('DELETE FROM file_tombstones WHERE file_url IN (SELECT file_url FROM file_tombstones WHERE purged_at < ? LIMIT ?)').run(cut, q.limit ?? -1).changes,
+    );
   }
 
   takeAfterAction(item: UnfinishedAfterAction, workerId: string, now: number): Promise<boolean> {

@@ -249,6 +249,18 @@ export interface PurgeQuery {
   olderThanMs: number;
   statuses: readonly ('completed' | 'dead')[];
   now: number;
+  /**
+   * At most this many rows in this call (in one short write transaction); absent: all of them.
+   * The daemon's scheduled purge calls again until fewer come back (src/daemon/retention.ts).
+   */
+  limit?: number;
+}
+
+/** Tombstones whose purge is older than the cut-off; `limit` as in PurgeQuery. */
+export interface TombstoneExpiryQuery {
+  olderThanMs: number;
+  now: number;
+  limit?: number;
 }
 
 export interface RetryPolicy {
@@ -392,6 +404,11 @@ export interface CheckpointStore {
   activity(q: ActivityQuery): Promise<Activity>;
   /** Deletes completed/dead rows older than the cut-off, leaving tombstones; returns how many. */
   purge(q: PurgeQuery): Promise<number>;
+  /**
+   * Deletes tombstones left by purges older than the cut-off; returns how many. The same file
+   * still lying at its path (or put back) afterwards is discovered as new and runs again.
+   */
+  expireTombstones(q: TombstoneExpiryQuery): Promise<number>;
   /** The tombstone a purge left for this path, or null. */
   tombstone(fileUrl: string): Promise<Tombstone | null>;
   /**

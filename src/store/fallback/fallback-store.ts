@@ -25,6 +25,7 @@ import type {
   FileRecord,
   ListQuery,
   PurgeQuery,
+  TombstoneExpiryQuery,
   RequeueQuery,
   RetryPolicy,
   Status,
@@ -895,6 +896,15 @@ export class FallbackStore implements CheckpointStore {
       (p) => p.purge(q),
       () => {
         throw this.unavailable('purge');
+      },
+    );
+  }
+
+  expireTombstones(q: TombstoneExpiryQuery): Promise<number> {
+    return this.route(
+      (p) => p.expireTombstones(q),
+      () => {
+        throw this.unavailable('expiring tombstones');
       },
     );
   }

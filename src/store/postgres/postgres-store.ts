@@ -23,6 +23,7 @@ import type {
   FileRecord,
   ListQuery,
   PurgeQuery,
+  TombstoneExpiryQuery,
   RequeueQuery,
   RetryPolicy,
   Status,
@@ -469,9 +470,18 @@ export class PostgresStore implements CheckpointStore {
     return this.tx(
       'purge',
       async (c) => {
-        const r = await c.query<{ n: number }>({ ...this.s.purge, values: [statuses, iso(q.now - q.olderThanMs), iso(q.now)] });
+        const r = await c.query<{ n: number }>({ ...this.s.purge, values: [statuses, iso(q.now - q.olderThanMs), iso(q.now), q.limit ?? null] });
         return r.rows[0]?.n ?? 0;
       },
+      this.s.purgeLock('exclusive', this.schema),
+    );
+  }
+
+  async expireTombstones(q: TombstoneExpiryQuery): Promise<number> {
+    // Under the purge lock too: discovery reads a tombstone and inserts a row in one go.
+    return this.tx(
+      'expireTombstones',
+      async (c) => (await c.query({ ...this.s.expireTombstones, values: [iso(q.now - q.olderThanMs), q.limit ?? null] })).rowCount ?? 0,
       this.s.purgeLock('exclusive', this.schema),
     );
   }

@@ -321,13 +321,16 @@ export function statements(s: string) {
     /** $1 what the after-action did, $2 url, $3 the claim token of the attempt. */
     recordAfterAction: st('recordAfterAction', `UPDATE ${fa} SET after_action = $1::text WHERE file_url = $2::text AND claim_token = $3::text`),
     /**
-     * $1 statuses, $2 cut-off, $3 now. The rows, their attempts and a tombstone per row, in one
-     * statement (run under the purge lock, see PostgresStore.purge).
+     * $1 statuses, $2 cut-off, $3 now, $4 at most this many rows (NULL: all). The rows, their
+     * attempts and a tombstone per row, in one statement (run under the purge lock, see
+     * PostgresStore.purge).
      */
     purge: st(
       'purge',
       `WITH gone AS (
-         DELETE FROM ${fc} WHERE status = ANY($1::text[]) AND updated_at < $2::timestamptz
+         DELETE FROM ${fc} WHERE status = ANY($1::text[]) AND updated_at < $2::timestamptz AND file_url IN (
+           SELECT file_url FROM ${fc} WHERE status = ANY($1::text[]) AND updated_at < $2::timestamptz LIMIT $4::int
+         )
          RETURNING file_url, fingerprint, version, status
        ), tomb AS (
          INSERT INTO ${ft} (file_url, fingerprint, version, status, purged_at)
@@ -339,6 +342,12 @@ export function statements(s: string) {
          DELETE FROM ${fa} WHERE file_url IN (SELECT file_url FROM gone)
        )
        SELECT count(*)::int AS n FROM gone`,
+    ),
+
+    /** $1 cut-off, $2 at most this many (NULL: all): tombstones of purges before the cut-off. */
+    expireTombstones: st(
+      'expireTombstones',
+      `DELETE FROM ${ft} WHERE file_url IN (SELECT file_url FROM ${ft} WHERE purged_at < $1::timestamptz LIMIT $2::int)`,
     ),
 
     // --- reads ----------------------------------------------------------------------------
