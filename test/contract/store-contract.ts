@@ -308,6 +308,38 @@ export function runStoreContract(name: string, make: StoreFactory): void {
       expect(await s.get('/inbox/old')).toMatchObject({ status: 'pending', version: 2 });
     });
 
+    it('purge with a limit takes at most that many rows per call, and the rest on the next calls', async () => {
+      const s = await mk();
+      const names = ['a', 'b', 'c', 'd', 'e'];
+      await s.discover(names.map((n) => file(n)), T0);
+      const stats = { totalRows: 0, filteredRows: 0, persistedRows: 0, durationMs: 0 };
+      for (const c of await s.claim(5, claimOpts(T0))) await s.complete([{ fileUrl: c.fileUrl, token: c.token, stats, now: T0 }]);
+      const q = { olderThanMs: 1_000, statuses: ['completed'] as const, now: T0 + 10_000, limit: 2 };
+      expect([await s.purge(q), await s.purge(q), await s.purge(q), await s.purge(q)]).toEqual([2, 2, 1, 0]);
+      for (const n of names) {
+        expect(await s.get(`/inbox/${n}`)).toBeNull();
+        expect(await s.tombstone(`/inbox/${n}`)).toMatchObject({ status: 'completed', fingerprint: 'fp1' });
+        expect(await s.attempts(`/inbox/${n}`)).toEqual([]);
+      }
+    });
+
+    it('expireTombstones deletes the tombstones of purges before the cut-off; that file then counts as new', async () => {
+      const s = await mk();
+      await s.discover([file('early'), file('late')], T0);
+      const stats = { totalRows: 0, filteredRows: 0, persistedRows: 0, durationMs: 0 };
+      for (const c of await s.claim(2, claimOpts(T0))) await s.complete([{ fileUrl: c.fileUrl, token: c.token, stats, now: T0 }]);
+      expect(await s.purge({ olderThanMs: 0, statuses: ['completed'], now: T0 + 1_000, limit: 1 })).toBe(1);
+      const [first, second] = (await s.tombstone('/inbox/early')) ? ['early', 'late'] : ['late', 'early'];
+      expect(await s.purge({ olderThanMs: 0, statuses: ['completed'], now: T0 + 50_000 })).toBe(1);
+      // Tombstones purged before T0 + 20 s: only the first purge's.
+      expect(await s.expireTombstones({ olderThanMs: 30_000, now: T0 + 50_000, limit: 10 })).toBe(1);
+      expect(await s.tombstone(`/inbox/${first}`)).toBeNull();
+      expect(await s.tombstone(`/inbox/${second}`)).not.toBeNull();
+      expect(await s.expireTombstones({ olderThanMs: 30_000, now: T0 + 50_000 })).toBe(0);
+      expect(await s.discover([file(first), file(second)], T0 + 60_000)).toMatchObject({ inserted: 1, tombstoned: 1 });
+      expect(await s.get(`/inbox/${first}`)).toMatchObject({ status: 'pending', version: 1 });
+    });
+
     it('a requeue is written to the history (who, where the file came back from) and counts as no outcome', async () => {
       const s = await mk();
       await s.discover([file('a'), file('b')], T0);
