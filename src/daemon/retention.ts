@@ -96,6 +96,8 @@ export class Retention {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopped = false;
+  /** A reload came during a pass: the next one follows soon instead of in an hour. */
+  private soon = false;
 
   constructor(private readonly d: RetentionDeps) {
     this.cfg = d.config;
@@ -105,11 +107,20 @@ export class Retention {
     this.schedule(this.d.firstDelayMs ?? RETENTION_FIRST_DELAY_MS);
   }
 
-  /** A reload: the next pass uses these windows (null turns the schedule off). */
+  /**
+   * A reload: a pass with the new windows runs soon (an operator who shortens them expects the
+   * purge now, not within the hour), then hourly again; null turns the schedule off.
+   */
   reconfigure(cfg: RetentionConfig | null): void {
-    const wasOff = this.cfg === null;
     this.cfg = cfg;
-    if (wasOff && cfg !== null && this.timer === null && this.running === null && !this.stopped) this.schedule(this.d.firstDelayMs ?? RETENTION_FIRST_DELAY_MS);
+    if (this.stopped) return;
+    if (this.running) {
+      this.soon = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.schedule(this.d.firstDelayMs ?? RETENTION_FIRST_DELAY_MS);
   }
 
   /** Shutdown: no new pass; the current one ends after its batch. */
@@ -126,7 +137,9 @@ export class Retention {
       this.timer = null;
       this.running = this.pass().finally(() => {
         this.running = null;
-        this.schedule(this.d.intervalMs ?? RETENTION_INTERVAL_MS);
+        const next = this.soon ? (this.d.firstDelayMs ?? RETENTION_FIRST_DELAY_MS) : (this.d.intervalMs ?? RETENTION_INTERVAL_MS);
+        this.soon = false;
+        this.schedule(next);
       });
     }, delayMs);
     this.timer.unref();
