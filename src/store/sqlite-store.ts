@@ -419,11 +419,14 @@ export class SqliteStore implements CheckpointStore {
     const marks = statuses.map(() => '?').join(',');
     return this.write('purge', () => {
       // The rows of this call, picked once (LIMIT -1: all), so the three statements agree on
-      // them. Without ORDER BY the scan runs in rowid order, which is discovery order: the old
-      // rows come first and a limited batch stops early instead of sorting the whole table.
+      // them; oldest first through fc_finished (migration 4), whose condition is repeated
+      // literally so that SQLite may use it: a batch reads the rows it deletes, not the table.
       this.db.exec('CREATE TEMP TABLE IF NOT EXISTS purge_batch (file_url TEXT PRIMARY KEY); DELETE FROM temp.purge_batch');
       this.db
-        .prepare(`INSERT INTO temp.purge_batch SELECT file_url FROM file_checkpoints WHERE status IN (${marks}) AND updated_at < ? LIMIT ?`)
+        .prepare(
+          `INSERT INTO temp.purge_batch SELECT file_url FROM file_checkpoints INDEXED BY fc_finished
+           WHERE status IN ('completed', 'dead') AND status IN (${marks}) AND updated_at < ? ORDER BY updated_at LIMIT ?`,
+        )
         .run(...statuses, cut, q.limit ?? -1);
       this.db.prepare(
         `INSERT OR REPLACE INTO file_tombstones (file_url, fingerprint, version, status, purged_at)
@@ -439,7 +442,9 @@ export class SqliteStore implements CheckpointStore {
   expireTombstones(q: TombstoneExpiryQuery): Promise<number> {
     const cut = iso(q.now - q.olderThanMs);
     return this.write('expireTombstones', () =>
-      this.db.prepare('DELETE FROM file_tombstones WHERE file_url IN (SELECT file_url FROM file_tombstones WHERE purged_at < ? LIMIT ?)').run(cut, q.limit ?? -1).changes,
+      this.db
+        .prepare('DELETE FROM file_tombstones WHERE file_url IN (SELECT file_url FROM file_tombstones INDEXED BY ft_purged WHERE purged_at < ? ORDER BY purged_at LIMIT ?)')
+        .run(cut, q.limit ?? -1).changes,
     );
   }
 

@@ -329,7 +329,8 @@ export function statements(s: string) {
       'purge',
       `WITH gone AS (
          DELETE FROM ${fc} WHERE status = ANY($1::text[]) AND updated_at < $2::timestamptz AND file_url IN (
-           SELECT file_url FROM ${fc} WHERE status = ANY($1::text[]) AND updated_at < $2::timestamptz LIMIT $4::int
+           SELECT file_url FROM ${fc} WHERE status IN ('completed', 'dead') AND status = ANY($1::text[]) AND updated_at < $2::timestamptz
+           ORDER BY updated_at LIMIT $4::int
          )
          RETURNING file_url, fingerprint, version, status
        ), tomb AS (
@@ -347,7 +348,7 @@ export function statements(s: string) {
     /** $1 cut-off, $2 at most this many (NULL: all): tombstones of purges before the cut-off. */
     expireTombstones: st(
       'expireTombstones',
-      `DELETE FROM ${ft} WHERE file_url IN (SELECT file_url FROM ${ft} WHERE purged_at < $1::timestamptz LIMIT $2::int)`,
+      `DELETE FROM ${ft} WHERE file_url IN (SELECT file_url FROM ${ft} WHERE purged_at < $1::timestamptz ORDER BY purged_at LIMIT $2::int)`,
     ),
 
     // --- reads ----------------------------------------------------------------------------
