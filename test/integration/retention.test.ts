@@ -8,13 +8,15 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { countStatus, drop, killDaemons, records, rows, setup, startDaemon, started } from '../helpers/daemon.js';
+import { countStatus, type Daemon, drop, killDaemons, records, rows, type Setup, setup, startDaemon, started } from '../helpers/daemon.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { hasSqlite3 } from '../cli/sqlite3-shell.js';
+import { holdLock, killShells } from '../fallback/helpers.js';
 
 afterEach(() => {
   killDaemons();
+  killShells();
   cleanupTmpDirs();
 });
 
@@ -26,6 +28,15 @@ const isRetentionLine = (l: Line) => typeof l.msg === 'string' && l.msg.startsWi
 function sqlite3(db: string, sql: string): void {
   const r = spawnSync('sqlite3', ['-bail', '-cmd', '.timeout 5000', db, sql], { encoding: 'utf8' });
   expect(r.status, r.stderr).toBe(0);
+}
+
+/** Rewrites the retention windows in the config file and sends SIGHUP; resolves once applied. */
+async function newWindows(s: Setup, d: Daemon, retention: Record<string, string>): Promise<void> {
+  const cfg = JSON.parse(fs.readFileSync(s.config, 'utf8')) as Record<string, unknown>;
+  fs.writeFileSync(s.config, JSON.stringify({ ...cfg, retention }));
+  const from = d.lines.length;
+  d.child.kill('SIGHUP');
+  await waitFor(() => d.lines.slice(from).find((l) => l.msg === 'configuration reloaded (changed: retention)'), { message: 'the reload' });
 }
 
 /** Moves a finished row's times back, as if it finished `ms` ago. */
@@ -52,10 +63,7 @@ describe.skipIf(!hasSqlite3())('retention in the daemon', () => {
     age(s.db, b, DAY / 2);
     age(s.db, c, 3 * DAY);
     age(s.db, e, 1.5 * DAY);
-    const cfg = JSON.parse(fs.readFileSync(s.config, 'utf8')) as Record<string, unknown>;
-    fs.writeFileSync(s.config, JSON.stringify({ ...cfg, retention: { completed: '1d', dead: '2d' } }));
-    d.child.kill('SIGHUP');
-    await d.waitForLog((l) => l.msg === 'configuration reloaded (changed: retention)');
+    await newWindows(s, d, { completed: '1d', dead: '2d' });
     const pass = await waitFor(() => d.lines.filter(isRetentionLine)[1], { message: 'the pass after the reload' });
     expect(pass).toMatchObject({ removed: { completed: 1, dead: 1, tombstones: 0 } });
     const cutoff = pass.cutoff as { completed: string; dead: string };
@@ -85,5 +93,28 @@ describe.skipIf(!hasSqlite3())('retention in the daemon', () => {
     const starts = (file: string) => records(s).filter((r) => r.ev === 'start' && r.file === file).length;
     expect([starts(a), starts(c), starts(f)]).toEqual([1, 1, 1]);
     expect(d.lines.filter((l) => String(l.msg).startsWith('retention') && l.level !== 'info')).toEqual([]);
+  });
+
+  it('a pass that meets a locked database is skipped with a warning; the daemon carries on, and the next pass purges', async () => {
+    const s = setup({ lockTimeoutMs: 500, retention: { completed: '30d' } });
+    const d = startDaemon(s);
+    await started(d);
+    const a = drop(s.inbox, 'a.csv', 'ok\n');
+    await waitFor(() => countStatus(s.db, 'completed') === 1, { message: 'a completed' });
+    await d.waitForLog(isRetentionLine);
+    age(s.db, a, 3 * DAY);
+
+    const shell = await holdLock(s.db, 'begin-exclusive');
+    await newWindows(s, d, { completed: '1d' });
+    const skipped = await d.waitForLog((l) => l.msg === 'retention: database unavailable, purge skipped until the next pass');
+    expect(skipped.level).toBe('warn');
+    await shell.release();
+    await d.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('database available again'), 30_000);
+
+    await newWindows(s, d, { completed: '2d' });
+    const pass = await waitFor(() => d.lines.filter(isRetentionLine)[1], { message: 'the pass after the lock' });
+    expect(pass).toMatchObject({ removed: { completed: 1, dead: 0, tombstones: 0 } });
+    expect(rows(s.db)).toEqual([]);
+    expect(d.child.exitCode).toBeNull();
   });
 });
