@@ -531,20 +531,32 @@ export class PostgresStore implements CheckpointStore {
     };
   }
 
+  /**
+   * One snapshot: every read in one REPEATABLE READ READ ONLY transaction, so the rates, the
+   * backlog and the lists agree with each other however the daemons write meanwhile (READ
+   * COMMITTED would give each statement its own snapshot).
+   */
   async activity(q: ActivityQuery): Promise<Activity> {
-    const windows = [];
-    for (const windowMs of q.windowsMs) {
-      const since = iso(q.now - windowMs);
-      const d = (await this.one('activity', this.s.discoveredSince, [since])).rows[0] ?? {};
-      const o = (await this.one('activity', this.s.outcomesIn, [since])).rows[0] ?? {};
-      windows.push({ windowMs, discovered: Number(d.n ?? 0), completed: Number(o.c ?? 0), failed: Number(o.f ?? 0) });
-    }
-    return {
-      windows,
-      backlog: (await this.one('activity', this.s.backlog, [q.limit])).rows.map(toBacklogGroup).sort(byBacklog),
-      inFlight: (await this.one('activity', this.s.inFlight, [q.limit])).rows.map(toInFlight),
-      failures: (await this.one('activity', this.s.recentFailures, [q.limit])).rows.map(toRecentFailure),
-    };
+    const sinces = q.windowsMs.map((w) => iso(q.now - w));
+    return this.tx(
+      'activity',
+      async (c) => {
+        const found = new Map<number, number>();
+        for (const r of (await c.query<Row>({ ...this.s.discoveredSince, values: [sinces] })).rows) found.set(Number(r.i), Number(r.n));
+        const windows = [];
+        for (const [i, windowMs] of q.windowsMs.entries()) {
+          const o = (await c.query<Row>({ ...this.s.outcomesIn, values: [sinces[i]] })).rows[0] ?? {};
+          windows.push({ windowMs, discovered: found.get(i + 1) ?? 0, completed: Number(o.c ?? 0), failed: Number(o.f ?? 0) });
+        }
+        return {
+          windows,
+          backlog: (await c.query<Row>({ ...this.s.backlog, values: [q.limit] })).rows.map(toBacklogGroup).sort(byBacklog),
+          inFlight: (await c.query<Row>({ ...this.s.inFlight, values: [q.limit] })).rows.map(toInFlight),
+          failures: (await c.query<Row>({ ...this.s.recentFailures, values: [q.limit] })).rows.map(toRecentFailure),
+        };
+      },
+      'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY',
+    );
   }
 
   // --- workers ----------------------------------------------------------------------------

@@ -371,8 +371,18 @@ export function statements(s: string) {
     ),
 
     // --- activity (ckpt top) ---------------------------------------------------------------
-    /** $1 since. */
-    discoveredSince: st('discoveredSince', `SELECT count(*)::int AS n FROM ${fc} WHERE created_at >= $1::timestamptz`),
+    /**
+     * $1 the windows' starts. Files discovered since each, numbered i from 1 as given: one read
+     * of the rows since the earliest start for every window (created_at has no index). A window
+     * with no file has no row.
+     */
+    discoveredSince: st(
+      'discoveredSince',
+      `SELECT u.i::int AS i, count(*) FILTER (WHERE f.created_at >= u.w)::int AS n
+         FROM unnest($1::timestamptz[]) WITH ORDINALITY AS u(w, i)
+        CROSS JOIN (SELECT created_at FROM ${fc} WHERE created_at >= (SELECT min(x) FROM unnest($1::timestamptz[]) AS x)) AS f
+        GROUP BY u.i`,
+    ),
     /** $1 since. */
     outcomesIn: st(
       'outcomesIn',
