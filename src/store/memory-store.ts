@@ -441,7 +441,11 @@ export class MemoryStore implements CheckpointStore {
   }
 
   activity(q: ActivityQuery): Promise<Activity> {
-    return Promise.resolve(activityOf(this.rows.values(), [...this.attemptRows.values()].flat(), q));
+    return Promise.all([this.stats(q.now), this.workers()]).then(([stats, workers]) => ({
+      stats,
+      workers,
+      ...activityOf(this.rows.values(), [...this.attemptRows.values()].flat(), q),
+    }));
   }
 
   purge(q: PurgeQuery): Promise<number> {

@@ -152,6 +152,8 @@ export class PathMappedStore implements CheckpointStore {
   async activity(q: ActivityQuery): Promise<Activity> {
     const a = await this.inner.activity(q);
     return {
+      stats: a.stats,
+      workers: a.workers,
       windows: a.windows,
       backlog: a.backlog.map((g) => ({ ...g, folder: this.paths.toLocal(g.folder) })),
       inFlight: a.inFlight.map((f) => this.local(f)),

@@ -389,26 +389,32 @@ export class SqliteStore implements CheckpointStore {
   }
 
   stats(now: number): Promise<StoreStats> {
-    return this.counts().then((counts) =>
-      this.read('stats', () => {
-        const oldest = this.s.oldestPending.get() as { due_at: string | null } | undefined;
-        const minute = iso(now - 60_000);
-        const hour = iso(now - 3_600_000);
-        const w = this.s.outcomesSince.get(minute, minute, hour) as { cm: number | null; fm: number | null; ch: number | null; fh: number | null };
-        return {
-          counts,
-          oldestPendingAt: oldest?.due_at ?? null,
-          completedLastMinute: w.cm ?? 0,
-          completedLastHour: w.ch ?? 0,
-          failedLastMinute: w.fm ?? 0,
-          failedLastHour: w.fh ?? 0,
-        };
-      }),
-    );
+    return this.counts().then((counts) => this.read('stats', () => this.statsWith(counts, now)));
+  }
+
+  /** stats() around counts already read (activity() reads them in its own scan). */
+  private statsWith(counts: Record<Status, number>, now: number): StoreStats {
+    const oldest = this.s.oldestPending.get() as { due_at: string | null } | undefined;
+    const minute = iso(now - 60_000);
+    const hour = iso(now - 3_600_000);
+    const w = this.s.outcomesSince.get(minute, minute, hour) as { cm: number | null; fm: number | null; ch: number | null; fh: number | null };
+    return {
+      counts,
+      oldestPendingAt: oldest?.due_at ?? null,
+      completedLastMinute: w.cm ?? 0,
+      completedLastHour: w.ch ?? 0,
+      failedLastMinute: w.fm ?? 0,
+      failedLastHour: w.fh ?? 0,
+    };
   }
 
   activity(q: ActivityQuery): Promise<Activity> {
-    return this.read('activity', () => (this.readActivity ??= prepareActivity(this.db))(q));
+    return this.read('activity', () =>
+      (this.readActivity ??= prepareActivity(this.db, {
+        stats: (counts, now) => this.statsWith(counts, now),
+        workers: () => (this.s.workers.all() as Row[]).map(toWorker),
+      }))(q),
+    );
   }
 
   purge(q: PurgeQuery): Promise<number> {

@@ -333,6 +333,10 @@ export interface RecentFailure {
 }
 
 export interface Activity {
+  /** What stats() reports, read together with the rest (`ckpt top` shows it as status does). */
+  stats: StoreStats;
+  /** What workers() reports, likewise. */
+  workers: WorkerRecord[];
   /** One entry per requested window, in the order asked. */
   windows: WindowCounts[];
   /** Largest backlog first (pending + retrying), then by folder and type. */
@@ -400,7 +404,11 @@ export interface CheckpointStore {
   attempts(fileUrl: string): Promise<AttemptRecord[]>;
   counts(): Promise<Record<Status, number>>;
   stats(now: number): Promise<StoreStats>;
-  /** What is moving right now, for `ckpt top`: rates, backlog, in-flight files, recent failures. Read only. */
+  /**
+   * What is moving right now, for `ckpt top`: everything one refresh shows (stats, workers,
+   * rates, backlog, in-flight files, recent failures), read as one snapshot where the store can
+   * (one read transaction). Read only.
+   */
   activity(q: ActivityQuery): Promise<Activity>;
   /** Deletes completed/dead rows older than the cut-off, leaving tombstones; returns how many. */
   purge(q: PurgeQuery): Promise<number>;

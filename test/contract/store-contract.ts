@@ -482,11 +482,20 @@ export function runStoreContract(name: string, make: StoreFactory): void {
       expect(act.failures).toEqual([
         { fileUrl: '/inbox/b', version: 1, attempt: 1, workerId: W1, endedAt: new Date(T0 + 20_000).toISOString(), outcome: 'failed', errorMessage: 'boom\nsecond line' },
       ]);
+      // What status shows comes with it (one refresh of `ckpt top` is this one call).
+      await s.touchWorker({ workerId: W2, host: 'h', pid: 2, mode: 'normal', modeSince: null, modeReason: null }, T0 + 24_000);
+      const withWorker = await s.activity({ now: T0 + 25_000, windowsMs: [60_000], limit: 10 });
+      expect(withWorker.stats).toEqual(await s.stats(T0 + 25_000));
+      expect(withWorker.stats.counts).toEqual({ pending: 1, processing: 2, completed: 1, failed: 1, dead: 0 });
+      expect(withWorker.workers).toEqual(await s.workers());
+      expect(withWorker.workers.map((w) => w.workerId)).toEqual([W2]);
 
       // The limit holds for every list; the largest backlog comes first.
       await s.discover([file('sub/f', 'fp1', 'json')], T0 + 50);
       const one = await s.activity({ now: T0 + 25_000, windowsMs: [], limit: 1 });
       expect(one).toEqual({
+        stats: expect.objectContaining({ counts: { pending: 2, processing: 2, completed: 1, failed: 1, dead: 0 } }),
+        workers: [expect.objectContaining({ workerId: W2 })],
         windows: [],
         backlog: [expect.objectContaining({ folder: '/inbox/sub', pending: 2 })],
         inFlight: [expect.objectContaining({ fileUrl: '/inbox/sub/c' })],

@@ -46,6 +46,7 @@ describe.skipIf(cluster === null)('activity on PostgreSQL', () => {
     await other.query('COMMIT');
     const act = await refresh;
     expect(act.windows.map((w) => w.discovered)).toEqual([1, 1]);
+    expect(act.stats.counts.pending).toBe(1);
     // Read after the commit, but in the refresh's snapshot: still one pending file.
     expect(act.backlog).toEqual([expect.objectContaining({ folder: '/shared', pending: 1 })]);
     // The next refresh sees both.

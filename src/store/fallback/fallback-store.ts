@@ -983,7 +983,11 @@ export class FallbackStore implements CheckpointStore {
   activity(q: ActivityQuery): Promise<Activity> {
     return this.route(
       (p) => p.activity(q),
-      async (d) => (await this.readPrimaryOr((p) => p.activity(q))) ?? d.memory.activity(q),
+      async (d) => {
+        const a = (await this.readPrimaryOr((p) => p.activity(q))) ?? (await d.memory.activity(q));
+        // While degraded this process's own worker row is in memory: workers() merges it in.
+        return { ...a, workers: await this.workers() };
+      },
     );
   }
 

@@ -512,47 +512,44 @@ export class PostgresStore implements CheckpointStore {
   }
 
   async counts(): Promise<Record<Status, number>> {
-    const out: Record<Status, number> = { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 };
-    for (const r of (await this.one('counts', this.s.counts, [])).rows) out[r.status as Status] = Number(r.n);
-    return out;
+    return countsOf((await this.one('counts', this.s.counts, [])).rows);
   }
 
   async stats(now: number): Promise<StoreStats> {
     const counts = await this.counts();
     const oldest = (await this.one('stats', this.s.oldestPending, [])).rows[0];
     const w = (await this.one('stats', this.s.outcomesSince, [iso(now - 60_000), iso(now - 3_600_000)])).rows[0] ?? {};
-    return {
-      counts,
-      oldestPendingAt: (oldest?.due_at as string | null | undefined) ?? null,
-      completedLastMinute: Number(w.cm ?? 0),
-      completedLastHour: Number(w.ch ?? 0),
-      failedLastMinute: Number(w.fm ?? 0),
-      failedLastHour: Number(w.fh ?? 0),
-    };
+    return statsOf(counts, oldest, w);
   }
 
   /**
-   * One snapshot: every read in one REPEATABLE READ READ ONLY transaction, so the rates, the
-   * backlog and the lists agree with each other however the daemons write meanwhile (READ
-   * COMMITTED would give each statement its own snapshot).
+   * One snapshot: every read in one REPEATABLE READ READ ONLY transaction, so the counts, the
+   * rates, the backlog and the lists agree with each other however the daemons write meanwhile
+   * (READ COMMITTED would give each statement its own snapshot).
    */
   async activity(q: ActivityQuery): Promise<Activity> {
     const sinces = q.windowsMs.map((w) => iso(q.now - w));
     return this.tx(
       'activity',
       async (c) => {
+        const read = async (st: { name: string; text: string }, values: unknown[]) => (await c.query<Row>({ ...st, values })).rows;
+        const counts = countsOf(await read(this.s.counts, []));
+        const oldest = (await read(this.s.oldestPending, []))[0];
+        const w = (await read(this.s.outcomesSince, [iso(q.now - 60_000), iso(q.now - 3_600_000)]))[0] ?? {};
         const found = new Map<number, number>();
-        for (const r of (await c.query<Row>({ ...this.s.discoveredSince, values: [sinces] })).rows) found.set(Number(r.i), Number(r.n));
+        for (const r of await read(this.s.discoveredSince, [sinces])) found.set(Number(r.i), Number(r.n));
         const windows = [];
         for (const [i, windowMs] of q.windowsMs.entries()) {
-          const o = (await c.query<Row>({ ...this.s.outcomesIn, values: [sinces[i]] })).rows[0] ?? {};
+          const o = (await read(this.s.outcomesIn, [sinces[i]]))[0] ?? {};
           windows.push({ windowMs, discovered: found.get(i + 1) ?? 0, completed: Number(o.c ?? 0), failed: Number(o.f ?? 0) });
         }
         return {
+          stats: statsOf(counts, oldest, w),
+          workers: (await read(this.s.workers, [])).map(toWorker),
           windows,
-          backlog: (await c.query<Row>({ ...this.s.backlog, values: [q.limit] })).rows.map(toBacklogGroup).sort(byBacklog),
-          inFlight: (await c.query<Row>({ ...this.s.inFlight, values: [q.limit] })).rows.map(toInFlight),
-          failures: (await c.query<Row>({ ...this.s.recentFailures, values: [q.limit] })).rows.map(toRecentFailure),
+          backlog: (await read(this.s.backlog, [q.limit])).map(toBacklogGroup).sort(byBacklog),
+          inFlight: (await read(this.s.inFlight, [q.limit])).map(toInFlight),
+          failures: (await read(this.s.recentFailures, [q.limit])).map(toRecentFailure),
         };
       },
       'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY',
@@ -610,4 +607,22 @@ function knownOf(k: Row | undefined): Known {
   if (k?.status != null) return { row: { status: k.status as Status, fingerprint: String(k.fingerprint) } };
   if (k?.tomb_fingerprint != null) return { tombstone: { fingerprint: String(k.tomb_fingerprint), version: Number(k.tomb_version) } };
   return null;
+}
+
+function countsOf(rows: Row[]): Record<Status, number> {
+  const out: Record<Status, number> = { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 };
+  for (const r of rows) out[r.status as Status] = Number(r.n);
+  return out;
+}
+
+/** stats() from its three reads: counts, the oldest pending row, the outcomes of the last hour. */
+function statsOf(counts: Record<Status, number>, oldest: Row | undefined, w: Row): StoreStats {
+  return {
+    counts,
+    oldestPendingAt: (oldest?.due_at as string | null | undefined) ?? null,
+    completedLastMinute: Number(w.cm ?? 0),
+    completedLastHour: Number(w.ch ?? 0),
+    failedLastMinute: Number(w.fm ?? 0),
+    failedLastHour: Number(w.fh ?? 0),
+  };
 }
