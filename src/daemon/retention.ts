@@ -70,12 +70,12 @@ export async function retentionPass(store: Store, cfg: RetentionConfig, now: num
   };
   for (const status of ['completed', 'dead'] as const) {
     const olderThanMs = status === 'completed' ? cfg.completedMs : cfg.deadMs;
-    if (olderThanMs === null) continue;
+    if (olderThanMs === null || opts.stopped?.()) continue;
     run.cutoff[status] = new Date(now - olderThanMs).toISOString();
     run[status] = await drain(() => store.purge({ olderThanMs, statuses: [status], now, limit }));
   }
   const tombMs = cfg.tombstonesMs;
-  if (tombMs !== null) {
+  if (tombMs !== null && !opts.stopped?.()) {
     run.cutoff.tombstones = new Date(now - tombMs).toISOString();
     run.tombstones = await drain(() => store.expireTombstones({ olderThanMs: tombMs, now, limit }));
   }
