@@ -13,7 +13,7 @@ bin=""
 config_dir=/etc/ckpt
 data_dir=/srv/ckpt
 state_dir=/var/lib/ckpt
-instances=0
+feeds=()
 enable=1
 root=""
 
@@ -25,9 +25,12 @@ Sets up ckpt under systemd:
   - a system user and group (--user, default ckpt) with no login shell
   - DATA/inbox, DATA/done, DATA/dead owned by that user (--data-dir, default /srv/ckpt)
   - CONFIG_DIR/ckpt.config.json and CONFIG_DIR/handler.mjs, only if missing (--config-dir, default /etc/ckpt)
-  - the unit: ckpt.service, or ckpt@.service with --instances N (N processes sharing one database)
+  - the unit: ckpt.service; or, with --feed NAME, the template ckpt@.service, one instance per
+    feed: ckpt@NAME reads CONFIG_DIR/NAME.json, uses DATA/NAME/{inbox,done,dead} and keeps its
+    database in /var/lib/ckpt/NAME (StateDirectory=ckpt/%i)
   - systemctl daemon-reload, then enable --now (skip with --no-enable)
-The database goes to /var/lib/ckpt/ckpt.db (systemd's StateDirectory=ckpt).
+The database goes to /var/lib/ckpt/ckpt.db (systemd's StateDirectory=ckpt), per feed to
+/var/lib/ckpt/NAME/ckpt.db.
 
 Options:
   --user NAME        service user and group (default: ckpt)
@@ -35,7 +38,8 @@ Options:
                      "/usr/bin/node /opt/ckpt/dist/cli/main.js"
   --config-dir DIR   where ckpt.config.json lives (default: /etc/ckpt)
   --data-dir DIR     inbox/, done/, dead/ go here; the service may write only here (default: /srv/ckpt)
-  --instances N      install the template ckpt@.service and enable ckpt@1..ckpt@N (default: 0 = ckpt.service)
+  --feed NAME        a feed of its own (letters, digits, - and _); repeat for several. Installs the
+                     template ckpt@.service and enables ckpt@NAME for each (default: ckpt.service)
   --no-enable        install files only; do not enable or start anything
   --root DIR         stage everything under DIR instead of / (packaging, tests): no user is
                      created, nothing is chowned, systemctl is not called
@@ -56,7 +60,7 @@ while [ $# -gt 0 ]; do
     --bin) bin="${2:?--bin needs a path}"; shift 2 ;;
     --config-dir) config_dir="${2:?--config-dir needs a folder}"; shift 2 ;;
     --data-dir) data_dir="${2:?--data-dir needs a folder}"; shift 2 ;;
-    --instances) instances="${2:?--instances needs a number}"; shift 2 ;;
+    --feed) feeds+=("${2:?--feed needs a name}"); shift 2 ;;
     --no-enable) enable=0; shift ;;
     --root) root="${2:?--root needs a folder}"; shift 2 ;;
     -h | --help) usage; exit 0 ;;
@@ -64,7 +68,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-case "$instances" in '' | *[!0-9]*) die "--instances: expected a whole number, got '$instances'" ;; esac
+for f in ${feeds[@]+"${feeds[@]}"}; do
+  case "$f" in '' | *[!A-Za-z0-9_-]*) die "--feed: expected a name of letters, digits, - and _, got '$f'" ;; esac
+done
 case "$config_dir$data_dir" in *' '* | *'#'*) die "folder names with spaces or '#' are not supported in unit files here" ;; esac
 case "$config_dir" in /*) ;; *) die "--config-dir must be an absolute path" ;; esac
 case "$data_dir" in /*) ;; *) die "--data-dir must be an absolute path" ;; esac
@@ -124,11 +130,8 @@ make_dir() { # path mode owner
 }
 make_dir "$config_dir" 0755 "root:root"
 make_dir "$data_dir" 0755 "root:root"
-for sub in inbox done dead; do make_dir "$data_dir/$sub" 2770 "$user:$user"; done
-# systemd creates the StateDirectory at start; staged installs get it for completeness.
-if [ "$staged" -eq 1 ]; then make_dir "$state_dir" 0750 "$user:$user"; fi
 
-# --- handler and config (never overwritten) -------------------------------------------------
+# --- handler (never overwritten) --------------------------------------------------------------
 handler="$config_dir/handler.mjs"
 if [ -e "$root$handler" ]; then
   say "$handler: exists, kept"
@@ -137,29 +140,46 @@ else
   say "$handler: example handler installed (counts CSV rows; replace it with yours)"
 fi
 
-config="$config_dir/ckpt.config.json"
-if [ -e "$root$config" ]; then
-  say "$config: exists, kept"
-else
+# --- one setup: folders and config (never overwritten) -----------------------------------------
+setup_one() { # config-file data-folder state-folder
+  local config="$1" data="$2" state="$3"
+  if [ "$data" != "$data_dir" ]; then make_dir "$data" 0755 "root:root"; fi
+  for sub in inbox done dead; do make_dir "$data/$sub" 2770 "$user:$user"; done
+  # systemd creates the StateDirectory at start; staged installs get it for completeness.
+  if [ "$staged" -eq 1 ]; then make_dir "$state" 0750 "$user:$user"; fi
+  if [ -e "$root$config" ]; then
+    say "$config: exists, kept"
+    return
+  fi
   cat >"$root$config" <<EOF
 {
-  "database": "$state_dir/ckpt.db",
-  "watch": [{ "dir": "$data_dir/inbox", "include": ["*.csv"], "fileType": "csv" }],
+  "database": "$state/ckpt.db",
+  "watch": [{ "dir": "$data/inbox", "include": ["*.csv"], "fileType": "csv" }],
   "handler": { "command": ["node", "$handler", "{path}"], "timeoutMs": 600000 },
   "concurrency": 4,
-  "onSuccess": { "moveTo": "$data_dir/done" },
-  "onDead": { "moveTo": "$data_dir/dead" },
+  "onSuccess": { "moveTo": "$data/done" },
+  "onDead": { "moveTo": "$data/dead" },
   "shutdownGraceMs": 10000,
+  "retention": { "completed": "30d", "dead": "90d", "tombstones": "30d" },
   "log": { "level": "info", "format": "json" }
 }
 EOF
   chmod 0640 "$root$config"
   if [ "$staged" -eq 0 ]; then chown "root:$user" "$root$config"; fi
   say "$config: starter config written (edit the watch folders and the handler)"
+}
+
+if [ "${#feeds[@]}" -gt 0 ]; then
+  if [ "$staged" -eq 1 ]; then make_dir "$state_dir" 0755 "root:root"; fi
+  for f in "${feeds[@]}"; do setup_one "$config_dir/$f.json" "$data_dir/$f" "$state_dir/$f"; done
+  config="$config_dir/%i.json"
+else
+  setup_one "$config_dir/ckpt.config.json" "$data_dir" "$state_dir"
+  config="$config_dir/ckpt.config.json"
 fi
 
 # --- unit ---------------------------------------------------------------------------------
-if [ "$instances" -gt 0 ]; then unit_name='ckpt@.service'; else unit_name='ckpt.service'; fi
+if [ "${#feeds[@]}" -gt 0 ]; then unit_name='ckpt@.service'; rw_dir="$data_dir/%i"; else unit_name='ckpt.service'; rw_dir="$data_dir"; fi
 unit_dir="$root/etc/systemd/system"
 mkdir -p "$unit_dir"
 tmp="$(mktemp)"
@@ -167,9 +187,9 @@ trap 'rm -f "$tmp"' EXIT
 # The shipped unit assumes the defaults; rewrite what was chosen differently. '|' is the sed
 # delimiter, so paths (which may hold '/') need no escaping; '|' and '&' are refused here.
 case "$bin$config$data_dir$user" in *'|'* | *'&'*) die "paths and names may not contain '|' or '&'" ;; esac
-sed -e "s|^ExecStart=/usr/local/bin/ckpt run --config /etc/ckpt/ckpt.config.json|ExecStart=$bin run --config $config|" \
-  -e "s|^ExecStartPre=/usr/local/bin/ckpt validate --config /etc/ckpt/ckpt.config.json|ExecStartPre=$bin validate --config $config|" \
-  -e "s|^ReadWritePaths=/srv/ckpt\$|ReadWritePaths=$data_dir|" \
+sed -E -e "s|^ExecStart=/usr/local/bin/ckpt run --config /etc/ckpt/(ckpt\.config\|%i)\.json\$|ExecStart=$bin run --config $config|" \
+  -e "s|^ExecStartPre=/usr/local/bin/ckpt validate --config /etc/ckpt/(ckpt\.config\|%i)\.json\$|ExecStartPre=$bin validate --config $config|" \
+  -e "s|^ReadWritePaths=/srv/ckpt(/%i)?\$|ReadWritePaths=$rw_dir|" \
   -e "s|^User=ckpt\$|User=$user|" \
   -e "s|^Group=ckpt\$|Group=$user|" \
   "$repo/config/$unit_name" >"$tmp"
@@ -187,9 +207,9 @@ if command -v systemd-analyze >/dev/null 2>&1 && [ "$staged" -eq 0 ]; then
 fi
 
 # --- enable -------------------------------------------------------------------------------
-if [ "$instances" -gt 0 ]; then
+if [ "${#feeds[@]}" -gt 0 ]; then
   units=()
-  for i in $(seq 1 "$instances"); do units+=("ckpt@$i.service"); done
+  for f in "${feeds[@]}"; do units+=("ckpt@$f.service"); done
 else
   units=(ckpt.service)
 fi
@@ -206,10 +226,17 @@ else
   say "enabled and started: ${units[*]}"
 fi
 
+# What to type next, for the first feed when there are several.
+if [ "${#feeds[@]}" -gt 0 ]; then
+  inbox="$data_dir/${feeds[0]}/inbox"
+  config="$config_dir/${feeds[0]}.json"
+else
+  inbox="$data_dir/inbox"
+fi
 cat <<EOF
 
 Next:
-  drop a file:   cp some.csv $data_dir/inbox/   (as a member of group $user, or root)
+  drop a file:   cp some.csv $inbox/   (as a member of group $user, or root)
   status:        sudo -u $user $bin status --config $config
   logs:          journalctl -u 'ckpt*' -f
   config edited: systemctl reload ${units[*]}   (what needs a restart instead: docs/reload.md)

@@ -5,7 +5,8 @@
  *   FolderWatcher (watcher-slot) --(ready files, batched)--> discovery --> store.discover --> runner.wake()
  *   Runner --claim/complete/fail (token)--> store (opened by store/open-configured.ts)
  *   heartbeat (worker row), handler-watch (program gone: pause), once (--once bookkeeping),
- *   stop-request (signals), reload (SIGHUP), leftovers (a killed mover's files), folders (ownership)
+ *   stop-request (signals), reload (SIGHUP), leftovers (a killed mover's files), folders (ownership),
+ *   retention (scheduled purge of old history)
  *
  * SIGTERM/SIGINT: stop claiming, let running handlers finish within shutdownGraceMs, give the
  * rest back (no attempt counted), exit 0. A second signal gives them back at once.
@@ -25,6 +26,7 @@ import { startHeartbeat, type Heartbeat } from './daemon/heartbeat.js';
 import { cleanMoveLeftovers } from './daemon/leftovers.js';
 import { OnceRun } from './daemon/once.js';
 import { ConfigReloader } from './daemon/reload.js';
+import { Retention } from './daemon/retention.js';
 import { HandlerBuildError, HandlerSet, runnerSettingsOf } from './daemon/routes.js';
 import { listenForStop, type StopRequest } from './daemon/stop-request.js';
 import { WatcherSlot } from './daemon/watcher-slot.js';
@@ -74,6 +76,8 @@ interface Parts {
   handlerWatch: HandlerWatch;
   once: OnceRun | null;
   metrics: Metrics | null;
+  /** Null with --once: a one-shot run has no schedule (cron setups run `ckpt purge`). */
+  retention: Retention | null;
 }
 
 export async function runDaemon(config: ResolvedConfig, opts: DaemonOptions): Promise<number> {
@@ -205,6 +209,7 @@ function assemble(config: ResolvedConfig, opts: DaemonOptions, id: Identity, led
     },
   });
   const watcher = new WatcherSlot(config, log, discovery.discover);
+  const retention = opts.once ? null : new Retention({ store, log, config: config.retention });
   const reloader = new ConfigReloader(config, handlers, {
     load: () => opts.reloadConfig!(),
     logger: opts.logger,
@@ -216,8 +221,9 @@ function assemble(config: ResolvedConfig, opts: DaemonOptions, id: Identity, led
     handlerWatch,
     foldersProblem: async (cfg) => (config.database.kind === 'sqlite' ? await foldersRefused(cfg, log) : null),
     replaceWatcher: watcher.replace,
+    applyRetention: (cfg) => retention?.reconfigure(cfg),
   });
-  return { runner, watcher, reloader, handlerWatch, once, metrics };
+  return { runner, watcher, reloader, handlerWatch, once, metrics, retention };
 }
 
 /** The metrics/health listener when configured; a port that cannot be had is logged, not fatal. */
@@ -242,6 +248,7 @@ async function start(config: ResolvedConfig, opts: DaemonOptions, log: Logger, l
   } catch (err) {
     log.error({ err }, 'watcher failed to start');
   }
+  parts.retention?.start();
   // systemd Type=notify: ready once the database is open and the first scan is done.
   void notifyReady(log);
   const routes = routesByFileType(config.watch).map(({ fileType, route }) => ({ fileType, concurrency: route.concurrency }));
@@ -276,6 +283,7 @@ async function shutdown(id: Identity, ledger: DaemonLedger, parts: Parts, runnin
   void notifyStopping(id.log);
   parts.once?.finish();
   await parts.reloader.stop();
+  await parts.retention?.stop();
   await parts.watcher.close();
   await parts.runner.stop(parts.reloader.config.shutdownGraceMs);
   parts.handlerWatch.close();

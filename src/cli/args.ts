@@ -3,7 +3,7 @@
  * a usage error, exit 64). Kept free of heavy imports: they load with the program.
  */
 import { InvalidArgumentError } from 'commander';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../config/duration.js';
 
 export type PurgeStatus = 'completed' | 'dead';
 

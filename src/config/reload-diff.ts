@@ -6,7 +6,7 @@
  *
  * A key is "live" when swapping it touches only new claims or cheap state: the handler, the
  * pool size, the retry policy, the log level, the watched folders and their filters, the
- * after-actions. It needs a restart when the running store or process identity depends on it:
+ * after-actions, the retention windows. It needs a restart when the running store or process identity depends on it:
  * the database and everything the store was opened with (lockTimeoutMs, onChange, fileMode,
  * group, pathPrefixes, fallbackDir), the worker id (the worker row and claim tokens carry it),
  * the http listener, and the log format (the logger's destination stream is built once).
@@ -45,6 +45,8 @@ const RULES: { readonly [K in keyof Required<ResolvedConfig>]: Rule } = {
   createDirs: 'live',
   pathPrefixes: 'restart',
   fallbackDir: 'restart',
+  // The next scheduled purge uses the new windows.
+  retention: 'live',
 };
 
 export interface ConfigDiff {

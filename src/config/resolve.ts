@@ -165,6 +165,7 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
     createDirs: file.createDirs,
     pathPrefixes,
     ...(fallbackDir === undefined ? {} : { fallbackDir }),
+    retention: file.retention === undefined ? null : { completedMs: file.retention.completed ?? null, deadMs: file.retention.dead ?? null, tombstonesMs: file.retention.tombstones ?? null },
   };
 }
 

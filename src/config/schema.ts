@@ -23,9 +23,11 @@
  *   pathPrefixes  [{local: "/mnt/a/share", shared: "/share"}, ...]   (per-host mount points)
  *   fallbackDir   "/var/lib/ckpt/fallback"  (degraded-mode journals and claim markers; required
  *                 with PostgreSQL, default `<database>.fallback` with SQLite)
+ *   retention     {completed?, dead?, tombstones?}  durations such as "30d" (off when absent)
  */
 import { z } from 'zod';
 import { LOG_FORMATS, LOG_LEVELS } from './types.js';
+import { parseDuration } from './duration.js';
 import { show } from './show.js';
 
 /**
@@ -395,6 +397,28 @@ const pathPrefixesSchema = z.array(pathPrefixSchema, {
   error: expected('a list of prefixes, e.g. [{"local": "/mnt/a/share", "shared": "/share"}]'),
 });
 
+/** A duration as the CLI takes it ("30d", "12h"), in milliseconds. */
+const durationSchema = z.string({ error: expected('a duration such as "30d" or "12h"') }).transform((s, ctx) => {
+  try {
+    const ms = parseDuration(s);
+    if (ms > 0) return ms;
+    ctx.addIssue({ code: 'custom', message: `expected a duration above 0, got ${show(s)}` });
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+  return z.NEVER;
+});
+
+/** How long finished rows (and, optionally, the tombstones they leave) are kept. */
+const retentionSchema = strictObject(
+  {
+    completed: durationSchema.optional(),
+    dead: durationSchema.optional(),
+    tombstones: durationSchema.optional(),
+  },
+  'a retention object {"completed": "30d", "dead": "90d"}',
+);
+
 /**
  * The whole file. `database` is optional here only because CKPT_DATABASE or --database may
  * supply it; resolve.ts reports it missing when none of them does.
@@ -424,6 +448,7 @@ export const fileSchema = strictObject(
     createDirs: z.boolean({ error: expected('true or false') }).default(false),
     pathPrefixes: pathPrefixesSchema.default([]),
     fallbackDir: text('a folder on a local disk for degraded-mode journals and claim markers').optional(),
+    retention: retentionSchema.optional(),
   },
   'a JSON object with the ckpt settings (see config/examples/)',
 );

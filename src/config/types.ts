@@ -118,6 +118,19 @@ export interface LogConfig {
   readonly format: LogFormat;
 }
 
+/**
+ * What the daemon purges on its schedule (src/daemon/retention.ts). Each window is in
+ * milliseconds; null keeps that kind for ever.
+ */
+export interface RetentionConfig {
+  /** Completed rows (and their attempts) unchanged for longer than this are purged. */
+  readonly completedMs: number | null;
+  /** Dead rows likewise: they wait for a person, so this is usually longer. */
+  readonly deadMs: number | null;
+  /** Tombstones older than this are deleted (a purged file put back after that runs again). */
+  readonly tombstonesMs: number | null;
+}
+
 export interface ResolvedConfig {
   /** Absolute path of the config file that was loaded. */
   readonly configPath: string;
@@ -163,6 +176,8 @@ export interface ResolvedConfig {
    * PostgreSQL (required there); absent for SQLite means `<database>.fallback`.
    */
   readonly fallbackDir?: string;
+  /** Scheduled purge; null (the key absent): history is kept until `ckpt purge`. */
+  readonly retention: RetentionConfig | null;
 }
 
 /**

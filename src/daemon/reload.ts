@@ -6,9 +6,9 @@
  *   SIGHUP -> load() --invalid--> one error line naming the key; the running config stays
  *                    --> diffConfig() -> new handlers, the top level's and the routes' (one that
  *                           cannot be built or run: refused, as above)
- *                        -> log level, retry policy, runner settings (routes included), watcher
- *                           (rebuilt when the folders, their filters, stableMs or rescanMs
- *                           changed; not for a change of routes alone)
+ *                        -> log level, retry policy, runner settings (routes included), retention
+ *                           windows, watcher (rebuilt when the folders, their filters, stableMs or
+ *                           rescanMs changed; not for a change of routes alone)
  *                        -> one info line naming what changed; one warn line naming what
  *                           changed but waits for a restart
  *
@@ -18,7 +18,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { appliedConfig, diffConfig } from '../config/reload-diff.js';
-import type { ResolvedConfig } from '../config/types.js';
+import type { ResolvedConfig, RetentionConfig } from '../config/types.js';
 import type { Runner } from '../run/runner.js';
 import type { RetryPolicy } from '../store/types.js';
 import type { WatchFolder } from '../watch/watcher.js';
@@ -62,6 +62,8 @@ export interface ReloadTargets {
   foldersProblem(config: ResolvedConfig): Promise<string | null>;
   /** Closes the running watcher and starts one for `config` (a fresh scan of every folder). */
   replaceWatcher(config: ResolvedConfig): Promise<void>;
+  /** The windows of the scheduled purge from the next pass on (null: off). */
+  applyRetention(retention: RetentionConfig | null): void;
 }
 
 export class ConfigReloader {
@@ -157,6 +159,7 @@ export class ConfigReloader {
     if (handlersChanged) this.t.handlerWatch.adopt(applied);
     this.handlers = handlers;
     this.t.runner.reconfigure(runnerSettingsOf(applied, handlers, this.t.handlerWatch));
+    if (changed.has('retention')) this.t.applyRetention(applied.retention);
     if (watcherChanged(this.running, applied)) await this.t.replaceWatcher(applied);
     this.running = applied;
     log.info({ changed: diff.live }, diff.live.length > 0 ? `configuration reloaded (changed: ${diff.live.join(', ')})` : 'configuration reloaded (nothing changed)');

@@ -65,7 +65,8 @@ export function toRecentFailure(r: Row): RecentFailure {
  * activity() over rows held in process memory (the memory store): the same answer the SQL
  * stores give, computed by walking the rows.
  */
-export function activityOf(rows: Iterable<FileRecord>, attempts: Iterable<AttemptRecord>, q: ActivityQuery): Activity {
+/** activity() from rows in memory; the caller adds stats and workers. */
+export function activityOf(rows: Iterable<FileRecord>, attempts: Iterable<AttemptRecord>, q: ActivityQuery): Omit<Activity, 'stats' | 'workers'> {
   const all = [...rows];
   const ended = [...attempts].filter((a): a is AttemptRecord & { endedAt: string } => a.endedAt !== null);
   const windows = q.windowsMs.map((windowMs) => {

@@ -27,6 +27,7 @@ import {
   fileTypeAllowed,
   type ListQuery,
   type PurgeQuery,
+  type TombstoneExpiryQuery,
   type RequeueQuery,
   type RetryPolicy,
   type Status,
@@ -419,7 +420,11 @@ export class MemoryStore implements CheckpointStore {
   }
 
   activity(q: ActivityQuery): Promise<Activity> {
-    return Promise.resolve(activityOf(this.rows.values(), this.history.all(), q));
+    return Promise.all([this.stats(q.now), this.workers()]).then(([stats, workers]) => ({
+      stats,
+      workers,
+      ...activityOf(this.rows.values(), this.history.all(), q),
+    }));
   }
 
   purge(q: PurgeQuery): Promise<number> {
@@ -428,11 +433,22 @@ export class MemoryStore implements CheckpointStore {
     const nowIso = iso(q.now);
     let n = 0;
     for (const [url, r] of [...this.rows]) {
+      if (n === q.limit) break;
       if (!statuses.has(r.status as 'completed' | 'dead') || !(r.updatedAt < cut)) continue;
       this.tombstones.set(url, { fileUrl: url, fingerprint: r.fingerprint, version: r.version, status: r.status, purgedAt: nowIso });
       this.history.delete(url);
       this.rows.delete(url);
       n++;
+    }
+    return Promise.resolve(n);
+  }
+
+  expireTombstones(q: TombstoneExpiryQuery): Promise<number> {
+    const cut = iso(q.now - q.olderThanMs);
+    let n = 0;
+    for (const [url, t] of [...this.tombstones]) {
+      if (n === q.limit) break;
+      if (t.purgedAt < cut && this.tombstones.delete(url)) n++;
     }
     return Promise.resolve(n);
   }

@@ -27,6 +27,7 @@ import type {
   FileRecord,
   ListQuery,
   PurgeQuery,
+  TombstoneExpiryQuery,
   RequeueQuery,
   Status,
   StoreStats,
@@ -151,6 +152,8 @@ export class PathMappedStore implements CheckpointStore {
   async activity(q: ActivityQuery): Promise<Activity> {
     const a = await this.inner.activity(q);
     return {
+      stats: a.stats,
+      workers: a.workers,
       windows: a.windows,
       backlog: a.backlog.map((g) => ({ ...g, folder: this.paths.toLocal(g.folder) })),
       inFlight: a.inFlight.map((f) => this.local(f)),
@@ -160,6 +163,10 @@ export class PathMappedStore implements CheckpointStore {
 
   purge(q: PurgeQuery): Promise<number> {
     return this.inner.purge(q);
+  }
+
+  expireTombstones(q: TombstoneExpiryQuery): Promise<number> {
+    return this.inner.expireTombstones(q);
   }
 
   touchWorker(w: WorkerInfo, now: number): Promise<void> {

@@ -1,16 +1,23 @@
 /**
  * The SQLite side of `activity()` (what `ckpt top` shows), kept out of sqlite-store.ts: read-only
- * statements over the same tables, run in one read transaction so that the rates and the lists
- * agree with each other.
+ * statements over the same tables, run in one read transaction so that the counts, the rates
+ * and the lists agree with each other. file_checkpoints is scanned once per refresh: the counts
+ * by status and the files discovered in each window come from the same pass.
  */
 import type Database from 'better-sqlite3';
 import type { SqliteDatabase } from './open-database.js';
 import { byBacklog, toBacklogGroup, toInFlight, toRecentFailure } from './activity.js';
 import type { Row } from './record.js';
 import { iso } from './time.js';
-import type { Activity, ActivityQuery } from './types.js';
+import type { Activity, ActivityQuery, Status, StoreStats, WorkerRecord } from './types.js';
 
-export function prepareActivity(db: SqliteDatabase) {
+/** The store's own reads that a refresh includes, run inside the refresh's transaction. */
+export interface ActivityParts {
+  stats(counts: Record<Status, number>, now: number): StoreStats;
+  workers(): WorkerRecord[];
+}
+
+export function prepareActivity(db: SqliteDatabase, parts: ActivityParts) {
   const p = (sql: string) => db.prepare(sql);
   const s = {
     outcomesIn: p(
@@ -38,30 +45,38 @@ export function prepareActivity(db: SqliteDatabase) {
         ORDER BY ended_at DESC, id DESC LIMIT ?`,
     ),
   };
-  // created_at has no index: one scan of the table (as counts() does) counts every window at once.
-  const discovered = new Map<number, Database.Statement>();
-  const discoveredIn = (sinces: readonly string[]): number[] => {
-    if (sinces.length === 0) return [];
-    let st = discovered.get(sinces.length);
+  // created_at has no index: one scan of the table counts the rows by status (counts()'s
+  // query) and the rows discovered in every window at once.
+  const scans = new Map<number, Database.Statement>();
+  const countsAndDiscovered = (sinces: readonly string[]): { counts: Record<Status, number>; found: number[] } => {
+    let st = scans.get(sinces.length);
     if (st === undefined) {
-      const sums = sinces.map((_, i) => `sum(created_at >= ?) AS w${i}`).join(', ');
-      st = p(`SELECT ${sums} FROM file_checkpoints WHERE created_at >= ?`);
-      discovered.set(sinces.length, st);
+      const sums = sinces.map((_, i) => `, sum(created_at >= ?) AS w${i}`).join('');
+      st = p(`SELECT status, count(*) AS n${sums} FROM file_checkpoints GROUP BY status`);
+      scans.set(sinces.length, st);
     }
-    const row = st.get(...sinces, sinces.reduce((a, b) => (a < b ? a : b))) as Record<string, number | null>;
-    return sinces.map((_, i) => row[`w${i}`] ?? 0);
+    const counts: Record<Status, number> = { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 };
+    const found = sinces.map(() => 0);
+    for (const row of st.all(...sinces) as Record<string, number | string | null>[]) {
+      counts[row.status as Status] = Number(row.n);
+      sinces.forEach((_, i) => (found[i]! += Number(row[`w${i}`] ?? 0)));
+    }
+    return { counts, found };
   };
   return (q: ActivityQuery): Activity =>
-    db.transaction(() => ({
-      windows: ((sinces) => {
-        const found = discoveredIn(sinces);
-        return q.windowsMs.map((windowMs, i) => {
+    db.transaction(() => {
+      const sinces = q.windowsMs.map((w) => iso(q.now - w));
+      const { counts, found } = countsAndDiscovered(sinces);
+      return {
+        stats: parts.stats(counts, q.now),
+        workers: parts.workers(),
+        windows: q.windowsMs.map((windowMs, i) => {
           const o = s.outcomesIn.get(sinces[i]) as { c: number | null; f: number | null };
           return { windowMs, discovered: found[i] ?? 0, completed: o.c ?? 0, failed: o.f ?? 0 };
-        });
-      })(q.windowsMs.map((w) => iso(q.now - w))),
-      backlog: (s.backlog.all(q.limit) as Row[]).map(toBacklogGroup).sort(byBacklog),
-      inFlight: (s.inFlight.all(q.limit) as Row[]).map(toInFlight),
-      failures: (s.recentFailures.all(q.limit) as Row[]).map(toRecentFailure),
-    }))();
+        }),
+        backlog: (s.backlog.all(q.limit) as Row[]).map(toBacklogGroup).sort(byBacklog),
+        inFlight: (s.inFlight.all(q.limit) as Row[]).map(toInFlight),
+        failures: (s.recentFailures.all(q.limit) as Row[]).map(toRecentFailure),
+      };
+    })();
 }

@@ -28,6 +28,7 @@ import {
   type FileRecord,
   type ListQuery,
   type PurgeQuery,
+  type TombstoneExpiryQuery,
   type RequeueQuery,
   type RetryPolicy,
   type Status,
@@ -385,26 +386,32 @@ export class SqliteStore implements CheckpointStore {
   }
 
   stats(now: number): Promise<StoreStats> {
-    return this.counts().then((counts) =>
-      this.read('stats', () => {
-        const oldest = this.s.oldestPending.get() as { due_at: string | null } | undefined;
-        const minute = iso(now - 60_000);
-        const hour = iso(now - 3_600_000);
-        const w = this.s.outcomesSince.get(minute, minute, hour) as { cm: number | null; fm: number | null; ch: number | null; fh: number | null };
-        return {
-          counts,
-          oldestPendingAt: oldest?.due_at ?? null,
-          completedLastMinute: w.cm ?? 0,
-          completedLastHour: w.ch ?? 0,
-          failedLastMinute: w.fm ?? 0,
-          failedLastHour: w.fh ?? 0,
-        };
-      }),
-    );
+    return this.counts().then((counts) => this.read('stats', () => this.statsWith(counts, now)));
+  }
+
+  /** stats() around counts already read (activity() reads them in its own scan). */
+  private statsWith(counts: Record<Status, number>, now: number): StoreStats {
+    const oldest = this.s.oldestPending.get() as { due_at: string | null } | undefined;
+    const minute = iso(now - 60_000);
+    const hour = iso(now - 3_600_000);
+    const w = this.s.outcomesSince.get(minute, minute, hour) as { cm: number | null; fm: number | null; ch: number | null; fh: number | null };
+    return {
+      counts,
+      oldestPendingAt: oldest?.due_at ?? null,
+      completedLastMinute: w.cm ?? 0,
+      completedLastHour: w.ch ?? 0,
+      failedLastMinute: w.fm ?? 0,
+      failedLastHour: w.fh ?? 0,
+    };
   }
 
   activity(q: ActivityQuery): Promise<Activity> {
-    return this.read('activity', () => (this.readActivity ??= prepareActivity(this.db))(q));
+    return this.read('activity', () =>
+      (this.readActivity ??= prepareActivity(this.db, {
+        stats: (counts, now) => this.statsWith(counts, now),
+        workers: () => (this.s.workers.all() as Row[]).map(toWorker),
+      }))(q),
+    );
   }
 
   purge(q: PurgeQuery): Promise<number> {
@@ -413,15 +420,35 @@ export class SqliteStore implements CheckpointStore {
     const cut = iso(q.now - q.olderThanMs);
     const nowIso = iso(q.now);
     const marks = statuses.map(() => '?').join(',');
-    const cond = `status IN (${marks}) AND updated_at < ?`;
     return this.write('purge', () => {
+      // The rows of this call, picked once (LIMIT -1: all), so the three statements agree on
+      // them; oldest first through fc_finished (migration 4), whose condition is repeated
+      // literally so that SQLite may use it: a batch reads the rows it deletes, not the table.
+      this.db.exec('CREATE TEMP TABLE IF NOT EXISTS purge_batch (file_url TEXT PRIMARY KEY); DELETE FROM temp.purge_batch');
+      this.db
+        .prepare(
+          `INSERT INTO temp.purge_batch SELECT file_url FROM file_checkpoints INDEXED BY fc_finished
+           WHERE status IN ('completed', 'dead') AND status IN (${marks}) AND updated_at < ? ORDER BY updated_at LIMIT ?`,
+        )
+        .run(...statuses, cut, q.limit ?? -1);
       this.db.prepare(
         `INSERT OR REPLACE INTO file_tombstones (file_url, fingerprint, version, status, purged_at)
-         SELECT file_url, fingerprint, version, status, ? FROM file_checkpoints WHERE ${cond}`,
-      ).run(nowIso, ...statuses, cut);
-      this.db.prepare(`DELETE FROM file_attempts WHERE file_url IN (SELECT file_url FROM file_checkpoints WHERE ${cond})`).run(...statuses, cut);
-      return this.db.prepare(`DELETE FROM file_checkpoints WHERE ${cond}`).run(...statuses, cut).changes;
+         SELECT file_url, fingerprint, version, status, ? FROM file_checkpoints WHERE file_url IN temp.purge_batch`,
+      ).run(nowIso);
+      this.db.exec('DELETE FROM file_attempts WHERE file_url IN temp.purge_batch');
+      const n = this.db.prepare('DELETE FROM file_checkpoints WHERE file_url IN temp.purge_batch').run().changes;
+      this.db.exec('DELETE FROM temp.purge_batch');
+      return n;
     });
+  }
+
+  expireTombstones(q: TombstoneExpiryQuery): Promise<number> {
+    const cut = iso(q.now - q.olderThanMs);
+    return this.write('expireTombstones', () =>
+      this.db
+        .prepare('DELETE FROM file_tombstones WHERE file_url IN (SELECT file_url FROM file_tombstones INDEXED BY ft_purged WHERE purged_at < ? ORDER BY purged_at LIMIT ?)')
+        .run(cut, q.limit ?? -1).changes,
+    );
   }
 
   takeAfterAction(item: UnfinishedAfterAction, workerId: string, now: number): Promise<boolean> {

@@ -280,6 +280,18 @@ export interface PurgeQuery {
   olderThanMs: number;
   statuses: readonly ('completed' | 'dead')[];
   now: number;
+  /**
+   * At most this many rows in this call (in one short write transaction); absent: all of them.
+   * The daemon's scheduled purge calls again until fewer come back (src/daemon/retention.ts).
+   */
+  limit?: number;
+}
+
+/** Tombstones whose purge is older than the cut-off; `limit` as in PurgeQuery. */
+export interface TombstoneExpiryQuery {
+  olderThanMs: number;
+  now: number;
+  limit?: number;
 }
 
 export interface RetryPolicy {
@@ -352,6 +364,10 @@ export interface RecentFailure {
 }
 
 export interface Activity {
+  /** What stats() reports, read together with the rest (`ckpt top` shows it as status does). */
+  stats: StoreStats;
+  /** What workers() reports, likewise. */
+  workers: WorkerRecord[];
   /** One entry per requested window, in the order asked. */
   windows: WindowCounts[];
   /** Largest backlog first (pending + retrying), then by folder and type. */
@@ -419,10 +435,19 @@ export interface CheckpointStore {
   attempts(fileUrl: string): Promise<AttemptRecord[]>;
   counts(): Promise<Record<Status, number>>;
   stats(now: number): Promise<StoreStats>;
-  /** What is moving right now, for `ckpt top`: rates, backlog, in-flight files, recent failures. Read only. */
+  /**
+   * What is moving right now, for `ckpt top`: everything one refresh shows (stats, workers,
+   * rates, backlog, in-flight files, recent failures), read as one snapshot where the store can
+   * (one read transaction). Read only.
+   */
   activity(q: ActivityQuery): Promise<Activity>;
   /** Deletes completed/dead rows older than the cut-off, leaving tombstones; returns how many. */
   purge(q: PurgeQuery): Promise<number>;
+  /**
+   * Deletes tombstones left by purges older than the cut-off; returns how many. The same file
+   * still lying at its path (or put back) afterwards is discovered as new and runs again.
+   */
+  expireTombstones(q: TombstoneExpiryQuery): Promise<number>;
   /** The tombstone a purge left for this path, or null. */
   tombstone(fileUrl: string): Promise<Tombstone | null>;
   /**

@@ -109,6 +109,9 @@ describe('init', () => {
     expect(fs.readFileSync(path.join(dir, 'handler.mjs'), 'utf8')).toBe(fs.readFileSync(new URL('../../scripts/example-handler.mjs', import.meta.url), 'utf8'));
     const cfg = loadConfig(path.join(dir, 'ckpt.config.json'), { env: {} });
     expect(cfg.watch[0]?.dir).toBe(path.join(dir, 'inbox'));
+    // A starter box does not grow for ever: retention is on, with the windows it prints.
+    expect(cfg.retention).toEqual({ completedMs: 30 * 86_400_000, deadMs: 90 * 86_400_000, tombstonesMs: 30 * 86_400_000 });
+    expect(r.stdout).toContain('keeps the history of completed files 30 days, of dead ones 90 days');
     expect(r.stdout).toContain('Next steps:');
     expect(r.stdout).toContain('cd ingest');
     expect(r.stdout).toContain('ckpt run --once');

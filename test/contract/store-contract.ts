@@ -353,6 +353,38 @@ export function runStoreContract(name: string, make: StoreFactory): void {
       expect(await s.get('/inbox/old')).toMatchObject({ status: 'pending', version: 2 });
     });
 
+    it('purge with a limit takes at most that many rows per call, and the rest on the next calls', async () => {
+      const s = await mk();
+      const names = ['a', 'b', 'c', 'd', 'e'];
+      await s.discover(names.map((n) => file(n)), T0);
+      const stats = { totalRows: 0, filteredRows: 0, persistedRows: 0, durationMs: 0 };
+      for (const c of await s.claim(5, claimOpts(T0))) await s.complete([{ fileUrl: c.fileUrl, token: c.token, stats, now: T0 }]);
+      const q = { olderThanMs: 1_000, statuses: ['completed'] as const, now: T0 + 10_000, limit: 2 };
+      expect([await s.purge(q), await s.purge(q), await s.purge(q), await s.purge(q)]).toEqual([2, 2, 1, 0]);
+      for (const n of names) {
+        expect(await s.get(`/inbox/${n}`)).toBeNull();
+        expect(await s.tombstone(`/inbox/${n}`)).toMatchObject({ status: 'completed', fingerprint: 'fp1' });
+        expect(await s.attempts(`/inbox/${n}`)).toEqual([]);
+      }
+    });
+
+    it('expireTombstones deletes the tombstones of purges before the cut-off; that file then counts as new', async () => {
+      const s = await mk();
+      await s.discover([file('early'), file('late')], T0);
+      const stats = { totalRows: 0, filteredRows: 0, persistedRows: 0, durationMs: 0 };
+      for (const c of await s.claim(2, claimOpts(T0))) await s.complete([{ fileUrl: c.fileUrl, token: c.token, stats, now: T0 }]);
+      expect(await s.purge({ olderThanMs: 0, statuses: ['completed'], now: T0 + 1_000, limit: 1 })).toBe(1);
+      const [first, second] = (await s.tombstone('/inbox/early')) ? ['early', 'late'] : ['late', 'early'];
+      expect(await s.purge({ olderThanMs: 0, statuses: ['completed'], now: T0 + 50_000 })).toBe(1);
+      // Tombstones purged before T0 + 20 s: only the first purge's.
+      expect(await s.expireTombstones({ olderThanMs: 30_000, now: T0 + 50_000, limit: 10 })).toBe(1);
+      expect(await s.tombstone(`/inbox/${first}`)).toBeNull();
+      expect(await s.tombstone(`/inbox/${second}`)).not.toBeNull();
+      expect(await s.expireTombstones({ olderThanMs: 30_000, now: T0 + 50_000 })).toBe(0);
+      expect(await s.discover([file(first), file(second)], T0 + 60_000)).toMatchObject({ inserted: 1, tombstoned: 1 });
+      expect(await s.get(`/inbox/${first}`)).toMatchObject({ status: 'pending', version: 1 });
+    });
+
     it('a requeue is written to the history (who, where the file came back from) and counts as no outcome', async () => {
       const s = await mk();
       await s.discover([file('a'), file('b')], T0);
@@ -495,11 +527,20 @@ export function runStoreContract(name: string, make: StoreFactory): void {
       expect(act.failures).toEqual([
         { fileUrl: '/inbox/b', version: 1, attempt: 1, workerId: W1, endedAt: new Date(T0 + 20_000).toISOString(), outcome: 'failed', errorMessage: 'boom\nsecond line' },
       ]);
+      // What status shows comes with it (one refresh of `ckpt top` is this one call).
+      await s.touchWorker({ workerId: W2, host: 'h', pid: 2, mode: 'normal', modeSince: null, modeReason: null }, T0 + 24_000);
+      const withWorker = await s.activity({ now: T0 + 25_000, windowsMs: [60_000], limit: 10 });
+      expect(withWorker.stats).toEqual(await s.stats(T0 + 25_000));
+      expect(withWorker.stats.counts).toEqual({ pending: 1, processing: 2, completed: 1, failed: 1, dead: 0 });
+      expect(withWorker.workers).toEqual(await s.workers());
+      expect(withWorker.workers.map((w) => w.workerId)).toEqual([W2]);
 
       // The limit holds for every list; the largest backlog comes first.
       await s.discover([file('sub/f', 'fp1', 'json')], T0 + 50);
       const one = await s.activity({ now: T0 + 25_000, windowsMs: [], limit: 1 });
       expect(one).toEqual({
+        stats: expect.objectContaining({ counts: { pending: 2, processing: 2, completed: 1, failed: 1, dead: 0 } }),
+        workers: [expect.objectContaining({ workerId: W2 })],
         windows: [],
         backlog: [expect.objectContaining({ folder: '/inbox/sub', pending: 2 })],
         inFlight: [expect.objectContaining({ fileUrl: '/inbox/sub/c' })],

@@ -52,7 +52,14 @@ function verifiable(text: string): string {
   return text.replace(/^(ExecStart(?:Pre)?)=\S+/gm, `$1=${process.execPath}`);
 }
 
-describe.each(UNITS)('$name', ({ file }) => {
+/** Where each unit reads its config, keeps its database and may write (the template: per feed). */
+const PLACES: Record<string, { config: string; state: string; rw: string }> = {
+  'ckpt.service': { config: '/etc/ckpt/ckpt.config.json', state: 'ckpt', rw: '/srv/ckpt' },
+  'ckpt@.service': { config: '/etc/ckpt/%i.json', state: 'ckpt/%i', rw: '/srv/ckpt/%i' },
+};
+
+describe.each(UNITS)('$name', ({ name, file }) => {
+  const places = PLACES[name]!;
   const text = fs.readFileSync(file, 'utf8');
   const unit = parseUnit(text);
   const svc = unit.Service ?? {};
@@ -66,17 +73,19 @@ describe.each(UNITS)('$name', ({ file }) => {
     expect(one('NotifyAccess')).toBe('all');
     expect(one('User')).toBe('ckpt');
     expect(one('Group')).toBe('ckpt');
-    expect(one('StateDirectory')).toBe('ckpt');
+    expect(one('StateDirectory')).toBe(places.state);
+    expect(one('WorkingDirectory')).toBe(`/var/lib/${places.state}`);
     expect(one('Restart')).toBe('on-failure');
     expect(one('KillMode')).toBe('control-group');
-    expect(one('ExecStart')).toMatch(/^\/\S+ckpt run --config \/etc\/ckpt\/ckpt\.config\.json$/);
+    expect(one('ExecStart')).toMatch(/^\/\S+ckpt run --config /);
+    expect(one('ExecStart').endsWith(` run --config ${places.config}`)).toBe(true);
     // systemctl reload: SIGHUP to ckpt alone (the handlers in its cgroup must not get it).
     expect(one('ExecReload')).toBe('/bin/kill -HUP $MAINPID');
     // validate first, with the same program and config; no '+' or '!' prefix: it must run as
     // User= in the same sandbox to see what the daemon will see.
     expect(one('ExecStartPre')).toBe(one('ExecStart').replace(' run ', ' validate '));
     for (const [k, v] of [['NoNewPrivileges', 'true'], ['ProtectSystem', 'strict'], ['ProtectHome', 'true'], ['PrivateTmp', 'true']]) expect(one(k!), k).toBe(v);
-    expect(one('ReadWritePaths')).toBe('/srv/ckpt');
+    expect(one('ReadWritePaths')).toBe(places.rw);
     expect(one('RestartPreventExitStatus').split(' ')).toEqual(expect.arrayContaining(['64', '78']));
     // V8's JIT needs W+X pages: this setting would crash node at start.
     expect(svc.MemoryDenyWriteExecute).toBeUndefined();
@@ -99,10 +108,15 @@ describe.each(UNITS)('$name', ({ file }) => {
 });
 
 describe('the template', () => {
-  it('has the same [Service] as ckpt.service, so the two cannot drift apart', () => {
+  it('is ckpt.service with the config, state and write folders per feed, so the two cannot drift apart', () => {
     const [single, template] = UNITS.map((u) => parseUnit(fs.readFileSync(u.file, 'utf8')));
-    expect(template!.Service).toEqual(single!.Service);
-    expect(template!.Unit?.Description?.[0]).toContain('%i');
+    const perFeed = ['ExecStartPre', 'ExecStart', 'StateDirectory', 'WorkingDirectory', 'ReadWritePaths'];
+    const rest = (svc: Record<string, string[]>) => Object.fromEntries(Object.entries(svc).filter(([k]) => !perFeed.includes(k)));
+    expect(rest(template!.Service!)).toEqual(rest(single!.Service!));
+    // Only the config file's name and the folders differ: %i is the feed's name in each.
+    const asFeed = (v: string) => v.replace('/etc/ckpt/ckpt.config.json', '/etc/ckpt/%i.json').replace(/^ckpt$/, 'ckpt/%i').replace(/^(\/var\/lib\/ckpt|\/srv\/ckpt)$/, '$1/%i');
+    for (const k of perFeed) expect(template!.Service![k], k).toEqual(single!.Service![k]!.map(asFeed));
+    expect(template!.Unit?.Description?.[0]).toContain('/etc/ckpt/%i.json');
   });
 });
 
@@ -113,7 +127,7 @@ describe('scripts/install-service.sh', () => {
     const help = await run('bash', [script, '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^Usage: install-service\.sh/);
-    for (const opt of ['--user', '--bin', '--config-dir', '--data-dir', '--instances', '--no-enable', '--root']) expect(help.stdout).toContain(opt);
+    for (const opt of ['--user', '--bin', '--config-dir', '--data-dir', '--feed', '--no-enable', '--root']) expect(help.stdout).toContain(opt);
     const bad = await run('bash', [script, '--frobnicate']);
     expect(bad.code).toBe(64);
     expect(bad.stderr).toContain('unknown option: --frobnicate');
@@ -162,13 +176,34 @@ describe('scripts/install-service.sh', () => {
     }
   });
 
-  it('--instances N installs the template instead', async () => {
+  it('--feed NAME installs the template: a config, folders and a state folder per feed', async () => {
     const root = tmpDir('ckpt-root-');
-    const r = await run('bash', [script, '--root', root, '--bin', process.execPath, '--instances', '3']);
+    const r = await run('bash', [script, '--root', root, '--bin', process.execPath, '--data-dir', '/data/ingest', '--feed', 'orders', '--feed', 'invoices']);
     expect(r.code, r.stderr).toBe(0);
-    expect(fs.existsSync(path.join(root, 'etc/systemd/system/ckpt@.service'))).toBe(true);
+    const unitFile = path.join(root, 'etc/systemd/system/ckpt@.service');
     expect(fs.existsSync(path.join(root, 'etc/systemd/system/ckpt.service'))).toBe(false);
-    expect(r.stdout).toContain('ckpt@1.service ckpt@2.service ckpt@3.service');
+    const unit = parseUnit(fs.readFileSync(unitFile, 'utf8')).Service!;
+    expect(unit.ExecStart).toEqual([`${process.execPath} run --config /etc/ckpt/%i.json`]);
+    expect(unit.ExecStartPre).toEqual([`${process.execPath} validate --config /etc/ckpt/%i.json`]);
+    expect(unit.ReadWritePaths).toEqual(['/data/ingest/%i']);
+    expect(r.stdout).toContain('ckpt@orders.service ckpt@invoices.service');
+    for (const feed of ['orders', 'invoices']) {
+      const config = JSON.parse(fs.readFileSync(path.join(root, `etc/ckpt/${feed}.json`), 'utf8')) as Record<string, unknown>;
+      expect(config).toMatchObject({ database: `/var/lib/ckpt/${feed}/ckpt.db`, watch: [{ dir: `/data/ingest/${feed}/inbox` }], onDead: { moveTo: `/data/ingest/${feed}/dead` } });
+      expect(fileSchema.safeParse(config).success).toBe(true);
+      for (const p of [`data/ingest/${feed}/inbox`, `data/ingest/${feed}/done`, `var/lib/ckpt/${feed}`]) expect(fs.statSync(path.join(root, p)).isDirectory(), p).toBe(true);
+    }
+    if (hasAnalyze) {
+      // The instance as systemd would run it, with the feed's name filled in.
+      const copy = path.join(tmpDir(), 'ckpt@orders.service');
+      fs.writeFileSync(copy, verifiable(fs.readFileSync(unitFile, 'utf8')));
+      const v = await run('systemd-analyze', ['verify', copy]);
+      expect(v.stderr).toBe('');
+      expect(v.code).toBe(0);
+    }
+    const bad = await run('bash', [script, '--root', root, '--bin', process.execPath, '--feed', '../etc']);
+    expect(bad.code).toBe(64);
+    expect(bad.stderr).toContain("--feed: expected a name of letters, digits, - and _, got '../etc'");
   });
 });
 

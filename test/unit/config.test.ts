@@ -78,6 +78,7 @@ describe('defaults', () => {
       group: undefined,
       createDirs: false,
       pathPrefixes: [],
+      retention: null,
     } satisfies ResolvedConfig);
   });
 
@@ -89,6 +90,14 @@ describe('defaults', () => {
     expect(cfg.http).toEqual({ port: 9464, host: '127.0.0.1' });
     expect(cfg.fileMode).toBe(0o640);
     expect(cfg.group).toBe('1000');
+  });
+});
+
+describe('retention', () => {
+  it('reads each window as the CLI reads a duration; a window left out keeps that kind', () => {
+    const cfg = load(setup({ retention: { completed: '30d', dead: '1w2d', tombstones: '12h' } }));
+    expect(cfg.retention).toEqual({ completedMs: 30 * 86_400_000, deadMs: 9 * 86_400_000, tombstonesMs: 12 * 3_600_000 });
+    expect(load(setup({ retention: { completed: '90m' } })).retention).toEqual({ completedMs: 5_400_000, deadMs: null, tombstonesMs: null });
   });
 });
 
@@ -167,6 +176,11 @@ describe('shape errors name the file, the key and what was expected', () => {
     [{ database: { uri: 'x' } }, 'ckpt.config.json: database: unknown key "uri" (did you mean "url"?)\nckpt.config.json: database: expected exactly one of "url" or "urlEnv"'],
     [{ database: { url: 'postgres://h/db', schema: 'my-schema' } }, 'ckpt.config.json: database.schema: expected a PostgreSQL schema name (letters, digits, _; at most 63), got "my-schema"'],
     [{ database: 'mysql://u:pw@h/db' }, 'ckpt.config.json: database: expected a postgres:// or postgresql:// URL, got "mysql://u:***@h/db"'],
+    [{ retention: { completed: '30' } }, 'ckpt.config.json: retention.completed: expected a duration such as 30s, 15m, 2h or 7d, got "30" (add a unit: s, m, h, d)'],
+    [{ retention: { dead: '3 days' } }, 'ckpt.config.json: retention.dead: expected a duration such as 30s, 15m, 2h or 7d, got "3 days"'],
+    [{ retention: { tombstones: 30 } }, 'ckpt.config.json: retention.tombstones: expected a duration such as "30d" or "12h", got 30'],
+    [{ retention: { completed: '0d' } }, 'ckpt.config.json: retention.completed: expected a duration above 0, got "0d"'],
+    [{ retention: { complete: '30d' } }, 'ckpt.config.json: retention: unknown key "complete" (did you mean "completed"?)'],
   ])('%j', (content, message) => {
     const err = configError(() => load(setup(content)));
     expect(err.message).toBe(message);

@@ -24,6 +24,8 @@ export const STARTER_CONFIG = {
   onSuccess: { moveTo: 'done' },
   onDead: { moveTo: 'dead' },
   log: { level: 'info' },
+  // History is bounded from the first day (docs/retention.md): the daemon purges on a schedule.
+  retention: { completed: '30d', dead: '90d', tombstones: '30d' },
 };
 
 /** Used when the package's scripts/example-handler.mjs is not there (a trimmed install). */
@@ -87,6 +89,7 @@ export async function initCommand(dirArg: string | undefined): Promise<number> {
     [
       `Created a ckpt setup in ${dir}:`,
       item(CONFIG_NAME, `watches inbox/ for *.csv and runs ${HANDLER_NAME} on each file`),
+      item('', 'keeps the history of completed files 30 days, of dead ones 90 days'),
       item(HANDLER_NAME, handlerNote),
       item('inbox/', 'drop files here'),
       item('done/  dead/', 'where handled files are moved (completed / given up)'),

@@ -12,7 +12,7 @@ import type { ResolvedConfig } from '../../config/types.js';
 import { ageSeconds, formatAgo, formatCount, formatDuration } from '../../ops/format.js';
 import { formatKeyValues, formatTable } from '../../ops/table.js';
 import { readHandlerStates } from '../../run/handler-state-file.js';
-import { STATUSES, type CheckpointStore, type Status, type WorkerRecord } from '../../store/types.js';
+import { STATUSES, type CheckpointStore, type Status, type StoreStats, type WorkerRecord } from '../../store/types.js';
 import { withStore } from '../context.js';
 import { print, printJson } from '../output.js';
 
@@ -111,8 +111,19 @@ export async function statusReport(
   stateFiles: readonly DegradedState[] = [],
   handlerDown: readonly HandlerUnavailableJson[] = [],
 ): Promise<StatusJson> {
-  const stats = await store.stats(env.now);
-  const workers = (await store.workers()).map((w) => workerJson(w, env));
+  return statusReportOf(await store.stats(env.now), await store.workers(), database, env, stateFiles, handlerDown);
+}
+
+/** The report from what the store said (`ckpt top` reads stats and workers with the rest of a refresh). */
+export function statusReportOf(
+  stats: StoreStats,
+  records: readonly WorkerRecord[],
+  database: string | null,
+  env: StatusEnv,
+  stateFiles: readonly DegradedState[] = [],
+  handlerDown: readonly HandlerUnavailableJson[] = [],
+): StatusJson {
+  const workers = records.map((w) => workerJson(w, env));
   // While the database is locked a degraded worker cannot write its row (it still says normal),
   // so its state file beside the database counts too.
   const degraded: DegradedState[] = workers

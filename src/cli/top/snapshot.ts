@@ -6,7 +6,7 @@
  */
 import { ageSeconds, errorSummary } from '../../ops/format.js';
 import type { BacklogGroup, CheckpointStore, InFlightFile, RecentFailure } from '../../store/types.js';
-import { type StatusInputs, type StatusJson, statusReport } from '../commands/status.js';
+import { type StatusInputs, type StatusJson, statusReportOf } from '../commands/status.js';
 
 /**
  * The last few seconds (what is happening now) and the last minute (whether it is a blip). Five
@@ -47,10 +47,11 @@ export interface TopJson extends StatusJson {
   failures: FailureJson[];
 }
 
+/** One refresh: one activity() call, which the stores answer in one read transaction. */
 export async function topSnapshot(store: CheckpointStore, database: string | null, inputs: StatusInputs): Promise<TopJson> {
   const now = inputs.env.now;
-  const report = await statusReport(store, database, inputs.env, inputs.states, inputs.handlerDown);
   const act = await store.activity({ now, windowsMs: RATE_WINDOWS_MS, limit: LIST_LIMIT });
+  const report = statusReportOf(act.stats, act.workers, database, inputs.env, inputs.states, inputs.handlerDown);
   const per = (n: number, ms: number) => Math.round((n / (ms / 1000)) * 1000) / 1000;
   return {
     ...report,

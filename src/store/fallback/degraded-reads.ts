@@ -70,7 +70,9 @@ export class DegradedReads {
   }
 
   async activity(mem: MemoryStore, q: ActivityQuery): Promise<Activity> {
-    return (await this.fromDatabase((p) => p.activity(q))) ?? mem.activity(q);
+    const a = (await this.fromDatabase((p) => p.activity(q))) ?? (await mem.activity(q));
+    // While degraded this process's own worker row is in memory: workers() merges it in.
+    return { ...a, workers: await this.workers(mem) };
   }
 
   /** The database's workers, with this process's own (from memory) in place of theirs. */

@@ -23,6 +23,7 @@ import type {
   FileRecord,
   ListQuery,
   PurgeQuery,
+  TombstoneExpiryQuery,
   RequeueQuery,
   RetryPolicy,
   Status,
@@ -482,6 +483,10 @@ export class FallbackStore implements CheckpointStore {
 
   purge(q: PurgeQuery): Promise<number> {
     return this.route((p) => p.purge(q), this.needsDatabase('purge'));
+  }
+
+  expireTombstones(q: TombstoneExpiryQuery): Promise<number> {
+    return this.route((p) => p.expireTombstones(q), this.needsDatabase('expiring tombstones'));
   }
 
   tombstone(fileUrl: string): Promise<Tombstone | null> {

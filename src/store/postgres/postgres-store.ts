@@ -23,6 +23,7 @@ import type {
   FileRecord,
   ListQuery,
   PurgeQuery,
+  TombstoneExpiryQuery,
   RequeueQuery,
   RetryPolicy,
   Status,
@@ -472,9 +473,18 @@ export class PostgresStore implements CheckpointStore {
     return this.tx(
       'purge',
       async (c) => {
-        const r = await c.query<{ n: number }>({ ...this.s.purge, values: [statuses, iso(q.now - q.olderThanMs), iso(q.now)] });
+        const r = await c.query<{ n: number }>({ ...this.s.purge, values: [statuses, iso(q.now - q.olderThanMs), iso(q.now), q.limit ?? null] });
         return r.rows[0]?.n ?? 0;
       },
+      this.s.purgeLock('exclusive', this.schema),
+    );
+  }
+
+  async expireTombstones(q: TombstoneExpiryQuery): Promise<number> {
+    // Under the purge lock too: discovery reads a tombstone and inserts a row in one go.
+    return this.tx(
+      'expireTombstones',
+      async (c) => (await c.query({ ...this.s.expireTombstones, values: [iso(q.now - q.olderThanMs), q.limit ?? null] })).rowCount ?? 0,
       this.s.purgeLock('exclusive', this.schema),
     );
   }
@@ -505,39 +515,48 @@ export class PostgresStore implements CheckpointStore {
   }
 
   async counts(): Promise<Record<Status, number>> {
-    const out: Record<Status, number> = { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 };
-    for (const r of (await this.one('counts', this.s.counts, [])).rows) out[r.status as Status] = Number(r.n);
-    return out;
+    return countsOf((await this.one('counts', this.s.counts, [])).rows);
   }
 
   async stats(now: number): Promise<StoreStats> {
     const counts = await this.counts();
     const oldest = (await this.one('stats', this.s.oldestPending, [])).rows[0];
     const w = (await this.one('stats', this.s.outcomesSince, [iso(now - 60_000), iso(now - 3_600_000)])).rows[0] ?? {};
-    return {
-      counts,
-      oldestPendingAt: (oldest?.due_at as string | null | undefined) ?? null,
-      completedLastMinute: Number(w.cm ?? 0),
-      completedLastHour: Number(w.ch ?? 0),
-      failedLastMinute: Number(w.fm ?? 0),
-      failedLastHour: Number(w.fh ?? 0),
-    };
+    return statsOf(counts, oldest, w);
   }
 
+  /**
+   * One snapshot: every read in one REPEATABLE READ READ ONLY transaction, so the counts, the
+   * rates, the backlog and the lists agree with each other however the daemons write meanwhile
+   * (READ COMMITTED would give each statement its own snapshot).
+   */
   async activity(q: ActivityQuery): Promise<Activity> {
-    const windows = [];
-    for (const windowMs of q.windowsMs) {
-      const since = iso(q.now - windowMs);
-      const d = (await this.one('activity', this.s.discoveredSince, [since])).rows[0] ?? {};
-      const o = (await this.one('activity', this.s.outcomesIn, [since])).rows[0] ?? {};
-      windows.push({ windowMs, discovered: Number(d.n ?? 0), completed: Number(o.c ?? 0), failed: Number(o.f ?? 0) });
-    }
-    return {
-      windows,
-      backlog: (await this.one('activity', this.s.backlog, [q.limit])).rows.map(toBacklogGroup).sort(byBacklog),
-      inFlight: (await this.one('activity', this.s.inFlight, [q.limit])).rows.map(toInFlight),
-      failures: (await this.one('activity', this.s.recentFailures, [q.limit])).rows.map(toRecentFailure),
-    };
+    const sinces = q.windowsMs.map((w) => iso(q.now - w));
+    return this.tx(
+      'activity',
+      async (c) => {
+        const read = async (st: { name: string; text: string }, values: unknown[]) => (await c.query<Row>({ ...st, values })).rows;
+        const counts = countsOf(await read(this.s.counts, []));
+        const oldest = (await read(this.s.oldestPending, []))[0];
+        const w = (await read(this.s.outcomesSince, [iso(q.now - 60_000), iso(q.now - 3_600_000)]))[0] ?? {};
+        const found = new Map<number, number>();
+        for (const r of await read(this.s.discoveredSince, [sinces])) found.set(Number(r.i), Number(r.n));
+        const windows = [];
+        for (const [i, windowMs] of q.windowsMs.entries()) {
+          const o = (await read(this.s.outcomesIn, [sinces[i]]))[0] ?? {};
+          windows.push({ windowMs, discovered: found.get(i + 1) ?? 0, completed: Number(o.c ?? 0), failed: Number(o.f ?? 0) });
+        }
+        return {
+          stats: statsOf(counts, oldest, w),
+          workers: (await read(this.s.workers, [])).map(toWorker),
+          windows,
+          backlog: (await read(this.s.backlog, [q.limit])).map(toBacklogGroup).sort(byBacklog),
+          inFlight: (await read(this.s.inFlight, [q.limit])).map(toInFlight),
+          failures: (await read(this.s.recentFailures, [q.limit])).map(toRecentFailure),
+        };
+      },
+      'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY',
+    );
   }
 
   // --- workers ----------------------------------------------------------------------------
@@ -591,4 +610,22 @@ function knownOf(k: Row | undefined): Known {
   if (k?.status != null) return { row: { status: k.status as Status, fingerprint: String(k.fingerprint) } };
   if (k?.tomb_fingerprint != null) return { tombstone: { fingerprint: String(k.tomb_fingerprint), version: Number(k.tomb_version) } };
   return null;
+}
+
+function countsOf(rows: Row[]): Record<Status, number> {
+  const out: Record<Status, number> = { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 };
+  for (const r of rows) out[r.status as Status] = Number(r.n);
+  return out;
+}
+
+/** stats() from its three reads: counts, the oldest pending row, the outcomes of the last hour. */
+function statsOf(counts: Record<Status, number>, oldest: Row | undefined, w: Row): StoreStats {
+  return {
+    counts,
+    oldestPendingAt: (oldest?.due_at as string | null | undefined) ?? null,
+    completedLastMinute: Number(w.cm ?? 0),
+    completedLastHour: Number(w.ch ?? 0),
+    failedLastMinute: Number(w.fm ?? 0),
+    failedLastHour: Number(w.fh ?? 0),
+  };
 }

@@ -325,13 +325,17 @@ export function statements(s: string) {
     /** $1 what the after-action did, $2 url, $3 the claim token of the attempt. */
     recordAfterAction: st('recordAfterAction', `UPDATE ${fa} SET after_action = $1::text WHERE file_url = $2::text AND claim_token = $3::text`),
     /**
-     * $1 statuses, $2 cut-off, $3 now. The rows, their attempts and a tombstone per row, in one
-     * statement (run under the purge lock, see PostgresStore.purge).
+     * $1 statuses, $2 cut-off, $3 now, $4 at most this many rows (NULL: all). The rows, their
+     * attempts and a tombstone per row, in one statement (run under the purge lock, see
+     * PostgresStore.purge).
      */
     purge: st(
       'purge',
       `WITH gone AS (
-         DELETE FROM ${fc} WHERE status = ANY($1::text[]) AND updated_at < $2::timestamptz
+         DELETE FROM ${fc} WHERE status = ANY($1::text[]) AND updated_at < $2::timestamptz AND file_url IN (
+           SELECT file_url FROM ${fc} WHERE status IN ('completed', 'dead') AND status = ANY($1::text[]) AND updated_at < $2::timestamptz
+           ORDER BY updated_at LIMIT $4::int
+         )
          RETURNING file_url, fingerprint, version, status
        ), tomb AS (
          INSERT INTO ${ft} (file_url, fingerprint, version, status, purged_at)
@@ -343,6 +347,12 @@ export function statements(s: string) {
          DELETE FROM ${fa} WHERE file_url IN (SELECT file_url FROM gone)
        )
        SELECT count(*)::int AS n FROM gone`,
+    ),
+
+    /** $1 cut-off, $2 at most this many (NULL: all): tombstones of purges before the cut-off. */
+    expireTombstones: st(
+      'expireTombstones',
+      `DELETE FROM ${ft} WHERE file_url IN (SELECT file_url FROM ${ft} WHERE purged_at < $1::timestamptz ORDER BY purged_at LIMIT $2::int)`,
     ),
 
     // --- reads ----------------------------------------------------------------------------
@@ -365,8 +375,18 @@ export function statements(s: string) {
     ),
 
     // --- activity (ckpt top) ---------------------------------------------------------------
-    /** $1 since. */
-    discoveredSince: st('discoveredSince', `SELECT count(*)::int AS n FROM ${fc} WHERE created_at >= $1::timestamptz`),
+    /**
+     * $1 the windows' starts. Files discovered since each, numbered i from 1 as given: one read
+     * of the rows since the earliest start for every window (created_at has no index). A window
+     * with no file has no row.
+     */
+    discoveredSince: st(
+      'discoveredSince',
+      `SELECT u.i::int AS i, count(*) FILTER (WHERE f.created_at >= u.w)::int AS n
+         FROM unnest($1::timestamptz[]) WITH ORDINALITY AS u(w, i)
+        CROSS JOIN (SELECT created_at FROM ${fc} WHERE created_at >= (SELECT min(x) FROM unnest($1::timestamptz[]) AS x)) AS f
+        GROUP BY u.i`,
+    ),
     /** $1 since. */
     outcomesIn: st(
       'outcomesIn',

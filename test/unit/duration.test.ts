@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parsePurgeStatuses } from '../../src/cli/args.js';
-import { parseDuration } from '../../src/cli/duration.js';
+import { parseDuration } from '../../src/config/duration.js';
 
 describe('parseDuration', () => {
   it.each([

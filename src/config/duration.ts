@@ -1,6 +1,6 @@
 /**
- * Durations on the command line: `30s`, `15m`, `2h`, `7d`, `2w`, `500ms`, and sums such as
- * `1h30m`. A bare number is refused: `--older-than 30` could mean seconds or days, and the
+ * Durations, on the command line (`--older-than`) and in the config file (`retention`): `30s`,
+ * `15m`, `2h`, `7d`, `2w`, `500ms`, and sums such as `1h30m`. A bare number is refused: `--older-than 30` could mean seconds or days, and the
  * wrong guess on `purge` deletes history.
  */
 const UNIT_MS: Readonly<Record<string, number>> = {
