@@ -253,6 +253,30 @@ describe('a crash while degraded loses nothing', () => {
     expect(handed.sort()).toEqual(files('k', 10).map((f) => f.fileUrl).filter((f) => !completed.includes(f)).sort());
     expect(dbRows(db, `SELECT count(*) AS n FROM file_attempts WHERE outcome = 'lease_expired'`)[0]!.n).toBe(2);
   });
+  it("in degraded mode, a claim whose lease runs out in memory is retried after its route's backoff, not the top level's", async () => {
+    const db = path.join(tmpDir(), 'ckpt.db');
+    const top = { maxRetries: 5, baseDelayMs: 1_000, maxDelayMs: 1_000 };
+    const s = new FallbackStore(db, { lockTimeoutMs: 300, busyTimeoutMs: 20, retry: top, random: () => 0.999, fallback: { workerId: 'w1', probeMs: 100 } });
+    stores.push(s);
+    const [strict] = files('strict', 1).map((f) => ({ ...f, fileType: 'strict' }));
+    const [lax] = files('lax', 1);
+    await s.discover([strict!, lax!], Date.now());
+    const shell = await holdLock(db, 'begin-exclusive');
+    const t = Date.now();
+    expect(await s.claim(2, { workerId: 'w1', leaseMs: 1_000, now: t })).toHaveLength(2);
+    expect(s.mode().mode).toBe('degraded');
+    // The runner stopped renewing both; the next claim's sweep finds them expired.
+    const route = { retry: { maxRetries: 5, baseDelayMs: 60_000, maxDelayMs: 60_000 } };
+    const routeOf = (type: string) => (type === 'strict' ? route : undefined);
+    await s.claim(2, { workerId: 'w1', leaseMs: 1_000, now: t + 2_000, routeOf });
+    const expired = readJournal(journalsIn(db)[0]!).entries.filter((e) => e.t === 'expired');
+    const dueOf = (url: string) => expired.find((e) => e.fileUrl === url) as { dueAt?: number } | undefined;
+    // floor(0.999 * base): the route's 60 s for its file type, the top level's 1 s for the other.
+    expect(dueOf(strict!.fileUrl)?.dueAt).toBe(t + 2_000 + 59_940);
+    expect(dueOf(lax!.fileUrl)?.dueAt).toBe(t + 2_000 + 999);
+    await shell.release();
+  });
+
   it('discover asks stillThere inside the write, after a wait on the lock, not before it', async () => {
     const db = path.join(tmpDir(), 'ckpt.db');
     const s = new SqliteStore(db, { lockTimeoutMs: 10_000, busyTimeoutMs: 20 });

@@ -293,9 +293,10 @@ export class DegradedMode {
     for (const e of expired) {
       const o = this.d.open.get(e.fileUrl);
       if (!o || o.claim.token !== e.token) continue;
-      // Memory's sweep already chose the status by the same rule (expiryStatus): a dead row is
-      // final (as if permanent), a failed one is planned from the claim's own count.
-      const plan = planFailure(this.d.retry, o.claim.retryCount, e.status === 'dead', opts.now, this.d.opts.random ?? Math.random);
+      // Memory's sweep already chose the status by the same rule (expiryStatus, under the file's
+      // route): a dead row is final (as if permanent), a failed one is planned from the claim's count.
+      const retry = opts.routeOf?.(o.claim.fileType)?.retry ?? this.d.retry;
+      const plan = planFailure(retry, o.claim.retryCount, e.status === 'dead', opts.now, this.d.opts.random ?? Math.random);
       const error = leaseExpiredError(e.workerId);
       if (this.settleMarker(o, plan.status, { dueAt: plan.dueAt, retryCount: plan.retryCount })) {
         entries.push({ t: 'expired', status: plan.status, dueAt: plan.dueAt, error, ...entryBase(o, opts.now), retryCount: plan.retryCount });
