@@ -104,6 +104,8 @@ export class DirWatches implements EventSource {
   private readonly byWd = new Map<number, string>();
   private readonly inotify: Inotify | null;
   private closed = false;
+  /** An overflow record was read and no read has emptied the queue since (kernel-readiness.ts). */
+  private overflowed = false;
 
   constructor(private readonly opts: EventSourceOptions) {
     this.inotify = this.openInotify();
@@ -122,7 +124,7 @@ export class DirWatches implements EventSource {
     const addon = this.opts.onKernel === undefined ? null : nativeAddon();
     if (addon === null) return null;
     try {
-      return new Inotify(addon, (events) => this.onNative(events));
+      return new Inotify(addon, (events, drained) => this.onNative(events, drained));
     } catch {
       return null;
     }
@@ -221,8 +223,8 @@ export class DirWatches implements EventSource {
     return true;
   }
 
-  /** One read of the native inotify queue. */
-  private onNative(events: RawEvent[] | null): void {
+  /** One read of the native inotify queue; `drained`: it emptied the queue. */
+  private onNative(events: RawEvent[] | null, drained: boolean): void {
     if (this.closed) return;
     if (events === null) {
       this.opts.onError(withPath(new Error('polling the inotify descriptor failed'), this.opts.root));
@@ -235,11 +237,17 @@ export class DirWatches implements EventSource {
         this.opts.onError(withPath(err, this.opts.root));
       }
     }
+    if (this.overflowed && drained && !this.closed) {
+      // Records queued from now on are complete, or come after a new overflow record.
+      this.overflowed = false;
+      this.opts.onKernel?.('drained', this.opts.root);
+    }
   }
 
   private onNativeEvent(e: RawEvent): void {
     if ((e.mask & IN.Q_OVERFLOW) !== 0) {
       // The kernel says so itself here: no guessing from the size of a burst.
+      this.overflowed = true;
       this.opts.onKernel?.('overflow', this.opts.root);
       this.opts.onOverflow?.(maxQueuedEvents());
       return;
@@ -278,6 +286,8 @@ export class DirWatches implements EventSource {
         this.dirs.delete(d);
       }
     }
+    // Closes of files below are not seen from now on: what is known of their writers is void.
+    if (this.inotify !== null && !this.closed) this.opts.onKernel?.('unwatched', dir);
   }
 
   /** `rename` or `change` alike: the lstat tells more than either. */

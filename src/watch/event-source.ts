@@ -13,10 +13,22 @@ import type fs from 'node:fs';
 export type WatchEventKind = 'add' | 'change' | 'unlink' | 'addDir' | 'unlinkDir' | 'hint';
 
 /**
- * A file event with its kernel kind kept (native inotify only, see kernel-readiness.ts):
- * `overflow` means the kernel dropped events and what is known about open files is void.
+ * A file event with its kernel kind kept (native inotify only, see kernel-readiness.ts).
+ * Three name a folder instead of a file: `overflow`, the kernel dropped events and what is
+ * known about its open files is void; `drained`, a read after that emptied the queue (events
+ * are complete again from the next read on); `unwatched`, a sub-folder's watch is gone.
  */
-export type KernelEvent = 'create' | 'open' | 'modify' | 'close-write' | 'close-nowrite' | 'moved-in' | 'gone' | 'overflow';
+export type KernelEvent =
+  | 'create'
+  | 'open'
+  | 'modify'
+  | 'close-write'
+  | 'close-nowrite'
+  | 'moved-in'
+  | 'gone'
+  | 'overflow'
+  | 'drained'
+  | 'unwatched';
 
 export interface EventSourceOptions {
   /** Absolute folder to watch. */

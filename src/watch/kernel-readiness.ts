@@ -15,8 +15,22 @@
  *   files found by a scan, such as those present at start-up) is overruled by `writing()`.
  *
  * Opens made before the folder was watched are not counted; their writes still show as
- * IN_MODIFY and their close as IN_CLOSE_WRITE. After a queue overflow nothing is known, and
- * the rescan puts every file through the stability timer again.
+ * IN_MODIFY and their close as IN_CLOSE_WRITE.
+ *
+ * The rule holds only while the events are complete. When the queue is full the kernel queues
+ * one IN_Q_OVERFLOW record and drops what follows; while that record is still unread, records
+ * that find the queue full again are dropped WITHOUT another one (fs/notify/notification.c
+ * queues the overflow record only when it is not queued already). So the records read after
+ * the overflow record, up to the read that finds the queue empty, may have gaps: a writer's
+ * create, open and write kept and its close dropped would hold the file forever. Hence, per
+ * watched folder: at `overflow` everything known about its files is forgotten, and until
+ * `drained` (the first read after it that emptied the queue: every record queued since then
+ * is complete, or follows a new overflow record) its opens, writes and closes are not counted
+ * either. Such files go by the stability timer, as at start-up, and the folder is rescanned;
+ * a write seen after `drained` holds its file again until its close. Renames in still make a
+ * file ready (the rename itself is one record, a whole file under its final name).
+ * A sub-folder no longer watched (moved out, deleted) has its files forgotten too (`unwatched`):
+ * their closes are not seen from then on.
  */
 import type { KernelEvent } from './event-source.js';
 
@@ -42,12 +56,17 @@ const MAX_FILES = 100_000;
 
 export class KernelReadiness {
   private readonly files = new Map<string, OpenState>();
+  /** Watched folders between an overflow and the read that drained their queue (see the top). */
+  private readonly incomplete = new Set<string>();
 
   get size(): number {
     return this.files.size;
   }
 
-  /** Applies one event; returns how `p` became ready, or null when it is not ready now. */
+  /**
+   * Applies one event; returns how `p` became ready, or null when it is not ready now.
+   * `overflow`, `drained` and `unwatched` name a folder; the other kinds a file.
+   */
   event(kind: KernelEvent, p: string): KernelReadyMode | null {
     switch (kind) {
       case 'moved-in':
@@ -57,8 +76,22 @@ export class KernelReadiness {
         this.files.delete(p);
         return null;
       case 'overflow':
-        this.files.clear();
+        this.forgetUnder(p);
+        this.incomplete.add(p);
         return null;
+      case 'drained':
+        this.incomplete.delete(p);
+        return null;
+      case 'unwatched':
+        this.forgetUnder(p);
+        return null;
+    }
+    if (this.incomplete.size > 0 && this.inIncomplete(p)) return null;
+    return this.fileEvent(kind, p);
+  }
+
+  private fileEvent(kind: 'create' | 'open' | 'modify' | 'close-write' | 'close-nowrite', p: string): KernelReadyMode | null {
+    switch (kind) {
       case 'create':
         this.state(p).created = true;
         return null;
@@ -97,6 +130,17 @@ export class KernelReadiness {
 
   forget(p: string): void {
     this.files.delete(p);
+  }
+
+  /** Forgets every file in folder `dir` and below (a walk of the map: overflows are rare). */
+  private forgetUnder(dir: string): void {
+    const prefix = `${dir}/`;
+    for (const p of this.files.keys()) if (p.startsWith(prefix)) this.files.delete(p);
+  }
+
+  private inIncomplete(p: string): boolean {
+    for (const dir of this.incomplete) if (p.startsWith(`${dir}/`)) return true;
+    return false;
   }
 
   private settle(p: string, s: OpenState): KernelReadyMode | null {
