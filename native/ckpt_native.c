@@ -186,10 +186,14 @@ static void inotify_readable(uv_poll_t *h, int status, int events) {
   char buf[EVENT_BUF] __attribute__((aligned(__alignof__(struct inotify_event))));
   ssize_t n = read(p->fd, buf, sizeof buf);
   if (n > 0) {
-    napi_value arg;
+    napi_value argv[2];
     void *data;
-    napi_create_buffer_copy(p->env, (size_t)n, buf, &data, &arg);
-    call_js(p, 1, &arg);
+    napi_create_buffer_copy(p->env, (size_t)n, buf, &data, &argv[0]);
+    /* The kernel fills a read with every record that fits, so a read that left room for the
+       longest one (a NAME_MAX name, its NUL, padding) emptied the queue: the second argument.
+       After an overflow, events are complete again from the next read on (kernel-readiness.ts). */
+    napi_get_boolean(p->env, (size_t)n + sizeof(struct inotify_event) + NAME_MAX + 1 <= sizeof buf, &argv[1]);
+    call_js(p, 2, argv);
   }
   napi_close_handle_scope(p->env, scope);
 }

@@ -13,8 +13,11 @@ import type { Logger } from 'pino';
 export type NativeHandle = { readonly __native: unique symbol };
 
 export interface NativeAddon {
-  /** `cb` gets each read of raw inotify_event records, or null when polling failed. */
-  inotifyOpen(cb: (events: Buffer | null) => void): NativeHandle;
+  /**
+   * `cb` gets each read of raw inotify_event records, or null when polling failed; `drained`:
+   * the read left room for the longest record, so the kernel's queue was empty after it.
+   */
+  inotifyOpen(cb: (events: Buffer | null, drained?: boolean) => void): NativeHandle;
   inotifyAdd(h: NativeHandle, dir: string, mask: number): number;
   inotifyRemove(h: NativeHandle, wd: number): void;
   close(h: NativeHandle): void;

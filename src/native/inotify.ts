@@ -58,31 +58,17 @@ export function parseEvents(buf: Buffer): RawEvent[] {
   return out;
 }
 
-/** The native part's read buffer (EVENT_BUF in native/ckpt_native.c): one read a wake-up. */
-const READ_BUFFER = 64 * 1024;
-/** The longest record: 16 bytes and a name of NAME_MAX (255) plus its NUL, padded to 16. */
-const MAX_RECORD = 16 + 256;
-
-/**
- * True when the read that gave `bytes` emptied the queue: the kernel fills a read with every
- * record that fits (fs/notify/inotify/inotify_user.c), so one that left room for the longest
- * record stopped because none was left.
- */
-export function drainedBy(bytes: number): boolean {
-  return bytes <= READ_BUFFER - MAX_RECORD;
-}
-
 /** One inotify descriptor on the event loop. */
 export class Inotify {
   private readonly handle: NativeHandle;
   private closed = false;
 
-  /** `drained`: this read emptied the queue (see drainedBy). */
+  /** `drained`: this read emptied the queue. */
   constructor(
     private readonly addon: NativeAddon,
     onEvents: (events: RawEvent[] | null, drained: boolean) => void,
   ) {
-    this.handle = addon.inotifyOpen((buf) => (buf === null ? onEvents(null, false) : onEvents(parseEvents(buf), drainedBy(buf.length))));
+    this.handle = addon.inotifyOpen((buf, drained) => onEvents(buf === null ? null : parseEvents(buf), drained === true));
   }
 
   /** Watch descriptor of `dir` (the same one again for a folder already watched). Throws errno errors. */
