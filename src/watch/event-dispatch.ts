@@ -50,6 +50,8 @@ export class EventDispatch {
 
   /** Starts `f`'s event source (on f.watchRoot), its events dispatched here. */
   open(f: FolderState): EventSource {
+    // A new inotify queue: nothing known of the folder's writers yet, and its events complete.
+    this.o.kernel.restart(f.root);
     const source = startEventSource({
       root: f.watchRoot,
       recursive: f.recursive,

@@ -132,6 +132,12 @@ export class KernelReadiness {
     this.files.delete(p);
   }
 
+  /** Folder `dir` is watched by a new inotify instance: what the old one said is void. */
+  restart(dir: string): void {
+    this.forgetUnder(dir);
+    this.incomplete.delete(dir);
+  }
+
   /** Forgets every file in folder `dir` and below (a walk of the map: overflows are rare). */
   private forgetUnder(dir: string): void {
     const prefix = `${dir}/`;

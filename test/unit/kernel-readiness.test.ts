@@ -97,6 +97,15 @@ describe('kernel readiness', () => {
     expect(k.writing('/in/a.csv')).toBe(true);
   });
 
+  it('a folder watched again by a new inotify instance: nothing of the old one holds, and its events count at once', () => {
+    const k = new KernelReadiness();
+    feed(k, ['create', 'open', 'modify']);
+    k.event('overflow', '/in');
+    k.restart('/in');
+    feed(k, ['create', 'open', 'modify']);
+    expect(k.writing('/in/a.csv')).toBe(true);
+  });
+
   it('an overflow forgets every open file', () => {
     const k = new KernelReadiness();
     feed(k, ['create', 'open', 'modify']);

@@ -55,4 +55,22 @@ describe('native part', () => {
       ino.close();
     }
   });
+
+  it('each read says whether it emptied the queue', async () => {
+    const addon = nativeAddon();
+    if (addon === null) return; // CKPT_NATIVE=0: covered by the first case
+    const dir = tmpDir();
+    const reads: Array<{ events: number; drained: boolean }> = [];
+    const ino = new Inotify(addon, (evs, drained) => reads.push({ events: evs?.length ?? 0, drained }));
+    try {
+      ino.add(dir);
+      // Written in line, so all of it is queued before the first read: 3,000 files, four
+      // records each of 32 bytes (a 9-letter name padded to 16): 384,000 bytes, six 64 KB reads.
+      for (let i = 0; i < 3_000; i++) fs.writeFileSync(path.join(dir, `f${i}.csv`), 'x');
+      await waitFor(() => reads.reduce((n, r) => n + r.events, 0) >= 12_000);
+      expect(reads.map((r) => r.drained)).toEqual([false, false, false, false, false, true]);
+    } finally {
+      ino.close();
+    }
+  });
 });
