@@ -25,7 +25,19 @@
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DbPeek, NOOP_HANDLER, argNumber, daemonAvailable, daemonStarted, log, removeDir, runProducer, sleep, startDaemon, tmpDir } from './lib.js';
+import {
+  DbPeek,
+  NOOP_HANDLER,
+  argNumber,
+  daemonAvailable,
+  daemonStarted,
+  log,
+  removeDir,
+  runProducer,
+  sleep,
+  startDaemon,
+  tmpDir,
+} from './lib.js';
 
 const ROUNDS = argNumber('rounds', 5);
 const N = argNumber('files', 10_000);
@@ -106,10 +118,13 @@ async function main(): Promise<void> {
     removeDir(dir);
     lost += gone.length;
     if (overflow) overflowed++;
-    log(`round ${r + 1}: producer ${Math.round(p.ms)} ms, overflow ${overflow ? 'yes' : 'no'}, ${inDb}/${N} in the database after the wait${gone.length > 0 ? `; never reached it: ${gone.join(', ')}` : ''}`);
+    const never = gone.length > 0 ? `; never reached it: ${gone.join(', ')}` : '';
+    log(`round ${r + 1}: producer ${Math.round(p.ms)} ms, overflow ${overflow ? 'yes' : 'no'}, ${inDb}/${N} in the database after the wait${never}`);
   }
-  const how = `queue ${QUEUE || 'as set'}, nice ${process.env.BENCH_DAEMON_NICE}${STOP_MS > 0 ? `, stopped ${STOP_MS} ms / running ${RUN_MS} ms` : ''}`;
-  process.stdout.write(`${ROUNDS} rounds of ${N} files (${how}): ${overflowed} with an overflow, ${lost} files never in the database within ${WAIT_S} s\n`);
+  const starving = STOP_MS > 0 ? `, stopped ${STOP_MS} ms / running ${RUN_MS} ms` : '';
+  const how = `queue ${QUEUE || 'as set'}, nice ${process.env.BENCH_DAEMON_NICE}${starving}`;
+  process.stdout.write(`${ROUNDS} rounds of ${N} files (${how}): ${overflowed} with an overflow, `);
+  process.stdout.write(`${lost} files never in the database within ${WAIT_S} s\n`);
   if (lost > 0) process.exitCode = 1;
 }
 
