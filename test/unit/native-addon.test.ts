@@ -55,4 +55,33 @@ describe('native part', () => {
       ino.close();
     }
   });
+
+  it('posix_spawn searches PATH as execvp does: a missing entry and a non-executable one are skipped, EACCES before ENOENT', async () => {
+    const addon = nativeAddon();
+    if (addon === null) return;
+    const [empty, noExec, good] = [tmpDir(), tmpDir(), tmpDir()];
+    fs.writeFileSync(path.join(noExec, 'ckpt-prog'), '#!/bin/sh\necho no-exec\n', { mode: 0o644 });
+    fs.writeFileSync(path.join(good, 'ckpt-prog'), '#!/bin/sh\necho good\n', { mode: 0o755 });
+    const run = async (pathVar: string): Promise<string> => {
+      const [pid, out, err] = addon.spawn('ckpt-prog', ['ckpt-prog'], [], null, pathVar);
+      const code = await new Promise<number | null>((resolve) => addon.watchExit(pid, (c) => resolve(c)));
+      const text = fs.readFileSync(out, 'utf8');
+      fs.closeSync(out);
+      fs.closeSync(err);
+      expect(code).toBe(0);
+      return text;
+    };
+    const code = (pathVar: string): unknown => {
+      try {
+        addon.spawn('ckpt-prog', ['ckpt-prog'], [], null, pathVar);
+        return 'spawned';
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code;
+      }
+    };
+    expect(await run(`${empty}:${path.join(empty, 'not-there')}:${noExec}:${good}`)).toBe('good\n');
+    expect(await run(`${good}:${noExec}`)).toBe('good\n');
+    expect(code(`${empty}:${noExec}`)).toBe('EACCES');
+    expect(code(`${empty}:${path.join(empty, 'not-there')}`)).toBe('ENOENT');
+  });
 });
