@@ -38,7 +38,7 @@ const SCENARIOS: Scenario[] = [
   { id: '2', file: 'two-process.ts', timeoutS: { short: 180, full: 300 } },
   { id: '3', file: 'growth.ts', timeoutS: { short: 120, full: 240 } },
   { id: '4', file: 'command.ts', timeoutS: { short: 180, full: 300 } },
-  { id: '5', file: 'producer.ts', timeoutS: { short: 120, full: 240 } },
+  { id: '5', file: 'producer.ts', timeoutS: { short: 300, full: 480 } },
   { id: '6', file: 'big-folder.ts', timeoutS: { short: 180, full: 420 } },
   { id: '7', file: 'latency.ts', timeoutS: { short: 90, full: 180 } },
   { id: '8', file: 'memory.ts', timeoutS: { short: 120, full: 600 } },
