@@ -441,7 +441,8 @@ export interface ProducerResult {
   /** The producer's own CPU time, user and system, over its writes. */
   cpuUserMs: number;
   cpuSystemMs: number;
-  /** Time it was runnable but waited for a CPU (/proc/self/schedstat), NaN where not available. */
+  /** Its writing thread on a CPU, and runnable but waiting for one (/proc/self/schedstat; NaN where not available). */
+  onCpuMs: number;
   runqueueMs: number;
   /** Voluntary context switches: it went off the CPU to wait (a lock, the disk). */
   blockedSwitches: number;

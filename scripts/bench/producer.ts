@@ -89,9 +89,9 @@ function breakdown(label: string, xs: Sample[]): Measure[] {
     { name: `${label}: producer CPU, system (kernel work of its writes)`, unit: 'ms', runs: per((s) => s.p.cpuSystemMs), better: 'lower' },
     { name: `${label}: producer runnable, waiting for a CPU`, unit: 'ms', runs: per((s) => s.p.runqueueMs), better: 'lower' },
     {
-      name: `${label}: producer off the CPU (locks, disk: wall - CPU - run queue)`,
+      name: `${label}: producer off the CPU (locks, disk: wall - on a CPU - run queue)`,
       unit: 'ms',
-      runs: per((s) => s.p.ms - s.p.cpuUserMs - s.p.cpuSystemMs - s.p.runqueueMs),
+      runs: per((s) => s.p.ms - s.p.onCpuMs - s.p.runqueueMs),
       better: 'lower',
       note: `voluntary switches: ${per((s) => s.p.blockedSwitches).join(', ')}`,
     },
