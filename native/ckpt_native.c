@@ -333,8 +333,8 @@ static void exit_readable(uv_poll_t *h, int status, int events) {
  * Tries each PATH entry as execvp does: the first that is not ENOENT/ENOTDIR/EACCES wins.
  * An entry that does not hold the program is ruled out with faccessat first, not by spawning:
  * a posix_spawn of a missing file still clones a child, which fails its exec, exits and is
- * reaped, and `true` in /usr/bin came fourth in a usual PATH: three wasted starts per run
- * (the command handler went from 255 to <see docs/performance.md> runs a second with this).
+ * reaped, and `true` in /usr/bin came fourth in a usual PATH: three wasted starts per run,
+ * which halved the daemon's CPU per `true` (1.9 -> 1.0 ms, docs/performance.md).
  */
 static int spawn_search(pid_t *pid, const char *file, const char *path_var,
                         const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr,
@@ -435,7 +435,7 @@ static napi_value started_array(napi_env env, pid_t pid, int out, int err) {
   return arr;
 }
 
-/* The arguments of spawn/spawnAsync, copied out of JavaScript. */
+/* The arguments of spawnAsync, copied out of JavaScript. */
 typedef struct {
   char *file, *cwd, *path_var, **argv, **envp;
 } spawn_args_t;
@@ -463,29 +463,9 @@ static int get_args(napi_env env, napi_value *args, spawn_args_t *a) {
 }
 
 /*
- * spawn(file, argv[], env[], cwd|null, pathVar|null) -> [pid, stdoutFd, stderrFd]
- * Errors (ENOENT, EACCES, a missing cwd...) are thrown with their code.
- */
-static napi_value do_spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value args[5], result = NULL;
-  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
-  spawn_args_t a;
-  if (get_args(env, args, &a) == 0) {
-    pid_t pid = 0;
-    int out = -1, err = -1;
-    const char *what = NULL;
-    int r = start_child(a.file, a.argv, a.envp, a.cwd, a.path_var, &pid, &out, &err, &what);
-    if (r != 0) throw_errno(env, r, what);
-    else result = started_array(env, pid, out, err);
-  }
-  free_args(&a);
-  return result;
-}
-
-/*
  * spawnAsync(file, argv[], env[], cwd|null, pathVar|null, callback(err, [pid, outFd, errFd]))
- * The same start on a thread of libuv's pool. posix_spawn with CLONE_VFORK holds the calling
+ * Errors (ENOENT, EACCES, a missing cwd...) come with their code; bad arguments are thrown.
+ * The start runs on a thread of libuv's pool. posix_spawn with CLONE_VFORK holds the calling
  * thread until the child has exec'd (0.5-1.5 ms for `true` on 2 busy cores), so starting from
  * the event loop's thread ran one start at a time: 4 slots reached 0.26x `xargs -P4`, which
  * forks and goes on (docs/performance.md).
@@ -602,7 +582,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"inotifyRemove", NULL, inotify_remove, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, handle_close, NULL, NULL, NULL, napi_default, NULL},
       {"ref", NULL, handle_ref, NULL, NULL, NULL, napi_default, NULL},
-      {"spawn", NULL, do_spawn, NULL, NULL, NULL, napi_default, NULL},
       {"spawnAsync", NULL, do_spawn_async, NULL, NULL, NULL, napi_default, NULL},
       {"watchExit", NULL, watch_exit, NULL, NULL, NULL, napi_default, NULL},
   };

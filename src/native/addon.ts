@@ -19,9 +19,10 @@ export interface NativeAddon {
   inotifyRemove(h: NativeHandle, wd: number): void;
   close(h: NativeHandle): void;
   ref(h: NativeHandle, on: boolean): void;
-  /** posix_spawn in a new process group: [pid, stdout read fd, stderr read fd]. Throws with `code`. */
-  spawn(file: string, argv: string[], env: string[], cwd: string | null, pathVar: string | null): [number, number, number];
-  /** The same start on a thread of libuv's pool; `cb` gets the error (with `code`) or the same triple. */
+  /**
+   * posix_spawn in a new process group, on a thread of libuv's pool; `cb` gets the error (with
+   * `code`) or [pid, stdout read fd, stderr read fd]. Bad arguments (a NUL byte) are thrown.
+   */
   spawnAsync(
     file: string,
     argv: string[],
