@@ -183,6 +183,9 @@ function render(
   L.push('npm run bench                      # short version of all, regenerates this file');
   L.push('npm run bench -- --full            # the full version');
   for (const s of SCENARIOS) L.push(`node --import tsx scripts/bench/${s.file}${' '.repeat(Math.max(1, 18 - s.file.length))}# scenario ${s.id} alone (add --full)`);
+  L.push('# where the CPU of the no-op pipeline goes, per file (docs/performance.md):');
+  L.push('node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx scripts/bench/profile-pipeline.ts');
+  L.push('node --import tsx scripts/bench/cpuprofile-summary.ts /tmp/prof/<largest>.cpuprofile <the --window and --files it printed>');
   L.push('```');
   L.push('');
   L.push('## Results');
