@@ -61,6 +61,9 @@ const CATEGORIES: [string, (url: string, fn: string) => boolean][] = [
   ['idempotency key (SHA-256 of the path)', (u) => u.includes('crypto/hash') || u.includes('store/idempotency')],
   ['handler dispatch (module handler: context, abort signal, timeout timer)', (u) => u.includes('run/module-handler') || u.includes('abort_controller') || u.includes('run/handler')],
   ['claim loop, settle, completion batcher (src/run)', (u) => /\/run\//.test(u)],
+  // In a daemon's profile (BENCH_PROFILE_DIR) also:
+  ['watcher (src/watch, src/native: events, lstat, readiness)', (u) => /\/(watch|native)\//.test(u)],
+  ['degraded-mode layer (src/store/fallback: checks before each call)', (u) => u.includes('store/fallback/')],
 ];
 const OTHER = 'idle / program / other';
 const STORE_METHODS = new Set(['discover', 'claim', 'complete', 'heartbeat', 'setHandlerPid', 'fail', 'release', 'recordAfterAction']);
