@@ -19,8 +19,18 @@ export interface NativeAddon {
   inotifyRemove(h: NativeHandle, wd: number): void;
   close(h: NativeHandle): void;
   ref(h: NativeHandle, on: boolean): void;
-  /** posix_spawn in a new process group: [pid, stdout read fd, stderr read fd]. Throws with `code`. */
-  spawn(file: string, argv: string[], env: string[], cwd: string | null, pathVar: string | null): [number, number, number];
+  /**
+   * posix_spawn in a new process group, on a thread of libuv's pool; `cb` gets the error (with
+   * `code`) or [pid, stdout read fd, stderr read fd]. Bad arguments (a NUL byte) are thrown.
+   */
+  spawnAsync(
+    file: string,
+    argv: string[],
+    env: string[],
+    cwd: string | null,
+    pathVar: string | null,
+    cb: (err: NodeJS.ErrnoException | null, started: [number, number, number] | null) => void,
+  ): void;
   /** Calls `cb` once when `pid` (our child) exits, after reaping it. */
   watchExit(pid: number, cb: (code: number | null, signal: number | null) => void): NativeHandle;
 }

@@ -55,4 +55,34 @@ describe('native part', () => {
       ino.close();
     }
   });
+
+  it('posix_spawn searches PATH as execvp does: a missing entry and a non-executable one are skipped, EACCES before ENOENT', async () => {
+    const addon = nativeAddon();
+    if (addon === null) return;
+    const [empty, noExec, good] = [tmpDir(), tmpDir(), tmpDir()];
+    fs.writeFileSync(path.join(noExec, 'ckpt-prog'), '#!/bin/sh\necho no-exec\n', { mode: 0o644 });
+    fs.writeFileSync(path.join(good, 'ckpt-prog'), '#!/bin/sh\necho good\n', { mode: 0o755 });
+    const start = (pathVar: string) =>
+      new Promise<[number, number, number] | string>((resolve) =>
+        addon.spawnAsync('ckpt-prog', ['ckpt-prog'], [], null, pathVar, (e, started) => resolve(e ? String(e.code) : started!)),
+      );
+    const run = async (pathVar: string): Promise<string> => {
+      const started = await start(pathVar);
+      if (typeof started === 'string') return started;
+      const [pid, out, err] = started;
+      const code = await new Promise<number | null>((resolve) => addon.watchExit(pid, (c) => resolve(c)));
+      const text = fs.readFileSync(out, 'utf8');
+      fs.closeSync(out);
+      fs.closeSync(err);
+      expect(code).toBe(0);
+      return text;
+    };
+    expect(await run(`${empty}:${path.join(empty, 'not-there')}:${noExec}:${good}`)).toBe('good\n');
+    expect(await run(`${good}:${noExec}`)).toBe('good\n');
+    expect(await run(`${empty}:${noExec}`)).toBe('EACCES');
+    expect(await run(`${empty}:${path.join(empty, 'not-there')}`)).toBe('ENOENT');
+    // Four starts at once, each on its own thread of the pool: each gets its own child and pipes.
+    const all = await Promise.all([1, 2, 3, 4].map(() => run(good)));
+    expect(all).toEqual(['good\n', 'good\n', 'good\n', 'good\n']);
+  });
 });
