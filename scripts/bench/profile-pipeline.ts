@@ -27,7 +27,7 @@ const { Runner } = (await import(path.join(DIST, 'run/runner.js'))) as typeof im
 const { SqliteStore } = (await import(path.join(DIST, 'store/sqlite-store.js'))) as typeof import('../../src/store/sqlite-store.js');
 const { createHandler } = (await import(path.join(DIST, 'run/handler.js'))) as typeof import('../../src/run/handler.js');
 const { createLogger } = (await import(path.join(DIST, 'log.js'))) as typeof import('../../src/log.js');
-const { fingerprintOf } = (await import(path.join(DIST, 'watch/fingerprint.js'))) as typeof import('../../src/watch/fingerprint.js');
+const { fingerprintOf } = (await import(path.join(DIST, 'file-identity.js'))) as typeof import('../../src/file-identity.js');
 
 /** Store calls (each one transaction) and the files they carried, per method, in the measured round. */
 const calls = new Map<string, { n: number; items: number }>();
