@@ -33,6 +33,21 @@ describe('native part', () => {
     expect(r.stderr).toContain('ckpt: native part NOT built');
   });
 
+  it('a build left from an older checkout (loads, but lacks a function ckpt calls) is refused whole, and the portable paths are used', () => {
+    // A real addon that loads in this Node but has none of ckpt's functions: better-sqlite3's.
+    const root = tmpDir();
+    fs.mkdirSync(path.join(root, 'dist', 'native'), { recursive: true });
+    fs.mkdirSync(path.join(root, 'build', 'Release'), { recursive: true });
+    fs.copyFileSync(path.join(REPO, 'dist', 'native', 'addon.js'), path.join(root, 'dist', 'native', 'addon.js'));
+    fs.copyFileSync(path.join(REPO, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node'), path.join(root, 'build', 'Release', 'ckpt_native.node'));
+    const probe = `const m = await import(${JSON.stringify(path.join(root, 'dist', 'native', 'addon.js'))}); console.log(JSON.stringify({ loaded: m.nativeAddon() !== null, reason: m.nativeStatus().reason }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { env: { ...process.env, CKPT_NATIVE: '' }, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { loaded: boolean; reason: string };
+    expect(out.loaded).toBe(false);
+    expect(out.reason).toMatch(/out of date \(no inotifyOpen, .*spawnAsync, watchExit\); rebuild it with `npm run build:native`/);
+  });
+
   it('inotify keeps the event kinds: a write then close, and a rename into the folder', async () => {
     const addon = nativeAddon();
     if (addon === null) return; // CKPT_NATIVE=0: covered by the first case
