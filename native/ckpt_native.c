@@ -42,7 +42,8 @@ extern char **environ;
     }                                                                 \
   } while (0)
 
-static napi_value throw_errno(napi_env env, int err, const char *what) {
+/* An Error like Node's for a system call: message "CODE, what: text", .code, .errno. */
+static napi_value errno_error(napi_env env, int err, const char *what) {
   napi_value msg, code, error;
   char text[256];
   const char *name = NULL;
@@ -68,7 +69,11 @@ static napi_value throw_errno(napi_env env, int err, const char *what) {
   napi_value errnum;
   napi_create_int32(env, -err, &errnum);
   napi_set_named_property(env, error, "errno", errnum);
-  napi_throw(env, error);
+  return error;
+}
+
+static napi_value throw_errno(napi_env env, int err, const char *what) {
+  napi_throw(env, errno_error(env, err, what));
   return NULL;
 }
 
@@ -328,7 +333,13 @@ static void exit_readable(uv_poll_t *h, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
-/* Tries each PATH entry as execvp does: the first that is not ENOENT/ENOTDIR/EACCES wins. */
+/*
+ * Tries each PATH entry as execvp does: the first that is not ENOENT/ENOTDIR/EACCES wins.
+ * An entry that does not hold the program is ruled out with faccessat first, not by spawning:
+ * a posix_spawn of a missing file still clones a child, which fails its exec, exits and is
+ * reaped, and `true` in /usr/bin came fourth in a usual PATH: three wasted starts per run,
+ * which halved the daemon's CPU per `true` (1.9 -> 1.0 ms, docs/performance.md).
+ */
 static int spawn_search(pid_t *pid, const char *file, const char *path_var,
                         const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr,
                         char **argv, char **envp) {
@@ -349,8 +360,13 @@ static int spawn_search(pid_t *pid, const char *file, const char *path_var,
         full[dlen] = '/';
         memcpy(full + dlen + 1, file, flen + 1);
       }
-      int r = posix_spawn(pid, full, fa, attr, argv, envp);
-      if (r == 0) return 0;
+      int r;
+      if (faccessat(AT_FDCWD, full, X_OK, AT_EACCESS) != 0 && (errno == ENOENT || errno == ENOTDIR || errno == EACCES)) {
+        r = errno;
+      } else {
+        r = posix_spawn(pid, full, fa, attr, argv, envp);
+        if (r == 0) return 0;
+      }
       if (r == EACCES) saw_eacces = 1;
       else if (r != ENOENT && r != ENOTDIR) return r;
       last = r;
@@ -362,32 +378,21 @@ static int spawn_search(pid_t *pid, const char *file, const char *path_var,
 }
 
 /*
- * spawn(file, argv[], env[], cwd|null, pathVar|null) -> [pid, stdoutFd, stderrFd]
- * Errors (ENOENT, EACCES, a missing cwd...) are thrown with their code.
+ * Starts `file` (searched in path_var) with stdin on /dev/null and stdout/stderr on new pipes,
+ * leading its own process group. Makes no N-API call, so it runs on a thread-pool thread too.
+ * 0 and the pid and read ends, or an errno and what failed.
  */
-static napi_value do_spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value args[5];
-  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
-  char *file = NULL, *cwd = NULL, *path_var = NULL, **argv = NULL, **envp = NULL;
-  napi_value result = NULL;
-  napi_valuetype t;
+static int start_child(const char *file, char **argv, char **envp, const char *cwd, const char *path_var,
+                       pid_t *pid, int *out_fd, int *err_fd, const char **what) {
   int out[2] = {-1, -1}, err[2] = {-1, -1};
-
-  file = get_string(env, args[0]);
-  if (file == NULL) goto done;
-  argv = get_vec(env, args[1]);
-  if (argv == NULL) goto done;
-  envp = get_vec(env, args[2]);
-  if (envp == NULL) goto done;
-  napi_typeof(env, args[3], &t);
-  if (t == napi_string && (cwd = get_string(env, args[3])) == NULL) goto done;
-  napi_typeof(env, args[4], &t);
-  if (t == napi_string && (path_var = get_string(env, args[4])) == NULL) goto done;
-
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
-    throw_errno(env, errno, "pipe2");
-    goto done;
+    int e = errno;
+    for (int i = 0; i < 2; i++) {
+      if (out[i] >= 0) close(out[i]);
+      if (err[i] >= 0) close(err[i]);
+    }
+    *what = "pipe2";
+    return e;
   }
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
@@ -406,36 +411,144 @@ static napi_value do_spawn(napi_env env, napi_callback_info info) {
   posix_spawnattr_setpgroup(&attr, 0);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
                                       POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_USEVFORK);
-  pid_t pid = 0;
-  int r = spawn_search(&pid, file, path_var, &fa, &attr, argv, envp);
+  int r = spawn_search(pid, file, path_var, &fa, &attr, argv, envp);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
+  close(out[1]);
+  close(err[1]);
   if (r != 0) {
-    throw_errno(env, r, file);
-    goto done;
+    close(out[0]);
+    close(err[0]);
+    *what = file;
+    return r;
   }
+  *out_fd = out[0];
+  *err_fd = err[0];
+  return 0;
+}
+
+static napi_value started_array(napi_env env, pid_t pid, int out, int err) {
   napi_value arr, v;
   napi_create_array_with_length(env, 3, &arr);
   napi_create_int32(env, pid, &v);
   napi_set_element(env, arr, 0, v);
-  napi_create_int32(env, out[0], &v);
+  napi_create_int32(env, out, &v);
   napi_set_element(env, arr, 1, v);
-  napi_create_int32(env, err[0], &v);
+  napi_create_int32(env, err, &v);
   napi_set_element(env, arr, 2, v);
-  out[0] = err[0] = -1; /* JavaScript owns the read ends now */
-  result = arr;
+  return arr;
+}
 
-done:
-  for (int i = 0; i < 2; i++) {
-    if (out[i] >= 0) close(out[i]);
-    if (err[i] >= 0) close(err[i]);
+/* The arguments of spawnAsync, copied out of JavaScript. */
+typedef struct {
+  char *file, *cwd, *path_var, **argv, **envp;
+} spawn_args_t;
+
+static void free_args(spawn_args_t *a) {
+  free(a->file);
+  free(a->cwd);
+  free(a->path_var);
+  free_vec(a->argv);
+  free_vec(a->envp);
+}
+
+/* 0, or -1 with an exception pending. */
+static int get_args(napi_env env, napi_value *args, spawn_args_t *a) {
+  napi_valuetype t;
+  memset(a, 0, sizeof *a);
+  if ((a->file = get_string(env, args[0])) == NULL) return -1;
+  if ((a->argv = get_vec(env, args[1])) == NULL) return -1;
+  if ((a->envp = get_vec(env, args[2])) == NULL) return -1;
+  napi_typeof(env, args[3], &t);
+  if (t == napi_string && (a->cwd = get_string(env, args[3])) == NULL) return -1;
+  napi_typeof(env, args[4], &t);
+  if (t == napi_string && (a->path_var = get_string(env, args[4])) == NULL) return -1;
+  return 0;
+}
+
+/*
+ * spawnAsync(file, argv[], env[], cwd|null, pathVar|null, callback(err, [pid, outFd, errFd]))
+ * Errors (ENOENT, EACCES, a missing cwd...) come with their code; bad arguments are thrown.
+ * The start runs on a thread of libuv's pool. posix_spawn with CLONE_VFORK holds the calling
+ * thread until the child has exec'd (0.5-1.5 ms for `true` on 2 busy cores), so starting from
+ * the event loop's thread ran one start at a time: 4 slots reached 0.26x `xargs -P4`, which
+ * forks and goes on (docs/performance.md).
+ */
+typedef struct {
+  napi_async_work work;
+  napi_ref callback;
+  spawn_args_t a;
+  pid_t pid;
+  int out, err, result;
+  const char *what;
+  char what_copy[PATH_MAX];
+} spawn_job_t;
+
+static void spawn_execute(napi_env env, void *data) {
+  spawn_job_t *j = (spawn_job_t *)data;
+  (void)env;
+  j->result = start_child(j->a.file, j->a.argv, j->a.envp, j->a.cwd, j->a.path_var, &j->pid, &j->out, &j->err, &j->what);
+  /* `what` may point into j->a, which is freed before the callback runs */
+  if (j->result != 0) snprintf(j->what_copy, sizeof j->what_copy, "%s", j->what != NULL ? j->what : "spawn");
+}
+
+static void spawn_complete(napi_env env, napi_status status, void *data) {
+  spawn_job_t *j = (spawn_job_t *)data;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value fn, recv, argv[2], result;
+  napi_get_reference_value(env, j->callback, &fn);
+  napi_get_global(env, &recv);
+  if (status != napi_ok) {
+    argv[0] = errno_error(env, EINVAL, "spawn (cancelled)");
+    napi_get_null(env, &argv[1]);
+  } else if (j->result != 0) {
+    argv[0] = errno_error(env, j->result, j->what_copy);
+    napi_get_null(env, &argv[1]);
+  } else {
+    napi_get_null(env, &argv[0]);
+    argv[1] = started_array(env, j->pid, j->out, j->err);
   }
-  free(file);
-  free(cwd);
-  free(path_var);
-  free_vec(argv);
-  free_vec(envp);
-  return result;
+  napi_delete_reference(env, j->callback);
+  napi_delete_async_work(env, j->work);
+  free_args(&j->a);
+  free(j);
+  /* make_callback: process.nextTick queues and promise jobs run after it, as after any I/O. */
+  napi_async_context ctx;
+  napi_value name;
+  napi_create_string_utf8(env, "ckpt-spawn", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &ctx);
+  if (napi_make_callback(env, ctx, recv, fn, 2, argv, &result) == napi_pending_exception) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+  napi_async_destroy(env, ctx);
+  napi_close_handle_scope(env, scope);
+}
+
+static napi_value do_spawn_async(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value args[6], name;
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  spawn_job_t *j = calloc(1, sizeof *j);
+  if (j == NULL) return throw_errno(env, ENOMEM, "spawnAsync");
+  if (get_args(env, args, &j->a) != 0) {
+    free_args(&j->a);
+    free(j);
+    return NULL;
+  }
+  napi_create_reference(env, args[5], 1, &j->callback);
+  napi_create_string_utf8(env, "ckpt-spawn", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, spawn_execute, spawn_complete, j, &j->work) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    napi_delete_reference(env, j->callback);
+    free_args(&j->a);
+    free(j);
+    napi_throw_error(env, NULL, "ckpt native: could not queue the spawn");
+    return NULL;
+  }
+  return NULL;
 }
 
 /* watchExit(pid, callback(code|null, signal|null)) -> handle; the child is reaped here. */
@@ -473,7 +586,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"inotifyRemove", NULL, inotify_remove, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, handle_close, NULL, NULL, NULL, napi_default, NULL},
       {"ref", NULL, handle_ref, NULL, NULL, NULL, napi_default, NULL},
-      {"spawn", NULL, do_spawn, NULL, NULL, NULL, napi_default, NULL},
+      {"spawnAsync", NULL, do_spawn_async, NULL, NULL, NULL, napi_default, NULL},
       {"watchExit", NULL, watch_exit, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -17,6 +17,7 @@ import {
   STAMP_HANDLER,
   StampsTail,
   argNumber,
+  cpuMsOf,
   daemonAvailable,
   daemonStarted,
   emit,
@@ -40,7 +41,7 @@ const VARIANTS: Variant[] = [
   { name: 'written and closed, CKPT_NATIVE=0 (stability timer)', mode: 'write', native: false },
 ];
 
-async function once(v: Variant): Promise<{ lat: number[]; missing: number; late: number }> {
+async function once(v: Variant): Promise<{ lat: number[]; missing: number; late: number; cpuUsPerFile: number }> {
   const n = SECONDS * RATE;
   const dir = tmpDir();
   const inbox = path.join(dir, 'in');
@@ -50,6 +51,7 @@ async function once(v: Variant): Promise<{ lat: number[]; missing: number; late:
   const env = { BENCH_STAMPS: stampsFile, ...(v.native ? {} : { CKPT_NATIVE: '0' }) };
   const d = startDaemon(dir, { watchDir: inbox, module: STAMP_HANDLER, stableMs: STABLE_MS, concurrency: 64 }, [], env);
   await daemonStarted(d);
+  const cpu0 = cpuMsOf(d.pid);
   const prod = await runProducer(inbox, n, { rate: RATE, dropsFile, mode: v.mode });
   const tail = new StampsTail(stampsFile);
   const until = performance.now() + 30_000;
@@ -57,6 +59,8 @@ async function once(v: Variant): Promise<{ lat: number[]; missing: number; late:
     await sleep(50);
     tail.poll();
   }
+  // The daemon's CPU for the files (its idle timers over the wait add a little).
+  const cpuUsPerFile = ((cpuMsOf(d.pid) - cpu0) * 1000) / n;
   await d.stop();
   const lat: number[] = [];
   let missing = 0;
@@ -67,12 +71,12 @@ async function once(v: Variant): Promise<{ lat: number[]; missing: number; late:
     if (s === undefined) missing++;
     else lat.push(s - Number(line.slice(0, i)));
   }
-  return { lat, missing, late: prod.late };
+  return { lat, missing, late: prod.late, cpuUsPerFile };
 }
 
 async function main(): Promise<void> {
   if (!daemonAvailable()) throw new Error('dist/cli/main.js is missing: run `npm run build` first');
-  const all = VARIANTS.map(() => ({ lat: [] as number[], missing: 0, late: 0 }));
+  const all = VARIANTS.map(() => ({ lat: [] as number[], missing: 0, late: 0, cpu: [] as number[] }));
   for (let r = 0; r < ROUNDS; r++) {
     for (const [i, v] of VARIANTS.entries()) {
       const o = await once(v);
@@ -80,6 +84,7 @@ async function main(): Promise<void> {
       a.lat.push(...o.lat);
       a.missing += o.missing;
       a.late += o.late;
+      a.cpu.push(o.cpuUsPerFile);
       log(`round ${r + 1}, ${v.name}: p50 ${percentile(o.lat, 50).toFixed(1)} ms, p99 ${percentile(o.lat, 99).toFixed(1)} ms over ${o.lat.length} files`);
     }
   }
@@ -96,6 +101,7 @@ async function main(): Promise<void> {
     measures: VARIANTS.flatMap((v, i) => [
       { name: `${v.name}: file whole -> handler started, p50`, unit: 'ms', runs: [p(i, 50)], better: 'lower' as const },
       { name: `${v.name}: file whole -> handler started, p99`, unit: 'ms', runs: [p(i, 99)], better: 'lower' as const },
+      { name: `${v.name}: daemon CPU per file`, unit: 'us', runs: all[i]!.cpu, better: 'lower' as const },
     ]),
     ratios: [
       { goal: 'written and closed: p50 < 20 ms', value: p(0, 50), target: 20, op: '<', how: `p50 over ${all[0]!.lat.length} files, ms` },

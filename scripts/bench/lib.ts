@@ -250,6 +250,8 @@ export interface DaemonConfig {
   extra?: Record<string, unknown>;
   /** Node options for the daemon process, before the script (e.g. `--import` of a probe). */
   nodeArgs?: string[];
+  /** Niceness of the daemon process (default: BENCH_DAEMON_NICE, or 0). */
+  nice?: number;
 }
 
 export interface DaemonRun {
@@ -299,7 +301,7 @@ export function startDaemon(dir: string, c: DaemonConfig, args: string[] = [], e
   fs.closeSync(err);
   // BENCH_DAEMON_NICE=10: the daemon runs at that niceness (what `Nice=` in a systemd unit does),
   // to see how much of a producer's slowdown is the daemon's share of the CPU.
-  const nice = Number(process.env.BENCH_DAEMON_NICE ?? 0);
+  const nice = c.nice ?? Number(process.env.BENCH_DAEMON_NICE ?? 0);
   if (nice !== 0 && child.pid !== undefined) os.setPriority(child.pid, nice);
   const logLines = () => {
     let text = '';
@@ -436,7 +438,29 @@ export interface ProducerResult {
   endEpoch: number;
   ms: number;
   late: number;
+  /** The producer's own CPU time, user and system, over its writes. */
+  cpuUserMs: number;
+  cpuSystemMs: number;
+  /** Its writing thread on a CPU, and runnable but waiting for one (/proc/self/schedstat; NaN where not available). */
+  onCpuMs: number;
+  runqueueMs: number;
+  /** Voluntary context switches: it went off the CPU to wait (a lock, the disk). */
+  blockedSwitches: number;
 }
+
+/** CPU time (user + system, ms) a process has used so far, from /proc/<pid>/stat; NaN when it is gone. */
+export function cpuMsOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): utime and stime are fields 14 and 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+/** USER_HZ: 100 on every Linux build this runs on (getconf CLK_TCK). */
+const CLOCK_TICKS = 100;
 
 /** Runs fixtures/producer.mjs as its own process (see there) and returns its report. */
 export async function runProducer(

@@ -250,7 +250,7 @@ async function main(): Promise<void> {
       'it is not the verdict because the GC alternates for 30,000-60,000 files at a time between fewer collections with more garbage held and more with less, which moves even block medians by 10 MB.',
   );
   notes.push(
-    'With onSuccess delete the watcher forgets a file when its unlink is seen (src/watch/watcher.ts forgetGone), so its handed-on fingerprints (maxHanded, up to 250,000) do not pile up here: the live heap after GC stayed at 13.7-14.7 MB (median per 30,000 files) over 450,000 files.',
+    'With onSuccess delete the watcher forgets a file when its unlink is seen (src/watch/candidates.ts forgetGone), so its handed-on fingerprints (maxHanded, up to 250,000) do not pile up here: the live heap after GC stayed at 13.7-14.7 MB (median per 30,000 files) over 450,000 files.',
   );
   log(
     `${processed} files through in ${Math.round(ms)} ms; rss end ${endMb.toFixed(0)} MB, median last tenth ${baseMb.toFixed(0)} MB, peak ${rss.peakMb.toFixed(0)} MB; ` +

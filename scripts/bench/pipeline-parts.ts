@@ -16,7 +16,7 @@ import type { DiscoveredFile } from '../../src/store/types.js';
 import { fingerprintOf } from '../../src/file-identity.js';
 import { NOOP_HANDLER } from './lib.js';
 
-/** Files per store.discover call: the watcher's default batch (src/watch/watcher.ts batchSize 512). */
+/** Files per store.discover call: the watcher's default batch (src/watch/watcher-options.ts batchSize 512). */
 export const DISCOVER_BATCH = 512;
 
 /** What the watcher would hand over for these files (their real stats). */

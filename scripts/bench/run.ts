@@ -38,7 +38,7 @@ const SCENARIOS: Scenario[] = [
   { id: '2', file: 'two-process.ts', timeoutS: { short: 180, full: 300 } },
   { id: '3', file: 'growth.ts', timeoutS: { short: 120, full: 240 } },
   { id: '4', file: 'command.ts', timeoutS: { short: 180, full: 300 } },
-  { id: '5', file: 'producer.ts', timeoutS: { short: 120, full: 240 } },
+  { id: '5', file: 'producer.ts', timeoutS: { short: 300, full: 480 } },
   { id: '6', file: 'big-folder.ts', timeoutS: { short: 180, full: 420 } },
   { id: '7', file: 'latency.ts', timeoutS: { short: 90, full: 180 } },
   { id: '8', file: 'memory.ts', timeoutS: { short: 120, full: 600 } },
@@ -183,6 +183,9 @@ function render(
   L.push('npm run bench                      # short version of all, regenerates this file');
   L.push('npm run bench -- --full            # the full version');
   for (const s of SCENARIOS) L.push(`node --import tsx scripts/bench/${s.file}${' '.repeat(Math.max(1, 18 - s.file.length))}# scenario ${s.id} alone (add --full)`);
+  L.push('# where the CPU of the no-op pipeline goes, per file (docs/performance.md):');
+  L.push('node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx scripts/bench/profile-pipeline.ts');
+  L.push('node --import tsx scripts/bench/cpuprofile-summary.ts /tmp/prof/<largest>.cpuprofile <the --window and --files it printed>');
   L.push('```');
   L.push('');
   L.push('## Results');

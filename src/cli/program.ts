@@ -19,7 +19,21 @@ export interface ProgramResult {
   exitCode: number;
 }
 
+/**
+ * The whole command line. Subcommands are registered by group, in the order `--help` lists them
+ * (sortSubcommands is off): running, reading, changing the ledger, setting up and checking.
+ */
 export function buildProgram(version: string, result: ProgramResult): Command {
+  const program = rootCommand(version);
+  addRunning(program, result);
+  addReading(program, result);
+  addChanging(program, result);
+  addSetUp(program, result);
+  return program;
+}
+
+/** `ckpt` itself: its global options, the exit-code and example text under `--help`. */
+function rootCommand(version: string): Command {
   const program = new Command('ckpt');
   program
     .description('Exactly-once file ingestion: watch folders, run a handler once per file, keep a ledger in SQLite.')
@@ -45,13 +59,22 @@ Examples:
   ckpt list --status dead            what gave up
   ckpt retry --dead                  try every dead file again`,
     );
+  return program;
+}
 
-  const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
-  const config = async (cmd: Command, overrides: ConfigOverrides = {}) => {
-    const { loadCliConfig } = await import('./context.js');
-    return loadCliConfig(globals(cmd), overrides);
-  };
+/** The global options (`--config`, `--database`) as seen from a subcommand. */
+function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals<GlobalOptions>();
+}
 
+/** The resolved config for a subcommand: its file, the environment, then the global flags. */
+async function config(cmd: Command, overrides: ConfigOverrides = {}) {
+  const { loadCliConfig } = await import('./context.js');
+  return loadCliConfig(globals(cmd), overrides);
+}
+
+/** The daemon: `run`. */
+function addRunning(program: Command, result: ProgramResult): void {
   program
     .command('run')
     .description('watch the configured folders and handle each file once (the daemon)')
@@ -68,7 +91,10 @@ Examples:
       const load = () => loadCliConfig(globals(cmd), runOverrides(opts));
       result.exitCode = await runCommand(load(), opts, load);
     });
+}
 
+/** Read-only views of the ledger: `status`, `top`, `list`, `show`. */
+function addReading(program: Command, result: ProgramResult): void {
   program
     .command('status')
     .description('counts by status, oldest waiting file, recent outcomes, mode and live workers')
@@ -110,7 +136,10 @@ Examples:
       const { showCommand } = await import('./commands/show.js');
       result.exitCode = await showCommand(await config(cmd), file, opts);
     });
+}
 
+/** Operator writes to the ledger: `retry`, `purge`. */
+function addChanging(program: Command, result: ProgramResult): void {
   program
     .command('retry')
     .description('put failed or dead files back in the queue with a fresh retry budget')
@@ -137,7 +166,10 @@ Examples:
       if (opts.json !== undefined) purgeOpts.json = opts.json;
       result.exitCode = await purgeCommand(await config(cmd), purgeOpts);
     });
+}
 
+/** Setting up and checking: `doctor`, `validate`, `init`. */
+function addSetUp(program: Command, result: ProgramResult): void {
   program
     .command('doctor')
     .description('check the database, journals, markers and mode; exit non-zero when a person is needed')
@@ -167,6 +199,4 @@ Examples:
       const { initCommand } = await import('./commands/init.js');
       result.exitCode = await initCommand(dir);
     });
-
-  return program;
 }

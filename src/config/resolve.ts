@@ -18,7 +18,7 @@ import type { Layer } from './env.js';
 import { DEFAULTS, isPostgresUrl, type FileConfig, type RawAfterAction, type RawDatabase } from './schema.js';
 import type { PathPrefix } from '../store/path-map.js';
 import { checkSharedFileTypes, resolveAfterAction, resolveHandler, resolveRoute, routeHandlers, routeMoveFolders } from './routes.js';
-import type { AfterAction, DatabaseConfig, ResolvedConfig, WatchConfig } from './types.js';
+import type { AfterAction, DatabaseConfig, HandlerConfig, ResolvedConfig, WatchConfig } from './types.js';
 
 export interface ResolveContext {
   /** The config file as the caller named it: the prefix of every message about the file. */
@@ -42,15 +42,80 @@ interface Located<T> {
   baseDir: string;
 }
 
+/** The settings that the environment and the flags can override, after the layers are applied. */
+interface Merged {
+  database: Located<RawDatabase> | undefined;
+  concurrency: number;
+  log: ResolvedConfig['log'];
+  workerId: string | undefined;
+  http: ResolvedConfig['http'];
+}
+
+/** The watched folders, the handlers and after-actions, with every path absolute. */
+interface Paths {
+  watch: WatchConfig[];
+  handler: HandlerConfig;
+  onSuccess: AfterAction;
+  onDead: AfterAction;
+  /** Every folder an after-action moves files into, with the key that names it. */
+  moveFolders: { key: string; dir: string }[];
+}
+
+/**
+ * In four steps, in this order so that a config wrong anywhere creates nothing: merge the layers,
+ * make paths absolute, check the rules across keys, then (unless collecting problems) create or
+ * check folders and files.
+ */
 export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: ResolveContext): ResolvedConfig {
   const report = (e: ConfigError): void => {
     if (ctx.problems === undefined) throw e;
     ctx.problems.push(e);
   };
-  const fromFile = <T>(value: T, key: string): Located<T> => ({ value, source: ctx.display, key, baseDir: ctx.configDir });
+  const abs = (p: string): string => path.resolve(ctx.configDir, p);
+  const merged = mergeLayers(file, layers, ctx);
+  const paths = resolvePaths(file, merged.concurrency, ctx, report);
+  const pathPrefixes = resolvePathPrefixes(file.pathPrefixes, ctx.display, abs, report);
+  const { database } = merged;
+  if (database === undefined) {
+    throw ConfigError.at(ctx.display, 'database', 'missing: set "database" in the file, CKPT_DATABASE, or --database');
+  }
+  const db = resolveDatabase(database, ctx.env);
+  checkAcrossKeys(paths, db, database, ctx.display, report);
+  const touch = ctx.problems === undefined;
+  if (touch) touchFileSystem(file, paths, db, database, ctx.display);
+  const fallbackDir = file.fallbackDir === undefined ? undefined : touch ? resolveFallbackDir(abs(file.fallbackDir), ctx.display) : abs(file.fallbackDir);
 
-  // --- merge: later layers win --------------------------------------------------------------
-  let database: Located<RawDatabase> | undefined = file.database === undefined ? undefined : fromFile(file.database, 'database');
+  return {
+    configPath: ctx.configPath,
+    configDir: ctx.configDir,
+    database: db,
+    watch: paths.watch,
+    handler: paths.handler,
+    concurrency: merged.concurrency,
+    leaseMs: file.leaseMs,
+    stableMs: file.stableMs,
+    rescanMs: file.rescanMs,
+    retry: { ...file.retry },
+    onSuccess: paths.onSuccess,
+    onDead: paths.onDead,
+    onChange: file.onChange,
+    shutdownGraceMs: file.shutdownGraceMs,
+    lockTimeoutMs: file.lockTimeoutMs,
+    log: merged.log,
+    http: merged.http,
+    workerId: merged.workerId,
+    fileMode: file.fileMode,
+    group: file.group === undefined ? undefined : String(file.group),
+    createDirs: file.createDirs,
+    pathPrefixes,
+    ...(fallbackDir === undefined ? {} : { fallbackDir }),
+    retention: file.retention === undefined ? null : { completedMs: file.retention.completed ?? null, deadMs: file.retention.dead ?? null, tombstonesMs: file.retention.tombstones ?? null },
+  };
+}
+
+/** The file's values, then each layer (environment, then flags) in order: later layers win. */
+function mergeLayers(file: FileConfig, layers: readonly Layer[], ctx: ResolveContext): Merged {
+  let database: Located<RawDatabase> | undefined = file.database === undefined ? undefined : { value: file.database, source: ctx.display, key: 'database', baseDir: ctx.configDir };
   let concurrency = file.concurrency;
   let logLevel = file.log.level;
   let logFormat = file.log.format;
@@ -64,11 +129,16 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
     if (layer.workerId !== undefined) workerId = layer.workerId;
     if (layer.httpPort !== undefined) http = { port: layer.httpPort, host: http?.host ?? DEFAULTS.httpHost };
   }
+  return { database, concurrency, log: { level: logLevel, format: logFormat }, workerId, http };
+}
 
-  // --- paths ----------------------------------------------------------------------------------
-  const abs = (p: string, baseDir = ctx.configDir): string => path.resolve(baseDir, p);
+/**
+ * Watched folders, handler and after-actions with absolute paths, each folder's route (its own
+ * handler, retry or after-actions over the top-level ones), and the folders files are moved into.
+ */
+function resolvePaths(file: FileConfig, concurrency: number, ctx: ResolveContext, report: (e: ConfigError) => void): Paths {
   const watch: WatchConfig[] = file.watch.map((w, i) => {
-    const dir = abs(w.dir);
+    const dir = path.resolve(ctx.configDir, w.dir);
     const fileType = w.fileType ?? path.basename(dir);
     if (fileType === '') {
       report(ConfigError.at(ctx.display, `watch[${i}].fileType`, `missing: cannot name the file type after folder ${dir}; set "fileType"`));
@@ -100,18 +170,17 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
     ...(onDead.kind === 'move' ? [{ key: 'onDead.moveTo', dir: onDead.dir }] : []),
     ...routeMoveFolders({ watch, onSuccess, onDead }),
   ];
-  const pathPrefixes = resolvePathPrefixes(file.pathPrefixes, ctx.display, abs, report);
-  if (database === undefined) {
-    throw ConfigError.at(ctx.display, 'database', 'missing: set "database" in the file, CKPT_DATABASE, or --database');
-  }
-  const db = resolveDatabase(database, ctx.env);
+  return { watch, handler, onSuccess, onDead, moveFolders };
+}
 
-  // --- rules across keys ----------------------------------------------------------------------
-  for (const { key, dir } of moveFolders) {
+/** No folder files are moved into, and no SQLite database, may lie where a watcher sees it. */
+function checkAcrossKeys(paths: Paths, db: DatabaseConfig, database: Located<RawDatabase>, display: string, report: (e: ConfigError) => void): void {
+  const { watch } = paths;
+  for (const { key, dir } of paths.moveFolders) {
     watch.forEach((w, i) => {
       if (covers(w, dir)) {
         report(
-          ConfigError.at(ctx.display, key, `folder ${dir} is inside watched folder watch[${i}].dir (${w.dir}): moved files would be picked up again; move them elsewhere`),
+          ConfigError.at(display, key, `folder ${dir} is inside watched folder watch[${i}].dir (${w.dir}): moved files would be picked up again; move them elsewhere`),
         );
       }
     });
@@ -129,44 +198,16 @@ export function resolveConfig(file: FileConfig, layers: readonly Layer[], ctx: R
       }
     });
   }
+}
 
-  // --- file system ----------------------------------------------------------------------------
-  const touch = ctx.problems === undefined;
-  if (touch) {
-    watch.forEach((w, i) => ensureFolder(w.dir, file.createDirs, ctx.display, `watch[${i}].dir`, fs.constants.R_OK | fs.constants.X_OK));
-    for (const { key, dir } of moveFolders) ensureFolder(dir, file.createDirs, ctx.display, key, fs.constants.W_OK | fs.constants.X_OK);
-    if (db.kind === 'sqlite') ensureDatabaseFolder(db.path, database.source, database.key);
-    if (handler.kind === 'module') ensureFile(handler.module, ctx.display, 'handler.module');
-    for (const r of routeHandlers({ watch, handler })) if (r.handler.kind === 'module') ensureFile(r.handler.module, ctx.display, `${r.key}.module`);
-  }
-  const fallbackDir = file.fallbackDir === undefined ? undefined : touch ? resolveFallbackDir(abs(file.fallbackDir), ctx.display) : abs(file.fallbackDir);
-
-  return {
-    configPath: ctx.configPath,
-    configDir: ctx.configDir,
-    database: db,
-    watch,
-    handler,
-    concurrency,
-    leaseMs: file.leaseMs,
-    stableMs: file.stableMs,
-    rescanMs: file.rescanMs,
-    retry: { ...file.retry },
-    onSuccess,
-    onDead,
-    onChange: file.onChange,
-    shutdownGraceMs: file.shutdownGraceMs,
-    lockTimeoutMs: file.lockTimeoutMs,
-    log: { level: logLevel, format: logFormat },
-    http,
-    workerId,
-    fileMode: file.fileMode,
-    group: file.group === undefined ? undefined : String(file.group),
-    createDirs: file.createDirs,
-    pathPrefixes,
-    ...(fallbackDir === undefined ? {} : { fallbackDir }),
-    retention: file.retention === undefined ? null : { completedMs: file.retention.completed ?? null, deadMs: file.retention.dead ?? null, tombstonesMs: file.retention.tombstones ?? null },
-  };
+/** The only step that touches the disk: folders exist (or are created), module handlers are files. */
+function touchFileSystem(file: FileConfig, paths: Paths, db: DatabaseConfig, database: Located<RawDatabase>, display: string): void {
+  const { watch, handler } = paths;
+  watch.forEach((w, i) => ensureFolder(w.dir, file.createDirs, display, `watch[${i}].dir`, fs.constants.R_OK | fs.constants.X_OK));
+  for (const { key, dir } of paths.moveFolders) ensureFolder(dir, file.createDirs, display, key, fs.constants.W_OK | fs.constants.X_OK);
+  if (db.kind === 'sqlite') ensureDatabaseFolder(db.path, database.source, database.key);
+  if (handler.kind === 'module') ensureFile(handler.module, display, 'handler.module');
+  for (const r of routeHandlers({ watch, handler })) if (r.handler.kind === 'module') ensureFile(r.handler.module, display, `${r.key}.module`);
 }
 
 /**

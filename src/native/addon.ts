@@ -22,8 +22,18 @@ export interface NativeAddon {
   inotifyRemove(h: NativeHandle, wd: number): void;
   close(h: NativeHandle): void;
   ref(h: NativeHandle, on: boolean): void;
-  /** posix_spawn in a new process group: [pid, stdout read fd, stderr read fd]. Throws with `code`. */
-  spawn(file: string, argv: string[], env: string[], cwd: string | null, pathVar: string | null): [number, number, number];
+  /**
+   * posix_spawn in a new process group, on a thread of libuv's pool; `cb` gets the error (with
+   * `code`) or [pid, stdout read fd, stderr read fd]. Bad arguments (a NUL byte) are thrown.
+   */
+  spawnAsync(
+    file: string,
+    argv: string[],
+    env: string[],
+    cwd: string | null,
+    pathVar: string | null,
+    cb: (err: NodeJS.ErrnoException | null, started: [number, number, number] | null) => void,
+  ): void;
   /** Calls `cb` once when `pid` (our child) exits, after reaping it. */
   watchExit(pid: number, cb: (code: number | null, signal: number | null) => void): NativeHandle;
 }
@@ -33,6 +43,13 @@ export interface NativeStatus {
   /** Why it is not there (null when loaded). */
   reason: string | null;
 }
+
+/**
+ * What ckpt calls. A build/ left from an older checkout (a `git pull` without `npm ci`) loads
+ * fine but lacks a newer function, and every handler start would then fail: such an addon is
+ * refused as a whole, and the portable paths are used.
+ */
+const REQUIRED = ['inotifyOpen', 'inotifyAdd', 'inotifyRemove', 'close', 'ref', 'spawnAsync', 'watchExit'] as const;
 
 let status: NativeStatus | null = null;
 let reported = false;
@@ -45,7 +62,12 @@ function load(): NativeStatus {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
   try {
     const req = createRequire(import.meta.url);
-    return { addon: req(path.join(root, 'build', 'Release', 'ckpt_native.node')) as NativeAddon, reason: null };
+    const addon = req(path.join(root, 'build', 'Release', 'ckpt_native.node')) as Record<string, unknown>;
+    const missing = REQUIRED.filter((name) => typeof addon[name] !== 'function');
+    if (missing.length > 0) {
+      return { addon: null, reason: `is out of date (no ${missing.join(', ')}); rebuild it with \`npm run build:native\`` };
+    }
+    return { addon: addon as unknown as NativeAddon, reason: null };
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
     return { addon: null, reason: `could not be loaded (${msg}); build it with \`npm run build:native\`` };

@@ -340,6 +340,10 @@ async function moveNoClobber(src: string, target: string, identity?: FileIdentit
   throw new AfterActionError(`cannot move ${src}: ${target} and ${MAX_SUFFIX - 1} suffixed names are all taken`);
 }
 
+/**
+ * moveNoClobber across file systems: the handled file is copied to a temporary name in the
+ * destination folder, that copy is given the first free name, then the source is removed.
+ */
 async function copyNoClobber(
   src: string,
   target: string,
@@ -349,57 +353,72 @@ async function copyNoClobber(
 ): Promise<string | null> {
   // The pid in the name lets removeStaleMoveTemps() tell a dead mover's partial copy from a live one's.
   const tmp = path.join(path.dirname(target), `${MOVE_TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+  const st = await copyToTemp(src, tmp, identity);
+  if (st === null) return null;
+  try {
+    // Keep the data's mtime: downstream tools often sort or select by it.
+    await fsp.utimes(tmp, st.atime, st.mtime).catch(() => undefined);
+    const dst = await nameCopy(src, tmp, target, firstN);
+    await beforeRemove?.(src);
+    await removeSource(src, dst, identityOf(st));
+    return dst;
+  } finally {
+    await unlinkIfThere(tmp);
+  }
+}
+
+/**
+ * Copies `src` to the new file `tmp`, data synced; returns the source's stat, or null (nothing
+ * copied) when `src` is no longer the handled file.
+ */
+async function copyToTemp(src: string, tmp: string, identity?: FileIdentity): Promise<fs.Stats | null> {
   // Copy from an open descriptor whose identity was checked: a file dropped under the same name
   // while the copy runs is not the one copied, nor the one removed afterwards.
   const fh = await fsp.open(src, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  let st: fs.Stats;
   try {
-    st = await fh.stat();
+    const st = await fh.stat();
     if (!sameFile(st, identity)) return null;
     await pipeline(fh.createReadStream({ autoClose: false }), fs.createWriteStream(tmp, { flags: 'wx', mode: st.mode & 0o777 }));
     // The copy's data is on disk before any name points at it, or a power cut could leave the
     // real name holding a short or empty file while the source is already gone.
     await syncFile(tmp);
+    return st;
   } catch (err) {
     await unlinkIfThere(tmp);
     throw err;
   } finally {
     await fh.close();
   }
-  try {
-    // Keep the data's mtime: downstream tools often sort or select by it.
-    await fsp.utimes(tmp, st.atime, st.mtime).catch(() => undefined);
-    let linkable = true;
-    for (let n = firstN; n < MAX_SUFFIX; n++) {
-      const dst = suffixedName(target, n);
-      try {
-        if (linkable) {
-          await fsp.link(tmp, dst);
-        } else {
-          await fsp.copyFile(tmp, dst, fs.constants.COPYFILE_EXCL);
-        }
-      } catch (err) {
-        const code = codeOf(err);
-        if (code === 'EEXIST') continue;
-        if (linkable && code !== undefined && LINK_UNSUPPORTED.has(code)) {
-          // The destination file system has no hard links: copy under the final name with
-          // COPYFILE_EXCL (still never overwrites; a crash mid-copy can leave a partial file).
-          linkable = false;
-          n--; // try this same name again, by copying
-          continue;
-        }
-        throw nameError(err, dst);
+}
+
+/** Gives the synced copy `tmp` the first free name from `target`'s suffix `firstN` on, never overwriting; returns that name. */
+async function nameCopy(src: string, tmp: string, target: string, firstN: number): Promise<string> {
+  let linkable = true;
+  for (let n = firstN; n < MAX_SUFFIX; n++) {
+    const dst = suffixedName(target, n);
+    try {
+      if (linkable) {
+        await fsp.link(tmp, dst);
+      } else {
+        await fsp.copyFile(tmp, dst, fs.constants.COPYFILE_EXCL);
       }
-      if (!linkable) await syncFile(dst);
-      await syncFolder(path.dirname(dst));
-      await beforeRemove?.(src);
-      await removeSource(src, dst, identityOf(st));
-      return dst;
+    } catch (err) {
+      const code = codeOf(err);
+      if (code === 'EEXIST') continue;
+      if (linkable && code !== undefined && LINK_UNSUPPORTED.has(code)) {
+        // The destination file system has no hard links: copy under the final name with
+        // COPYFILE_EXCL (still never overwrites; a crash mid-copy can leave a partial file).
+        linkable = false;
+        n--; // try this same name again, by copying
+        continue;
+      }
+      throw nameError(err, dst);
     }
-    throw new AfterActionError(`cannot move ${src}: ${target} and ${MAX_SUFFIX - 1} suffixed names are all taken`);
-  } finally {
-    await unlinkIfThere(tmp);
+    if (!linkable) await syncFile(dst);
+    await syncFolder(path.dirname(dst));
+    return dst;
   }
+  throw new AfterActionError(`cannot move ${src}: ${target} and ${MAX_SUFFIX - 1} suffixed names are all taken`);
 }
 
 /**

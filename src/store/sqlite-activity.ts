@@ -17,6 +17,7 @@ export interface ActivityParts {
   workers(): WorkerRecord[];
 }
 
+// Over 60 lines only for its table of statements, one entry each (as sqlite-statements.ts).
 export function prepareActivity(db: SqliteDatabase, parts: ActivityParts) {
   const p = (sql: string) => db.prepare(sql);
   const s = {

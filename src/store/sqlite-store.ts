@@ -7,6 +7,7 @@ import { SWEEP_BATCH, discoverStep, expiryStatus, failureAfterAction, failureCom
 import { classifySqliteError, toStoreError } from './sqlite-errors.js';
 import { type Row, durationOf, movedBackLabel, toExpired, toAttempt, toClaim, toRecord, toTombstone, toWorker, tombstoneLiftedLabel } from './record.js';
 import { iso } from './time.js';
+import { nothingClaimable } from './claimable.js';
 import { prepareActivity } from './sqlite-activity.js';
 import { prepare } from './sqlite-statements.js';
 import {
@@ -187,6 +188,7 @@ export class SqliteStore implements CheckpointStore {
 
   claim(n: number, opts: ClaimOptions): Promise<Claim[]> {
     const nowIso = iso(opts.now);
+    if (nothingClaimable(this.db, nowIso)) return Promise.resolve([]);
     const leaseIso = iso(opts.now + opts.leaseMs);
     // One random prefix per batch; the row id makes each token unique (cheaper than a UUID per row).
     const prefix = `${randomUUID()}.`;

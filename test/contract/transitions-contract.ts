@@ -49,6 +49,7 @@ const DRIVERS: Record<Operation, Driver> = {
   revive: async (s, rows) => {
     for (const r of rows) await s.revive(fileOf(r.place), { now: NOW });
   },
+  expire: (s) => s.expireTombstones({ olderThanMs: 1, now: NOW }),
 };
 
 /** A row in each place. The tombstone's row is purged before the others exist (purge takes every old enough row). */

@@ -116,6 +116,14 @@ describe('module handler: running', () => {
     await waitFor(() => ctx.logLines().some((l) => String(l.msg).includes('settled after it was timed out')));
   });
 
+  it('timeout: a handler that first reads ctx.signal after the timeout finds it aborted, with the reason, and the same signal each time', async () => {
+    const h = await createHandler({ module: fixture('module-late-signal.mjs'), timeoutMs: 50 });
+    const file = dataFile();
+    expect(failed(await h(makeContext(file))).kind).toBe('timeout');
+    await waitFor(() => fs.existsSync(`${file}.late`));
+    expect(JSON.parse(fs.readFileSync(`${file}.late`, 'utf8'))).toEqual({ aborted: true, reason: 'timed out after 50 ms', same: true });
+  });
+
   it('timeout: a promise that never settles does not hold the outcome', async () => {
     const h = await createHandler({ module: fixture('module-never.mjs'), timeoutMs: 50 });
     expect(failed(await h(makeContext(dataFile()))).kind).toBe('timeout');

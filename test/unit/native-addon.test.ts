@@ -33,6 +33,21 @@ describe('native part', () => {
     expect(r.stderr).toContain('ckpt: native part NOT built');
   });
 
+  it('a build left from an older checkout (loads, but lacks a function ckpt calls) is refused whole, and the portable paths are used', () => {
+    // A real addon that loads in this Node but has none of ckpt's functions: better-sqlite3's.
+    const root = tmpDir();
+    fs.mkdirSync(path.join(root, 'dist', 'native'), { recursive: true });
+    fs.mkdirSync(path.join(root, 'build', 'Release'), { recursive: true });
+    fs.copyFileSync(path.join(REPO, 'dist', 'native', 'addon.js'), path.join(root, 'dist', 'native', 'addon.js'));
+    fs.copyFileSync(path.join(REPO, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node'), path.join(root, 'build', 'Release', 'ckpt_native.node'));
+    const probe = `const m = await import(${JSON.stringify(path.join(root, 'dist', 'native', 'addon.js'))}); console.log(JSON.stringify({ loaded: m.nativeAddon() !== null, reason: m.nativeStatus().reason }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { env: { ...process.env, CKPT_NATIVE: '' }, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { loaded: boolean; reason: string };
+    expect(out.loaded).toBe(false);
+    expect(out.reason).toMatch(/out of date \(no inotifyOpen, .*spawnAsync, watchExit\); rebuild it with `npm run build:native`/);
+  });
+
   it('inotify keeps the event kinds: a write then close, and a rename into the folder', async () => {
     const addon = nativeAddon();
     if (addon === null) return; // CKPT_NATIVE=0: covered by the first case
@@ -72,5 +87,35 @@ describe('native part', () => {
     } finally {
       ino.close();
     }
+  });
+
+  it('posix_spawn searches PATH as execvp does: a missing entry and a non-executable one are skipped, EACCES before ENOENT', async () => {
+    const addon = nativeAddon();
+    if (addon === null) return;
+    const [empty, noExec, good] = [tmpDir(), tmpDir(), tmpDir()];
+    fs.writeFileSync(path.join(noExec, 'ckpt-prog'), '#!/bin/sh\necho no-exec\n', { mode: 0o644 });
+    fs.writeFileSync(path.join(good, 'ckpt-prog'), '#!/bin/sh\necho good\n', { mode: 0o755 });
+    const start = (pathVar: string) =>
+      new Promise<[number, number, number] | string>((resolve) =>
+        addon.spawnAsync('ckpt-prog', ['ckpt-prog'], [], null, pathVar, (e, started) => resolve(e ? String(e.code) : started!)),
+      );
+    const run = async (pathVar: string): Promise<string> => {
+      const started = await start(pathVar);
+      if (typeof started === 'string') return started;
+      const [pid, out, err] = started;
+      const code = await new Promise<number | null>((resolve) => addon.watchExit(pid, (c) => resolve(c)));
+      const text = fs.readFileSync(out, 'utf8');
+      fs.closeSync(out);
+      fs.closeSync(err);
+      expect(code).toBe(0);
+      return text;
+    };
+    expect(await run(`${empty}:${path.join(empty, 'not-there')}:${noExec}:${good}`)).toBe('good\n');
+    expect(await run(`${good}:${noExec}`)).toBe('good\n');
+    expect(await run(`${empty}:${noExec}`)).toBe('EACCES');
+    expect(await run(`${empty}:${path.join(empty, 'not-there')}`)).toBe('ENOENT');
+    // Four starts at once, each on its own thread of the pool: each gets its own child and pipes.
+    const all = await Promise.all([1, 2, 3, 4].map(() => run(good)));
+    expect(all).toEqual(['good\n', 'good\n', 'good\n', 'good\n']);
   });
 });

@@ -65,75 +65,90 @@ export async function doctorCommand(config: ResolvedConfig, opts: { json?: boole
   return exitCode;
 }
 
-/** Every check, in the order printed. Exported for tests. */
+/** Every check of a SQLite ledger, in the order printed. Exported for tests. */
 export function runChecks(db: string, lockTimeoutMs: number, now: number, fallbackDir = `${db}.fallback`, configPath = 'ckpt.config.json'): Check[] {
-  const checks: Check[] = [];
-  const add = (name: string, level: Level, message: string) => checks.push({ name, level, message });
-  const dir = path.dirname(db);
-
-  // File system: SQLite's WAL needs working locks and shared memory.
-  if (fs.existsSync(dir)) {
-    const fsType = fileSystemOf(dir).fsType;
-    if (isNetworkFileSystem(dir)) add('file system', 'fail', `${dir} is on ${fsType}, a network file system: WAL locks do not hold there; move the database to a local disk`);
-    else add('file system', 'ok', `${dir} is on ${fsType} (local)`);
-  } else {
-    add('file system', 'fail', `the database folder ${dir} does not exist`);
-  }
-
+  const fsCheck = fileSystemCheck(path.dirname(db));
   const exists = fs.existsSync(db);
-  if (!exists) add('database', 'warn', `no database at ${db} yet (ckpt creates it at the first run)`);
-  else add('database', 'ok', `${db}, ${mib(fs.statSync(db).size)}`);
+  return [
+    fsCheck,
+    ...presenceChecks(db, exists),
+    ...(exists ? contentChecks(db, lockTimeoutMs, configPath) : []),
+    walSizeCheck(db),
+    ...fallbackChecks(fallbackDir, now),
+    corruptFilesCheck(db),
+    snapshotCheck(fallbackDir, now),
+  ];
+}
 
+function check(name: string, level: Level, message: string): Check {
+  return { name, level, message };
+}
+
+/** SQLite's WAL needs working locks and shared memory: the database's folder must be on a local disk. */
+function fileSystemCheck(dir: string): Check {
+  if (!fs.existsSync(dir)) return check('file system', 'fail', `the database folder ${dir} does not exist`);
+  const fsType = fileSystemOf(dir).fsType;
+  if (isNetworkFileSystem(dir)) return check('file system', 'fail', `${dir} is on ${fsType}, a network file system: WAL locks do not hold there; move the database to a local disk`);
+  return check('file system', 'ok', `${dir} is on ${fsType} (local)`);
+}
+
+/** Whether the database file is there, and which processes have it open. */
+function presenceChecks(db: string, exists: boolean): Check[] {
+  const out = [exists ? check('database', 'ok', `${db}, ${mib(fs.statSync(db).size)}`) : check('database', 'warn', `no database at ${db} yet (ckpt creates it at the first run)`)];
   const holders = openBy(db);
-  if (holders.length > 0) add('open by', 'ok', holders.map((h) => `pid ${h.pid} (${h.comm})`).join(', '));
-  else if (exists) add('open by', 'ok', 'no process has the database open');
+  if (holders.length > 0) out.push(check('open by', 'ok', holders.map((h) => `pid ${h.pid} (${h.comm})`).join(', ')));
+  else if (exists) out.push(check('open by', 'ok', 'no process has the database open'));
+  return out;
+}
 
-  if (exists) {
-    let conn: SqliteDatabase | undefined;
+/** Read-only looks inside the database: journal mode, integrity_check, dead files. */
+function contentChecks(db: string, lockTimeoutMs: number, configPath: string): Check[] {
+  const out: Check[] = [];
+  let conn: SqliteDatabase | undefined;
+  try {
+    conn = openDatabase(db, { readonly: true, busyTimeoutMs: Math.min(lockTimeoutMs, 2_000), allowNetworkFs: true });
+    const mode = String(conn.pragma('journal_mode', { simple: true })).toLowerCase();
+    if (mode === 'wal') out.push(check('journal mode', 'ok', 'wal'));
+    else out.push(check('journal mode', 'fail', `${mode}: ckpt needs WAL (readers and writers must not block each other); run ckpt once to switch it`));
+    const t0 = Date.now();
+    const rows = (conn.pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check);
+    const ms = Date.now() - t0;
+    if (rows.length === 1 && rows[0] === 'ok') out.push(check('integrity', 'ok', `integrity_check ok (${ms} ms)`));
+    else out.push(check('integrity', 'fail', `integrity_check: ${rows.slice(0, 3).join('; ')}${rows.length > 3 ? ` (+${rows.length - 3} more)` : ''}; ckpt moves the file aside and salvages it when it next opens it`));
+    const hasTable = conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'file_checkpoints'").get() !== undefined;
+    if (hasTable) out.push(deadFilesCheck((conn.prepare("SELECT count(*) AS n FROM file_checkpoints WHERE status = 'dead'").get() as { n: number }).n, configPath));
+  } catch (err) {
+    const cls = classifySqliteError((err as { cause?: unknown }).cause ?? err);
+    const msg = (err as Error).message;
+    if (cls === 'transient' || /SQLITE_BUSY|locked/.test(msg)) out.push(check('integrity', 'fail', `could not read the database: it is locked by another process (${msg}); find it with the "open by" line`));
+    else out.push(check('integrity', 'fail', `the database cannot be read: ${msg}; ckpt moves it aside and salvages it when it next opens it`));
+  } finally {
     try {
-      conn = openDatabase(db, { readonly: true, busyTimeoutMs: Math.min(lockTimeoutMs, 2_000), allowNetworkFs: true });
-      const mode = String(conn.pragma('journal_mode', { simple: true })).toLowerCase();
-      if (mode === 'wal') add('journal mode', 'ok', 'wal');
-      else add('journal mode', 'fail', `${mode}: ckpt needs WAL (readers and writers must not block each other); run ckpt once to switch it`);
-      const t0 = Date.now();
-      const rows = (conn.pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check);
-      const ms = Date.now() - t0;
-      if (rows.length === 1 && rows[0] === 'ok') add('integrity', 'ok', `integrity_check ok (${ms} ms)`);
-      else add('integrity', 'fail', `integrity_check: ${rows.slice(0, 3).join('; ')}${rows.length > 3 ? ` (+${rows.length - 3} more)` : ''}; ckpt moves the file aside and salvages it when it next opens it`);
-      const hasTable = conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'file_checkpoints'").get() !== undefined;
-      if (hasTable) checks.push(deadFilesCheck((conn.prepare("SELECT count(*) AS n FROM file_checkpoints WHERE status = 'dead'").get() as { n: number }).n, configPath));
-    } catch (err) {
-      const cls = classifySqliteError((err as { cause?: unknown }).cause ?? err);
-      const msg = (err as Error).message;
-      if (cls === 'transient' || /SQLITE_BUSY|locked/.test(msg)) add('integrity', 'fail', `could not read the database: it is locked by another process (${msg}); find it with the "open by" line`);
-      else add('integrity', 'fail', `the database cannot be read: ${msg}; ckpt moves it aside and salvages it when it next opens it`);
-    } finally {
-      try {
-        conn?.close();
-      } catch {
-        // ignore
-      }
+      conn?.close();
+    } catch {
+      // ignore
     }
   }
+  return out;
+}
 
+function walSizeCheck(db: string): Check {
   const walSize = sizeOf(`${db}-wal`);
-  if (walSize === null) add('wal size', 'ok', 'no -wal file (checkpointed and closed)');
-  else if (walSize > JOURNAL_SIZE_LIMIT) add('wal size', 'warn', `${mib(walSize)}, above the ${mib(JOURNAL_SIZE_LIMIT)} limit: a reader is holding a transaction open (a sqlite3 shell in BEGIN?); it shrinks once that ends`);
-  else add('wal size', 'ok', mib(walSize));
+  if (walSize === null) return check('wal size', 'ok', 'no -wal file (checkpointed and closed)');
+  if (walSize > JOURNAL_SIZE_LIMIT) return check('wal size', 'warn', `${mib(walSize)}, above the ${mib(JOURNAL_SIZE_LIMIT)} limit: a reader is holding a transaction open (a sqlite3 shell in BEGIN?); it shrinks once that ends`);
+  return check('wal size', 'ok', mib(walSize));
+}
 
-  checks.push(...fallbackChecks(fallbackDir, now));
-
+function corruptFilesCheck(db: string): Check {
   const aside = corruptFiles(db);
-  if (aside.length > 0) {
-    add('corrupt files', 'warn', `kept for inspection (ckpt never deletes them): ${aside.map((f) => path.basename(f)).join(', ')}; delete them when no longer needed`);
-  } else add('corrupt files', 'ok', 'none');
+  if (aside.length === 0) return check('corrupt files', 'ok', 'none');
+  return check('corrupt files', 'warn', `kept for inspection (ckpt never deletes them): ${aside.map((f) => path.basename(f)).join(', ')}; delete them when no longer needed`);
+}
 
-  const snap = snapshotFile(fallbackDir);
-  const snapStat = statOf(snap);
-  if (snapStat) add('snapshot', 'ok', `${mib(snapStat.size)}, taken ${Math.round((now - snapStat.mtimeMs) / 60_000)} min ago`);
-  else add('snapshot', 'ok', 'none yet (a running ckpt takes one every hour)');
-
-  return checks;
+function snapshotCheck(fallbackDir: string, now: number): Check {
+  const snapStat = statOf(snapshotFile(fallbackDir));
+  if (snapStat) return check('snapshot', 'ok', `${mib(snapStat.size)}, taken ${Math.round((now - snapStat.mtimeMs) / 60_000)} min ago`);
+  return check('snapshot', 'ok', 'none yet (a running ckpt takes one every hour)');
 }
 
 /** What degraded mode leaves in its folder (SQLite and PostgreSQL alike): modes, journals, markers. */

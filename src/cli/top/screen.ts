@@ -46,6 +46,7 @@ export function frame(lines: readonly string[], height: number): string {
 }
 
 /** Runs until a quit key or signal; resolves once the terminal is restored. */
+// Over 60 lines on purpose: draw, refresh and quit are closures over the same four variables, and every listener quit() removes must be the very function that was added.
 export function runScreen(source: ScreenSource, opts: ScreenOptions): Promise<void> {
   const { input, output } = opts;
   let last: TopJson | null = null;

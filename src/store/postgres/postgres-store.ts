@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { DEFAULT_RETRY } from '../retry-policy.js';
-import { type Known, SWEEP_BATCH, discoverStep, expiryStatus, failureAfterAction, failureCompletedAt, failureOutcome, leaseExpiredError, planFailure } from '../rules/transitions.js';
+import { SWEEP_BATCH, expiryStatus, failureAfterAction, failureCompletedAt, failureOutcome, leaseExpiredError, planFailure } from '../rules/transitions.js';
 import { type Row, durationOf, movedBackLabel, toExpired, toAttempt, toClaim, toRecord, toTombstone, toWorker, tombstoneLiftedLabel } from '../record.js';
 import { iso } from '../time.js';
 import { byBacklog, toBacklogGroup, toInFlight, toRecentFailure } from '../activity.js';
@@ -33,6 +33,7 @@ import type {
   WorkerRecord,
   WriteResult,
 } from '../types.js';
+import { cmp, discoverBatch } from './discover.js';
 import { currentVersion, migrate, quoteSchema } from './migrate.js';
 import { classifyPgError, poisonsConnection, toPgStoreError } from './pg-errors.js';
 import { type PoolOptions, createPool, describeTarget } from './pool.js';
@@ -212,91 +213,8 @@ export class PostgresStore implements CheckpointStore {
     const res: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
     if (files.length === 0) return res;
     const nowIso = iso(now);
-    return this.tx(
-      'discover',
-      async (c) => {
-        const out: DiscoverResult = { inserted: 0, reversioned: 0, unchanged: 0, tombstoned: 0 };
-        // The same path twice in one batch is handled in order, like SQLite's loop: the second
-        // sighting goes in a later round and sees what the first one did.
-        const policy = opts?.onChange ?? this.onChange;
-        for (const round of rounds(files)) await this.discoverRound(c, round, nowIso, policy, out);
-        return out;
-      },
-      this.s.purgeLock('shared', this.schema),
-    );
-  }
-
-  /**
-   * One read tells what each path needs; only the writes that are needed are sent (a periodic
-   * rescan of known, unchanged files costs that one read). Every write repeats its condition,
-   * so a row another host changed since the read is left alone and counted as unchanged.
-   */
-  // Over 60 lines on purpose: the one read and the three batched writes it decides, in one place so the order of row locks across hosts reads top to bottom.
-  private async discoverRound(c: pg.PoolClient, files: DiscoveredFile[], nowIso: string, policy: ChangePolicy, res: DiscoverResult): Promise<void> {
-    const known = new Map<string, Row>();
-    for (const r of (await c.query<Row>({ ...this.s.known, values: [files.map((f) => f.fileUrl)] })).rows) known.set(String(r.file_url), r);
-
-    const fresh: { f: DiscoveredFile; version: number; tomb: boolean }[] = [];
-    const reversion: DiscoveredFile[] = [];
-    const refresh: DiscoveredFile[] = [];
-    for (const f of files) {
-      const k = known.get(f.fileUrl);
-      const next = discoverStep(knownOf(k), f.fingerprint, policy);
-      if (next.step === 'tombstoned') res.tombstoned++;
-      else if (next.step === 'insert') fresh.push({ f, version: next.version, tomb: next.liftsTombstone });
-      else if (next.step === 'reversion') reversion.push(f);
-      else if (next.step === 'refresh') refresh.push(f);
-      else res.unchanged++;
-    }
-
-    if (fresh.length > 0) {
-      // Sorted: two hosts inserting overlapping batches take the key locks in the same order.
-      fresh.sort((a, b) => cmp(a.f.fileUrl, b.f.fileUrl));
-      const ins = await c.query<{ file_url: string }>({
-        ...this.s.insert,
-        values: [
-          nowIso,
-          fresh.map((x) => x.f.fileUrl),
-          fresh.map((x) => x.f.fileType),
-          fresh.map((x) => iso(x.f.mtimeMs)),
-          fresh.map((x) => x.f.fingerprint),
-          fresh.map((x) => x.f.size),
-          fresh.map((x) => x.version),
-        ],
-      });
-      const inserted = new Set(ins.rows.map((r) => r.file_url));
-      res.inserted += inserted.size;
-      const revived = fresh.filter((x) => x.tomb && inserted.has(x.f.fileUrl)).map((x) => x.f.fileUrl);
-      if (revived.length > 0) await c.query({ ...this.s.deleteTombstones, values: [revived] });
-      // Inserted by another host since the read: now a known row like any other.
-      for (const x of fresh) {
-        if (inserted.has(x.f.fileUrl)) continue;
-        if (policy === 'reprocess') reversion.push(x.f);
-        refresh.push(x.f);
-      }
-    }
-    // In path order, like the insert: overlapping batches of two hosts lock rows in one order
-    // (a deadlock is still retried by tx(), but it costs both a round of work).
-    reversion.sort((a, b) => cmp(a.fileUrl, b.fileUrl));
-    refresh.sort((a, b) => cmp(a.fileUrl, b.fileUrl));
-    let reversioned = 0;
-    if (reversion.length > 0) {
-      const rv = await c.query({
-        ...this.s.reversion,
-        values: [nowIso, reversion.map((f) => f.fileUrl), reversion.map((f) => f.fileType), reversion.map((f) => iso(f.mtimeMs)), reversion.map((f) => f.fingerprint), reversion.map((f) => f.size)],
-      });
-      reversioned = rv.rowCount ?? 0;
-    }
-    if (refresh.length > 0) {
-      await c.query({
-        ...this.s.refreshFingerprint,
-        values: [nowIso, refresh.map((f) => f.fileUrl), refresh.map((f) => iso(f.mtimeMs)), refresh.map((f) => f.fingerprint), refresh.map((f) => f.size)],
-      });
-    }
-    res.reversioned += reversioned;
-    // Everything not inserted, tombstoned or reversioned (a lost insert race lands in both lists).
-    const handled = new Set([...reversion, ...refresh].map((f) => f.fileUrl));
-    res.unchanged += handled.size - reversioned;
+    const policy = opts?.onChange ?? this.onChange;
+    return this.tx('discover', (c) => discoverBatch(c, this.s, files, nowIso, policy), this.s.purgeLock('shared', this.schema));
   }
 
   // --- claim ------------------------------------------------------------------------------
@@ -587,29 +505,6 @@ export class PostgresStore implements CheckpointStore {
 /** A short random pause before running a transaction again that lost a deadlock. */
 function conflictPause(attempt: number): Promise<void> {
   return new Promise((r) => setTimeout(r, Math.floor(Math.random() * 5 * attempt)));
-}
-
-/** Split a batch so that no round holds the same path twice, keeping each path's sightings in order. */
-function rounds(files: readonly DiscoveredFile[]): DiscoveredFile[][] {
-  const out: DiscoveredFile[][] = [];
-  const seen = new Map<string, number>();
-  for (const f of files) {
-    const k = seen.get(f.fileUrl) ?? 0;
-    seen.set(f.fileUrl, k + 1);
-    (out[k] ??= []).push(f);
-  }
-  return out;
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** A row of the `known` statement as the rules read it: the row, else the tombstone, else nothing. */
-function knownOf(k: Row | undefined): Known {
-  if (k?.status != null) return { row: { status: k.status as Status, fingerprint: String(k.fingerprint) } };
-  if (k?.tomb_fingerprint != null) return { tombstone: { fingerprint: String(k.tomb_fingerprint), version: Number(k.tomb_version) } };
-  return null;
 }
 
 function countsOf(rows: Row[]): Record<Status, number> {

@@ -16,7 +16,7 @@ import type { ChangePolicy, RetryPolicy, Status } from '../types.js';
 export type Place = Status | 'absent' | 'tombstone';
 
 /** The store operation that makes a transition. */
-export type Operation = 'discover' | 'claim' | 'sweep' | 'complete' | 'fail' | 'release' | 'requeue' | 'reversion' | 'purge' | 'revive';
+export type Operation = 'discover' | 'claim' | 'sweep' | 'complete' | 'fail' | 'release' | 'requeue' | 'reversion' | 'purge' | 'revive' | 'expire';
 
 export interface Transition {
   op: Operation;
@@ -43,6 +43,7 @@ export const TRANSITIONS: readonly Transition[] = Object.freeze([
   { op: 'reversion', from: ['completed', 'dead'], to: ['pending'], guard: 'discover: status, a changed fingerprint, policy reprocess', records: 'version + 1, counters reset' },
   { op: 'purge', from: ['completed', 'dead'], to: ['tombstone'], guard: 'status, age', records: 'the row and its history deleted, a tombstone (fingerprint, version, status)' },
   { op: 'revive', from: ['tombstone'], to: ['pending'], guard: 'a tombstone and no row (operator)', records: "version = tombstone's + 1, a requeue event in the history" },
+  { op: 'expire', from: ['tombstone'], to: ['absent'], guard: 'age (retention.tombstones)', records: 'the tombstone deleted: the path is new to the ledger again' },
 ] satisfies Transition[]);
 
 /**
