@@ -10,7 +10,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-export function importGraph(root) {
+/** The TypeScript sources under `root` (declaration files left out). */
+export function sourceFiles(root) {
   const files = [];
   const walk = (dir) => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -20,6 +21,11 @@ export function importGraph(root) {
     }
   };
   walk(root);
+  return files;
+}
+
+export function importGraph(root) {
+  const files = sourceFiles(root);
   const known = new Set(files);
   const graph = new Map();
   const specifier = /^\s*(?:import|export)\s[^;]*?\sfrom\s+['"](\.[^'"]+)['"]|^\s*import\s+['"](\.[^'"]+)['"]/gm;

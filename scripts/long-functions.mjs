@@ -9,17 +9,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
+import { sourceFiles } from './import-cycles.mjs';
 
 const [root = 'src', limit = '60'] = process.argv.slice(2);
-const files = [];
-const walk = (dir) => {
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) walk(p);
-    else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) files.push(p);
-  }
-};
-walk(root);
+const files = sourceFiles(root);
 for (const f of files.sort()) {
   const src = ts.createSourceFile(f, fs.readFileSync(f, 'utf8'), ts.ScriptTarget.Latest, true);
   const line = (pos) => src.getLineAndCharacterOfPosition(pos).line + 1;

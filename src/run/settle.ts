@@ -62,7 +62,7 @@ export class Settler {
    * `readFingerprint`: the file as the handler read it. A file rewritten between discovery and
    * the run fails under the content it has now; recorded with the claim's older look, that
    * content would come back from the watcher as a new version, be claimed once more and, moved
-   * to dead/ meanwhile, be recorded "vanished" (60-second soak, seed 569571688).
+   * to dead/ meanwhile, be recorded "vanished" (60-second soak).
    */
   async failure(entry: Running, log: Logger, outcome: FailureOutcome, readFingerprint?: string): Promise<void> {
     const { claim } = entry;

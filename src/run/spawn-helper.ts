@@ -30,7 +30,7 @@ export interface LaunchRequest {
    * Do not start the program after this time (epoch ms): the claim's lease. A daemon stopped
    * (SIGSTOP, or a stall) between sending the request and the fork would otherwise start its
    * handler after another worker took the file over: the soak saw a run start 12 s late,
-   * 183 ms beside the new owner's run (seed 559326382). Checked by whoever forks, as late as
+   * 183 ms beside the new owner's run. Checked by whoever forks, as late as
    * possible; refused as `ELEASE`.
    */
   notAfter?: number;

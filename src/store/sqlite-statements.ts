@@ -31,6 +31,12 @@ function requeueSql(where: string): string {
 /** A prepared statement, under a name the emitted declarations can use. */
 export interface Statement extends Database.Statement<unknown[], unknown> {}
 
+/** What every claim writes (parameters: token prefix, worker, now, lease end, now). */
+const CLAIM_SET = `SET status = 'processing', claim_token = ? || rowid, processed_by = ?, started_at = ?,
+             due_at = ?, attempts = ${NEXT_ATTEMPT}, handler_pid = NULL, updated_at = ?`;
+/** What every claim hands back: the fields of a Claim. */
+const CLAIM_RETURNING = 'RETURNING file_url, file_type, version, attempts, retry_count, claim_token, fingerprint';
+
 // One entry per statement: a table, not logic, so it stays one function however long it grows.
 export function prepare(db: Database.Database) {
   const p = (sql: string): Statement => db.prepare(sql);
@@ -61,32 +67,26 @@ export function prepare(db: Database.Database) {
     // The inner WHERE repeats fc_ready's condition literally, or SQLite scans the table
     // (measured: 56 ms per claim at 1M rows instead of 34 us). NEXT_ATTEMPT: see its comment.
     claim: p(
-      `UPDATE file_checkpoints
-         SET status = 'processing', claim_token = ? || rowid, processed_by = ?, started_at = ?,
-             due_at = ?, attempts = ${NEXT_ATTEMPT}, handler_pid = NULL, updated_at = ?
+      `UPDATE file_checkpoints ${CLAIM_SET}
        WHERE rowid IN (SELECT rowid FROM file_checkpoints
                        WHERE status IN ('pending', 'failed') AND due_at <= ?
                        ORDER BY due_at LIMIT ?)
-       RETURNING file_url, file_type, version, attempts, retry_count, claim_token, fingerprint`,
+       ${CLAIM_RETURNING}`,
     ),
     // A route's claim (ClaimOptions.fileTypes): the same, with the type test as a filter on the
     // fc_ready walk. Its cost grows with the ready rows of other types ahead in due order.
     claimTypes: p(
-      `UPDATE file_checkpoints
-         SET status = 'processing', claim_token = ? || rowid, processed_by = ?, started_at = ?,
-             due_at = ?, attempts = ${NEXT_ATTEMPT}, handler_pid = NULL, updated_at = ?
+      `UPDATE file_checkpoints ${CLAIM_SET}
        WHERE rowid IN (SELECT rowid FROM file_checkpoints
                        WHERE status IN ('pending', 'failed') AND due_at <= ?
                          AND (file_type IN (SELECT value FROM json_each(?))) = ?
                        ORDER BY due_at LIMIT ?)
-       RETURNING file_url, file_type, version, attempts, retry_count, claim_token, fingerprint`,
+       ${CLAIM_RETURNING}`,
     ),
     claimOne: p(
-      `UPDATE file_checkpoints
-         SET status = 'processing', claim_token = ? || rowid, processed_by = ?, started_at = ?,
-             due_at = ?, attempts = ${NEXT_ATTEMPT}, handler_pid = NULL, updated_at = ?
+      `UPDATE file_checkpoints ${CLAIM_SET}
        WHERE file_url = ? AND status IN ('pending', 'failed') AND due_at <= ?
-       RETURNING file_url, file_type, version, attempts, retry_count, claim_token, fingerprint`,
+       ${CLAIM_RETURNING}`,
     ),
     expiredLeases: p(
       `SELECT file_url, file_type, version, attempts, retry_count, claim_token, processed_by, handler_pid, started_at

@@ -5,10 +5,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/errors.js';
 import { loadConfig } from '../../src/config/load.js';
 import { routesByFileType } from '../../src/config/routes.js';
 import type { ResolvedConfig } from '../../src/config/types.js';
+import { configError } from '../helpers/config-error.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 afterEach(cleanupTmpDirs);
@@ -27,16 +27,6 @@ function setup(content: Record<string, unknown>, watch?: unknown[]): string {
 
 function load(dir: string, env: Record<string, string> = {}): ResolvedConfig {
   return loadConfig(NAME, { cwd: dir, env });
-}
-
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError, nothing was thrown');
 }
 
 describe('routes: per-folder settings', () => {

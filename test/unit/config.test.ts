@@ -9,6 +9,7 @@ import { ConfigError, EX_CONFIG } from '../../src/config/errors.js';
 import { loadConfig } from '../../src/config/load.js';
 import { redactConfig, redactSecrets } from '../../src/config/redact.js';
 import type { ResolvedConfig } from '../../src/config/types.js';
+import { configError } from '../helpers/config-error.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 afterEach(cleanupTmpDirs);
@@ -26,17 +27,6 @@ function setup(content: Record<string, unknown> = {}, opts: { raw?: string } = {
 
 function load(dir: string, opts: Parameters<typeof loadConfig>[1] = {}): ResolvedConfig {
   return loadConfig(NAME, { cwd: dir, env: {}, ...opts });
-}
-
-/** The ConfigError thrown by fn (fails the test if fn returns or throws anything else). */
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError, nothing was thrown');
 }
 
 describe('defaults', () => {

@@ -195,7 +195,7 @@ export class ClaimMarkers {
 /**
  * Remove the half-written markers of processes that are gone: a process SIGKILLed between
  * writing its temp file and linking it leaves `.tmp-<pid>-...` behind, and the folder could
- * never be removed (the 60-second soak found one, seed 559136349). Only the pid is in the name;
+ * never be removed (the 60-second soak found one). Only the pid is in the name;
  * a reused pid keeps its file until that process is gone too, which costs nothing.
  */
 function removeDeadTemps(dir: string): void {
@@ -218,7 +218,7 @@ function removeDeadTemps(dir: string): void {
  * the highest generation and `fromGen` is still there. link(2) alone cannot tell when the
  * folder was cleared after the caller read `fromGen` (a replay removes the markers it put into
  * the database) and another writer began again at generation 1: both links succeed, and two
- * processes each hold a claim (60-second soak, seed 579353569: two degraded workers ran one
+ * processes each hold a claim (60-second soak: two degraded workers ran one
  * file 16 ms apart). The one whose step does not stand undoes it and reads again.
  */
 function stepStands(dir: string, fromGen: number, gen: number): boolean {

@@ -89,7 +89,7 @@ export function sameProcess(a: ProcessIdentity, b: ProcessIdentity): boolean {
  * journals and later removes markers must act on one verdict per owner: asked twice, an owner
  * SIGKILLed in between is alive at the first question (its journal is not read) and dead at
  * the second (its marker is removed), and its claim vanishes with its orphaned handler still
- * running (60-s soak, seed 573612072: the next claim reused the attempt number and overlapped
+ * running (60-s soak: the next claim reused the attempt number and overlapped
  * that handler).
  */
 export function livenessOnce(): (id: ProcessIdentity) => boolean {

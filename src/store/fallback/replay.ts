@@ -298,7 +298,7 @@ export class Replayer {
     // Only a row nobody else holds or finished takes the claim; later entries settle the rest.
     // Nor one that a claim begun after this one has moved on since: reopened, it went back to
     // processing under a lapsed token, and the sweep gave that worker's attempt number a second
-    // outcome (CI soak, seed 572555440).
+    // outcome (CI soak).
     if ((r.status === 'pending' || r.status === 'failed') && r.version <= e.version && !this.newerClaim(r, e)) {
       this.s.toProcessing.run({
         written: this.written,
@@ -384,7 +384,7 @@ export class Replayer {
     // does not count against a dead outcome, as against a completion: made while this outcome's
     // marker stood, it is one its screen gives back or finds superseded (FallbackStore). Kept,
     // it left the file, already moved to dead/, to be claimed again and recorded "vanished"
-    // (60-second soak, seed 569056558). After a retryable failure a newer claim is the retry.
+    // (60-second soak). After a retryable failure a newer claim is the retry.
     const newer = e.status === 'dead' ? this.laterClaimEnded(r, e) : this.newerClaim(r, e);
     const rel = r.version === e.version && newer ? 'conflict' : this.relation(r, e);
     const endedAt = iso(e.at);
@@ -453,7 +453,7 @@ export class Replayer {
   carry(c0: CarriedClaim): boolean {
     // A lease that ran out (the process was stopped or starved past it) no longer protects the
     // claim: a normal-mode worker may have passed its marker, run the file and moved it. Carried
-    // anyway, it would reopen a finished row (30-minute soak, seed 560401330). Lost instead.
+    // anyway, it would reopen a finished row (30-minute soak). Lost instead.
     if (!stillHeld(c0.leaseExpiresAt, this.now)) return false;
     const r0 = this.row(c0.fileUrl);
     const c = r0 && r0.claim_token === c0.token ? c0 : this.numbered(c0);

@@ -412,7 +412,7 @@ const UNSETTLING = new Set(['released', 'lost', 'conflict']);
  * lost, and an older copy (a free page, an earlier WAL frame, the snapshot) stood in for it,
  * while the attempt row of what happened next survived on another page. Left so, the file is
  * claimed again: run twice, or recorded dead "vanished" when it had been moved (60-second soak,
- * seed 578276500: a file gone dead at attempt 5 came back as failed at 4). The row is brought
+ * a file gone dead at attempt 5 came back as failed at 4). The row is brought
  * up to the last settling attempt of its version: completed, dead (a failure that recorded an
  * after-action: only a dead one does), or failed and due now. Only within the row's version:
  * an attempt of a newer one does not carry that version's fingerprint. Returns how many.
@@ -460,7 +460,7 @@ export function classify(records: readonly ScannedRecord[]): {
 } {
   // Write order first (see ScannedRecord.order): the row's own time stamps are not write
   // order, since a replayed outcome carries the time it happened, and a copy of the row written
-  // earlier can say later (60-second soak, seed 578276500: a file recorded dead by a replay came
+  // earlier can say later (60-second soak: a file recorded dead by a replay came
   // back from the database file as the failed row that a claim given back had written before).
   const checkpoints = new Map<string, { row: Row; order: number }>();
   const attempts = new Map<number, { row: Row; order: number }>();

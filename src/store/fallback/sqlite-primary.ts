@@ -130,7 +130,7 @@ export class SqlitePrimary implements FallbackPrimary {
   renumber(fileUrl: string, token: string, attempt: number): number | null {
     try {
       // Past any number an attempt row of this version has: a replay may have given one away
-      // between the claim and this call (30-minute soak, seed 564589116: two rows v2#2).
+      // between the claim and this call (30-minute soak: two rows v2#2).
       const r = this.db
         ?.prepare(
           `UPDATE file_checkpoints SET attempts = max(?, 1 + ${MAX_ATTEMPT_ROW})
