@@ -38,7 +38,12 @@ import {
 } from './lib.js';
 
 const N = argNumber('files', 10_000);
-const RUNS = argNumber('runs', FULL ? 3 : 2);
+/**
+ * Rounds of each variant. The same producer swings up to 10x from round to round on the 2-core
+ * box with nothing watching (producer-noise.py: 261 to 1,938 ms): two rounds once gave 4.89 on
+ * a quiet box where eight gave 1.34, so the median needs eight (about 45 s).
+ */
+const RUNS = argNumber('runs', FULL ? 12 : 8);
 const STABLE_MS = argNumber('stable', 200);
 const CONCURRENCY = argNumber('concurrency', 64);
 const NICE = 10;
