@@ -70,16 +70,20 @@ export class DegradedReads {
   }
 
   async activity(mem: MemoryStore, q: ActivityQuery): Promise<Activity> {
-    const a = (await this.fromDatabase((p) => p.activity(q))) ?? (await mem.activity(q));
-    // While degraded this process's own worker row is in memory: workers() merges it in.
-    return { ...a, workers: await this.workers(mem) };
+    const fromDb = await this.fromDatabase((p) => p.activity(q));
+    const a = fromDb ?? (await mem.activity(q));
+    // While degraded this process's own worker row is in memory: merged into the database's
+    // workers that the same read returned (no second read of the database).
+    return { ...a, workers: withMine(fromDb?.workers ?? [], await mem.workers()) };
   }
 
   /** The database's workers, with this process's own (from memory) in place of theirs. */
   async workers(mem: MemoryStore): Promise<WorkerRecord[]> {
-    const fromDb = (await this.fromDatabase((p) => p.workers())) ?? [];
-    const mine = await mem.workers();
-    const ids = new Set(mine.map((w) => w.workerId));
-    return [...fromDb.filter((w) => !ids.has(w.workerId)), ...mine].sort((a, b) => (a.workerId < b.workerId ? -1 : 1));
+    return withMine((await this.fromDatabase((p) => p.workers())) ?? [], await mem.workers());
   }
+}
+
+function withMine(fromDb: readonly WorkerRecord[], mine: readonly WorkerRecord[]): WorkerRecord[] {
+  const ids = new Set(mine.map((w) => w.workerId));
+  return [...fromDb.filter((w) => !ids.has(w.workerId)), ...mine].sort((a, b) => (a.workerId < b.workerId ? -1 : 1));
 }
