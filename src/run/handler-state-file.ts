@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { safeName } from '../store/fallback/journal.js';
 import { type ProcessIdentity, isAlive, selfIdentity } from '../store/fallback/process-identity.js';
+import { namesIn } from '../dir-names.js';
 
 export interface HandlerStateFile {
   workerId: string;
@@ -45,12 +46,7 @@ export function removeHandlerState(dir: string, workerId: string): void {
 }
 
 function readAll(dir: string): { file: string; state: HandlerStateFile | null }[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir).filter((n) => n.startsWith(PREFIX) && n.endsWith('.json'));
-  } catch {
-    return [];
-  }
+  const names = namesIn(dir).filter((n) => n.startsWith(PREFIX) && n.endsWith('.json'));
   return names.map((n) => {
     const file = path.join(dir, n);
     try {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { pidExists } from '../../pid-exists.js';
 import type { JournalEntry } from './journal.js';
 import { type ProcessIdentity, isAlive } from './process-identity.js';
+import { namesIn } from '../../dir-names.js';
 
 /**
  * Claim markers: how several ckpt processes on one host keep from running the same file while
@@ -170,12 +171,7 @@ export class ClaimMarkers {
 
   /** The current marker of every file (for replay, clean-up and `ckpt doctor`). */
   all(): Marker[] {
-    let keys: string[];
-    try {
-      keys = fs.readdirSync(this.root);
-    } catch {
-      return [];
-    }
+    const keys = namesIn(this.root);
     const out: Marker[] = [];
     for (const k of keys) {
       const m = readCurrent(path.join(this.root, k));
@@ -199,12 +195,7 @@ export class ClaimMarkers {
  * a reused pid keeps its file until that process is gone too, which costs nothing.
  */
 function removeDeadTemps(dir: string): void {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return;
-  }
+  const names = namesIn(dir);
   for (const n of names) {
     const m = TEMP_RE.exec(n);
     if (!m || pidExists(Number(m[1]))) continue;
@@ -236,12 +227,7 @@ function genName(g: number): string {
 }
 
 function gens(dir: string): number[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return [];
-  }
+  const names = namesIn(dir);
   const out: number[] = [];
   for (const n of names) {
     const m = GEN_RE.exec(n);

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { HandlerStats } from '../types.js';
 import type { ProcessIdentity } from './process-identity.js';
+import { namesIn } from '../../dir-names.js';
 
 /**
  * The fallback journal: one append-only NDJSON file per process beside the database
@@ -223,12 +224,7 @@ export function orphanJournals(dir: string, ownFile: string, host: string, alive
 
 /** Journal files in the fallback folder (absolute paths), oldest name first. */
 export function listJournals(dir: string): string[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return [];
-  }
+  const names = namesIn(dir);
   return names
     .filter((n) => n.startsWith(JOURNAL_PREFIX) && n.endsWith(JOURNAL_SUFFIX))
     .sort()

@@ -8,6 +8,7 @@ import { isAlive } from './process-identity.js';
 import type { Recovery } from './recovery.js';
 import type { SqlitePrimary } from './sqlite-primary.js';
 import { removeStaleStates } from './state-files.js';
+import { namesIn } from '../../dir-names.js';
 
 /** What opening needs from the FallbackStore it starts. */
 export interface StartDeps {
@@ -64,12 +65,7 @@ export function* openAtStart(check: boolean, d: StartDeps): Generator<unknown, v
  */
 function cleanLeftovers(dir: string, host: string): void {
   removeStaleStates(dir);
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return;
-  }
+  const names = namesIn(dir);
   for (const n of names) {
     const full = path.join(dir, n);
     try {

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { safeName } from './journal.js';
 import type { ModeInfo } from './options.js';
 import { type ProcessIdentity, isAlive } from './process-identity.js';
+import { namesIn } from '../../dir-names.js';
 
 /**
  * Each running FallbackStore keeps `<db>.fallback/state-<worker>-<pid>.json` up to date with its
@@ -80,12 +81,7 @@ export function fallbackDirOf(dbPath: string): string {
  * that cannot be read or parsed is left alone: it may be being written. Returns how many went.
  */
 export function removeStaleStates(dir: string): number {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir).filter((n) => n.startsWith('state-') && n.endsWith('.json'));
-  } catch {
-    return 0;
-  }
+  const names = namesIn(dir).filter((n) => n.startsWith('state-') && n.endsWith('.json'));
   let removed = 0;
   for (const n of names) {
     const full = path.join(dir, n);
@@ -114,12 +110,7 @@ export function fallbackDirForConfig(database: { kind: 'sqlite'; path: string } 
 
 /** State of every ckpt process using this fallback folder whose process still runs. */
 export function readFallbackStates(dir: string): FallbackState[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir).filter((n) => n.startsWith('state-') && n.endsWith('.json'));
-  } catch {
-    return [];
-  }
+  const names = namesIn(dir).filter((n) => n.startsWith('state-') && n.endsWith('.json'));
   const out: FallbackState[] = [];
   for (const n of names) {
     try {
